@@ -1,1 +1,24 @@
+//! OpenTofu-compatible state and plan encryption.
+//!
+//! * [`config`]: the configuration language (HCL, JSON, `TF_ENCRYPTION`, variables);
+//! * [`Registry`]: key-provider and method types (not global);
+//! * [`Encryption`]: a validated configuration with its `state`, `plan` and remote-state
+//!   targets, which encrypt to and decrypt from the `v0` [`envelope`].
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod diagnostics;
+pub mod envelope;
+mod error;
 pub mod gojson;
+pub mod key_provider;
+pub mod method;
+mod registry;
+pub mod secret;
+mod target;
+
+pub use diagnostics::{Diagnostic, Diagnostics, Location, Severity};
+pub use error::Error;
+pub use registry::{Registry, UNENCRYPTED};
+pub use secret::{Keys, Secret};
+pub use target::{Encryption, Status, Target, TargetEncryption};

@@ -1,0 +1,319 @@
+//! The OpenTofu `v0` encryption envelope.
+//!
+//! Wire layout (Go `json.Marshal`, compact, no trailing newline), keys in this order:
+//! `serial`, `lineage` (state only), `meta`, `encrypted_data`, `encryption_version`.
+//! `meta` values and `encrypted_data` are standard padded base64. See `docs/ENCRYPTION-FORMAT.md` §1.
+//!
+//! Reading follows Go's `encoding/json`: key names match exactly first and then
+//! case-insensitively, the last duplicate wins, unknown keys are ignored, and a type error
+//! anywhere makes the whole input "not an envelope".
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use base64::Engine as _;
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use crate::gojson;
+
+/// The only envelope version that exists.
+pub const VERSION: &str = "v0";
+
+/// A parsed envelope. `meta` maps a storage key (`key_provider.TYPE.NAME` or an alias) to the
+/// provider's metadata JSON (already base64-decoded).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Envelope {
+    /// `Some` for state envelopes (`serial` may still be `None`, written as `null`).
+    pub state_fields: Option<StateFields>,
+    pub meta: BTreeMap<String, Vec<u8>>,
+    pub encrypted_data: Vec<u8>,
+    pub version: String,
+}
+
+/// The plaintext copies of `serial` and `lineage` that a state envelope carries.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StateFields {
+    pub serial: Option<i64>,
+    pub lineage: String,
+}
+
+impl fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Envelope")
+            .field("state_fields", &self.state_fields)
+            .field("meta_keys", &self.meta.keys().collect::<Vec<_>>())
+            .field("encrypted_data_len", &self.encrypted_data.len())
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+/// Why bytes are not an envelope (they may still be a valid plaintext).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotEnvelope {
+    /// The bytes are not JSON of the envelope's shape; carries the JSON error text.
+    Json(String),
+    /// Valid JSON, but `encryption_version` is missing or empty.
+    NoVersion,
+}
+
+impl Envelope {
+    /// Parses `input` the way OpenTofu does. `Ok` means "this is an envelope" (the version is
+    /// non-empty but not yet checked against [`VERSION`]).
+    pub fn parse(input: &[u8]) -> Result<Envelope, NotEnvelope> {
+        let mut de = serde_json::Deserializer::from_slice(input);
+        let raw: RawFields =
+            RawFields::deserialize(&mut de).map_err(|e| NotEnvelope::Json(e.to_string()))?;
+        de.end().map_err(|e| NotEnvelope::Json(e.to_string()))?;
+        let env = raw.decode().map_err(NotEnvelope::Json)?;
+        if env.version.is_empty() {
+            return Err(NotEnvelope::NoVersion);
+        }
+        Ok(env)
+    }
+
+    /// Serializes the envelope byte for byte as OpenTofu writes it.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let mut out = String::with_capacity(self.encrypted_data.len() * 4 / 3 + 256);
+        out.push('{');
+        if let Some(sf) = &self.state_fields {
+            out.push_str("\"serial\":");
+            match sf.serial {
+                Some(s) => out.push_str(&s.to_string()),
+                None => out.push_str("null"),
+            }
+            out.push_str(",\"lineage\":");
+            gojson::write_string(&mut out, &sf.lineage);
+            out.push(',');
+        }
+        out.push_str("\"meta\":{");
+        for (i, (k, v)) in self.meta.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            gojson::write_string(&mut out, k);
+            out.push_str(":\"");
+            b64.encode_string(v, &mut out);
+            out.push('"');
+        }
+        out.push_str("},\"encrypted_data\":\"");
+        b64.encode_string(&self.encrypted_data, &mut out);
+        out.push_str("\",\"encryption_version\":");
+        gojson::write_string(&mut out, &self.version);
+        out.push('}');
+        out.into_bytes()
+    }
+}
+
+/// Field values as they appear in the JSON, before base64 decoding. Go assigns fields in input
+/// order; for each input key the exact field name wins over a case-insensitive match.
+#[derive(Default)]
+struct RawFields<'a> {
+    serial: Option<&'a RawValue>,
+    lineage: Option<&'a RawValue>,
+    meta: Option<&'a RawValue>,
+    encrypted_data: Option<&'a RawValue>,
+    encryption_version: Option<&'a RawValue>,
+}
+
+const FIELDS: [&str; 5] = [
+    "serial",
+    "lineage",
+    "meta",
+    "encrypted_data",
+    "encryption_version",
+];
+
+impl<'a> RawFields<'a> {
+    fn slot(&mut self, key: &str) -> Option<&mut Option<&'a RawValue>> {
+        let idx = FIELDS
+            .iter()
+            .position(|f| *f == key)
+            .or_else(|| FIELDS.iter().position(|f| go_equal_fold(f, key)))?;
+        Some(match idx {
+            0 => &mut self.serial,
+            1 => &mut self.lineage,
+            2 => &mut self.meta,
+            3 => &mut self.encrypted_data,
+            _ => &mut self.encryption_version,
+        })
+    }
+
+    fn deserialize<D: Deserializer<'a>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawFields<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = RawFields::default();
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    let value: &'de RawValue = map.next_value()?;
+                    if let Some(slot) = out.slot(&key) {
+                        *slot = Some(value);
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(V)
+    }
+
+    fn decode(&self) -> Result<Envelope, String> {
+        let serial: Option<i64> = parse_opt(self.serial, "serial")?.flatten();
+        let lineage: Option<String> = parse_opt(self.lineage, "lineage")?.flatten();
+        let meta_raw: Option<BTreeMap<String, Option<Cow<'_, str>>>> =
+            parse_opt(self.meta, "meta")?.flatten();
+        let data: Option<Cow<'_, str>> =
+            parse_opt(self.encrypted_data, "encrypted_data")?.flatten();
+        let version: Option<String> =
+            parse_opt(self.encryption_version, "encryption_version")?.flatten();
+        let mut meta = BTreeMap::new();
+        for (k, v) in meta_raw.unwrap_or_default() {
+            let bytes = match v {
+                Some(s) => go_base64_decode(&s).map_err(|e| format!("meta[{k:?}]: {e}"))?,
+                None => Vec::new(),
+            };
+            meta.insert(k, bytes);
+        }
+        let encrypted_data = match data {
+            Some(s) => go_base64_decode(&s).map_err(|e| format!("encrypted_data: {e}"))?,
+            None => Vec::new(),
+        };
+        let state_fields = if self.serial.is_some() || self.lineage.is_some() {
+            Some(StateFields {
+                serial,
+                lineage: lineage.unwrap_or_default(),
+            })
+        } else {
+            None
+        };
+        Ok(Envelope {
+            state_fields,
+            meta,
+            encrypted_data,
+            version: version.unwrap_or_default(),
+        })
+    }
+}
+
+fn parse_opt<'a, T: serde::Deserialize<'a>>(
+    raw: Option<&'a RawValue>,
+    field: &str,
+) -> Result<Option<Option<T>>, String> {
+    match raw {
+        None => Ok(None),
+        Some(r) => serde_json::from_str::<Option<T>>(r.get())
+            .map(Some)
+            .map_err(|e| format!("json: cannot unmarshal {field}: {e}")),
+    }
+}
+
+/// Go's `strings.EqualFold` restricted to what matters for ASCII field names (Go also folds the
+/// Kelvin sign and long s onto `k` and `s`).
+fn go_equal_fold(field: &str, key: &str) -> bool {
+    let mut kc = key.chars();
+    for f in field.chars() {
+        let Some(c) = kc.next() else { return false };
+        let c = match c {
+            '\u{212A}' => 'k',
+            '\u{17F}' => 's',
+            c => c.to_ascii_lowercase(),
+        };
+        if c != f {
+            return false;
+        }
+    }
+    kc.next().is_none()
+}
+
+/// Go's `base64.StdEncoding.DecodeString` as used by `encoding/json` for `[]byte`: padding is
+/// required, and `\r` and `\n` are skipped.
+pub(crate) fn go_base64_decode(s: &str) -> Result<Vec<u8>, String> {
+    let engine = base64::engine::general_purpose::STANDARD;
+    let decoded = if s.bytes().any(|b| b == b'\r' || b == b'\n') {
+        let cleaned: String = s.chars().filter(|c| *c != '\r' && *c != '\n').collect();
+        engine.decode(cleaned)
+    } else {
+        engine.decode(s)
+    };
+    decoded.map_err(|e| format!("illegal base64 data: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn golden_state_envelope_bytes() {
+        let mut meta = BTreeMap::new();
+        meta.insert(
+            "key_provider.pbkdf2.main".to_string(),
+            br#"{"salt":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=","iterations":600000,"hash_function":"sha512","key_length":32}"#.to_vec(),
+        );
+        let env = Envelope {
+            state_fields: Some(StateFields {
+                serial: Some(7),
+                lineage: "a<b>&c".into(),
+            }),
+            meta,
+            encrypted_data: vec![0xa0, 0xa1, 0xa2],
+            version: VERSION.into(),
+        };
+        let want = r#"{"serial":7,"lineage":"a\u003cb\u003e\u0026c","meta":{"key_provider.pbkdf2.main":"eyJzYWx0IjoiQUFFQ0F3UUZCZ2NJQ1FvTERBME9EeEFSRWhNVUZSWVhHQmthR3h3ZEhoOD0iLCJpdGVyYXRpb25zIjo2MDAwMDAsImhhc2hfZnVuY3Rpb24iOiJzaGE1MTIiLCJrZXlfbGVuZ3RoIjozMn0="},"encrypted_data":"oKGi","encryption_version":"v0"}"#;
+        assert_eq!(String::from_utf8(env.to_bytes()).unwrap(), want);
+        assert_eq!(Envelope::parse(want.as_bytes()).unwrap(), env);
+    }
+
+    #[test]
+    fn plan_envelope_has_no_state_fields_and_empty_meta_is_an_object() {
+        let env = Envelope {
+            state_fields: None,
+            meta: BTreeMap::new(),
+            encrypted_data: vec![1],
+            version: "v0".into(),
+        };
+        assert_eq!(
+            env.to_bytes(),
+            br#"{"meta":{},"encrypted_data":"AQ==","encryption_version":"v0"}"#
+        );
+    }
+
+    #[test]
+    fn go_reader_quirks() {
+        // case-insensitive keys, last duplicate wins, unknown keys ignored, null meta is empty
+        let env = Envelope::parse(br#"{"Encryption_Version":"v1","encryption_version":"v0","meta":null,"x":[1],"ENCRYPTED_DATA":"AQ=="}"#).unwrap();
+        assert_eq!(env.version, "v0");
+        assert!(env.meta.is_empty());
+        assert_eq!(env.encrypted_data, vec![1]);
+        // base64 with CR/LF inside is accepted
+        assert_eq!(
+            Envelope::parse(b"{\"encrypted_data\":\"A\\r\\nQ==\",\"encryption_version\":\"v0\"}")
+                .unwrap()
+                .encrypted_data,
+            vec![1]
+        );
+    }
+
+    #[test]
+    fn type_errors_make_it_not_an_envelope() {
+        assert!(matches!(
+            Envelope::parse(br#"{"meta":{"a":{"b":1}},"encryption_version":"v0"}"#),
+            Err(NotEnvelope::Json(_))
+        ));
+        assert!(matches!(
+            Envelope::parse(br#"{"encrypted_data":"AQ","encryption_version":"v0"}"#),
+            Err(NotEnvelope::Json(_))
+        ));
+        assert_eq!(
+            Envelope::parse(br#"{"version":4,"terraform_version":"1.7.0"}"#),
+            Err(NotEnvelope::NoVersion)
+        );
+        assert!(matches!(Envelope::parse(b""), Err(NotEnvelope::Json(_))));
+        assert!(matches!(Envelope::parse(b"[1]"), Err(NotEnvelope::Json(_))));
+    }
+}

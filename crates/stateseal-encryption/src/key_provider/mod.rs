@@ -1,0 +1,67 @@
+//! The key-provider joint: configuration and stored metadata in, keys and new metadata out.
+//!
+//! A provider is built by a [`KeyProviderFactory`] from its evaluated configuration (building
+//! never contacts a key service) and then asked for keys with [`KeyProvider::provide`]. Chained
+//! providers are resolved by the library: a provider sees its upstream's keys as ordinary
+//! configuration values (`{encryption_key = [...], decryption_key = [...]}`).
+
+pub mod pbkdf2;
+
+use std::sync::Arc;
+
+use crate::secret::Keys;
+
+/// What the caller needs the keys for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose<'a> {
+    /// A fresh encryption key (and the metadata to store next to the ciphertext).
+    Encrypt,
+    /// The decryption key for data written with this provider. `stored` is the metadata the
+    /// provider stored in the envelope under its storage key, if any. Without it a provider
+    /// returns no decryption key (and the method then reports `no decryption key available`).
+    Decrypt { stored: Option<&'a [u8]> },
+}
+
+/// What a provider hands back.
+#[derive(Clone, Debug, Default)]
+pub struct Provided {
+    pub keys: Keys,
+    /// The metadata JSON to store in the envelope (only meaningful for [`Purpose::Encrypt`]).
+    pub metadata: Option<Vec<u8>>,
+}
+
+/// A configured key provider. Messages must never contain key material or passphrases.
+pub trait KeyProvider: Send + Sync {
+    fn provide(&self, purpose: Purpose<'_>) -> Result<Provided, ProviderError>;
+}
+
+/// Builds a provider from its evaluated configuration body (a JSON object). Must not contact
+/// any key service: `stateseal validate` calls it.
+pub type KeyProviderFactory =
+    Arc<dyn Fn(&serde_json::Value) -> Result<Box<dyn KeyProvider>, String> + Send + Sync>;
+
+/// A failure while producing keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderError {
+    /// The stored metadata cannot be decoded into this provider's metadata structure.
+    Metadata(String),
+    /// Any other failure (key service errors, invalid upstream keys, ...).
+    Failed(String),
+}
+
+impl std::fmt::Display for ProviderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProviderError::Metadata(m) | ProviderError::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for ProviderError {}
+
+/// Decodes a provider's configuration into its typed form, rejecting unknown attributes.
+pub fn decode_config<T: serde::de::DeserializeOwned>(
+    config: &serde_json::Value,
+) -> Result<T, String> {
+    T::deserialize(config).map_err(|e| e.to_string())
+}

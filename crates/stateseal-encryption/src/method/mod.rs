@@ -1,0 +1,74 @@
+//! The method joint: bytes in, bytes out. A method must detect a failed decryption itself.
+
+pub mod aes_gcm;
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::secret::{Keys, Secret};
+
+/// A configured encryption method.
+pub trait Method: Send + Sync {
+    fn encrypt(&self, plaintext: &[u8]) -> Result<Vec<u8>, MethodError>;
+    /// Takes ownership so that large payloads can be decrypted in place.
+    fn decrypt(&self, ciphertext: Vec<u8>) -> Result<Vec<u8>, MethodError>;
+}
+
+/// Builds a method from its evaluated configuration body (a JSON object in which `keys`, if
+/// present, already holds the key provider's output).
+pub type MethodFactory =
+    Arc<dyn Fn(&serde_json::Value) -> Result<Box<dyn Method>, String> + Send + Sync>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MethodError {
+    /// No decryption key: the data was written with metadata this configuration cannot use.
+    NoDecryptionKey,
+    /// No encryption key was provided.
+    NoEncryptionKey,
+    /// Authentication failed or the data is malformed (wrong key, tampered data).
+    DecryptionFailed(String),
+    /// Anything else (an external program failed, ...).
+    Failed(String),
+}
+
+impl std::fmt::Display for MethodError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MethodError::NoDecryptionKey => f.write_str("no decryption key available"),
+            MethodError::NoEncryptionKey => f.write_str("no encryption key available"),
+            MethodError::DecryptionFailed(m) => write!(f, "decryption failed: {m}"),
+            MethodError::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for MethodError {}
+
+/// The `keys` object as configured: `{encryption_key = [bytes], decryption_key = [bytes]}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeysValue {
+    /// Outer `None`: the attribute is missing; inner `None`: it is `null`.
+    #[serde(default, deserialize_with = "present")]
+    encryption_key: Option<Option<Vec<u8>>>,
+    #[serde(default)]
+    decryption_key: Option<Vec<u8>>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Vec<u8>>>, D::Error> {
+    Option::<Vec<u8>>::deserialize(d).map(Some)
+}
+
+/// Reads a `keys` value (a key provider's output or a literal object). The `encryption_key`
+/// attribute must be present (it is `null` when the keys were produced only for decryption).
+pub fn keys_from_value(v: &serde_json::Value) -> Result<Keys, String> {
+    let k: KeysValue = KeysValue::deserialize(v).map_err(|e| format!("invalid keys value: {e}"))?;
+    let Some(enc) = k.encryption_key else {
+        return Err("Missing encryption_key value".into());
+    };
+    Ok(Keys {
+        encryption_key: enc.filter(|k| !k.is_empty()).map(Secret::new),
+        decryption_key: k.decryption_key.filter(|k| !k.is_empty()).map(Secret::new),
+    })
+}
