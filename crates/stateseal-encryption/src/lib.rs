@@ -12,6 +12,7 @@ pub mod envelope;
 mod error;
 pub mod gojson;
 pub mod key_provider;
+pub mod load;
 pub mod method;
 mod registry;
 pub mod secret;
