@@ -1,0 +1,28 @@
+//! OpenTofu-compatible state stores.
+//!
+//! * [`Store`]: workspaces, get, conditional put, delete, lock, unlock, versions, with
+//!   semantic [`Error`]s; every backend passes [`conformance::run`];
+//! * [`LocalStore`] (OpenTofu's paths and `fcntl` lock) and, with feature `s3`,
+//!   [`s3::S3Store`] (DynamoDB locks and digests, `.tflock` lock files, SSE);
+//! * [`LockInfo`] with Go-identical JSON bytes;
+//! * [`StateMeta`]: the few fields of a state that are read, the bytes staying opaque;
+//! * [`Sealed`]: reads and writes through the directory's encryption, with OpenTofu's state
+//!   rules.
+#![forbid(unsafe_code)]
+
+pub mod conformance;
+mod error;
+pub mod local;
+pub mod lock_info;
+#[cfg(feature = "s3")]
+pub mod s3;
+pub mod sealed;
+pub mod state;
+pub mod store;
+
+pub use error::{Error, Result};
+pub use local::LocalStore;
+pub use lock_info::LockInfo;
+pub use sealed::{Pulled, PushOptions, Sealed, Written};
+pub use state::StateMeta;
+pub use store::{Object, PutMode, Store, Version, VersionInfo, DEFAULT_WORKSPACE};

@@ -1,0 +1,3 @@
+//! S3 backend.
+pub mod builder;
+pub mod layout;

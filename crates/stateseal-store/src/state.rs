@@ -1,0 +1,304 @@
+//! The little of a state file that stateseal reads: `version`, `serial`, `lineage`,
+//! `terraform_version`, `outputs`. The bytes stay opaque: the only edits are in place (the
+//! digits of `serial`, the string of `lineage`), so unknown fields, key order and formatting
+//! survive exactly (BACKENDS.md §6).
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// The fields of a v4 state that stateseal looks at.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StateMeta {
+    pub version: u64,
+    pub serial: u64,
+    pub lineage: String,
+    pub terraform_version: String,
+    pub outputs: Map<String, Value>,
+    /// Number of entries in `resources`.
+    pub resources: usize,
+}
+
+#[derive(Deserialize)]
+struct Wire {
+    version: Option<Value>,
+    serial: Option<Value>,
+    #[serde(default)]
+    lineage: Option<Value>,
+    #[serde(default)]
+    terraform_version: Option<Value>,
+    #[serde(default)]
+    outputs: Option<Value>,
+    #[serde(default)]
+    resources: Option<Value>,
+    #[serde(default)]
+    encryption_version: Option<Value>,
+}
+
+impl StateMeta {
+    /// Parses a plaintext state. An encrypted envelope, another format version, or a value that
+    /// is not a JSON object is an error that says which.
+    pub fn parse(bytes: &[u8]) -> Result<StateMeta, String> {
+        let w: Wire = serde_json::from_slice(bytes).map_err(|e| format!("not JSON ({e})"))?;
+        if w.version.is_none() && w.encryption_version.is_some() {
+            return Err(
+                "it is encrypted and can not be read without an encryption configuration".into(),
+            );
+        }
+        let version = match w.version {
+            Some(Value::Number(n)) => n.as_u64().ok_or("\"version\" is not a whole number")?,
+            Some(_) => return Err("\"version\" is not a number".into()),
+            None => return Err("it has no \"version\"".into()),
+        };
+        if version != 4 {
+            return Err(format!(
+                "state format version {version} is not supported (only 4)"
+            ));
+        }
+        let serial = match w.serial {
+            Some(Value::Number(n)) => n.as_u64().ok_or("\"serial\" is not a whole number")?,
+            Some(_) => return Err("\"serial\" is not a number".into()),
+            None => return Err("it has no \"serial\"".into()),
+        };
+        let string = |v: Option<Value>, name: &str| match v {
+            None | Some(Value::Null) => Ok(String::new()),
+            Some(Value::String(s)) => Ok(s),
+            Some(_) => Err(format!("{name:?} is not a string")),
+        };
+        let outputs = match w.outputs {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(m)) => m,
+            Some(_) => return Err("\"outputs\" is not an object".into()),
+        };
+        let resources = match w.resources {
+            None | Some(Value::Null) => 0,
+            Some(Value::Array(a)) => a.len(),
+            Some(_) => return Err("\"resources\" is not an array".into()),
+        };
+        Ok(StateMeta {
+            version,
+            serial,
+            lineage: string(w.lineage, "lineage")?,
+            terraform_version: string(w.terraform_version, "terraform_version")?,
+            outputs,
+            resources,
+        })
+    }
+
+    /// No resources and no outputs: `state push` may overwrite it whatever its lineage.
+    pub fn is_empty(&self) -> bool {
+        self.resources == 0 && self.outputs.is_empty()
+    }
+
+    /// Output values by name (`terraform_remote_state` ignores `sensitive`).
+    pub fn output_values(&self) -> Map<String, Value> {
+        self.outputs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.get("value").cloned().unwrap_or(Value::Null)))
+            .collect()
+    }
+}
+
+/// Compares two states the way OpenTofu decides whether anything changed: everything but
+/// `serial`, `lineage` and `terraform_version`, as JSON values (formatting does not count).
+pub fn same_content(a: &[u8], b: &[u8]) -> bool {
+    let strip = |bytes: &[u8]| -> Option<Value> {
+        let mut v: Value = serde_json::from_slice(bytes).ok()?;
+        let o = v.as_object_mut()?;
+        for k in ["serial", "lineage", "terraform_version"] {
+            o.remove(k);
+        }
+        Some(v)
+    };
+    match (strip(a), strip(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// A brand-new empty state, as OpenTofu writes when a workspace is created on a remote backend.
+pub fn empty_state(lineage: &str, serial: u64, terraform_version: &str) -> Vec<u8> {
+    let mut s = String::from("{\"version\":4,\"terraform_version\":");
+    stateseal_encryption::gojson::write_string(&mut s, terraform_version);
+    s.push_str(&format!(",\"serial\":{serial},\"lineage\":"));
+    stateseal_encryption::gojson::write_string(&mut s, lineage);
+    s.push_str(",\"outputs\":{},\"resources\":[],\"check_results\":null}\n");
+    s.into_bytes()
+}
+
+/// A new lineage: a random UUID-shaped string, like `statemgr.NewLineage`.
+pub fn new_lineage() -> String {
+    crate::lock_info::new_lock_id()
+}
+
+/// Returns `bytes` with the top-level `serial` replaced by `serial`; nothing else changes.
+pub fn with_serial(bytes: &[u8], serial: u64) -> Result<Vec<u8>, String> {
+    replace_top_level(bytes, "serial", serial.to_string().as_bytes())
+}
+
+/// Returns `bytes` with the top-level `lineage` replaced; nothing else changes.
+pub fn with_lineage(bytes: &[u8], lineage: &str) -> Result<Vec<u8>, String> {
+    replace_top_level(
+        bytes,
+        "lineage",
+        stateseal_encryption::gojson::string(lineage).as_bytes(),
+    )
+}
+
+fn replace_top_level(bytes: &[u8], key: &str, value: &[u8]) -> Result<Vec<u8>, String> {
+    let span = top_level_value_span(bytes, key)?.ok_or_else(|| format!("no top-level {key:?}"))?;
+    let mut out = Vec::with_capacity(bytes.len() + value.len());
+    out.extend_from_slice(&bytes[..span.start]);
+    out.extend_from_slice(value);
+    out.extend_from_slice(&bytes[span.end..]);
+    Ok(out)
+}
+
+/// Finds the byte range of the value of `key` in the top-level JSON object. The input must be
+/// valid JSON (checked first); the scan then only needs to track strings and nesting.
+fn top_level_value_span(bytes: &[u8], key: &str) -> Result<Option<std::ops::Range<usize>>, String> {
+    let _: serde::de::IgnoredAny =
+        serde_json::from_slice(bytes).map_err(|e| format!("not JSON ({e})"))?;
+    let ws = |i: &mut usize| {
+        while *i < bytes.len() && bytes[*i].is_ascii_whitespace() {
+            *i += 1;
+        }
+    };
+    // Returns the index just past the string starting at `i` (which is a quote).
+    let skip_string = |mut i: usize| -> usize {
+        i += 1;
+        while bytes[i] != b'"' {
+            if bytes[i] == b'\\' {
+                i += 1;
+            }
+            i += 1;
+        }
+        i + 1
+    };
+    let skip_value = |mut i: usize| -> usize {
+        let mut depth = 0usize;
+        loop {
+            match bytes[i] {
+                b'"' => {
+                    i = skip_string(i);
+                    if depth == 0 {
+                        return i;
+                    }
+                    continue;
+                }
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => {
+                    if depth == 0 {
+                        return i;
+                    }
+                    depth -= 1;
+                    if depth == 0 {
+                        return i + 1;
+                    }
+                }
+                b',' if depth == 0 => return i,
+                c if depth == 0 && c.is_ascii_whitespace() => return i,
+                _ => {}
+            }
+            i += 1;
+        }
+    };
+    let mut i = 0;
+    ws(&mut i);
+    if bytes.get(i) != Some(&b'{') {
+        return Err("not a JSON object".into());
+    }
+    i += 1;
+    let mut found = None;
+    loop {
+        ws(&mut i);
+        if bytes[i] == b'}' {
+            return Ok(found);
+        }
+        let kstart = i;
+        i = skip_string(i);
+        let name: String =
+            serde_json::from_slice(&bytes[kstart..i]).map_err(|e| format!("bad key: {e}"))?;
+        ws(&mut i);
+        i += 1; // ':'
+        ws(&mut i);
+        let vstart = i;
+        i = skip_value(i);
+        if name == key {
+            // Go keeps the last of duplicate keys; so do we.
+            found = Some(vstart..i);
+        }
+        ws(&mut i);
+        if bytes[i] == b',' {
+            i += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PRETTY: &str = "{\n  \"version\": 4,\n  \"terraform_version\": \"1.15.5\",\n  \"serial\": 7,\n  \"lineage\": \"abc\",\n  \"outputs\": {\n    \"greeting\": {\"value\": \"hi\", \"type\": \"string\", \"sensitive\": true}\n  },\n  \"resources\": [{\"serial\": 99, \"x\": \"} ] , \\\"serial\\\": 1\"}],\n  \"check_results\": null,\n  \"future_field\": {\"keep\": [1, 2]}\n}\n";
+
+    #[test]
+    fn parses_the_fields_it_needs() {
+        let m = StateMeta::parse(PRETTY.as_bytes()).unwrap();
+        assert_eq!((m.version, m.serial, m.lineage.as_str()), (4, 7, "abc"));
+        assert_eq!(m.terraform_version, "1.15.5");
+        assert_eq!(m.resources, 1);
+        assert!(!m.is_empty());
+        assert_eq!(m.output_values()["greeting"], "hi");
+    }
+
+    #[test]
+    fn serial_and_lineage_edits_touch_nothing_else() {
+        let out = with_serial(PRETTY.as_bytes(), 12345).unwrap();
+        let expected = PRETTY.replace("\"serial\": 7", "\"serial\": 12345");
+        assert_eq!(String::from_utf8(out.clone()).unwrap(), expected);
+        let out = with_lineage(&out, "new<&>").unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            expected.replace("\"abc\"", r#""new\u003c\u0026\u003e""#)
+        );
+        let compact = br#"{"version":4,"serial":1,"lineage":"l","outputs":{}}"#;
+        assert_eq!(
+            with_serial(compact, 2).unwrap(),
+            br#"{"version":4,"serial":2,"lineage":"l","outputs":{}}"#
+        );
+    }
+
+    #[test]
+    fn fail_inputs_name_the_problem() {
+        for (bad, want) in [
+            (&b"not json"[..], "not JSON"),
+            (b"[1]", "not JSON"),
+            (b"{\"version\":3,\"serial\":1}", "version 3"),
+            (b"{\"serial\":1}", "no \"version\""),
+            (b"{\"version\":4}", "no \"serial\""),
+            (
+                b"{\"serial\":1,\"lineage\":\"l\",\"meta\":{},\"encrypted_data\":\"\",\"encryption_version\":\"v0\"}",
+                "encrypted",
+            ),
+        ] {
+            let e = StateMeta::parse(bad).unwrap_err();
+            assert!(e.contains(want), "{e}");
+        }
+        assert!(with_serial(b"{\"version\":4", 1).is_err());
+    }
+
+    #[test]
+    fn content_comparison_ignores_header_and_format() {
+        let a = br#"{"version":4,"terraform_version":"1.8.0","serial":1,"lineage":"a","outputs":{},"resources":[]}"#;
+        let b = b"{\n \"version\": 4, \"terraform_version\": \"1.15.5\", \"serial\": 9, \"lineage\": \"b\", \"outputs\": {}, \"resources\": []}\n";
+        assert!(same_content(a, b));
+        assert!(!same_content(a, PRETTY.as_bytes()));
+    }
+
+    #[test]
+    fn empty_state_parses_as_empty() {
+        let s = empty_state("lin", 1, "1.15.5");
+        let m = StateMeta::parse(&s).unwrap();
+        assert!(m.is_empty());
+        assert_eq!((m.serial, m.lineage.as_str()), (1, "lin"));
+    }
+}

@@ -1,0 +1,136 @@
+//! The `Store` trait: named states (workspaces) with get, conditional put, delete, locking and
+//! versions. Bytes are opaque here; encryption and state rules live in [`crate::sealed`].
+
+use async_trait::async_trait;
+
+use crate::{Error, LockInfo, Result};
+
+/// The workspace that always exists.
+pub const DEFAULT_WORKSPACE: &str = "default";
+
+/// An opaque token naming one stored version of a state, for [`PutMode::Update`]
+/// (an S3 ETag, a digest of a local file's bytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Version(pub String);
+
+/// A stored state.
+#[derive(Clone, Debug)]
+pub struct Object {
+    pub bytes: Vec<u8>,
+    pub version: Version,
+    /// The backend's version id (S3 object versioning), when it keeps versions.
+    pub version_id: Option<String>,
+}
+
+/// How a put treats what is already stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PutMode {
+    /// Only if nothing is stored: else [`Error::AlreadyExists`].
+    Create,
+    /// Only if the stored version is still this one: else [`Error::Precondition`].
+    Update(Version),
+    /// Unconditionally, as OpenTofu does under its lock.
+    Overwrite,
+}
+
+/// One entry of a state's history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionInfo {
+    pub id: String,
+    /// RFC 3339, UTC.
+    pub last_modified: String,
+    pub size: u64,
+    pub is_latest: bool,
+    pub is_delete_marker: bool,
+}
+
+/// A state backend. Every method takes the workspace by name; `default` always exists.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// `local`, `s3`, …
+    fn kind(&self) -> &'static str;
+
+    /// Where the workspace's state lives, for messages (`s3://bucket/key`, a path).
+    fn location(&self, workspace: &str) -> String;
+
+    /// True when `lock` actually excludes others (S3 without a table or lock file does not lock).
+    fn locking_enabled(&self) -> bool;
+
+    /// True when a new workspace exists only once a state is written to it (S3), false when it
+    /// is a directory of its own (local).
+    fn workspace_needs_state(&self) -> bool;
+
+    /// `default` first, then the others sorted.
+    async fn workspaces(&self) -> Result<Vec<String>>;
+
+    /// Makes an empty workspace (local: its directory; S3: nothing, see
+    /// [`Store::workspace_needs_state`]).
+    async fn create_workspace(&self, workspace: &str) -> Result<()>;
+
+    /// Deletes a workspace and its state. `default` cannot be deleted.
+    async fn delete_workspace(&self, workspace: &str) -> Result<()>;
+
+    /// The current state. An absent or empty (0-byte) state is [`Error::NotFound`].
+    async fn get(&self, workspace: &str) -> Result<Object>;
+
+    /// Stores `bytes` as the workspace's state.
+    async fn put(&self, workspace: &str, bytes: &[u8], mode: PutMode) -> Result<Version>;
+
+    /// Takes the lock. Fills in `ID` (when empty), `Path` and, for local states, `Created`,
+    /// and returns the record as stored. A held lock is [`Error::Locked`] with the holder.
+    async fn lock(&self, workspace: &str, info: LockInfo) -> Result<LockInfo>;
+
+    /// Releases the lock whose holder ID is `id` (else [`Error::LockMismatch`]).
+    async fn unlock(&self, workspace: &str, id: &str) -> Result<()>;
+
+    /// The current holder, if the lock is held.
+    async fn lock_holder(&self, workspace: &str) -> Result<Option<LockInfo>>;
+
+    /// The state's history, newest first.
+    async fn versions(&self, workspace: &str) -> Result<Vec<VersionInfo>>;
+
+    /// One version from [`Store::versions`].
+    async fn get_version(&self, workspace: &str, version_id: &str) -> Result<Object>;
+}
+
+/// Checks a workspace name the way `tofu workspace new` does: it must equal Go's
+/// `url.PathEscape(name)`, so only `A-Z a-z 0-9 - _ . ~ $ & + : = @`.
+pub fn validate_workspace_name(name: &str) -> Result<()> {
+    let bad = |reason: &str| Error::InvalidWorkspace {
+        name: name.to_string(),
+        reason: reason.to_string(),
+    };
+    if name.is_empty() {
+        return Err(bad("it is empty"));
+    }
+    if name == "." || name == ".." {
+        // PathEscape keeps them, but they would name the parent's (or the default) state.
+        return Err(bad("it would resolve to another path"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "-_.~$&+:=@".contains(*c)))
+    {
+        return Err(bad(&format!(
+            "{c:?} is not allowed; use only letters, digits and - _ . ~ $ & + : = @"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workspace_names_follow_path_escape() {
+        for ok in ["default", "dev", "a.b-c_d~e$f&g+h:i=j@k", "ENV1"] {
+            validate_workspace_name(ok).unwrap();
+        }
+        for bad in [
+            "", "a/b", "a b", "a%20", "a,b", "a;b", "a?b", "é", ".", "..",
+        ] {
+            assert!(validate_workspace_name(bad).is_err(), "{bad}");
+        }
+    }
+}
