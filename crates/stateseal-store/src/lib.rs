@@ -19,6 +19,8 @@ pub mod s3;
 pub mod sealed;
 pub mod state;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use error::{Error, Result};
 pub use local::LocalStore;

@@ -388,6 +388,21 @@ mod tests {
         }
     }
 
+    /// Bytes real Terraform 1.15.5 (Go `json.Marshal`) stored while holding an S3 backend lock,
+    /// captured by `tests/store.rs` with `STATESEAL_CAPTURE_LOCKINFO=DIR`.
+    #[test]
+    fn terraform_written_lock_info_round_trips_byte_for_byte() {
+        for raw in [
+            &include_bytes!("../testdata/lockinfo/terraform-1.15.5-dynamodb-info.json")[..],
+            &include_bytes!("../testdata/lockinfo/terraform-1.15.5-tflock.json")[..],
+        ] {
+            let info = LockInfo::parse(raw).unwrap();
+            assert_eq!(info.to_json().as_bytes(), raw);
+            assert_eq!(info.operation, "OperationTypeApply");
+            assert!(info.path.ends_with("/app/terraform.tfstate"));
+        }
+    }
+
     #[test]
     fn fail_cases_are_rejected() {
         for bad in [

@@ -1,3 +1,355 @@
-//! S3 backend.
+//! The S3 backend, compatible with OpenTofu's and Terraform's `backend "s3"`:
+//!
+//! * [`builder`]: configuration from the `backend "s3"` block, `--backend-config` and the
+//!   environment;
+//! * [`sdk`]: the AWS SDK configuration (credentials, roles, retries, TLS);
+//! * [`client`]: object calls with OpenTofu's headers;
+//! * [`layout`]: object keys, lock IDs, workspace listing;
+//! * [`dynamodb_lock`]: lock items and the `-md5` digest item;
+//! * [`lockfile`]: the `<key>.tflock` lock object.
+//!
+//! Locks are taken lock file first, then DynamoDB, and the lock file is removed again when
+//! DynamoDB refuses, so stateseal, OpenTofu and Terraform exclude each other when they agree on
+//! the mechanisms (BACKENDS.md §3.7).
+
 pub mod builder;
+pub mod client;
+pub mod dynamodb_lock;
 pub mod layout;
+pub mod lockfile;
+pub mod sdk;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use md5::{Digest as _, Md5};
+
+pub use builder::{S3Builder, S3Config};
+use client::{ObjectClient, Purpose};
+use dynamodb_lock::LockTable;
+pub use layout::Layout;
+use lockfile::LockFile;
+
+use crate::store::{validate_workspace_name, Object, PutMode, Store, Version, VersionInfo};
+use crate::{Error, LockInfo, Result, DEFAULT_WORKSPACE};
+
+/// States in an S3 bucket.
+#[derive(Clone, Debug)]
+pub struct S3Store {
+    cfg: Arc<S3Config>,
+    layout: Layout,
+    objects: ObjectClient,
+    table: Option<LockTable>,
+    lockfile: Option<LockFile>,
+    /// How long a read keeps retrying while the object does not match the DynamoDB digest
+    /// (OpenTofu: 10 s).
+    pub consistency_timeout: Duration,
+    /// The pause between those retries (OpenTofu: 2 s).
+    pub consistency_delay: Duration,
+}
+
+fn md5_hex(bytes: &[u8]) -> String {
+    Md5::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl S3Store {
+    /// Builds the clients and, unless `skip_credentials_validation`, checks the credentials
+    /// with STS `GetCallerIdentity` (and the account allow/deny lists).
+    pub async fn connect(cfg: S3Config) -> Result<S3Store> {
+        let sdk = sdk::sdk_config(&cfg.auth).await?;
+        let auth = &cfg.auth;
+        if !auth.skip_credentials_validation {
+            let mut sts = aws_sdk_sts::config::Builder::from(&sdk);
+            if let Some(e) = &auth.endpoints.sts {
+                sts = sts.endpoint_url(e);
+            }
+            if let Some(r) = &auth.sts_region {
+                sts = sts.region(aws_config::Region::new(r.clone()));
+            }
+            let who = aws_sdk_sts::Client::from_conf(sts.build())
+                .get_caller_identity()
+                .send()
+                .await
+                .map_err(|e| {
+                    Error::Config(format!(
+                        "the AWS credentials are not valid (STS GetCallerIdentity: {}); check access_key/secret_key, the profile or the AWS_* environment variables",
+                        client::describe(&e)
+                    ))
+                })?;
+            let account = who.account().unwrap_or_default();
+            if !auth.allowed_account_ids.is_empty()
+                && !auth.allowed_account_ids.iter().any(|a| a == account)
+            {
+                return Err(Error::Config(format!(
+                    "AWS account {account} is not in allowed_account_ids"
+                )));
+            }
+            if auth.forbidden_account_ids.iter().any(|a| a == account) {
+                return Err(Error::Config(format!(
+                    "AWS account {account} is in forbidden_account_ids"
+                )));
+            }
+        }
+        let mut s3 = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(cfg.use_path_style);
+        if let Some(e) = &auth.endpoints.s3 {
+            s3 = s3.endpoint_url(e);
+        }
+        if cfg.skip_s3_checksum {
+            use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
+            s3 = s3
+                .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+                .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        }
+        let cfg = Arc::new(cfg);
+        let objects = ObjectClient {
+            s3: aws_sdk_s3::Client::from_conf(s3.build()),
+            cfg: cfg.clone(),
+        };
+        let table = cfg.dynamodb_table.as_ref().map(|t| {
+            let mut d = aws_sdk_dynamodb::config::Builder::from(&sdk);
+            if let Some(e) = &cfg.auth.endpoints.dynamodb {
+                d = d.endpoint_url(e);
+            }
+            LockTable {
+                ddb: aws_sdk_dynamodb::Client::from_conf(d.build()),
+                table: t.clone(),
+            }
+        });
+        let lockfile = cfg.use_lockfile.then(|| LockFile {
+            objects: objects.clone(),
+        });
+        Ok(S3Store {
+            layout: Layout {
+                bucket: cfg.bucket.clone(),
+                key: cfg.key.clone(),
+                workspace_key_prefix: cfg.workspace_key_prefix.clone(),
+            },
+            cfg,
+            objects,
+            table,
+            lockfile,
+            consistency_timeout: Duration::from_secs(10),
+            consistency_delay: Duration::from_secs(2),
+        })
+    }
+
+    pub fn config(&self) -> &S3Config {
+        &self.cfg
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    fn key(&self, workspace: &str) -> Result<String> {
+        validate_workspace_name(workspace)?;
+        Ok(self.layout.state_key(workspace))
+    }
+
+    /// The object, checked against the DynamoDB digest when a table is configured: a mismatch
+    /// is retried every `consistency_delay` until `consistency_timeout`, then an error.
+    async fn read_consistent(&self, workspace: &str, key: &str) -> Result<Option<Object>> {
+        let deadline = Instant::now() + self.consistency_timeout;
+        loop {
+            let obj = match self.objects.get(key, None).await {
+                Ok(o) => o,
+                // Some S3-compatibles answer GET oddly: ask HEAD whether it is really there.
+                Err(e @ Error::Service { .. }) => match self.objects.exists(key).await {
+                    Ok(false) => None,
+                    _ => return Err(e),
+                },
+                Err(e) => return Err(e),
+            };
+            let Some(table) = &self.table else {
+                return Ok(obj);
+            };
+            // An unreadable or missing digest means no check, as in OpenTofu.
+            let Ok(Some(expected)) = table.digest(&self.layout.digest_id(workspace)).await else {
+                return Ok(obj);
+            };
+            let actual = obj.as_ref().map(|o| md5_hex(&o.bytes)).unwrap_or_default();
+            if actual == expected {
+                return Ok(obj);
+            }
+            if Instant::now() + self.consistency_delay > deadline {
+                return Err(Error::Inconsistent {
+                    bucket: self.cfg.bucket.clone(),
+                    key: key.to_string(),
+                    calculated: actual,
+                    stored: expected,
+                });
+            }
+            tokio::time::sleep(self.consistency_delay).await;
+        }
+    }
+}
+
+#[async_trait]
+impl Store for S3Store {
+    fn kind(&self) -> &'static str {
+        "s3"
+    }
+
+    fn location(&self, workspace: &str) -> String {
+        format!(
+            "s3://{}/{}",
+            self.cfg.bucket,
+            self.layout.state_key(workspace)
+        )
+    }
+
+    fn locking_enabled(&self) -> bool {
+        self.table.is_some() || self.lockfile.is_some()
+    }
+
+    fn workspace_needs_state(&self) -> bool {
+        true
+    }
+
+    async fn workspaces(&self) -> Result<Vec<String>> {
+        let keys = self.objects.list(&self.layout.list_prefix()).await?;
+        Ok(self.layout.workspaces(keys.iter().map(String::as_str)))
+    }
+
+    async fn create_workspace(&self, workspace: &str) -> Result<()> {
+        validate_workspace_name(workspace)?;
+        Ok(())
+    }
+
+    async fn delete_workspace(&self, workspace: &str) -> Result<()> {
+        if workspace == DEFAULT_WORKSPACE {
+            return Err(Error::InvalidWorkspace {
+                name: workspace.into(),
+                reason: "the default workspace can't be deleted".into(),
+            });
+        }
+        let key = self.key(workspace)?;
+        self.objects.delete(&key).await?;
+        if let Some(t) = &self.table {
+            t.delete_digest(&self.layout.digest_id(workspace)).await?;
+        }
+        Ok(())
+    }
+
+    async fn get(&self, workspace: &str) -> Result<Object> {
+        let key = self.key(workspace)?;
+        self.read_consistent(workspace, &key)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                what: format!("state s3://{}/{key}", self.cfg.bucket),
+            })
+    }
+
+    async fn put(&self, workspace: &str, bytes: &[u8], mode: PutMode) -> Result<Version> {
+        let key = self.key(workspace)?;
+        let version = self.objects.put(&key, bytes, &mode, Purpose::State).await?;
+        if let Some(t) = &self.table {
+            t.put_digest(&self.layout.digest_id(workspace), &md5_hex(bytes))
+                .await
+                .map_err(|e| Error::Service {
+                    operation: "PutItem",
+                    what: format!("digest of s3://{}/{key}", self.cfg.bucket),
+                    message: format!(
+                        "the state was written, but its digest could not be stored, so the next read will report a checksum mismatch: {e}"
+                    ),
+                })?;
+        }
+        Ok(version)
+    }
+
+    async fn lock(&self, workspace: &str, mut info: LockInfo) -> Result<LockInfo> {
+        let key = self.key(workspace)?;
+        if !self.locking_enabled() {
+            return Err(Error::Unsupported(
+                "locking is not configured for this s3 backend: set use_lockfile = true and/or dynamodb_table".into(),
+            ));
+        }
+        if info.id.is_empty() {
+            info.id = crate::lock_info::new_lock_id();
+        }
+        info.path = self.layout.lock_id(workspace);
+        let file_key = format!("{key}.tflock");
+        if let Some(lf) = &self.lockfile {
+            lf.lock(&file_key, &info).await?;
+        }
+        if let Some(t) = &self.table {
+            if let Err(e) = t.lock(&self.layout.lock_id(workspace), &info).await {
+                if let Some(lf) = &self.lockfile {
+                    let _ = lf.unlock(&file_key, &info.id).await;
+                }
+                return Err(e);
+            }
+        }
+        Ok(info)
+    }
+
+    async fn unlock(&self, workspace: &str, id: &str) -> Result<()> {
+        let key = self.key(workspace)?;
+        let file = match &self.lockfile {
+            Some(lf) => Some(lf.unlock(&format!("{key}.tflock"), id).await),
+            None => None,
+        };
+        let ddb = match &self.table {
+            Some(t) => Some(t.unlock(&self.layout.lock_id(workspace), id).await),
+            None => None,
+        };
+        match (file, ddb) {
+            (None, None) => Err(Error::Unsupported(
+                "locking is not configured for this s3 backend".into(),
+            )),
+            (Some(r), None) | (None, Some(r)) => r,
+            (Some(Ok(())), Some(Ok(()))) => Ok(()),
+            (Some(Err(Error::NotLocked { what })), Some(Err(Error::NotLocked { .. }))) => {
+                Err(Error::NotLocked { what })
+            }
+            (Some(Err(e @ Error::LockMismatch { .. })), Some(Err(_)))
+            | (Some(Err(_)), Some(Err(e @ Error::LockMismatch { .. }))) => Err(e),
+            (Some(Err(f)), Some(Err(d))) => Err(Error::UnlockFailed {
+                message: format!("failed to unlock both S3 and DynamoDB: {f}; {d}"),
+            }),
+            (Some(Err(f)), Some(Ok(()))) => Err(Error::UnlockFailed {
+                message: format!("dynamoDB lock released but s3 failed: {f}"),
+            }),
+            (Some(Ok(())), Some(Err(d))) => Err(Error::UnlockFailed {
+                message: format!("s3 lock released but dynamoDB failed: {d}"),
+            }),
+        }
+    }
+
+    async fn lock_holder(&self, workspace: &str) -> Result<Option<LockInfo>> {
+        let key = self.key(workspace)?;
+        if let Some(lf) = &self.lockfile {
+            if let Some(h) = lf.holder(&format!("{key}.tflock")).await? {
+                return Ok(Some(h));
+            }
+        }
+        if let Some(t) = &self.table {
+            if let Some((h, _)) = t.holder(&self.layout.lock_id(workspace)).await? {
+                return Ok(Some(h));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn versions(&self, workspace: &str) -> Result<Vec<VersionInfo>> {
+        let key = self.key(workspace)?;
+        self.objects.versions(&key).await
+    }
+
+    async fn get_version(&self, workspace: &str, version_id: &str) -> Result<Object> {
+        let key = self.key(workspace)?;
+        self.objects
+            .get(&key, Some(version_id))
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                what: format!(
+                    "version {version_id:?} of s3://{}/{key} (or it is empty)",
+                    self.cfg.bucket
+                ),
+            })
+    }
+}

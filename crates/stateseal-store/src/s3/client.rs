@@ -1,0 +1,391 @@
+//! The S3 calls, with the headers OpenTofu sends (BACKENDS.md §3.3, §3.4, §3.6): SSE-KMS,
+//! SSE-S3 or SSE-C when `encrypt` is on, the SHA-256 checksum unless `skip_s3_checksum`, the
+//! canned ACL and object tags.
+
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{ChecksumAlgorithm, ObjectCannedAcl, ServerSideEncryption};
+use base64::Engine as _;
+use md5::{Digest as _, Md5};
+
+use super::builder::S3Config;
+use crate::store::{Object, PutMode, Version, VersionInfo};
+use crate::{Error, Result};
+
+/// `Code: message` of a failed AWS call, with the HTTP status, for error messages.
+pub fn describe<E, R>(e: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match e {
+        SdkError::ServiceError(s) => {
+            let err = s.err();
+            match (err.code(), err.message()) {
+                (Some(c), Some(m)) => format!("{c}: {m}"),
+                (Some(c), None) => c.to_string(),
+                _ => format!("{}", DisplayErrorContext(e)),
+            }
+        }
+        _ => format!("{}", DisplayErrorContext(e)),
+    }
+}
+
+/// The HTTP status of a service error.
+pub fn status<E, R: HasStatus>(e: &SdkError<E, R>) -> Option<u16> {
+    e.raw_response().map(|r| r.status_u16())
+}
+
+pub trait HasStatus {
+    fn status_u16(&self) -> u16;
+}
+
+impl HasStatus for aws_sdk_s3::config::http::HttpResponse {
+    fn status_u16(&self) -> u16 {
+        self.status().as_u16()
+    }
+}
+
+fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
+    match e {
+        SdkError::ServiceError(s) => s.err().code(),
+        _ => None,
+    }
+}
+
+/// Go's `url.Values.Encode` for tags: keys sorted, query escaping, space as `+`.
+fn tagging(tags: &std::collections::BTreeMap<String, String>) -> Option<String> {
+    if tags.is_empty() {
+        return None;
+    }
+    let esc = |s: &str| {
+        let mut out = String::new();
+        for b in s.bytes() {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    out.push(b as char)
+                }
+                b' ' => out.push('+'),
+                _ => out.push_str(&format!("%{b:02X}")),
+            }
+        }
+        out
+    };
+    Some(
+        tags.iter()
+            .map(|(k, v)| format!("{}={}", esc(k), esc(v)))
+            .collect::<Vec<_>>()
+            .join("&"),
+    )
+}
+
+/// The three SSE-C values (algorithm, base64 key, base64 MD5 of the key) when in use.
+fn sse_c(cfg: &S3Config) -> Option<(String, String, String)> {
+    let key = cfg.sse_customer_key.as_ref().filter(|_| cfg.encrypt)?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    Some((
+        "AES256".into(),
+        b64.encode(key.expose()),
+        b64.encode(Md5::digest(key.expose())),
+    ))
+}
+
+/// Object operations in the configured bucket.
+#[derive(Clone, Debug)]
+pub struct ObjectClient {
+    pub s3: aws_sdk_s3::Client,
+    pub cfg: std::sync::Arc<S3Config>,
+}
+
+/// What a put is for: the state (state tags) or the lock file (lock tags, `If-None-Match`).
+pub enum Purpose {
+    State,
+    LockFile,
+}
+
+impl ObjectClient {
+    fn url(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.cfg.bucket)
+    }
+
+    fn bucket_missing(&self) -> Error {
+        Error::NotFound {
+            what: format!(
+                "S3 bucket {:?} (create it first, or fix bucket in the backend configuration)",
+                self.cfg.bucket
+            ),
+        }
+    }
+
+    fn service(&self, operation: &'static str, key: &str, message: String) -> Error {
+        Error::Service {
+            operation,
+            what: self.url(key),
+            message,
+        }
+    }
+
+    /// GetObject. `Ok(None)` when the key does not exist or the object is empty.
+    pub async fn get(&self, key: &str, version_id: Option<&str>) -> Result<Option<Object>> {
+        let mut req = self.s3.get_object().bucket(&self.cfg.bucket).key(key);
+        if let Some(v) = version_id {
+            req = req.version_id(v);
+        }
+        if let Some((alg, k, md5)) = sse_c(&self.cfg) {
+            req = req
+                .sse_customer_algorithm(alg)
+                .sse_customer_key(k)
+                .sse_customer_key_md5(md5);
+        }
+        let out = match req.send().await {
+            Ok(o) => o,
+            Err(e) => {
+                if let SdkError::ServiceError(s) = &e {
+                    if s.err().is_no_such_key() {
+                        return Ok(None);
+                    }
+                }
+                return Err(match code(&e) {
+                    Some("NoSuchBucket") => self.bucket_missing(),
+                    Some("NoSuchVersion") | Some("InvalidArgument") if version_id.is_some() => {
+                        Error::NotFound {
+                            what: format!(
+                                "version {:?} of {}",
+                                version_id.unwrap_or_default(),
+                                self.url(key)
+                            ),
+                        }
+                    }
+                    _ => self.service("GetObject", key, describe(&e)),
+                });
+            }
+        };
+        let etag = out.e_tag.clone().unwrap_or_default();
+        let version_id = out.version_id.clone();
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| self.service("GetObject", key, e.to_string()))?
+            .into_bytes()
+            .to_vec();
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Object {
+            bytes,
+            version: Version(etag),
+            version_id,
+        }))
+    }
+
+    /// HeadObject: does the key exist (used where GET answered oddly)?
+    pub async fn exists(&self, key: &str) -> Result<bool> {
+        let mut req = self.s3.head_object().bucket(&self.cfg.bucket).key(key);
+        if let Some((alg, k, md5)) = sse_c(&self.cfg) {
+            req = req
+                .sse_customer_algorithm(alg)
+                .sse_customer_key(k)
+                .sse_customer_key_md5(md5);
+        }
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if status(&e) == Some(404) => Ok(false),
+            Err(e) => Err(self.service("HeadObject", key, describe(&e))),
+        }
+    }
+
+    /// PutObject with OpenTofu's headers and `mode`'s condition. Returns the new ETag.
+    pub async fn put(
+        &self,
+        key: &str,
+        body: &[u8],
+        mode: &PutMode,
+        purpose: Purpose,
+    ) -> Result<Version> {
+        let cfg = &self.cfg;
+        let mut req = self
+            .s3
+            .put_object()
+            .bucket(&cfg.bucket)
+            .key(key)
+            .content_type("application/json")
+            .content_length(body.len() as i64)
+            .body(ByteStream::from(body.to_vec()));
+        if !cfg.skip_s3_checksum {
+            req = req.checksum_algorithm(ChecksumAlgorithm::Sha256);
+        }
+        if cfg.encrypt {
+            if let Some(kms) = &cfg.kms_key_id {
+                req = req
+                    .server_side_encryption(ServerSideEncryption::AwsKms)
+                    .ssekms_key_id(kms);
+            } else if let Some((alg, k, md5)) = sse_c(cfg) {
+                req = req
+                    .sse_customer_algorithm(alg)
+                    .sse_customer_key(k)
+                    .sse_customer_key_md5(md5);
+            } else {
+                req = req.server_side_encryption(ServerSideEncryption::Aes256);
+            }
+        }
+        if let Some(acl) = &cfg.acl {
+            req = req.acl(ObjectCannedAcl::from(acl.as_str()));
+        }
+        let tags = match purpose {
+            Purpose::State => &cfg.state_tags,
+            Purpose::LockFile => &cfg.lock_tags,
+        };
+        if let Some(t) = tagging(tags) {
+            req = req.tagging(t);
+        }
+        match mode {
+            PutMode::Create => req = req.if_none_match("*"),
+            PutMode::Update(v) => req = req.if_match(&v.0),
+            PutMode::Overwrite => {}
+        }
+        match req.send().await {
+            Ok(out) => Ok(Version(out.e_tag.unwrap_or_default())),
+            Err(e) => {
+                let st = status(&e);
+                Err(match (code(&e), st, mode) {
+                    (Some("NoSuchBucket"), _, _) => self.bucket_missing(),
+                    (_, Some(412), PutMode::Create) => Error::AlreadyExists {
+                        what: self.url(key),
+                    },
+                    (_, Some(412) | Some(409), _) => Error::Precondition {
+                        what: self.url(key),
+                        message: describe(&e),
+                    },
+                    _ => self.service("PutObject", key, describe(&e)),
+                })
+            }
+        }
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        match self
+            .s3
+            .delete_object()
+            .bucket(&self.cfg.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if code(&e) == Some("NoSuchBucket") => Err(self.bucket_missing()),
+            Err(e) => Err(self.service("DeleteObject", key, describe(&e))),
+        }
+    }
+
+    /// Every key under `prefix` (no delimiter, all pages). AccessDenied ends the listing with
+    /// what was found so far, as OpenTofu does.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut req = self
+                .s3
+                .list_objects_v2()
+                .bucket(&self.cfg.bucket)
+                .max_keys(1000);
+            if !prefix.is_empty() {
+                req = req.prefix(prefix);
+            }
+            if let Some(t) = &token {
+                req = req.continuation_token(t);
+            }
+            let out = match req.send().await {
+                Ok(o) => o,
+                Err(e) => {
+                    return match code(&e) {
+                        Some("NoSuchBucket") => Err(self.bucket_missing()),
+                        Some("AccessDenied") => Ok(keys),
+                        _ => Err(self.service("ListObjectsV2", prefix, describe(&e))),
+                    }
+                }
+            };
+            keys.extend(out.contents().iter().filter_map(|o| o.key.clone()));
+            match out.next_continuation_token {
+                Some(t) if out.is_truncated == Some(true) => token = Some(t),
+                _ => return Ok(keys),
+            }
+        }
+    }
+
+    /// Versions and delete markers of exactly `key` (not `key.tflock`), newest first.
+    pub async fn versions(&self, key: &str) -> Result<Vec<VersionInfo>> {
+        let mut out_list = Vec::new();
+        let (mut key_marker, mut version_marker): (Option<String>, Option<String>) = (None, None);
+        loop {
+            let mut req = self
+                .s3
+                .list_object_versions()
+                .bucket(&self.cfg.bucket)
+                .prefix(key);
+            if let Some(k) = &key_marker {
+                req = req.key_marker(k);
+            }
+            if let Some(v) = &version_marker {
+                req = req.version_id_marker(v);
+            }
+            let out = match req.send().await {
+                Ok(o) => o,
+                Err(e) if code(&e) == Some("NoSuchBucket") => return Err(self.bucket_missing()),
+                Err(e) => return Err(self.service("ListObjectVersions", key, describe(&e))),
+            };
+            let fmt = |t: Option<&aws_sdk_s3::primitives::DateTime>| {
+                t.and_then(|t| t.fmt(aws_sdk_s3::primitives::DateTimeFormat::DateTime).ok())
+                    .unwrap_or_default()
+            };
+            for v in out.versions() {
+                if v.key() == Some(key) {
+                    out_list.push(VersionInfo {
+                        id: v.version_id().unwrap_or("null").to_string(),
+                        last_modified: fmt(v.last_modified()),
+                        size: v.size().unwrap_or(0) as u64,
+                        is_latest: v.is_latest() == Some(true),
+                        is_delete_marker: false,
+                    });
+                }
+            }
+            for m in out.delete_markers() {
+                if m.key() == Some(key) {
+                    out_list.push(VersionInfo {
+                        id: m.version_id().unwrap_or("null").to_string(),
+                        last_modified: fmt(m.last_modified()),
+                        size: 0,
+                        is_latest: m.is_latest() == Some(true),
+                        is_delete_marker: true,
+                    });
+                }
+            }
+            if out.is_truncated == Some(true) {
+                key_marker = out.next_key_marker;
+                version_marker = out.next_version_id_marker;
+            } else {
+                break;
+            }
+        }
+        out_list.sort_by(|a, b| {
+            b.last_modified
+                .cmp(&a.last_modified)
+                .then(b.is_latest.cmp(&a.is_latest))
+        });
+        Ok(out_list)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_encode_like_go_url_values() {
+        let mut t = std::collections::BTreeMap::new();
+        t.insert("team".to_string(), "a b&c".to_string());
+        t.insert("env".to_string(), "prod/1".to_string());
+        assert_eq!(tagging(&t).unwrap(), "env=prod%2F1&team=a+b%26c");
+        assert_eq!(tagging(&Default::default()), None);
+    }
+}

@@ -1,0 +1,83 @@
+//! The S3-native lock: `<state key>.tflock`, created with `If-None-Match: *` and the same SSE,
+//! ACL and checksum headers as the state, tagged with `lock_tags` (BACKENDS.md §3.6).
+
+use super::client::{ObjectClient, Purpose};
+use crate::store::PutMode;
+use crate::{Error, LockInfo, Result};
+
+/// Lock files in the state bucket.
+#[derive(Clone, Debug)]
+pub struct LockFile {
+    pub objects: ObjectClient,
+}
+
+impl LockFile {
+    fn url(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.objects.cfg.bucket)
+    }
+
+    /// The holder recorded in the lock file, if there is one.
+    pub async fn holder(&self, key: &str) -> Result<Option<LockInfo>> {
+        let Some(obj) = self.objects.get(key, None).await? else {
+            return Ok(None);
+        };
+        LockInfo::parse(&obj.bytes)
+            .map(Some)
+            .map_err(|e| Error::LockFailed {
+                message: format!("the lock file {} is unreadable: {e}", self.url(key)),
+            })
+    }
+
+    /// Creates the lock file with `info` (whose ID is already set).
+    pub async fn lock(&self, key: &str, info: &LockInfo) -> Result<()> {
+        let put = self
+            .objects
+            .put(
+                key,
+                info.to_json().as_bytes(),
+                &PutMode::Create,
+                Purpose::LockFile,
+            )
+            .await;
+        let message = match put {
+            Ok(_) => return Ok(()),
+            Err(Error::AlreadyExists { .. }) => format!(
+                "PreconditionFailed: the lock file {} already exists",
+                self.url(key)
+            ),
+            Err(Error::Precondition { message, .. }) => {
+                format!("{message} (lock file {})", self.url(key))
+            }
+            Err(e) => e.to_string(),
+        };
+        match self.holder(key).await {
+            // A retried PUT whose first attempt went through finds our own lock.
+            Ok(Some(holder)) if holder.id == info.id => Ok(()),
+            Ok(Some(holder)) => Err(Error::Locked {
+                holder: Box::new(holder),
+                message,
+            }),
+            Ok(None) => Err(Error::LockFailed { message }),
+            Err(e) => Err(Error::LockFailed {
+                message: format!("{message}\nfailed to retrieve s3 lock info: {e}"),
+            }),
+        }
+    }
+
+    /// Deletes the lock file if its holder ID is `id`.
+    pub async fn unlock(&self, key: &str, id: &str) -> Result<()> {
+        let Some(holder) = self.holder(key).await? else {
+            return Err(Error::NotLocked {
+                what: self.url(key),
+            });
+        };
+        if holder.id != id {
+            return Err(Error::LockMismatch {
+                id: id.to_string(),
+                where_: " from s3",
+                holder: Box::new(holder),
+            });
+        }
+        self.objects.delete(key).await
+    }
+}

@@ -1,0 +1,301 @@
+//! Test helpers for integration tests against real peers (feature `testing`): a moto server
+//! (`STATESEAL_TEST_AWS_ENDPOINT`) and real Terraform through `scripts/peers/tf.py`.
+//!
+//! Tests call [`Peers::aws`] or [`Peers::terraform`] and return early, printing a notice, when
+//! the peer is not there. Names are unique per process and call, so tests can share one moto
+//! instance and run in parallel.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_s3::config::Credentials;
+
+pub const ENDPOINT_VAR: &str = "STATESEAL_TEST_AWS_ENDPOINT";
+
+/// The repository root (where `.venv` and `scripts/peers` are).
+pub fn repo_root() -> PathBuf {
+    let mut p = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    while !p.join("scripts/peers/tf.py").exists() {
+        if !p.pop() {
+            panic!(
+                "scripts/peers/tf.py not found above {}",
+                env!("CARGO_MANIFEST_DIR")
+            );
+        }
+    }
+    p
+}
+
+/// A name unique to this process and call: lowercase, digits and dashes (valid as a bucket).
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}-{}-{}-{:x}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        nanos & 0xffff
+    )
+}
+
+/// The peers this machine has.
+#[derive(Clone, Debug)]
+pub struct Peers {
+    pub root: PathBuf,
+    pub python: PathBuf,
+    /// moto's URL, when set.
+    pub endpoint: Option<String>,
+}
+
+impl Peers {
+    fn find() -> Peers {
+        let root = repo_root();
+        Peers {
+            python: root.join(".venv/bin/python"),
+            endpoint: std::env::var(ENDPOINT_VAR).ok().filter(|s| !s.is_empty()),
+            root,
+        }
+    }
+
+    /// moto is required: `None` (with a printed notice) when `STATESEAL_TEST_AWS_ENDPOINT` is
+    /// unset.
+    pub fn aws(test: &str) -> Option<Peers> {
+        let p = Peers::find();
+        if p.endpoint.is_none() {
+            eprintln!(
+                "SKIPPED {test}: set {ENDPOINT_VAR} to a moto server (scripts/peers/moto.sh start)"
+            );
+            return None;
+        }
+        Some(p)
+    }
+
+    /// moto and Terraform (the venv) are required.
+    pub fn terraform(test: &str) -> Option<Peers> {
+        let p = Peers::aws(test)?;
+        if !p.python.exists() {
+            eprintln!(
+                "SKIPPED {test}: no {} (bash scripts/peers/venv.sh)",
+                p.python.display()
+            );
+            return None;
+        }
+        Some(p)
+    }
+
+    /// Terraform only (local backend tests).
+    pub fn terraform_local(test: &str) -> Option<Peers> {
+        let p = Peers::find();
+        if !p.python.exists() {
+            eprintln!(
+                "SKIPPED {test}: no {} (bash scripts/peers/venv.sh)",
+                p.python.display()
+            );
+            return None;
+        }
+        Some(p)
+    }
+
+    pub fn endpoint(&self) -> &str {
+        self.endpoint.as_deref().expect("checked by Peers::aws")
+    }
+
+    /// The `tf.py` command for one Terraform command in `dir` (not started).
+    pub fn tf_command(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.python);
+        c.arg(self.root.join("scripts/peers/tf.py"))
+            .arg("--chdir")
+            .arg(dir)
+            .arg("--")
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env_remove("TF_WORKSPACE")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs one Terraform command to completion.
+    pub fn tf(&self, dir: &Path, args: &[&str]) -> Output {
+        self.tf_command(dir, args).output().expect("run tf.py")
+    }
+
+    /// Starts one Terraform command in the background (stdout/stderr piped).
+    pub fn tf_spawn(&self, dir: &Path, args: &[&str]) -> Child {
+        self.tf_command(dir, args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tf.py")
+    }
+
+    /// Like [`Peers::tf`], panicking with Terraform's output unless it succeeds.
+    pub fn tf_ok(&self, dir: &Path, args: &[&str]) -> String {
+        let out = self.tf(dir, args);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "terraform {args:?} failed:\n{text}");
+        text
+    }
+
+    async fn sdk(&self) -> aws_config::SdkConfig {
+        let http = crate::s3::sdk::http_client(&Default::default()).expect("http client");
+        aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+            .endpoint_url(self.endpoint())
+            .load()
+            .await
+    }
+
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
+        let conf = aws_sdk_s3::config::Builder::from(&self.sdk().await)
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+
+    pub async fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.sdk().await)
+    }
+
+    /// Creates a bucket (optionally versioned).
+    pub async fn mkbucket(&self, name: &str, versioning: bool) {
+        let s3 = self.s3().await;
+        s3.create_bucket()
+            .bucket(name)
+            .send()
+            .await
+            .expect("create bucket");
+        if versioning {
+            use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+            s3.put_bucket_versioning()
+                .bucket(name)
+                .versioning_configuration(
+                    VersioningConfiguration::builder()
+                        .status(BucketVersioningStatus::Enabled)
+                        .build(),
+                )
+                .send()
+                .await
+                .expect("enable versioning");
+        }
+    }
+
+    /// Creates a lock table (`LockID` string hash key).
+    pub async fn mktable(&self, name: &str) {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
+        self.dynamodb()
+            .await
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("LockID")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("LockID")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .expect("create table");
+    }
+
+    /// An object's bytes, or `None`.
+    pub async fn get_object(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        let out = self
+            .s3()
+            .await
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .ok()?;
+        Some(out.body.collect().await.ok()?.into_bytes().to_vec())
+    }
+
+    /// Every key in a bucket.
+    pub async fn keys(&self, bucket: &str) -> Vec<String> {
+        let out = self
+            .s3()
+            .await
+            .list_objects_v2()
+            .bucket(bucket)
+            .send()
+            .await
+            .expect("list");
+        out.contents()
+            .iter()
+            .filter_map(|o| o.key.clone())
+            .collect()
+    }
+
+    /// A DynamoDB item's string attribute.
+    pub async fn item_attr(&self, table: &str, lock_id: &str, attr: &str) -> Option<String> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let out = self
+            .dynamodb()
+            .await
+            .get_item()
+            .table_name(table)
+            .key("LockID", AttributeValue::S(lock_id.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get item");
+        match out.item?.get(attr)? {
+            AttributeValue::S(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    /// A `backend "s3"` block pointed at moto.
+    pub fn backend_block(&self, bucket: &str, extra: &str) -> String {
+        let e = self.endpoint();
+        format!(
+            r#"terraform {{
+  backend "s3" {{
+    bucket = "{bucket}"
+    key    = "app/terraform.tfstate"
+    region = "us-east-1"
+    endpoints = {{
+      s3       = "{e}"
+      dynamodb = "{e}"
+      sts      = "{e}"
+      iam      = "{e}"
+    }}
+    use_path_style              = true
+    skip_credentials_validation = true
+    skip_requesting_account_id  = true
+    skip_metadata_api_check     = true
+    skip_region_validation      = true
+    access_key                  = "testing"
+    secret_key                  = "testing"
+{extra}
+  }}
+}}
+"#
+        )
+    }
+}
