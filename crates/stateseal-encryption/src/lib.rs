@@ -10,6 +10,8 @@ pub mod config;
 pub mod diagnostics;
 pub mod envelope;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gojson;
 pub mod key_provider;
 pub mod load;
