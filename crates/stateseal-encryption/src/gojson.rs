@@ -38,9 +38,76 @@ pub fn string(s: &str) -> String {
     out
 }
 
+/// Appends `v` as Go's `json.Marshal` writes a value decoded into `interface{}`: object keys
+/// sorted bytewise, strings HTML-safe, every number a float64 (shortest form, exponent form
+/// outside 1e-6 ≤ |x| < 1e21).
+pub fn write_value(out: &mut String, v: &serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => write_float(out, n.as_f64().unwrap_or(0.0)),
+        Value::String(s) => write_string(out, s),
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_value(out, x);
+            }
+            out.push(']');
+        }
+        Value::Object(o) => {
+            let mut keys: Vec<&String> = o.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_string(out, k);
+                out.push(':');
+                write_value(out, &o[k]);
+            }
+            out.push('}');
+        }
+    }
+}
+
+fn write_float(out: &mut String, f: f64) {
+    let abs = f.abs();
+    if abs == 0.0 || (1e-6..1e21).contains(&abs) {
+        let _ = write!(out, "{f}");
+    } else {
+        // Rust writes `1e21` / `1.5e-7`; Go writes `1e+21` / `1.5e-7`.
+        let s = format!("{f:e}");
+        match s.split_once('e') {
+            Some((m, e)) if !e.starts_with('-') => {
+                let _ = write!(out, "{m}e+{e}");
+            }
+            _ => out.push_str(&s),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_are_written_like_go_interface_values() {
+        let v: serde_json::Value = serde_json::from_str(
+            r#"{"z":[1,2.5,1e21,0.0000001,-3],"a":{"y":null,"b":true},"m":"<x>"}"#,
+        )
+        .unwrap();
+        let mut out = String::new();
+        write_value(&mut out, &v);
+        assert_eq!(
+            out,
+            r#"{"a":{"b":true,"y":null},"m":"\u003cx\u003e","z":[1,2.5,1e+21,1e-7,-3]}"#
+        );
+    }
 
     #[test]
     fn html_safe_escaping_matches_go() {

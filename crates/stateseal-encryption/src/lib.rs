@@ -6,10 +6,13 @@
 //!   targets, which encrypt to and decrypt from the `v0` [`envelope`].
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod config;
 pub mod diagnostics;
 pub mod envelope;
 mod error;
+pub mod external_program;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gojson;

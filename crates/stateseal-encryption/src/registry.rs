@@ -72,7 +72,11 @@ impl Default for Registry {
     fn default() -> Registry {
         let mut r = Registry::empty();
         r.register_key_provider("pbkdf2", key_provider::pbkdf2::build);
+        #[cfg(feature = "aws-kms")]
+        r.register_key_provider("aws_kms", key_provider::aws_kms::build);
+        r.register_key_provider("external", key_provider::external::build);
         r.register_method("aes_gcm", method::aes_gcm::build);
+        r.register_method("external", method::external::build);
         r
     }
 }

@@ -37,6 +37,14 @@ impl From<&[u8]> for Secret {
     }
 }
 
+/// Deserializes from a string (a secret key, token or passphrase in configuration).
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(Secret::new(s.into_bytes()))
+    }
+}
+
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Secret([redacted; {} bytes])", self.0.len())

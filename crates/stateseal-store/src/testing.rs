@@ -9,9 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use aws_config::{BehaviorVersion, Region};
-use aws_sdk_s3::config::Credentials;
-
 pub const ENDPOINT_VAR: &str = "STATESEAL_TEST_AWS_ENDPOINT";
 
 /// The repository root (where `.venv` and `scripts/peers` are).
@@ -148,14 +145,20 @@ impl Peers {
     }
 
     async fn sdk(&self) -> aws_config::SdkConfig {
-        let http = crate::s3::sdk::http_client(&Default::default()).expect("http client");
-        aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http)
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-            .endpoint_url(self.endpoint())
-            .load()
+        let settings: stateseal_encryption::aws::AwsSettings =
+            serde_json::from_value(serde_json::json!({
+                "region": "us-east-1",
+                "access_key": "testing",
+                "secret_key": "testing",
+                "skip_metadata_api_check": true,
+            }))
+            .expect("settings");
+        stateseal_encryption::aws::sdk_config(&settings)
             .await
+            .expect("sdk config")
+            .into_builder()
+            .endpoint_url(self.endpoint())
+            .build()
     }
 
     pub async fn s3(&self) -> aws_sdk_s3::Client {

@@ -5,6 +5,9 @@
 //! providers are resolved by the library: a provider sees its upstream's keys as ordinary
 //! configuration values (`{encryption_key = [...], decryption_key = [...]}`).
 
+#[cfg(feature = "aws-kms")]
+pub mod aws_kms;
+pub mod external;
 pub mod pbkdf2;
 
 use std::sync::Arc;

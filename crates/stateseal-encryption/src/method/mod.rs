@@ -1,6 +1,7 @@
 //! The method joint: bytes in, bytes out. A method must detect a failed decryption itself.
 
 pub mod aes_gcm;
+pub mod external;
 
 use std::sync::Arc;
 

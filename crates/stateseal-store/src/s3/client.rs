@@ -2,48 +2,20 @@
 //! SSE-S3 or SSE-C when `encrypt` is on, the SHA-256 checksum unless `skip_s3_checksum`, the
 //! canned ACL and object tags.
 
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, ObjectCannedAcl, ServerSideEncryption};
 use base64::Engine as _;
 use md5::{Digest as _, Md5};
+pub use stateseal_encryption::aws::describe_error as describe;
 
 use super::builder::S3Config;
 use crate::store::{Object, PutMode, Version, VersionInfo};
 use crate::{Error, Result};
 
-/// `Code: message` of a failed AWS call, with the HTTP status, for error messages.
-pub fn describe<E, R>(e: &SdkError<E, R>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    match e {
-        SdkError::ServiceError(s) => {
-            let err = s.err();
-            match (err.code(), err.message()) {
-                (Some(c), Some(m)) => format!("{c}: {m}"),
-                (Some(c), None) => c.to_string(),
-                _ => format!("{}", DisplayErrorContext(e)),
-            }
-        }
-        _ => format!("{}", DisplayErrorContext(e)),
-    }
-}
-
-/// The HTTP status of a service error.
-pub fn status<E, R: HasStatus>(e: &SdkError<E, R>) -> Option<u16> {
-    e.raw_response().map(|r| r.status_u16())
-}
-
-pub trait HasStatus {
-    fn status_u16(&self) -> u16;
-}
-
-impl HasStatus for aws_sdk_s3::config::http::HttpResponse {
-    fn status_u16(&self) -> u16 {
-        self.status().as_u16()
-    }
+/// The HTTP status of a failed call.
+pub fn status<E>(e: &SdkError<E>) -> Option<u16> {
+    e.raw_response().map(|r| r.status().as_u16())
 }
 
 fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {

@@ -2,7 +2,8 @@
 //!
 //! * [`builder`]: configuration from the `backend "s3"` block, `--backend-config` and the
 //!   environment;
-//! * [`sdk`]: the AWS SDK configuration (credentials, roles, retries, TLS);
+//! * the AWS SDK configuration (credentials, roles, retries, TLS) comes from the encryption
+//!   crate's shared [`stateseal_encryption::aws::sdk_config`];
 //! * [`client`]: object calls with OpenTofu's headers;
 //! * [`layout`]: object keys, lock IDs, workspace listing;
 //! * [`dynamodb_lock`]: lock items and the `-md5` digest item;
@@ -17,13 +18,13 @@ pub mod client;
 pub mod dynamodb_lock;
 pub mod layout;
 pub mod lockfile;
-pub mod sdk;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use md5::{Digest as _, Md5};
+use stateseal_encryption::aws::describe_error;
 
 pub use builder::{S3Builder, S3Config};
 use client::{ObjectClient, Purpose};
@@ -60,42 +61,31 @@ impl S3Store {
     /// Builds the clients and, unless `skip_credentials_validation`, checks the credentials
     /// with STS `GetCallerIdentity` (and the account allow/deny lists).
     pub async fn connect(cfg: S3Config) -> Result<S3Store> {
-        let sdk = sdk::sdk_config(&cfg.auth).await?;
         let auth = &cfg.auth;
-        if !auth.skip_credentials_validation {
+        let sdk = stateseal_encryption::aws::sdk_config(auth)
+            .await
+            .map_err(|e| Error::Config(format!("s3 backend: {e}")))?;
+        if !cfg.skip_credentials_validation {
             let mut sts = aws_sdk_sts::config::Builder::from(&sdk);
-            if let Some(e) = &auth.endpoints.sts {
+            if let Some(e) = auth.endpoint("sts") {
                 sts = sts.endpoint_url(e);
             }
-            if let Some(r) = &auth.sts_region {
+            if let Some(r) = auth.sts_region.as_ref().filter(|r| !r.is_empty()) {
                 sts = sts.region(aws_config::Region::new(r.clone()));
             }
-            let who = aws_sdk_sts::Client::from_conf(sts.build())
+            aws_sdk_sts::Client::from_conf(sts.build())
                 .get_caller_identity()
                 .send()
                 .await
                 .map_err(|e| {
                     Error::Config(format!(
                         "the AWS credentials are not valid (STS GetCallerIdentity: {}); check access_key/secret_key, the profile or the AWS_* environment variables",
-                        client::describe(&e)
+                        describe_error(&e)
                     ))
                 })?;
-            let account = who.account().unwrap_or_default();
-            if !auth.allowed_account_ids.is_empty()
-                && !auth.allowed_account_ids.iter().any(|a| a == account)
-            {
-                return Err(Error::Config(format!(
-                    "AWS account {account} is not in allowed_account_ids"
-                )));
-            }
-            if auth.forbidden_account_ids.iter().any(|a| a == account) {
-                return Err(Error::Config(format!(
-                    "AWS account {account} is in forbidden_account_ids"
-                )));
-            }
         }
         let mut s3 = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(cfg.use_path_style);
-        if let Some(e) = &auth.endpoints.s3 {
+        if let Some(e) = auth.endpoint("s3") {
             s3 = s3.endpoint_url(e);
         }
         if cfg.skip_s3_checksum {
@@ -111,7 +101,7 @@ impl S3Store {
         };
         let table = cfg.dynamodb_table.as_ref().map(|t| {
             let mut d = aws_sdk_dynamodb::config::Builder::from(&sdk);
-            if let Some(e) = &cfg.auth.endpoints.dynamodb {
+            if let Some(e) = cfg.auth.endpoint("dynamodb") {
                 d = d.endpoint_url(e);
             }
             LockTable {
