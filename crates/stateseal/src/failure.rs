@@ -18,7 +18,6 @@ pub mod exit {
     /// envelope version, plaintext while no `unencrypted` method is configured, an empty file).
     pub const INPUT: i32 = 5;
     /// A state lock is held by someone else.
-    #[allow(dead_code)] // used by the state commands
     pub const LOCKED: i32 = 6;
 }
 

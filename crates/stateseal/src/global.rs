@@ -28,10 +28,14 @@ pub struct GlobalArgs {
     /// The workspace (terraform.workspace). Default: TF_WORKSPACE, else .terraform/environment, else "default".
     #[arg(long, global = true, value_name = "NAME")]
     pub workspace: Option<String>,
+    /// Backend configuration: KEY=VALUE, or a file of attributes (repeatable; over the backend block).
+    #[arg(long = "backend-config", global = true, value_name = "KEY=VALUE|FILE")]
+    pub backend_config: Vec<String>,
 }
 
 pub struct Context {
     options: Options,
+    backend_config: Vec<String>,
     loaded: OnceCell<Loaded>,
 }
 
@@ -58,13 +62,18 @@ impl Context {
         };
         Ok(Context {
             options,
+            backend_config: args.backend_config.clone(),
             loaded: OnceCell::new(),
         })
     }
 
-    #[allow(dead_code)] // used by the state commands
     pub fn workspace(&self) -> &str {
         &self.options.workspace
+    }
+
+    /// `--backend-config` arguments, in order.
+    pub fn backend_config(&self) -> &[String] {
+        &self.backend_config
     }
 
     /// The module and its validated encryption configuration (loaded once).

@@ -1,13 +1,18 @@
 //! `stateseal`: encrypt, decrypt, rekey and inspect OpenTofu state and plan files.
 #![forbid(unsafe_code)]
 
+mod backend;
 mod crypt_cmd;
 mod failure;
 mod global;
 mod inspect_cmd;
 mod io;
+mod lock_cmd;
+mod outputs_cmd;
 mod rekey_cmd;
+mod state_cmd;
 mod validate_cmd;
+mod workspace_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -54,6 +59,18 @@ enum Command {
     Inspect(inspect_cmd::InspectArgs),
     /// Check the encryption configuration and list its key providers, methods and targets. Contacts no key service.
     Validate(validate_cmd::ValidateArgs),
+    /// The backend's state (s3 or local), decrypted and encrypted with the directory's configuration.
+    State(state_cmd::StateArgs),
+    /// List, create and delete the backend's workspaces.
+    Workspace(workspace_cmd::WorkspaceArgs),
+    /// Take the backend's state lock, print its ID and leave it held (release with `unlock ID`).
+    Lock(lock_cmd::LockArgs),
+    /// Release a lock taken by `stateseal lock`.
+    Unlock(lock_cmd::UnlockArgs),
+    /// Release anyone's lock (a crashed run's), given the holder's exact ID.
+    ForceUnlock(lock_cmd::UnlockArgs),
+    /// Print the root module outputs, read like terraform_remote_state does.
+    Outputs(outputs_cmd::OutputsArgs),
 }
 
 fn main() {
@@ -79,6 +96,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Rekey(a) => rekey_cmd::run(&ctx, &a),
         Command::Inspect(a) => inspect_cmd::run(&a),
         Command::Validate(a) => validate_cmd::run(&ctx, &a),
+        Command::State(a) => state_cmd::run(&ctx, &a),
+        Command::Workspace(a) => workspace_cmd::run(&ctx, &a),
+        Command::Lock(a) => lock_cmd::lock(&ctx, &a),
+        Command::Unlock(a) => lock_cmd::unlock(&ctx, &a),
+        Command::ForceUnlock(a) => lock_cmd::force_unlock(&ctx, &a),
+        Command::Outputs(a) => outputs_cmd::run(&ctx, &a),
     }
 }
 

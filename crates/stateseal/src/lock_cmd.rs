@@ -1,0 +1,123 @@
+//! `stateseal lock`, `unlock ID` and `force-unlock ID`: the backend's own lock (DynamoDB item
+//! and/or `.tflock` object), the very one OpenTofu and Terraform take.
+
+use clap::Args;
+use stateseal_store::{Error, LockInfo, Sealed};
+
+use crate::backend::{block_on, open};
+use crate::failure::{exit, Failure};
+use crate::global::Context;
+
+#[derive(Args)]
+pub struct LockArgs {
+    /// The Operation recorded in the lock (shown to whoever is refused).
+    #[arg(long, value_name = "TEXT", default_value = "stateseal-lock")]
+    operation: String,
+    /// The Info recorded in the lock.
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    info: String,
+}
+
+#[derive(Args)]
+pub struct UnlockArgs {
+    /// The lock ID that `stateseal lock` printed (or the holder's ID shown in a lock error).
+    #[arg(value_name = "ID")]
+    id: String,
+}
+
+/// Version prefix of the lock records stateseal writes.
+const OURS: &str = "stateseal-";
+
+/// Takes the lock, prints its ID on stdout, and leaves it held.
+pub fn lock(ctx: &Context, args: &LockArgs) -> Result<(), Failure> {
+    block_on(async {
+        let store = open(ctx).await?;
+        let ws = ctx.workspace();
+        Sealed::new(&*store, &ctx.loaded()?.encryption)
+            .require_workspace(ws)
+            .await?;
+        if store.kind() == "local" {
+            return Err(Failure::new(
+                exit::FAILURE,
+                "a local state's lock is an fcntl lock that ends with the process holding it, so it can't be left held",
+                "use a remote backend (s3 with use_lockfile or dynamodb_table) to hold a lock across commands",
+            ));
+        }
+        if !store.locking_enabled() {
+            return Err(Failure::new(
+                exit::CONFIG,
+                format!(
+                    "the backend of {} has no locking configured",
+                    store.location(ws)
+                ),
+                "set use_lockfile = true and/or dynamodb_table in the s3 backend",
+            ));
+        }
+        let mut info = LockInfo::new(args.operation.clone());
+        info.info = args.info.clone();
+        let held = store.lock(ws, info).await?;
+        println!("{}", held.id);
+        eprintln!(
+            "Locked {} (workspace {ws}). Release it with: stateseal unlock {}",
+            store.location(ws),
+            held.id
+        );
+        Ok(())
+    })
+}
+
+/// Releases a lock taken by `stateseal lock`.
+pub fn unlock(ctx: &Context, args: &UnlockArgs) -> Result<(), Failure> {
+    release(ctx, &args.id, false)
+}
+
+/// Releases any holder's lock, given its exact ID (like `tofu force-unlock -force ID`).
+pub fn force_unlock(ctx: &Context, args: &UnlockArgs) -> Result<(), Failure> {
+    release(ctx, &args.id, true)
+}
+
+fn release(ctx: &Context, id: &str, force: bool) -> Result<(), Failure> {
+    block_on(async {
+        let store = open(ctx).await?;
+        let ws = ctx.workspace();
+        if !store.locking_enabled() {
+            return Err(Failure::new(
+                exit::CONFIG,
+                format!(
+                    "the backend of {} has no locking configured",
+                    store.location(ws)
+                ),
+                "set use_lockfile = true and/or dynamodb_table in the s3 backend",
+            ));
+        }
+        let holder = store.lock_holder(ws).await?;
+        match &holder {
+            None => {
+                return Err(Failure::from(Error::NotLocked {
+                    what: store.location(ws),
+                }))
+            }
+            Some(h) if !force && h.id == id && !h.version.starts_with(OURS) => {
+                return Err(Failure::new(
+                    exit::LOCKED,
+                    format!(
+                        "lock {id} was taken by {} ({} {}), not by stateseal lock",
+                        h.who, h.operation, h.version
+                    ),
+                    format!("if that run is really gone, use: stateseal force-unlock {id}"),
+                ));
+            }
+            Some(_) => {}
+        }
+        store.unlock(ws, id).await?;
+        let h = holder.expect("checked");
+        eprintln!(
+            "Released lock {id} on {} (held by {}, operation {}, since {}).",
+            store.location(ws),
+            h.who,
+            h.operation,
+            h.created.go_string()
+        );
+        Ok(())
+    })
+}
