@@ -10,6 +10,17 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub const ENDPOINT_VAR: &str = "STATESEAL_TEST_AWS_ENDPOINT";
+/// A second moto with IAM enforcement on (any unknown access key is refused).
+pub const AUTH_ENDPOINT_VAR: &str = "STATESEAL_TEST_AWS_AUTH_ENDPOINT";
+/// When set, a missing peer fails the test instead of skipping it (the CI script sets it).
+pub const REQUIRE_VAR: &str = "STATESEAL_TEST_REQUIRE_PEERS";
+
+fn skip(test: &str, why: &str) {
+    if std::env::var_os(REQUIRE_VAR).is_some() {
+        panic!("{test}: {why}, and {REQUIRE_VAR} is set");
+    }
+    eprintln!("SKIPPED {test}: {why}");
+}
 
 /// The repository root (where `.venv` and `scripts/peers` are).
 pub fn repo_root() -> PathBuf {
@@ -47,14 +58,20 @@ pub struct Peers {
     pub python: PathBuf,
     /// moto's URL, when set.
     pub endpoint: Option<String>,
+    /// The IAM-enforcing moto's URL, when set.
+    pub auth_endpoint: Option<String>,
 }
 
 impl Peers {
     fn find() -> Peers {
         let root = repo_root();
+        let var = |k: &str| std::env::var(k).ok().filter(|s| !s.is_empty());
         Peers {
-            python: root.join(".venv/bin/python"),
-            endpoint: std::env::var(ENDPOINT_VAR).ok().filter(|s| !s.is_empty()),
+            python: var("STATESEAL_TEST_PYTHON")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| root.join(".venv/bin/python")),
+            endpoint: var(ENDPOINT_VAR),
+            auth_endpoint: var(AUTH_ENDPOINT_VAR),
             root,
         }
     }
@@ -64,8 +81,11 @@ impl Peers {
     pub fn aws(test: &str) -> Option<Peers> {
         let p = Peers::find();
         if p.endpoint.is_none() {
-            eprintln!(
-                "SKIPPED {test}: set {ENDPOINT_VAR} to a moto server (scripts/peers/moto.sh start)"
+            skip(
+                test,
+                &format!(
+                    "{ENDPOINT_VAR} is not set to a moto server (scripts/peers/moto.sh start)"
+                ),
             );
             return None;
         }
@@ -75,27 +95,32 @@ impl Peers {
     /// moto and Terraform (the venv) are required.
     pub fn terraform(test: &str) -> Option<Peers> {
         let p = Peers::aws(test)?;
-        if !p.python.exists() {
-            eprintln!(
-                "SKIPPED {test}: no {} (bash scripts/peers/venv.sh)",
-                p.python.display()
-            );
-            return None;
-        }
-        Some(p)
+        p.has_python(test).then_some(p)
     }
 
     /// Terraform only (local backend tests).
     pub fn terraform_local(test: &str) -> Option<Peers> {
         let p = Peers::find();
-        if !p.python.exists() {
-            eprintln!(
-                "SKIPPED {test}: no {} (bash scripts/peers/venv.sh)",
-                p.python.display()
+        p.has_python(test).then_some(p)
+    }
+
+    fn has_python(&self, test: &str) -> bool {
+        let ok = self.python.exists();
+        if !ok {
+            skip(
+                test,
+                &format!("no {} (bash scripts/peers/venv.sh)", self.python.display()),
             );
-            return None;
         }
-        Some(p)
+        ok
+    }
+
+    /// The IAM-enforcing moto, or `None` with a notice (a failure under `REQUIRE_VAR`).
+    pub fn auth_endpoint(&self, test: &str) -> Option<&str> {
+        if self.auth_endpoint.is_none() {
+            skip(test, &format!("{AUTH_ENDPOINT_VAR} is not set"));
+        }
+        self.auth_endpoint.as_deref()
     }
 
     pub fn endpoint(&self) -> &str {
@@ -116,6 +141,29 @@ impl Peers {
             .env_remove("TF_WORKSPACE")
             .stdin(Stdio::null());
         c
+    }
+
+    /// Runs the venv's Python in the repository root; panics unless it succeeds. Returns stdout.
+    pub fn python_bytes(&self, args: &[&str]) -> Vec<u8> {
+        let out = Command::new(&self.python)
+            .args(args)
+            .current_dir(&self.root)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run python");
+        assert!(
+            out.status.success(),
+            "python {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    /// [`Peers::python_bytes`] as trimmed text.
+    pub fn python_out(&self, args: &[&str]) -> String {
+        String::from_utf8_lossy(&self.python_bytes(args))
+            .trim()
+            .to_string()
     }
 
     /// Runs one Terraform command to completion.

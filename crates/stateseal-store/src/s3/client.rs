@@ -82,10 +82,7 @@ impl ObjectClient {
 
     fn bucket_missing(&self) -> Error {
         Error::NotFound {
-            what: format!(
-                "S3 bucket {:?} (create it first, or fix bucket in the backend configuration)",
-                self.cfg.bucket
-            ),
+            what: format!("S3 bucket {:?}", self.cfg.bucket),
         }
     }
 

@@ -48,6 +48,8 @@ impl LockFile {
             Err(Error::Precondition { message, .. }) => {
                 format!("{message} (lock file {})", self.url(key))
             }
+            // A missing bucket or refused credentials: no lock to report, just the cause.
+            Err(e @ (Error::NotFound { .. } | Error::Service { .. })) => return Err(e),
             Err(e) => e.to_string(),
         };
         match self.holder(key).await {
