@@ -12,6 +12,9 @@ pub enum Error {
     /// The object, state, workspace or version does not exist.
     #[error("{what} does not exist")]
     NotFound { what: String },
+    /// The bucket the backend is configured with does not exist (nothing can be read or written).
+    #[error("S3 bucket {bucket:?} does not exist: create it first, or fix bucket in the backend configuration")]
+    BucketNotFound { bucket: String },
     /// A create found something already there.
     #[error("{what} already exists")]
     AlreadyExists { what: String },

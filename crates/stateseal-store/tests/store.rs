@@ -344,10 +344,12 @@ async fn s3_missing_bucket_and_lock_conflicts_are_semantic() {
     };
     let store = s3_store(&peers, &unique("absent"), None, true).await;
     let err = store.workspaces().await.unwrap_err();
-    assert!(matches!(err, Error::NotFound { .. }), "{err}");
+    assert!(matches!(err, Error::BucketNotFound { .. }), "{err}");
     assert!(err.to_string().contains("S3 bucket"), "{err}");
     let err = store.get("default").await.unwrap_err();
-    assert!(err.to_string().contains("S3 bucket"), "{err}");
+    assert!(matches!(err, Error::BucketNotFound { .. }), "{err}");
+    let err = store.lock("default", LockInfo::new("x")).await.unwrap_err();
+    assert!(matches!(err, Error::BucketNotFound { .. }), "{err}");
 
     // Two stores on one bucket: the second sees the first's holder in both mechanisms.
     let bucket = unique("conflict");

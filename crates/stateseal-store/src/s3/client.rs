@@ -81,8 +81,8 @@ impl ObjectClient {
     }
 
     fn bucket_missing(&self) -> Error {
-        Error::NotFound {
-            what: format!("S3 bucket {:?}", self.cfg.bucket),
+        Error::BucketNotFound {
+            bucket: self.cfg.bucket.clone(),
         }
     }
 

@@ -49,7 +49,7 @@ impl LockFile {
                 format!("{message} (lock file {})", self.url(key))
             }
             // A missing bucket or refused credentials: no lock to report, just the cause.
-            Err(e @ (Error::NotFound { .. } | Error::Service { .. })) => return Err(e),
+            Err(e @ (Error::BucketNotFound { .. } | Error::Service { .. })) => return Err(e),
             Err(e) => e.to_string(),
         };
         match self.holder(key).await {
