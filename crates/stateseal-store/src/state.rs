@@ -28,8 +28,9 @@ struct Wire {
     terraform_version: Option<Value>,
     #[serde(default)]
     outputs: Option<Value>,
+    /// Only counted: a large state's resources are never built into a tree.
     #[serde(default)]
-    resources: Option<Value>,
+    resources: Option<Vec<serde::de::IgnoredAny>>,
     #[serde(default)]
     encryption_version: Option<Value>,
 }
@@ -38,7 +39,10 @@ impl StateMeta {
     /// Parses a plaintext state. An encrypted envelope, another format version, or a value that
     /// is not a JSON object is an error that says which.
     pub fn parse(bytes: &[u8]) -> Result<StateMeta, String> {
-        let w: Wire = serde_json::from_slice(bytes).map_err(|e| format!("not JSON ({e})"))?;
+        let w: Wire = serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => format!("unexpected content ({e})"),
+            _ => format!("not JSON ({e})"),
+        })?;
         if w.version.is_none() && w.encryption_version.is_some() {
             return Err(
                 "it is encrypted and can not be read without an encryption configuration".into(),
@@ -69,11 +73,7 @@ impl StateMeta {
             Some(Value::Object(m)) => m,
             Some(_) => return Err("\"outputs\" is not an object".into()),
         };
-        let resources = match w.resources {
-            None | Some(Value::Null) => 0,
-            Some(Value::Array(a)) => a.len(),
-            Some(_) => return Err("\"resources\" is not an array".into()),
-        };
+        let resources = w.resources.map_or(0, |r| r.len());
         Ok(StateMeta {
             version,
             serial,
@@ -271,7 +271,8 @@ mod tests {
     fn fail_inputs_name_the_problem() {
         for (bad, want) in [
             (&b"not json"[..], "not JSON"),
-            (b"[1]", "not JSON"),
+            (b"[1]", "unexpected content"),
+            (b"{\"version\":4,\"serial\":1,\"resources\":{}}", "unexpected content"),
             (b"{\"version\":3,\"serial\":1}", "version 3"),
             (b"{\"serial\":1}", "no \"version\""),
             (b"{\"version\":4}", "no \"serial\""),

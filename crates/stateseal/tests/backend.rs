@@ -702,3 +702,87 @@ async fn workspaces_versions_and_restore() {
         .await
         .is_none());
 }
+
+/// No backend block: the local backend, with OpenTofu's files. Needs no peers.
+#[test]
+fn local_backend_state_commands() {
+    let d = tempfile::tempdir().unwrap();
+    let plain = vector("state_plain.json");
+    std::fs::write(d.path().join("plain.json"), &plain).unwrap();
+    ok(
+        stateseal(d.path(), &["state", "push", "plain.json"]),
+        "push",
+    );
+    assert_eq!(
+        std::fs::read(d.path().join("terraform.tfstate")).unwrap(),
+        plain,
+        "stored as given"
+    );
+    assert!(
+        !d.path().join(".terraform.tfstate.lock.info").exists(),
+        "lock released"
+    );
+    assert_eq!(
+        ok(stateseal(d.path(), &["state", "pull"]), "pull").stdout,
+        plain
+    );
+    let again = ok(
+        stateseal(d.path(), &["state", "push", "plain.json"]),
+        "push again",
+    );
+    assert!(
+        again.stderr.contains("nothing was written"),
+        "{}",
+        again.stderr
+    );
+    let mut v = json(&plain);
+    v["serial"] = 4.into();
+    v["outputs"]["pet"]["value"] = "other".into();
+    std::fs::write(d.path().join("next.json"), serde_json::to_vec(&v).unwrap()).unwrap();
+    ok(
+        stateseal(d.path(), &["state", "push", "next.json"]),
+        "push next",
+    );
+    assert_eq!(
+        json(&std::fs::read(d.path().join("terraform.tfstate")).unwrap())["serial"],
+        5
+    );
+    assert_eq!(
+        std::fs::read(d.path().join("terraform.tfstate.backup")).unwrap(),
+        plain,
+        "backup of the previous state"
+    );
+    let outputs = json(&ok(stateseal(d.path(), &["outputs", "--json"]), "outputs").stdout);
+    assert_eq!(outputs["pet"]["value"], "other");
+    assert_eq!(outputs["db_password"]["sensitive"], true);
+
+    ok(
+        stateseal(d.path(), &["workspace", "new", "dev"]),
+        "workspace new",
+    );
+    assert!(d.path().join("terraform.tfstate.d/dev").is_dir());
+    assert_eq!(
+        ok(stateseal(d.path(), &["workspace", "list"]), "list").text(),
+        "* default\n  dev\n"
+    );
+    std::fs::create_dir_all(d.path().join(".terraform")).unwrap();
+    std::fs::write(d.path().join(".terraform/environment"), "dev").unwrap();
+    ok(
+        stateseal(d.path(), &["state", "push", "plain.json"]),
+        "push into dev (from .terraform/environment)",
+    );
+    assert_eq!(
+        std::fs::read(d.path().join("terraform.tfstate.d/dev/terraform.tfstate")).unwrap(),
+        plain
+    );
+    let lock = stateseal(d.path(), &["lock"]);
+    assert_ne!(lock.code, 0, "a local lock can't outlive the command");
+    assert!(lock.stderr.contains("fcntl"), "{}", lock.stderr);
+    let missing = stateseal(d.path(), &["--workspace", "nope", "state", "pull"]);
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing.stderr.contains("workspace \"nope\""),
+        "{}",
+        missing.stderr
+    );
+}
