@@ -54,6 +54,20 @@ fn crypt_error(what: String) -> impl FnOnce(stateseal_encryption::Error) -> Erro
     move |source| Error::Encryption { what, source }
 }
 
+/// Decrypts stored bytes with `target` and reads the state's fields.
+fn unseal(
+    target: &TargetEncryption,
+    bytes: &[u8],
+    what: String,
+) -> Result<(Vec<u8>, Status, StateMeta)> {
+    let (plaintext, status) = target
+        .decrypt_state(bytes)
+        .map_err(crypt_error(what.clone()))?;
+    let meta =
+        StateMeta::parse(&plaintext).map_err(|message| Error::InvalidState { what, message })?;
+    Ok((plaintext, status, meta))
+}
+
 impl<'a> Sealed<'a> {
     pub fn new(store: &'a dyn Store, encryption: &'a Encryption) -> Sealed<'a> {
         Sealed { store, encryption }
@@ -88,14 +102,8 @@ impl<'a> Sealed<'a> {
             Err(Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let what = self.store.location(workspace);
-        let (plaintext, status) = target
-            .decrypt_state(&object.bytes)
-            .map_err(crypt_error(what.clone()))?;
-        let meta = StateMeta::parse(&plaintext).map_err(|message| Error::InvalidState {
-            what: what.clone(),
-            message,
-        })?;
+        let (plaintext, status, meta) =
+            unseal(target, &object.bytes, self.store.location(workspace))?;
         Ok(Some(Pulled {
             plaintext,
             meta,
@@ -276,15 +284,7 @@ impl<'a> Sealed<'a> {
         self.require_workspace(workspace).await?;
         let old = self.store.get_version(workspace, version_id).await?;
         let what = format!("{} version {version_id}", self.store.location(workspace));
-        let (plain, _) = self
-            .encryption
-            .state()
-            .decrypt_state(&old.bytes)
-            .map_err(crypt_error(what.clone()))?;
-        let old_meta = StateMeta::parse(&plain).map_err(|message| Error::InvalidState {
-            what: what.clone(),
-            message,
-        })?;
+        let (plain, _, old_meta) = unseal(self.encryption.state(), &old.bytes, what.clone())?;
         self.locked(workspace, "state-restore", opts.lock_timeout, async {
             let current = self.read_with(workspace, self.encryption.state()).await?;
             if let Some(cur) = &current {

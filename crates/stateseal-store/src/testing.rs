@@ -22,6 +22,25 @@ fn skip(test: &str, why: &str) {
     eprintln!("SKIPPED {test}: {why}");
 }
 
+/// A Terraform configuration whose every apply replaces one `terraform_data` and runs a
+/// `local-exec sleep ${var.sleep_s}` (default 0), so a test can keep an apply, and its lock,
+/// busy (TEST-PEERS gotcha 12); it has one output, `greeting`.
+pub const SLOW_APPLY_TF: &str = r#"
+variable "sleep_s" {
+  type    = number
+  default = 0
+}
+resource "terraform_data" "slow" {
+  triggers_replace = [timestamp()]
+  provisioner "local-exec" {
+    command = "sleep ${var.sleep_s}"
+  }
+}
+output "greeting" {
+  value = "hello <&> world"
+}
+"#;
+
 /// The repository root (where `.venv` and `scripts/peers` are).
 pub fn repo_root() -> PathBuf {
     let mut p = PathBuf::from(env!("CARGO_MANIFEST_DIR"));

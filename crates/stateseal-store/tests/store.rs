@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use stateseal_store::s3::{S3Builder, S3Store};
-use stateseal_store::testing::{unique, Peers};
+use stateseal_store::testing::{unique, Peers, SLOW_APPLY_TF};
 use stateseal_store::{conformance, Error, LocalStore, LockInfo, PutMode, Store};
 
 #[tokio::test]
@@ -117,22 +117,6 @@ async fn local_lock_is_a_posix_record_lock_shared_with_other_processes() {
     store.unlock("default", &held.id).await.unwrap();
 }
 
-const SLOW_APPLY: &str = r#"
-variable "sleep_s" {
-  type    = number
-  default = 0
-}
-resource "terraform_data" "slow" {
-  triggers_replace = [timestamp()]
-  provisioner "local-exec" {
-    command = "sleep ${var.sleep_s}"
-  }
-}
-output "greeting" {
-  value = "hello"
-}
-"#;
-
 /// Waits until `check` is true (polling), for at most `secs`.
 async fn wait_for<F: std::future::Future<Output = bool>>(
     secs: u64,
@@ -154,7 +138,7 @@ async fn local_lock_interoperates_with_terraform() {
         return;
     };
     let d = tempfile::tempdir().unwrap();
-    std::fs::write(d.path().join("main.tf"), SLOW_APPLY).unwrap();
+    std::fs::write(d.path().join("main.tf"), SLOW_APPLY_TF).unwrap();
     peers.tf_ok(d.path(), &["init", "-input=false", "-no-color"]);
     let store = LocalStore::new(d.path());
 
@@ -402,7 +386,7 @@ async fn s3_lock_interoperates_with_terraform() {
         &format!("    use_lockfile = true\n    dynamodb_table = \"{t}\""),
     );
     std::fs::write(d.path().join("backend.tf"), block).unwrap();
-    std::fs::write(d.path().join("main.tf"), SLOW_APPLY).unwrap();
+    std::fs::write(d.path().join("main.tf"), SLOW_APPLY_TF).unwrap();
     peers.tf_ok(d.path(), &["init", "-input=false", "-no-color"]);
     let store = s3_store(&peers, &bucket, Some(&t), true).await;
 

@@ -2,7 +2,7 @@
 //! and/or `.tflock` object), the very one OpenTofu and Terraform take.
 
 use clap::Args;
-use stateseal_store::{Error, LockInfo, Sealed};
+use stateseal_store::{Error, LockInfo, Sealed, Store};
 
 use crate::backend::{block_on, open};
 use crate::failure::{exit, Failure};
@@ -28,6 +28,20 @@ pub struct UnlockArgs {
 /// Version prefix of the lock records stateseal writes.
 const OURS: &str = "stateseal-";
 
+fn require_locking(store: &dyn Store, ws: &str) -> Result<(), Failure> {
+    if store.locking_enabled() {
+        return Ok(());
+    }
+    Err(Failure::new(
+        exit::CONFIG,
+        format!(
+            "the backend of {} has no locking configured",
+            store.location(ws)
+        ),
+        "set use_lockfile = true and/or dynamodb_table in the s3 backend",
+    ))
+}
+
 /// Takes the lock, prints its ID on stdout, and leaves it held.
 pub fn lock(ctx: &Context, args: &LockArgs) -> Result<(), Failure> {
     block_on(async {
@@ -43,16 +57,7 @@ pub fn lock(ctx: &Context, args: &LockArgs) -> Result<(), Failure> {
                 "use a remote backend (s3 with use_lockfile or dynamodb_table) to hold a lock across commands",
             ));
         }
-        if !store.locking_enabled() {
-            return Err(Failure::new(
-                exit::CONFIG,
-                format!(
-                    "the backend of {} has no locking configured",
-                    store.location(ws)
-                ),
-                "set use_lockfile = true and/or dynamodb_table in the s3 backend",
-            ));
-        }
+        require_locking(&*store, ws)?;
         let mut info = LockInfo::new(args.operation.clone());
         info.info = args.info.clone();
         let held = store.lock(ws, info).await?;
@@ -80,16 +85,7 @@ fn release(ctx: &Context, id: &str, force: bool) -> Result<(), Failure> {
     block_on(async {
         let store = open(ctx).await?;
         let ws = ctx.workspace();
-        if !store.locking_enabled() {
-            return Err(Failure::new(
-                exit::CONFIG,
-                format!(
-                    "the backend of {} has no locking configured",
-                    store.location(ws)
-                ),
-                "set use_lockfile = true and/or dynamodb_table in the s3 backend",
-            ));
-        }
+        require_locking(&*store, ws)?;
         let holder = store.lock_holder(ws).await?;
         match &holder {
             None => {

@@ -11,25 +11,16 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use stateseal_store::testing::{unique, Peers};
+use stateseal_store::testing::{unique, Peers, SLOW_APPLY_TF};
 use stateseal_store::LockInfo;
 
 const KEY: &str = "app/terraform.tfstate";
 
-const MAIN_TF: &str = r#"
-variable "sleep_s" {
-  type    = number
-  default = 0
-}
-resource "terraform_data" "slow" {
-  triggers_replace = [timestamp()]
-  provisioner "local-exec" {
-    command = "sleep ${var.sleep_s}"
-  }
-}
-output "greeting" {
-  value = "hello <&> world"
-}
+/// The slow-apply configuration plus a sensitive and a structured output.
+fn main_tf() -> String {
+    format!(
+        "{SLOW_APPLY_TF}{}",
+        r#"
 output "secret" {
   value     = "s3cr3t"
   sensitive = true
@@ -37,7 +28,9 @@ output "secret" {
 output "list" {
   value = [1, "two", { three = 3 }]
 }
-"#;
+"#
+    )
+}
 
 struct Out {
     code: i32,
@@ -180,7 +173,7 @@ async fn terraform_interop(test: &str, mode: Mode) {
         return;
     };
     let s = Setup::new(peers, mode, "").await;
-    std::fs::write(s.path().join("main.tf"), MAIN_TF).unwrap();
+    std::fs::write(s.path().join("main.tf"), main_tf()).unwrap();
     ok(
         s.tf(&["init", "-input=false", "-no-color"]),
         "terraform init",
@@ -674,7 +667,7 @@ async fn workspaces_versions_and_restore() {
     );
 
     // Terraform sees the workspace and its state.
-    std::fs::write(s.path().join("main.tf"), MAIN_TF).unwrap();
+    std::fs::write(s.path().join("main.tf"), main_tf()).unwrap();
     ok(s.tf(&["init", "-input=false", "-no-color"]), "init");
     let tf_list = ok(
         s.tf(&["workspace", "list", "-no-color"]),

@@ -44,11 +44,11 @@ struct Setting {
     origin: String,
 }
 
-/// Attributes the S3 backend accepts. Deprecated flat forms are mapped onto their new names.
-const KNOWN: &[&str] = &[
+/// Attributes of the S3 backend besides the shared AWS ones ([`AwsSettings::ATTRIBUTES`]),
+/// deprecated flat forms included (they are mapped onto their new names).
+const S3_ONLY: &[&str] = &[
     "bucket",
     "key",
-    "region",
     "workspace_key_prefix",
     "encrypt",
     "kms_key_id",
@@ -61,20 +61,12 @@ const KNOWN: &[&str] = &[
     "skip_s3_checksum",
     "use_path_style",
     "force_path_style",
-    "endpoints",
+    "skip_region_validation",
     "endpoint",
     "dynamodb_endpoint",
     "iam_endpoint",
     "sts_endpoint",
-    "sts_region",
-    "access_key",
-    "secret_key",
-    "token",
-    "profile",
     "shared_credentials_file",
-    "shared_credentials_files",
-    "shared_config_files",
-    "assume_role",
     "role_arn",
     "session_name",
     "external_id",
@@ -83,25 +75,11 @@ const KNOWN: &[&str] = &[
     "assume_role_policy_arns",
     "assume_role_tags",
     "assume_role_transitive_tag_keys",
-    "assume_role_with_web_identity",
-    "allowed_account_ids",
-    "forbidden_account_ids",
-    "max_retries",
-    "retry_mode",
-    "skip_credentials_validation",
-    "skip_requesting_account_id",
-    "skip_metadata_api_check",
-    "skip_region_validation",
-    "custom_ca_bundle",
-    "ec2_metadata_service_endpoint",
-    "ec2_metadata_service_endpoint_mode",
-    "http_proxy",
-    "https_proxy",
-    "no_proxy",
-    "insecure",
-    "use_dualstack_endpoint",
-    "use_fips_endpoint",
 ];
+
+fn is_known(name: &str) -> bool {
+    S3_ONLY.contains(&name) || AwsSettings::ATTRIBUTES.contains(&name)
+}
 
 /// Attributes whose `--backend-config K=V` value is taken literally (everything else is parsed
 /// as an HCL expression, so `encrypt=true` and `endpoints={s3="…"}` work).
@@ -211,7 +189,7 @@ impl S3Builder {
     }
 
     fn set(&mut self, name: &str, value: Value, origin: String) {
-        if !KNOWN.contains(&name) {
+        if !is_known(name) {
             self.errors.push(format!(
                 "{origin}: unsupported argument {name:?} in the s3 backend configuration"
             ));
