@@ -425,3 +425,84 @@ async fn s3_lock_interoperates_with_terraform() {
     let obj = store.get("default").await.unwrap();
     assert!(String::from_utf8_lossy(&obj.bytes).contains("\"greeting\""));
 }
+
+#[tokio::test]
+async fn s3_conformance_with_every_storage_option() {
+    let Some(peers) = Peers::aws("s3_conformance_with_every_storage_option") else {
+        return;
+    };
+    let bucket = unique("knobs");
+    peers.mkbucket(&bucket, false).await;
+    let e = peers.endpoint();
+    let mut b = S3Builder::new();
+    for kv in [
+        format!("bucket={bucket}"),
+        "key=app/terraform.tfstate".into(),
+        "region=us-east-1".into(),
+        format!("endpoint={e}"),
+        "force_path_style=true".into(),
+        "access_key=testing".into(),
+        "secret_key=testing".into(),
+        "skip_credentials_validation=true".into(),
+        "use_lockfile=true".into(),
+        "workspace_key_prefix=".into(),
+        "encrypt=true".into(),
+        "sse_customer_key=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".into(),
+        "acl=private".into(),
+        "state_tags={team = \"a b\", env = \"prod/1\"}".into(),
+        "lock_tags={kind = \"lock\"}".into(),
+        "skip_s3_checksum=true".into(),
+    ] {
+        b = b.with_backend_config(&kv);
+    }
+    let store = S3Store::connect(b.build_config(&|_| None).unwrap())
+        .await
+        .unwrap();
+    conformance::run(&store, "ws").await;
+
+    // workspace_key_prefix = "": workspaces live at <ws>/<key>.
+    store
+        .put("dev", b"{\"version\":4,\"serial\":1}", PutMode::Create)
+        .await
+        .unwrap();
+    assert!(peers
+        .keys(&bucket)
+        .await
+        .contains(&"dev/app/terraform.tfstate".to_string()));
+    assert_eq!(store.workspaces().await.unwrap(), ["default", "dev"]);
+
+    let s3 = peers.s3().await;
+    let tags = |key: &'static str| {
+        let s3 = s3.clone();
+        let bucket = bucket.clone();
+        async move {
+            let out = s3
+                .get_object_tagging()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .unwrap();
+            let mut t: Vec<(String, String)> = out
+                .tag_set()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect();
+            t.sort();
+            t
+        }
+    };
+    assert_eq!(
+        tags("app/terraform.tfstate").await,
+        [
+            ("env".into(), "prod/1".into()),
+            ("team".into(), "a b".into())
+        ]
+    );
+    let held = store.lock("default", LockInfo::new("tags")).await.unwrap();
+    assert_eq!(
+        tags("app/terraform.tfstate.tflock").await,
+        [("kind".to_string(), "lock".to_string())]
+    );
+    store.unlock("default", &held.id).await.unwrap();
+}

@@ -70,6 +70,7 @@ pub struct ObjectClient {
 }
 
 /// What a put is for: the state (state tags) or the lock file (lock tags, `If-None-Match`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Purpose {
     State,
     LockFile,
@@ -165,6 +166,10 @@ impl ObjectClient {
     }
 
     /// PutObject with OpenTofu's headers and `mode`'s condition. Returns the new ETag.
+    ///
+    /// A state write whose condition the server does not implement (501, some S3-compatibles)
+    /// is sent again without it: the state lock, held by the caller, is what protects it, as in
+    /// OpenTofu, which never sends conditions. A lock file is never written unconditionally.
     pub async fn put(
         &self,
         key: &str,
@@ -172,6 +177,38 @@ impl ObjectClient {
         mode: &PutMode,
         purpose: Purpose,
     ) -> Result<Version> {
+        let mut mode = mode.clone();
+        loop {
+            let e = match self.put_request(key, body, &mode, purpose).send().await {
+                Ok(out) => return Ok(Version(out.e_tag.unwrap_or_default())),
+                Err(e) => e,
+            };
+            let st = status(&e);
+            if st == Some(501) && purpose == Purpose::State && mode != PutMode::Overwrite {
+                mode = PutMode::Overwrite;
+                continue;
+            }
+            return Err(match (code(&e), st, &mode) {
+                (Some("NoSuchBucket"), _, _) => self.bucket_missing(),
+                (_, Some(412), PutMode::Create) => Error::AlreadyExists {
+                    what: self.url(key),
+                },
+                (_, Some(412) | Some(409), _) => Error::Precondition {
+                    what: self.url(key),
+                    message: describe(&e),
+                },
+                _ => self.service("PutObject", key, describe(&e)),
+            });
+        }
+    }
+
+    fn put_request(
+        &self,
+        key: &str,
+        body: &[u8],
+        mode: &PutMode,
+        purpose: Purpose,
+    ) -> aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder {
         let cfg = &self.cfg;
         let mut req = self
             .s3
@@ -209,26 +246,9 @@ impl ObjectClient {
             req = req.tagging(t);
         }
         match mode {
-            PutMode::Create => req = req.if_none_match("*"),
-            PutMode::Update(v) => req = req.if_match(&v.0),
-            PutMode::Overwrite => {}
-        }
-        match req.send().await {
-            Ok(out) => Ok(Version(out.e_tag.unwrap_or_default())),
-            Err(e) => {
-                let st = status(&e);
-                Err(match (code(&e), st, mode) {
-                    (Some("NoSuchBucket"), _, _) => self.bucket_missing(),
-                    (_, Some(412), PutMode::Create) => Error::AlreadyExists {
-                        what: self.url(key),
-                    },
-                    (_, Some(412) | Some(409), _) => Error::Precondition {
-                        what: self.url(key),
-                        message: describe(&e),
-                    },
-                    _ => self.service("PutObject", key, describe(&e)),
-                })
-            }
+            PutMode::Create => req.if_none_match("*"),
+            PutMode::Update(v) => req.if_match(&v.0),
+            PutMode::Overwrite => req,
         }
     }
 
