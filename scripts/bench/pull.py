@@ -61,8 +61,8 @@ def make_state(size):
         "check_results": None,
     }
     i = 0
-    while len(json.dumps(state)) < size:
-        for _ in range(200):
+    while len(json.dumps(state, indent=2)) < size:
+        for _ in range(100):
             blob = "".join(rnd.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(400))
             resources.append({
                 "mode": "managed", "type": "terraform_data", "name": f"r{i}",
@@ -113,7 +113,8 @@ def main():
     s3 = boto3.client("s3", endpoint_url=a.endpoint, region_name="us-east-1",
                       aws_access_key_id="testing", aws_secret_access_key="testing")
     plain = make_state(int(a.size_mib * 1024 * 1024))
-    print(f"plaintext state: {len(plain) / 2**20:.2f} MiB, {a.runs} runs each, medians")
+    print(f"plaintext state: {len(plain) / 2**20:.2f} MiB, {a.runs} runs each, medians "
+          f"(release binary {a.bin})")
     env = dict(os.environ, AWS_EC2_METADATA_DISABLED="true")
     env.pop("TF_ENCRYPTION", None)
     ratios = {}
