@@ -29,7 +29,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::{error::CredentialsError, future, ProvideCredentials};
 use aws_credential_types::Credentials;
 use aws_sdk_sts::config::{SharedCredentialsProvider, SharedHttpClient};
-use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls;
 use serde::Deserialize;
 
@@ -618,16 +618,31 @@ where
                         .bytes()
                         .map(|b| String::from_utf8_lossy(b).chars().take(300).collect())
                         .unwrap_or_default();
-                    let denied = if status == 403 { "AccessDenied: " } else { "" };
-                    format!(
-                        "{denied}HTTP {status}: {}",
-                        xml_message(&body).unwrap_or(body)
-                    )
+                    match xml_message(&body) {
+                        Some(m) => format!("{m} (HTTP {status})"),
+                        None if status == 403 => format!("AccessDenied (HTTP 403): {body}"),
+                        None => format!("HTTP {status}: {body}"),
+                    }
                 }
             }
         }
-        other => DisplayErrorContext(other).to_string(),
+        other => error_chain(other),
     }
+}
+
+/// `outer: inner: innermost`, from `Display` of each error in the source chain (the SDK's own
+/// `DisplayErrorContext` adds `Debug` output, which is unreadable).
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let msg = e.to_string();
+        if !parts.iter().any(|p| p.contains(&msg)) {
+            parts.push(msg);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
 }
 
 /// `<Code>…</Code>: <Message>…</Message>` from an XML error body (moto answers JSON-protocol
