@@ -108,6 +108,49 @@ impl Envelope {
     }
 }
 
+/// An envelope's header: everything but the ciphertext, which is not decoded (cheap to get
+/// for large files).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub state_fields: Option<StateFields>,
+    pub meta: BTreeMap<String, Vec<u8>>,
+    pub version: String,
+    /// Length of `encrypted_data` once decoded (computed from its base64 text).
+    pub encrypted_data_len: usize,
+}
+
+impl Header {
+    /// Parses the header of an envelope; same rules and errors as [`Envelope::parse`], except
+    /// that `encrypted_data` is not base64-decoded.
+    pub fn parse(input: &[u8]) -> Result<Header, NotEnvelope> {
+        let mut de = serde_json::Deserializer::from_slice(input);
+        let mut raw: RawFields =
+            RawFields::deserialize(&mut de).map_err(|e| NotEnvelope::Json(e.to_string()))?;
+        de.end().map_err(|e| NotEnvelope::Json(e.to_string()))?;
+        let data = raw.encrypted_data.take();
+        let len = match data {
+            None => 0,
+            Some(r) => serde_json::from_str::<Option<Cow<'_, str>>>(r.get())
+                .map_err(|e| NotEnvelope::Json(e.to_string()))?
+                .map_or(0, |s| {
+                    let chars = s.bytes().filter(|b| *b != b'\r' && *b != b'\n').count();
+                    (chars / 4 * 3)
+                        .saturating_sub(s.bytes().rev().take_while(|b| *b == b'=').count())
+                }),
+        };
+        let env = raw.decode().map_err(NotEnvelope::Json)?;
+        if env.version.is_empty() {
+            return Err(NotEnvelope::NoVersion);
+        }
+        Ok(Header {
+            state_fields: env.state_fields,
+            meta: env.meta,
+            version: env.version,
+            encrypted_data_len: len,
+        })
+    }
+}
+
 /// Field values as they appear in the JSON, before base64 decoding. Go assigns fields in input
 /// order; for each input key the exact field name wins over a case-insensitive match.
 #[derive(Default)]

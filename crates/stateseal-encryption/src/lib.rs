@@ -13,6 +13,8 @@ pub mod diagnostics;
 pub mod envelope;
 mod error;
 pub mod external_program;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gojson;
 pub mod key_provider;
 pub mod load;

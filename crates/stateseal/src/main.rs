@@ -1,1 +1,98 @@
-fn main() {}
+//! `stateseal`: encrypt, decrypt, rekey and inspect OpenTofu state and plan files.
+#![forbid(unsafe_code)]
+
+mod crypt_cmd;
+mod failure;
+mod global;
+mod inspect_cmd;
+mod io;
+mod rekey_cmd;
+mod validate_cmd;
+
+use clap::{Parser, Subcommand};
+
+use failure::{exit, Failure};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  other failure (I/O, …)
+  2  bad command-line usage
+  3  invalid encryption configuration, or a key provider could not be set up
+  4  decryption failed: wrong passphrase or key, or the data was modified
+  5  unexpected input: empty, neither envelope nor valid plaintext, unknown envelope version,
+     plaintext without an unencrypted method, or a serial/lineage mismatch
+  6  the state is locked by someone else";
+
+#[derive(Parser)]
+#[command(
+    name = "stateseal",
+    version,
+    about = "Encrypt, decrypt, rekey and inspect OpenTofu-encrypted state and plan files",
+    long_about = "Encrypt, decrypt, rekey and inspect OpenTofu-encrypted state and plan files.\n\n\
+The encryption configuration is read as OpenTofu reads it: the terraform { encryption { … } } block of the \
+*.tf and *.tf.json files in the working directory (--chdir), with TF_ENCRYPTION merged over it. Variables \
+come from --var, --var-file, TF_VAR_NAME, *.tfvars files and declared defaults.",
+    after_help = EXIT_CODES
+)]
+struct Cli {
+    #[command(flatten)]
+    global: global::GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Decrypt a state or plan file (or accept a plaintext one, if configured) and write the plaintext.
+    Decrypt(crypt_cmd::CryptArgs),
+    /// Encrypt a plaintext state or plan file into an OpenTofu v0 envelope.
+    Encrypt(crypt_cmd::CryptArgs),
+    /// Re-encrypt files with the primary method (reading them with the primary or a fallback).
+    Rekey(rekey_cmd::RekeyArgs),
+    /// Describe a file without any key: encrypted or plain, state or plan, metadata, serial, lineage, sizes.
+    Inspect(inspect_cmd::InspectArgs),
+    /// Check the encryption configuration and list its key providers, methods and targets. Contacts no key service.
+    Validate(validate_cmd::ValidateArgs),
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::USAGE } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    if let Err(f) = run(cli) {
+        eprintln!("{}", f.line());
+        std::process::exit(f.code);
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    let ctx = global::Context::new(&cli.global)?;
+    match cli.command {
+        Command::Decrypt(a) => crypt_cmd::decrypt(&ctx, &a),
+        Command::Encrypt(a) => crypt_cmd::encrypt(&ctx, &a),
+        Command::Rekey(a) => rekey_cmd::run(&ctx, &a),
+        Command::Inspect(a) => inspect_cmd::run(&a),
+        Command::Validate(a) => validate_cmd::run(&ctx, &a),
+    }
+}
+
+/// Parses `state`, `plan` or `remote:NAME`.
+fn parse_target(s: &str) -> Result<stateseal_encryption::Target, String> {
+    use stateseal_encryption::Target;
+    match s {
+        "state" => Ok(Target::State),
+        "plan" => Ok(Target::Plan),
+        _ => match s.strip_prefix("remote:") {
+            Some(n) if !n.is_empty() => Ok(Target::RemoteState(n.to_string())),
+            _ => Err(format!(
+                "unknown target {s:?}: expected state, plan or remote:NAME"
+            )),
+        },
+    }
+}

@@ -1,0 +1,47 @@
+//! Entry points shared by the cargo-fuzz targets (`fuzz/`) and the corpus replay test, so both
+//! exercise exactly the same code. Each must never panic, whatever the input.
+
+use crate::config::eval::StaticEvaluator;
+use crate::config::EncryptionConfig;
+use crate::envelope::{Envelope, Header};
+use crate::{Encryption, Registry};
+
+const LITERAL: &str = "method \"aes_gcm\" \"m\" {\n keys = { encryption_key = [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16], decryption_key = [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16] }\n}\nmethod \"unencrypted\" \"u\" {}\nstate {\n method = method.aes_gcm.m\n fallback { method = method.unencrypted.u }\n}\nplan {\n method = method.aes_gcm.m\n fallback { method = method.unencrypted.u }\n}\n";
+
+/// The envelope parser, the header parser, the writer (parse ∘ write = id) and the decrypt
+/// decision tree on arbitrary bytes.
+pub fn envelope(data: &[u8]) {
+    if let Ok(env) = Envelope::parse(data) {
+        let again = Envelope::parse(&env.to_bytes()).expect("what we write parses");
+        assert_eq!(again, env, "parse(write(x)) == x");
+        assert!(
+            Header::parse(data).is_ok(),
+            "header parse agrees with full parse"
+        );
+    }
+    let _ = Header::parse(data);
+    thread_local! {
+        static ENC: Encryption = {
+            let cfg = EncryptionConfig::parse_body_str("fuzz.hcl", LITERAL).expect("valid");
+            Encryption::new(cfg, StaticEvaluator::default(), Registry::default()).expect("valid")
+        };
+    }
+    ENC.with(|e| {
+        let _ = e.state().decrypt_state(data);
+        let _ = e.plan().decrypt_plan(data);
+    });
+}
+
+/// The configuration parser (HCL or JSON, picked like `TF_ENCRYPTION`), static validation and
+/// building with placeholder keys (which never calls a key service).
+pub fn config(data: &[u8]) {
+    let Ok(src) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(cfg) = EncryptionConfig::parse_body_str("fuzz.hcl", src) {
+        let merged = cfg.clone().merge(cfg);
+        if let Ok(enc) = Encryption::new(merged, StaticEvaluator::default(), Registry::default()) {
+            let _ = enc.check_buildable();
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! `stateseal decrypt` and `stateseal encrypt`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use stateseal_encryption::envelope::Header;
+use stateseal_encryption::{Status, Target, TargetEncryption};
+
+use crate::failure::{exit, Failure};
+use crate::global::Context;
+use crate::io::{read_input, write_output, Input};
+
+#[derive(Args, Debug)]
+pub struct CryptArgs {
+    /// Which target's configuration to use: state, plan or remote:NAME. Default: inferred
+    /// (bytes starting with PK, or an envelope without serial/lineage, are a plan; anything else a state).
+    #[arg(long, value_name = "TARGET", value_parser = crate::parse_target)]
+    pub target: Option<Target>,
+    /// The input file; `-` or nothing reads stdin.
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Write the result to OUT (atomically) instead of stdout.
+    #[arg(short, long, value_name = "OUT")]
+    pub output: Option<PathBuf>,
+}
+
+/// Infers the target from the bytes: a zip (plan), an envelope without state fields (plan), or a state.
+pub fn infer_target(bytes: &[u8]) -> Target {
+    if bytes.starts_with(b"PK") {
+        return Target::Plan;
+    }
+    match Header::parse(bytes) {
+        Ok(h) if h.state_fields.is_none() => Target::Plan,
+        _ => Target::State,
+    }
+}
+
+pub fn is_plan(t: &Target) -> bool {
+    *t == Target::Plan
+}
+
+/// Decrypts with the target's chain; prints the migration warning.
+pub fn decrypt_bytes(
+    te: &TargetEncryption,
+    target: &Target,
+    input: &Input,
+) -> Result<(Vec<u8>, Status), Failure> {
+    let r = if is_plan(target) {
+        te.decrypt_plan(&input.bytes)
+    } else {
+        te.decrypt_state(&input.bytes)
+    };
+    r.map_err(|e| Failure::from(e).context(&input.name))
+}
+
+/// Encrypts with the target's primary method and proves the result decrypts back to `plain`.
+pub fn encrypt_verified(
+    te: &TargetEncryption,
+    target: &Target,
+    plain: &[u8],
+    name: &str,
+) -> Result<Vec<u8>, Failure> {
+    let out = if is_plan(target) {
+        te.encrypt_plan(plain)
+    } else {
+        te.encrypt_state(plain)
+    }
+    .map_err(|e| Failure::from(e).context(name))?;
+    let back = if is_plan(target) {
+        te.decrypt_plan(&out)
+    } else {
+        te.decrypt_state(&out)
+    }
+    .map_err(|e| Failure::from(e).context(format!("{name}: verifying the new envelope")))?;
+    if back.0 != plain || back.1 != Status::Satisfied {
+        return Err(Failure::plain(exit::FAILURE, format!("{name}: the new envelope did not decrypt back to the same bytes; nothing was written")));
+    }
+    Ok(out)
+}
+
+pub fn migration_warning(name: &str, te: &TargetEncryption) {
+    eprintln!(
+        "warning: {name} was read through a fallback (not the primary method {}); run `stateseal rekey {name}` to re-encrypt it with the primary method",
+        te.method_chain().first().map(String::as_str).unwrap_or("?")
+    );
+}
+
+pub fn decrypt(ctx: &Context, args: &CryptArgs) -> Result<(), Failure> {
+    let input = read_input(args.file.as_deref())?;
+    input.require_content()?;
+    let target = args
+        .target
+        .clone()
+        .unwrap_or_else(|| infer_target(&input.bytes));
+    let loaded = ctx.loaded()?;
+    let te = loaded.encryption.target(&target);
+    let (plain, status) = decrypt_bytes(te, &target, &input)?;
+    if status == Status::Migration {
+        migration_warning(&input.name, te);
+    }
+    if !te.is_enabled() {
+        eprintln!("warning: no encryption is configured for the {} target; {} is not encrypted and was copied unchanged", te.name(), input.name);
+    }
+    write_output(args.output.as_deref(), &plain)
+}
+
+pub fn encrypt(ctx: &Context, args: &CryptArgs) -> Result<(), Failure> {
+    let input = read_input(args.file.as_deref())?;
+    input.require_content()?;
+    if Header::parse(&input.bytes).is_ok() {
+        return Err(Failure::new(
+            exit::INPUT,
+            format!("{} is already encrypted", input.name),
+            format!(
+                "to re-encrypt it with the current primary method run `stateseal rekey {}`",
+                input.name
+            ),
+        ));
+    }
+    let target = args
+        .target
+        .clone()
+        .unwrap_or(if input.bytes.starts_with(b"PK") {
+            Target::Plan
+        } else {
+            Target::State
+        });
+    let loaded = ctx.loaded()?;
+    let te = loaded.encryption.target(&target);
+    if !te.is_enabled() {
+        return Err(Failure::new(
+            exit::CONFIG,
+            format!("no encryption is configured for the {} target", te.name()),
+            "add a target block, e.g. state { method = method.aes_gcm.NAME }, to the encryption configuration",
+        ));
+    }
+    if te.primary_is_unencrypted() {
+        return Err(Failure::new(
+            exit::CONFIG,
+            format!("the primary method of the {} target is unencrypted, so encrypting would write plaintext", te.name()),
+            "make an encrypting method the primary (the unencrypted one can stay as a fallback)",
+        ));
+    }
+    let out = encrypt_verified(te, &target, &input.bytes, &input.name)?;
+    write_output(args.output.as_deref(), &out)
+}

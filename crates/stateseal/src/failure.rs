@@ -1,0 +1,150 @@
+//! How the CLI fails: one line on stderr with the cause and the fix, and a documented exit code.
+
+use std::fmt;
+
+use stateseal_encryption::{Diagnostics, Error};
+
+/// Exit codes (stable; scripts depend on them).
+pub mod exit {
+    /// Anything not covered below (I/O errors, …).
+    pub const FAILURE: i32 = 1;
+    /// Bad command-line usage (clap's own code).
+    pub const USAGE: i32 = 2;
+    /// The encryption configuration is invalid, or a key provider could not be set up.
+    pub const CONFIG: i32 = 3;
+    /// Decryption failed: wrong passphrase or key, or the data was modified.
+    pub const DECRYPT: i32 = 4;
+    /// The input is not what was expected (not an envelope nor a valid plaintext, an unknown
+    /// envelope version, plaintext while no `unencrypted` method is configured, an empty file).
+    pub const INPUT: i32 = 5;
+    /// A state lock is held by someone else.
+    #[allow(dead_code)] // used by the state commands
+    pub const LOCKED: i32 = 6;
+}
+
+/// A CLI error: what happened, what to do about it, and the exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub cause: String,
+    pub fix: Option<String>,
+    pub code: i32,
+}
+
+impl Failure {
+    pub fn new(code: i32, cause: impl Into<String>, fix: impl Into<String>) -> Failure {
+        Failure {
+            cause: cause.into(),
+            fix: Some(fix.into()),
+            code,
+        }
+    }
+
+    pub fn plain(code: i32, cause: impl Into<String>) -> Failure {
+        Failure {
+            cause: cause.into(),
+            fix: None,
+            code,
+        }
+    }
+
+    /// Prefixes the cause with what was being worked on (a file name, say).
+    pub fn context(mut self, what: impl fmt::Display) -> Failure {
+        self.cause = format!("{what}: {}", self.cause);
+        self
+    }
+
+    /// The single line printed on stderr.
+    pub fn line(&self) -> String {
+        let cause = one_line(&self.cause);
+        match &self.fix {
+            Some(fix) => format!("error: {cause} (fix: {})", one_line(fix)),
+            None => format!("error: {cause}"),
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl From<Diagnostics> for Failure {
+    fn from(d: Diagnostics) -> Failure {
+        let n = d.errors().count();
+        let more = if n > 1 {
+            format!(" (and {} more error(s): run `stateseal validate`)", n - 1)
+        } else {
+            String::new()
+        };
+        let first = d
+            .errors()
+            .next()
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| d.to_string());
+        Failure::new(
+            exit::CONFIG,
+            format!("{first}{more}"),
+            "correct the encryption configuration at the location shown",
+        )
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        match e {
+            Error::Config(d) => {
+                let mut f = Failure::from(d);
+                if f.cause.contains("Unable to fetch encryption key data") || f.cause.contains("Unable to decode encrypted metadata") {
+                    f.fix = Some("check the key provider's settings and credentials, and that the key service is reachable".into());
+                }
+                f
+            }
+            Error::EncryptedWithoutConfig { .. } => Failure::new(
+                exit::INPUT,
+                e.to_string(),
+                "configure encryption for this target: a terraform { encryption { … } } block in the --chdir directory, --config FILE, or TF_ENCRYPTION",
+            ),
+            Error::UnencryptedPayload { ref target } => Failure::new(
+                exit::INPUT,
+                format!("the input is not encrypted, and the {target} target has no unencrypted method configured ({e})"),
+                format!("to accept plaintext, add method \"unencrypted\" \"migrate\" {{}} as the {target} fallback; to encrypt it, run `stateseal encrypt`"),
+            ),
+            Error::InvalidPayload { ref target, .. } => Failure::new(
+                exit::INPUT,
+                format!("the input is neither an OpenTofu encrypted envelope nor a valid {target} plaintext ({e})"),
+                "check that this is the right file and that it is not truncated",
+            ),
+            Error::UnsupportedVersion(ref v) => Failure::new(
+                exit::INPUT,
+                format!("unknown envelope version {v:?} ({e})"),
+                "only v0 exists; the file was written by a newer or foreign tool, or modified",
+            ),
+            Error::DecryptionFailed { no_key: true, .. } => Failure::new(
+                exit::DECRYPT,
+                format!("no key could be derived for this file ({e})"),
+                "the file's metadata names key providers this configuration does not have: configure the provider that wrote it (same type and name, or the same encrypted_metadata_alias) as primary or fallback",
+            ),
+            Error::DecryptionFailed { .. } => Failure::new(
+                exit::DECRYPT,
+                format!("wrong passphrase or key, or the file was modified: authentication failed ({e})"),
+                "check the passphrase/key (var values, TF_ENCRYPTION); if you rotated keys, add the old method as a fallback",
+            ),
+            Error::PassthroughMismatch(_) => Failure::new(
+                exit::INPUT,
+                format!("the envelope's plaintext serial/lineage do not match the encrypted state ({e})"),
+                "the envelope header was edited: restore it from a backup or a previous version",
+            ),
+            Error::InvalidPlaintext(_) => Failure::new(exit::INPUT, e.to_string(), "pass a Terraform/OpenTofu state (JSON) or use --target plan for plan files"),
+            other => Failure::plain(exit::FAILURE, other.to_string()),
+        }
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Failure {
+        Failure::plain(exit::FAILURE, e.to_string())
+    }
+}

@@ -1,0 +1,99 @@
+//! Global options (`--chdir`, variables, workspace) and the lazily loaded configuration.
+
+use std::cell::OnceCell;
+use std::path::PathBuf;
+
+use clap::Args;
+use stateseal_encryption::config::variables::VarInputs;
+use stateseal_encryption::load::{self, Loaded, Options};
+use stateseal_encryption::Registry;
+
+use crate::failure::{exit, Failure};
+
+#[derive(Args, Debug)]
+pub struct GlobalArgs {
+    /// Switch to DIR before doing anything (like terraform -chdir); the configuration is read from there.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub chdir: Option<PathBuf>,
+    /// Set a variable used by the encryption configuration (repeatable).
+    #[arg(long = "var", global = true, value_name = "NAME=VALUE", value_parser = VarInputs::parse_var)]
+    pub vars: Vec<(String, String)>,
+    /// Read variables from a .tfvars or .tfvars.json file (repeatable; applied before --var).
+    #[arg(long = "var-file", global = true, value_name = "FILE")]
+    pub var_files: Vec<PathBuf>,
+    /// Read the encryption configuration from FILE (the body of an encryption block, HCL or JSON)
+    /// instead of the directory's *.tf files. TF_ENCRYPTION is still merged over it.
+    #[arg(long = "config", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The workspace (terraform.workspace). Default: TF_WORKSPACE, else .terraform/environment, else "default".
+    #[arg(long, global = true, value_name = "NAME")]
+    pub workspace: Option<String>,
+}
+
+pub struct Context {
+    options: Options,
+    loaded: OnceCell<Loaded>,
+}
+
+impl Context {
+    pub fn new(args: &GlobalArgs) -> Result<Context, Failure> {
+        if let Some(dir) = &args.chdir {
+            std::env::set_current_dir(dir).map_err(|e| {
+                Failure::new(
+                    exit::FAILURE,
+                    format!("cannot change to directory {}: {e}", dir.display()),
+                    "pass an existing directory to --chdir",
+                )
+            })?;
+        }
+        let options = Options {
+            dir: PathBuf::from("."),
+            config_file: args.config.clone(),
+            env_encryption: std::env::var("TF_ENCRYPTION").ok(),
+            vars: VarInputs {
+                vars: args.vars.clone(),
+                var_files: args.var_files.clone(),
+            },
+            workspace: workspace(args.workspace.as_deref()),
+        };
+        Ok(Context {
+            options,
+            loaded: OnceCell::new(),
+        })
+    }
+
+    #[allow(dead_code)] // used by the state commands
+    pub fn workspace(&self) -> &str {
+        &self.options.workspace
+    }
+
+    /// The module and its validated encryption configuration (loaded once).
+    pub fn loaded(&self) -> Result<&Loaded, Failure> {
+        if let Some(l) = self.loaded.get() {
+            return Ok(l);
+        }
+        let l = load::load(&self.options, Registry::default(), &|k| {
+            std::env::var(k).ok()
+        })?;
+        Ok(self.loaded.get_or_init(|| l))
+    }
+}
+
+/// `--workspace`, else `TF_WORKSPACE`, else `.terraform/environment`, else `default`.
+pub fn workspace(flag: Option<&str>) -> String {
+    if let Some(w) = flag.filter(|w| !w.is_empty()) {
+        return w.to_string();
+    }
+    if let Ok(w) = std::env::var("TF_WORKSPACE") {
+        if !w.is_empty() {
+            return w;
+        }
+    }
+    if let Ok(w) = std::fs::read_to_string(".terraform/environment") {
+        let w = w.trim();
+        if !w.is_empty() {
+            return w.to_string();
+        }
+    }
+    "default".to_string()
+}

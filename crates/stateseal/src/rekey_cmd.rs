@@ -1,0 +1,115 @@
+//! `stateseal rekey FILE...`: decrypt with the primary or a fallback, re-encrypt with the
+//! primary, verify, and replace each file atomically.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use stateseal_encryption::envelope::Header;
+use stateseal_encryption::{Status, Target};
+
+use crate::crypt_cmd::{decrypt_bytes, encrypt_verified, infer_target};
+use crate::failure::{exit, Failure};
+use crate::global::Context;
+use crate::io::{read_input, replace_file};
+
+#[derive(Args, Debug)]
+pub struct RekeyArgs {
+    /// Which target's configuration to use: state, plan or remote:NAME. Default: inferred per file.
+    #[arg(long, value_name = "TARGET", value_parser = crate::parse_target)]
+    pub target: Option<Target>,
+    /// The files to rekey in place.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+pub fn run(ctx: &Context, args: &RekeyArgs) -> Result<(), Failure> {
+    let loaded = ctx.loaded()?;
+    if let [only] = args.files.as_slice() {
+        let report = rekey_one(loaded, args.target.as_ref(), only).map_err(|f| Failure {
+            cause: format!("{} (the file is unchanged)", f.cause),
+            ..f
+        })?;
+        println!("{report}");
+        return Ok(());
+    }
+    let mut failed: Vec<Failure> = Vec::new();
+    for path in &args.files {
+        match rekey_one(loaded, args.target.as_ref(), path) {
+            Ok(report) => println!("{report}"),
+            Err(f) => {
+                eprintln!("{}", f.line());
+                failed.push(f);
+            }
+        }
+    }
+    match failed.as_slice() {
+        [] => Ok(()),
+        _ => Err(Failure::plain(
+            failed.iter().map(|f| f.code).max().unwrap_or(exit::FAILURE),
+            format!(
+                "{} of {} file(s) were not rekeyed; they are unchanged",
+                failed.len(),
+                args.files.len()
+            ),
+        )),
+    }
+}
+
+fn describe(bytes: &[u8]) -> String {
+    match Header::parse(bytes) {
+        Ok(h) if h.meta.is_empty() => "encrypted (no key-provider metadata)".to_string(),
+        Ok(h) => format!(
+            "encrypted with metadata {}",
+            h.meta.keys().cloned().collect::<Vec<_>>().join(", ")
+        ),
+        Err(_) => "plaintext".to_string(),
+    }
+}
+
+fn rekey_one(
+    loaded: &stateseal_encryption::load::Loaded,
+    target: Option<&Target>,
+    path: &std::path::Path,
+) -> Result<String, Failure> {
+    let input = read_input(Some(path))?;
+    input.require_content()?;
+    let target = target
+        .cloned()
+        .unwrap_or_else(|| infer_target(&input.bytes));
+    let te = loaded.encryption.target(&target);
+    if !te.is_enabled() {
+        return Err(Failure::new(
+            exit::CONFIG,
+            format!(
+                "{}: no encryption is configured for the {} target",
+                input.name,
+                te.name()
+            ),
+            "add the target block with the new method as primary and the old one as fallback",
+        ));
+    }
+    let (plain, status) = decrypt_bytes(te, &target, &input)?;
+    let out = if te.primary_is_unencrypted() {
+        plain.clone()
+    } else {
+        encrypt_verified(te, &target, &plain, &input.name)?
+    };
+    replace_file(path, &out)?;
+    let chain = te.method_chain();
+    let read_with = match (status, Header::parse(&input.bytes).is_ok()) {
+        (Status::Satisfied, _) => format!("the primary method {}", chain[0]),
+        (Status::Migration, true) => "a fallback method".to_string(),
+        (Status::Migration, false) => "the unencrypted fallback".to_string(),
+    };
+    Ok(format!(
+        "{}: rekeyed {} ({} bytes → {} bytes): was {}, read with {}; now {} by {}",
+        input.name,
+        te.name(),
+        input.bytes.len(),
+        out.len(),
+        describe(&input.bytes),
+        read_with,
+        describe(&out),
+        chain[0]
+    ))
+}

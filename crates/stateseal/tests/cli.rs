@@ -1,0 +1,451 @@
+//! End-to-end tests of the file commands: the real binary, real files.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn testdata(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata")
+        .join(rel)
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    use std::io::Write;
+    use std::process::{Command as P, Stdio};
+    let mut c = P::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(b).unwrap();
+    String::from_utf8(c.wait_with_output().unwrap().stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// The binary, with a clean environment for the variables that change its behaviour.
+fn stateseal(dir: &Path) -> Command {
+    let mut c = Command::cargo_bin("stateseal").unwrap();
+    c.current_dir(dir)
+        .env_remove("TF_ENCRYPTION")
+        .env_remove("TF_WORKSPACE");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TF_VAR_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+struct Out {
+    code: i32,
+    stdout: Vec<u8>,
+    stderr: String,
+}
+
+fn run(c: &mut Command) -> Out {
+    let o = c.output().unwrap();
+    Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: o.stdout,
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+const PBKDF2_MAIN: &str = "key_provider \"pbkdf2\" \"main\" { passphrase = \"correct-horse-battery-staple\" }\nmethod \"aes_gcm\" \"main\" { keys = key_provider.pbkdf2.main }\n";
+
+fn vectors() -> Vec<Value> {
+    let v: Value =
+        serde_json::from_slice(&std::fs::read(testdata("vectors/vectors.json")).unwrap()).unwrap();
+    v["vectors"].as_array().unwrap().clone()
+}
+
+#[test]
+fn every_vector_decrypts_through_the_cli() {
+    let d = tempfile::tempdir().unwrap();
+    for v in vectors() {
+        let id = v["id"].as_str().unwrap();
+        let full: Vec<String> = (1..=32).map(|i| i.to_string()).collect();
+        let mut hcl = v["hcl"]
+            .as_str()
+            .unwrap()
+            .replace("[1,2,...,32]", &format!("[{}]", full.join(",")));
+        if id == "state-static-testkey" {
+            // Release builds (OpenTofu's and ours) have no `static` provider: the same key, given literally.
+            hcl = format!("method \"aes_gcm\" \"example\" {{\n keys = {{ encryption_key = {k}, decryption_key = {k} }}\n}}\nstate {{ method = method.aes_gcm.example }}", k = format!("{:?}", b"ooph0eoghoh4ahruo7Quaeheeyoore1i".to_vec()));
+        }
+        std::fs::write(d.path().join("enc.hcl"), hcl).unwrap();
+        let file = testdata(&format!("vectors/{}", v["encrypted"].as_str().unwrap()));
+        // the target is inferred (the plan vector has no serial/lineage)
+        let o = run(stateseal(d.path())
+            .args(["--config", "enc.hcl", "decrypt"])
+            .arg(&file));
+        assert_eq!(o.code, 0, "{id}: {}", o.stderr);
+        assert_eq!(
+            sha256_hex(&o.stdout),
+            v["plaintext_sha256"].as_str().unwrap(),
+            "{id}"
+        );
+    }
+}
+
+/// Option combinations: each config encrypts and decrypts state and plan back to the same bytes.
+#[test]
+fn round_trips_for_every_option_combination() {
+    let state = std::fs::read(testdata("vectors/state_plain.json")).unwrap();
+    let plan = std::fs::read(testdata("vectors/plan_plain.zip")).unwrap();
+    let providers = [
+        "key_provider \"pbkdf2\" \"k\" { passphrase = \"correct-horse-battery-staple\" }",
+        "key_provider \"pbkdf2\" \"k\" {\n passphrase = \"correct-horse-battery-staple\"\n hash_function = \"sha256\"\n iterations = 200000\n salt_length = 12\n key_length = 16\n}",
+        "key_provider \"pbkdf2\" \"k\" {\n passphrase = \"correct-horse-battery-staple\"\n key_length = 24\n iterations = 200000\n encrypted_metadata_alias = \"shared-<&>\"\n}",
+        "key_provider \"pbkdf2\" \"up\" {\n passphrase = \"upstream passphrase!\"\n iterations = 200000\n}\nkey_provider \"pbkdf2\" \"k\" {\n chain = key_provider.pbkdf2.up\n iterations = 200000\n}",
+    ];
+    let methods = [
+        "method \"aes_gcm\" \"m\" { keys = key_provider.pbkdf2.k }",
+        "method \"aes_gcm\" \"m\" {\n keys = key_provider.pbkdf2.k\n aad = [1, 2, 3]\n}",
+    ];
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("state.json"), &state).unwrap();
+    std::fs::write(d.path().join("plan.zip"), &plan).unwrap();
+    for p in providers {
+        for m in methods {
+            let cfg = format!("{p}\n{m}\nstate {{ method = method.aes_gcm.m }}\nplan {{ method = method.aes_gcm.m }}\n");
+            std::fs::write(d.path().join("enc.hcl"), &cfg).unwrap();
+            for (input, plain) in [("state.json", &state), ("plan.zip", &plan)] {
+                let o = run(stateseal(d.path())
+                    .args(["--config", "enc.hcl", "encrypt", input, "-o", "out.enc"]));
+                assert_eq!(o.code, 0, "{cfg}: {}", o.stderr);
+                let o =
+                    run(stateseal(d.path()).args(["--config", "enc.hcl", "decrypt", "out.enc"]));
+                assert_eq!(o.code, 0, "{cfg}: {}", o.stderr);
+                assert_eq!(&o.stdout, plain, "{cfg} {input}");
+            }
+        }
+    }
+}
+
+#[test]
+fn must_fail_cases_give_their_exit_code_one_line_and_no_output() {
+    let cases: Value =
+        serde_json::from_slice(&std::fs::read(testdata("fail/cases.json")).unwrap()).unwrap();
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("enc.hcl"), cases["config"].as_str().unwrap()).unwrap();
+    for c in cases["cases"].as_array().unwrap() {
+        let file = c["file"].as_str().unwrap();
+        let src = testdata(&format!("fail/{file}"));
+        let o = run(stateseal(d.path())
+            .args(["--config", "enc.hcl", "decrypt", "--target", "state"])
+            .arg(&src)
+            .args(["-o", "out.json"]));
+        assert_eq!(
+            o.code,
+            c["exit"].as_i64().unwrap() as i32,
+            "{file}: {}",
+            o.stderr
+        );
+        assert_eq!(
+            o.stderr.lines().count(),
+            1,
+            "{file}: one line: {}",
+            o.stderr
+        );
+        assert!(
+            o.stderr.starts_with("error: ") && o.stderr.contains("(fix: "),
+            "{file}: {}",
+            o.stderr
+        );
+        assert!(
+            o.stderr.contains(c["message"].as_str().unwrap()),
+            "{file}: {}",
+            o.stderr
+        );
+        assert!(
+            !d.path().join("out.json").exists(),
+            "{file}: no output file"
+        );
+        // rekey leaves the file untouched
+        let copy = d.path().join(file);
+        std::fs::copy(&src, &copy).unwrap();
+        let o =
+            run(stateseal(d.path())
+                .args(["--config", "enc.hcl", "rekey", "--target", "state", file]));
+        assert_eq!(
+            o.code,
+            c["exit"].as_i64().unwrap() as i32,
+            "{file}: {}",
+            o.stderr
+        );
+        assert_eq!(
+            std::fs::read(&copy).unwrap(),
+            std::fs::read(&src).unwrap(),
+            "{file}: unchanged by rekey"
+        );
+    }
+    // an existing output file is not touched either
+    std::fs::write(d.path().join("out.json"), "keep me").unwrap();
+    let o = run(stateseal(d.path())
+        .args(["--config", "enc.hcl", "decrypt"])
+        .arg(testdata("fail/fail_flipped_tag.enc.json"))
+        .args(["-o", "out.json"]));
+    assert_eq!(o.code, 4);
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("out.json")).unwrap(),
+        "keep me"
+    );
+}
+
+#[test]
+fn plaintext_without_unencrypted_method_and_double_encryption_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("enc.hcl"),
+        format!("{PBKDF2_MAIN}state {{ method = method.aes_gcm.main }}\n"),
+    )
+    .unwrap();
+    let o = run(stateseal(d.path())
+        .args(["--config", "enc.hcl", "decrypt"])
+        .arg(testdata("vectors/state_plain.json")));
+    assert_eq!(o.code, 5);
+    assert!(
+        o.stderr
+            .contains("encountered unencrypted payload without unencrypted method configured"),
+        "{}",
+        o.stderr
+    );
+    let o = run(stateseal(d.path())
+        .args(["--config", "enc.hcl", "encrypt"])
+        .arg(testdata("vectors/state_pbkdf2_aesgcm.enc.json")));
+    assert_eq!(o.code, 5);
+    assert!(
+        o.stderr.contains("already encrypted") && o.stderr.contains("stateseal rekey"),
+        "{}",
+        o.stderr
+    );
+    // with no configuration at all, an envelope is refused with OpenTofu's message
+    let o = run(stateseal(d.path())
+        .arg("decrypt")
+        .arg(testdata("vectors/state_pbkdf2_aesgcm.enc.json")));
+    assert_eq!(o.code, 5);
+    assert!(
+        o.stderr
+            .contains("can not be read without an encryption configuration"),
+        "{}",
+        o.stderr
+    );
+}
+
+#[test]
+fn rekey_moves_a_file_from_the_fallback_to_the_primary() {
+    let d = tempfile::tempdir().unwrap();
+    let old = format!("{PBKDF2_MAIN}state {{ method = method.aes_gcm.main }}\n");
+    let new_only = "key_provider \"pbkdf2\" \"next\" { passphrase = \"the next passphrase, rotated\" }\nmethod \"aes_gcm\" \"next\" { keys = key_provider.pbkdf2.next }\nstate { method = method.aes_gcm.next }\n";
+    let rotation = format!("{PBKDF2_MAIN}key_provider \"pbkdf2\" \"next\" {{ passphrase = \"the next passphrase, rotated\" }}\nmethod \"aes_gcm\" \"next\" {{ keys = key_provider.pbkdf2.next }}\nstate {{\n  method = method.aes_gcm.next\n  fallback {{ method = method.aes_gcm.main }}\n}}\n");
+    std::fs::write(d.path().join("old.hcl"), old).unwrap();
+    std::fs::write(d.path().join("new.hcl"), new_only).unwrap();
+    std::fs::write(d.path().join("rot.hcl"), rotation).unwrap();
+    std::fs::copy(
+        testdata("vectors/state_pbkdf2_aesgcm.enc.json"),
+        d.path().join("a.tfstate"),
+    )
+    .unwrap();
+    std::fs::copy(
+        testdata("vectors/state_pbkdf2_aesgcm.enc.json"),
+        d.path().join("b.tfstate"),
+    )
+    .unwrap();
+
+    // reading through the fallback works but warns, naming `stateseal rekey`
+    let o = run(stateseal(d.path()).args(["--config", "rot.hcl", "decrypt", "a.tfstate"]));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("warning:") && o.stderr.contains("stateseal rekey a.tfstate"),
+        "{}",
+        o.stderr
+    );
+
+    let o =
+        run(stateseal(d.path()).args(["--config", "rot.hcl", "rekey", "a.tfstate", "b.tfstate"]));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let report = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(report.lines().count(), 2, "{report}");
+    assert!(
+        report.contains("a.tfstate: rekeyed state")
+            && report.contains("read with a fallback method")
+            && report.contains("key_provider.pbkdf2.next"),
+        "{report}"
+    );
+
+    let plain = std::fs::read(testdata("vectors/state_plain.json")).unwrap();
+    let o = run(stateseal(d.path()).args(["--config", "new.hcl", "decrypt", "a.tfstate"]));
+    assert_eq!((o.code, o.stdout == plain), (0, true), "{}", o.stderr);
+    assert!(o.stderr.is_empty(), "no warning after rekey: {}", o.stderr);
+    let o = run(stateseal(d.path()).args(["--config", "old.hcl", "decrypt", "b.tfstate"]));
+    assert_eq!(
+        o.code, 4,
+        "the old passphrase no longer opens it: {}",
+        o.stderr
+    );
+}
+
+#[test]
+fn configuration_comes_from_the_directory_variables_and_tf_encryption() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("main.tf"),
+        "variable \"passphrase\" {\n  type      = string\n  sensitive = true\n}\nvariable \"iters\" { default = 200000 }\nlocals { provider_name = \"main\" }\nterraform {\n  encryption {\n    key_provider \"pbkdf2\" \"main\" {\n      passphrase = var.passphrase\n      iterations = var.iters\n    }\n    method \"aes_gcm\" \"main\" { keys = key_provider.pbkdf2.main }\n    state {\n      enforced = true\n      method   = method.aes_gcm.main\n    }\n  }\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.path().join("state.json"),
+        std::fs::read(testdata("vectors/state_plain.json")).unwrap(),
+    )
+    .unwrap();
+    let sub = d.path().join("elsewhere");
+    std::fs::create_dir(&sub).unwrap();
+    // --chdir, --var
+    let o = run(stateseal(&sub).args(["--chdir", ".."]).args([
+        "--var",
+        "passphrase=correct-horse-battery-staple",
+        "encrypt",
+        "state.json",
+        "-o",
+        "s.enc",
+    ]));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    // TF_VAR_
+    let o = run(stateseal(d.path())
+        .env("TF_VAR_passphrase", "correct-horse-battery-staple")
+        .args(["decrypt", "s.enc"]));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    // --var-file
+    std::fs::write(
+        d.path().join("secrets.tfvars"),
+        "passphrase = \"correct-horse-battery-staple\"\n",
+    )
+    .unwrap();
+    let o = run(stateseal(d.path()).args(["--var-file", "secrets.tfvars", "decrypt", "s.enc"]));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    // a missing variable is a configuration error that names it and points at the line
+    let o = run(stateseal(d.path()).args(["decrypt", "s.enc"]));
+    assert_eq!(o.code, 3);
+    assert!(
+        o.stderr.contains("main.tf:10:") && o.stderr.contains("var.passphrase has no value"),
+        "{}",
+        o.stderr
+    );
+    // TF_ENCRYPTION (JSON) merges over the code: the env passphrase wins
+    let env =
+        r#"{"key_provider":{"pbkdf2":{"main":{"passphrase":"correct-horse-battery-staple"}}}}"#;
+    let o = run(stateseal(d.path())
+        .env("TF_ENCRYPTION", env)
+        .args(["decrypt", "s.enc"]));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    // enforced refuses plaintext even with an unencrypted fallback (config-time error)
+    let env = "method \"unencrypted\" \"u\" {}\nstate {\n  method = method.aes_gcm.main\n  fallback { method = method.unencrypted.u }\n}\n";
+    let o = run(stateseal(d.path()).env("TF_ENCRYPTION", env).args([
+        "--var",
+        "passphrase=correct-horse-battery-staple",
+        "decrypt",
+        "state.json",
+    ]));
+    assert_eq!(o.code, 3);
+    assert!(
+        o.stderr.contains("Unencrypted method is forbidden"),
+        "{}",
+        o.stderr
+    );
+}
+
+#[test]
+fn validate_reports_problems_with_file_and_line() {
+    let cases = [
+        ("method \"aes_gcm\" \"m\" { keys = key_provider.pbkdf2.nope }\nstate { method = method.aes_gcm.m }\n", "Reference to undeclared key provider", 1),
+        ("key_provider \"pbkdf2\" \"a\" { chain = key_provider.pbkdf2.b }\nkey_provider \"pbkdf2\" \"b\" { chain = key_provider.pbkdf2.a }\nmethod \"aes_gcm\" \"m\" { keys = key_provider.pbkdf2.a }\nstate { method = method.aes_gcm.m }\n", "Circular reference detected", 1),
+        ("method \"unencrypted\" \"u\" {}\n\nstate { method = method.aes_gcm.missing }\n", "Reference to undeclared encryption method", 3),
+        ("method \"unencrypted\" \"u\" {}\nstate {\n  method   = method.unencrypted.u\n  enforced = true\n}\n", "Unencrypted method is forbidden", 2),
+        ("key_provider \"pbkdf2\" \"a\" { passphrase = \"short\" }\nmethod \"aes_gcm\" \"m\" { keys = key_provider.pbkdf2.a }\nstate { method = method.aes_gcm.m }\n", "passphrase is too short (minimum 16 characters)", 1),
+        ("state {}\n", "Invalid expression", 1),
+    ];
+    for (body, message, line) in cases {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("main.tf"),
+            format!("terraform {{\n  encryption {{\n{body}  }}\n}}\n"),
+        )
+        .unwrap();
+        let o = run(stateseal(d.path()).arg("validate"));
+        assert_eq!(o.code, 3, "{body}: {}", o.stderr);
+        let want = format!("main.tf:{}:", line + 2);
+        assert!(
+            o.stderr.contains(message) && o.stderr.contains(&want),
+            "{body}: want {message} at {want}: {}",
+            o.stderr
+        );
+    }
+    // an empty encryption block is valid in OpenTofu: a warning, exit 0
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("main.tf"),
+        "terraform {\n  encryption {}\n}\n",
+    )
+    .unwrap();
+    let o = run(stateseal(d.path()).arg("validate"));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("warning: ")
+            && o.stderr.contains("main.tf:2:")
+            && o.stderr.contains("Empty encryption configuration"),
+        "{}",
+        o.stderr
+    );
+    // a valid configuration lists providers, methods and targets
+    std::fs::write(d.path().join("main.tf"), format!("terraform {{\n  encryption {{\n{PBKDF2_MAIN}state {{ method = method.aes_gcm.main }}\n  }}\n}}\n")).unwrap();
+    let o = run(stateseal(d.path()).args(["validate", "--json"]));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["key_providers"][0]["address"], "key_provider.pbkdf2.main");
+    assert_eq!(v["targets"][0]["methods"][0], "method.aes_gcm.main");
+}
+
+#[test]
+fn inspect_needs_no_key() {
+    let d = tempfile::tempdir().unwrap();
+    let o = run(stateseal(d.path())
+        .args(["inspect", "--json"])
+        .arg(testdata("vectors/state_pbkdf2_alias_aad.enc.json")));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let r = &v["report"];
+    assert_eq!(
+        (
+            r["encrypted"].as_bool(),
+            r["kind"].as_str(),
+            r["serial"].as_i64()
+        ),
+        (Some(true), Some("state"), Some(3))
+    );
+    let m = &r["metadata"][0];
+    assert_eq!(
+        (
+            m["key"].as_str(),
+            m["alias"].as_bool(),
+            m["provider_type"].as_str()
+        ),
+        (Some("certificates"), Some(true), Some("pbkdf2"))
+    );
+    assert_eq!(m["details"]["iterations"], 600000);
+    let o = run(stateseal(d.path())
+        .arg("inspect")
+        .arg(testdata("vectors/plan_pbkdf2_aesgcm.enc.json")));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.contains("kind:       plan") && text.contains("key_provider.pbkdf2.main  [pbkdf2] iterations=600000 hash_function=sha512 key_length=32 salt_bytes=32"), "{text}");
+    let o = run(stateseal(d.path())
+        .arg("inspect")
+        .arg(testdata("fail/fail_version_v9.enc.json")));
+    assert!(String::from_utf8(o.stdout).unwrap().contains("UNSUPPORTED"));
+}

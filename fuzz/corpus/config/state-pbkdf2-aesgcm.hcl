@@ -1,0 +1,3 @@
+key_provider "pbkdf2" "main" { passphrase = "correct-horse-battery-staple" }
+method "aes_gcm" "main" { keys = key_provider.pbkdf2.main }
+state { method = method.aes_gcm.main }

