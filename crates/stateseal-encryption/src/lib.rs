@@ -16,6 +16,8 @@ pub mod external_program;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gojson;
+#[cfg(any(feature = "gcp-kms", feature = "openbao"))]
+mod http_json;
 pub mod key_provider;
 pub mod load;
 pub mod method;

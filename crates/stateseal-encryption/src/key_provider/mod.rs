@@ -8,6 +8,10 @@
 #[cfg(feature = "aws-kms")]
 pub mod aws_kms;
 pub mod external;
+#[cfg(feature = "gcp-kms")]
+pub mod gcp_kms;
+#[cfg(feature = "openbao")]
+pub mod openbao;
 pub mod pbkdf2;
 
 use std::sync::Arc;
