@@ -62,7 +62,10 @@ impl Reply {
     /// The start of the body, for error messages (only ever called for error responses, which
     /// carry no key material).
     pub fn text_excerpt(&self) -> String {
-        String::from_utf8_lossy(&self.body).chars().take(500).collect()
+        String::from_utf8_lossy(&self.body)
+            .chars()
+            .take(500)
+            .collect()
     }
 }
 

@@ -72,9 +72,9 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 /// Builds the provider with OpenTofu's checks, in OpenTofu's order.
 pub fn build(config: &serde_json::Value) -> Result<Box<dyn KeyProvider>, String> {
     let c: Config = super::decode_config(config)?;
-    let key_name = c.kms_encryption_key.ok_or(
-        r#"The argument "kms_encryption_key" is required, but no definition was found."#,
-    )?;
+    let key_name = c
+        .kms_encryption_key
+        .ok_or(r#"The argument "kms_encryption_key" is required, but no definition was found."#)?;
     let key_length = c
         .key_length
         .ok_or(r#"The argument "key_length" is required, but no definition was found."#)?;
@@ -174,7 +174,11 @@ impl GcpKms {
     /// POSTs `body` to `{key}:{op}`; the answer, or an error naming the key and the cause.
     fn call(&self, op: &str, body: serde_json::Value) -> Result<http_json::Reply, ProviderError> {
         let endpoint = env(KMS_ENDPOINT_ENV).unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
-        let url = format!("{}/v1/{}:{op}", endpoint.trim_end_matches('/'), self.key_name);
+        let url = format!(
+            "{}/v1/{}:{op}",
+            endpoint.trim_end_matches('/'),
+            self.key_name
+        );
         let fail = |cause: String| {
             ProviderError::Failed(format!(
                 "failed to {op} the data key with GCP KMS key {:?}: {cause}",

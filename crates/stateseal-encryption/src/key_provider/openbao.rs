@@ -107,9 +107,9 @@ pub fn build(config: &serde_json::Value) -> Result<Box<dyn KeyProvider>, String>
         return Err("associated data is not valid base64".into());
     }
     let ca_pem = match env("BAO_CACERT") {
-        Some(path) => Some(
-            std::fs::read(&path).map_err(|e| format!("cannot read BAO_CACERT {path}: {e}"))?,
-        ),
+        Some(path) => {
+            Some(std::fs::read(&path).map_err(|e| format!("cannot read BAO_CACERT {path}: {e}"))?)
+        }
         None => None,
     };
     let address = if c.address.is_empty() {
@@ -184,7 +184,12 @@ impl OpenBao {
     }
 
     /// PUT `body` to `op`; the `data` of the answer, or an error naming key, URL and cause.
-    fn call(&self, op: &str, what: &str, body: serde_json::Value) -> Result<ResponseData, ProviderError> {
+    fn call(
+        &self,
+        op: &str,
+        what: &str,
+        body: serde_json::Value,
+    ) -> Result<ResponseData, ProviderError> {
         let url = self.url(op);
         let fail = |cause: String| {
             ProviderError::Failed(format!(
@@ -259,7 +264,10 @@ impl OpenBao {
         if !meta.associated_data.is_empty() {
             body["associated_data"] = json!(meta.associated_data);
         }
-        plaintext(self.call("decrypt", "decrypt the stored data key", body)?.plaintext)
+        plaintext(
+            self.call("decrypt", "decrypt the stored data key", body)?
+                .plaintext,
+        )
     }
 }
 

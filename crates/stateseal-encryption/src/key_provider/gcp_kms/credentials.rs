@@ -163,7 +163,8 @@ fn signed_jwt(
         .as_secs();
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let header = json!({"alg": "RS256", "typ": "JWT", "kid": key_id});
-    let claims = json!({"iss": email, "scope": scope, "aud": audience, "iat": now, "exp": now + 3600});
+    let claims =
+        json!({"iss": email, "scope": scope, "aud": audience, "iat": now, "exp": now + 3600});
     let signing_input = format!(
         "{}.{}",
         b64.encode(header.to_string()),
@@ -186,8 +187,12 @@ fn pem_body(pem: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
     let start = text.find("-----BEGIN ")?;
     let body_start = start + text[start..].find('\n')? + 1;
     let end = body_start + text[body_start..].find("-----END ")?;
-    let b64: Zeroizing<String> =
-        Zeroizing::new(text[body_start..end].chars().filter(|c| !c.is_whitespace()).collect());
+    let b64: Zeroizing<String> = Zeroizing::new(
+        text[body_start..end]
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect(),
+    );
     base64::engine::general_purpose::STANDARD
         .decode(b64.as_bytes())
         .ok()
@@ -198,7 +203,9 @@ fn pem_body(pem: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
 fn percent_encode(out: &mut String, s: &str) {
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -255,9 +262,8 @@ fn application_default(agent: &ureq::Agent, scope: &str) -> Result<Secret, Strin
     let well_known = env("CLOUDSDK_CONFIG")
         .or_else(|| env("HOME").map(|h| format!("{h}/.config/gcloud")))
         .map(|d| format!("{d}/application_default_credentials.json"));
-    let file = env("GOOGLE_APPLICATION_CREDENTIALS").or_else(|| {
-        well_known.filter(|p| std::path::Path::new(p).is_file())
-    });
+    let file = env("GOOGLE_APPLICATION_CREDENTIALS")
+        .or_else(|| well_known.filter(|p| std::path::Path::new(p).is_file()));
     if let Some(path) = file {
         let content = Secret::new(
             std::fs::read(&path).map_err(|e| format!("cannot read credentials {path}: {e}"))?,
@@ -342,7 +348,8 @@ mod tests {
 
     #[test]
     fn pem_bodies() {
-        let der = pem_body(b"-----BEGIN PRIVATE KEY-----\nAQID\nBA==\n-----END PRIVATE KEY-----\n").unwrap();
+        let der = pem_body(b"-----BEGIN PRIVATE KEY-----\nAQID\nBA==\n-----END PRIVATE KEY-----\n")
+            .unwrap();
         assert_eq!(&**der, &[1, 2, 3, 4]);
         assert!(pem_body(b"no pem").is_none());
     }
