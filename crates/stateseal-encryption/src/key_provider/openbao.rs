@@ -213,7 +213,13 @@ impl OpenBao {
         let mut body = body;
         let reply = http_json::send_json(&agent, "PUT", &url, &headers, &body);
         crate::secret::scrub_json(&mut body);
-        let reply = reply.map_err(fail)?;
+        // Transport errors already name the URL.
+        let reply = reply.map_err(|e| {
+            ProviderError::Failed(format!(
+                "failed to {what} with OpenBao transit key {:?}: {e}",
+                self.key_name
+            ))
+        })?;
         if !reply.is_success() {
             let errors = reply
                 .json::<ErrorResponse>()
