@@ -3,8 +3,10 @@
 //! The endpoints come from the environment: `STATESEAL_TEST_AWS_ENDPOINT` (a plain moto) and
 //! `STATESEAL_TEST_AWS_AUTH_ENDPOINT` (a moto of its own started with
 //! `INITIAL_NO_AUTH_ACTION_COUNT=0`, for IAM enforcement). When a variable is unset the test
-//! prints a notice and skips. Setup goes through `scripts/peers/aws.py` (boto3) in the repo's
-//! `.venv`, which also serves as an independent client to check our output.
+//! prints a notice and skips, unless `STATESEAL_TEST_REQUIRE_PEERS` is set (as `scripts/test.sh`
+//! does): then it fails. Setup goes through `scripts/peers/aws.py` (boto3), run by
+//! `$STATESEAL_TEST_PYTHON` or the repo's `.venv/bin/python`; boto3 also serves as an
+//! independent client to check our output.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -53,7 +55,9 @@ impl Moto {
     /// Runs `aws.py ARGS` against this moto and returns its stdout.
     pub fn aws_py(&self, args: &[&str]) -> String {
         let root = repo_root();
-        let python = root.join(".venv/bin/python");
+        let python = std::env::var_os("STATESEAL_TEST_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join(".venv/bin/python"));
         assert!(
             python.exists(),
             "{} is missing: run bash scripts/peers/venv.sh",
