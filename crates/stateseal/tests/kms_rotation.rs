@@ -65,6 +65,20 @@ fn write_configs(dir: &Path, kms_block: &str) {
     );
 }
 
+/// `stateseal --config CONFIG encrypt plain.json -o OUT`.
+fn encrypt(dir: &Path, config: &str, out: &str) -> (i32, String, String) {
+    stateseal(
+        dir,
+        &["--config", config, "encrypt", "plain.json", "-o", out],
+    )
+}
+
+fn assert_contains(text: &str, want: &[&str]) {
+    for w in want {
+        assert!(text.contains(w), "{w:?} not in {text}");
+    }
+}
+
 fn stateseal(dir: &Path, args: &[&str]) -> (i32, String, String) {
     let mut c = Command::cargo_bin("stateseal").unwrap();
     c.current_dir(dir)
@@ -101,17 +115,7 @@ fn rekey_moves_a_pbkdf2_file_to_kms() {
     std::fs::write(dir.join("plain.json"), PLAIN).unwrap();
 
     // Encrypted with the passphrase, as it is today.
-    let (code, _, err) = stateseal(
-        dir,
-        &[
-            "--config",
-            "old.hcl",
-            "encrypt",
-            "plain.json",
-            "-o",
-            "terraform.tfstate",
-        ],
-    );
+    let (code, _, err) = encrypt(dir, "old.hcl", "terraform.tfstate");
     assert_eq!(code, 0, "{err}");
 
     let (code, report, err) = stateseal(
@@ -183,31 +187,11 @@ fn kms_access_denied_is_clear_and_writes_nothing() {
     .unwrap();
     write_configs(dir, &kms(&moto.endpoint, &key_id, &ak, &sk));
     std::fs::write(dir.join("plain.json"), PLAIN).unwrap();
-    let (code, _, err) = stateseal(
-        dir,
-        &[
-            "--config",
-            "writer.hcl",
-            "encrypt",
-            "plain.json",
-            "-o",
-            "s.tfstate",
-        ],
-    );
+    let (code, _, err) = encrypt(dir, "writer.hcl", "s.tfstate");
     assert_eq!(code, 0, "{err}");
 
     // This user may generate data keys but not decrypt them: `encrypt` fails at its check.
-    let (code, _, err) = stateseal(
-        dir,
-        &[
-            "--config",
-            "kms.hcl",
-            "encrypt",
-            "plain.json",
-            "-o",
-            "t.tfstate",
-        ],
-    );
+    let (code, _, err) = encrypt(dir, "kms.hcl", "t.tfstate");
     assert_eq!(code, 3, "{err}");
     assert!(
         !dir.join("t.tfstate").exists(),
@@ -264,17 +248,7 @@ fn validate_and_inspect_need_no_key_service() {
     assert!(out.contains("key_provider.aws_kms.new"), "{out}");
 
     std::fs::write(dir.join("plain.json"), PLAIN).unwrap();
-    let (code, _, err) = stateseal(
-        dir,
-        &[
-            "--config",
-            "old.hcl",
-            "encrypt",
-            "plain.json",
-            "-o",
-            "s.tfstate",
-        ],
-    );
+    let (code, _, err) = encrypt(dir, "old.hcl", "s.tfstate");
     assert_eq!(code, 0, "{err}");
     let (code, out, err) = stateseal(dir, &["inspect", "s.tfstate"]);
     assert_eq!(code, 0, "{out}{err}");

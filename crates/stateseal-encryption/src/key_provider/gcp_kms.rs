@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::{KeyProvider, Provided, ProviderError, Purpose};
 use crate::http_json;
-use crate::secret::{Keys, Secret};
+use crate::secret::Secret;
 use credentials::{Credentials, Source};
 
 pub use credentials::IAMCREDENTIALS_ENDPOINT_ENV;
@@ -52,15 +52,8 @@ pub struct GcpKms {
 /// The stored metadata: `{"ciphertext":b64}`.
 #[derive(Deserialize, Default)]
 struct Metadata {
-    #[serde(default, deserialize_with = "b64")]
+    #[serde(default, deserialize_with = "crate::gojson::bytes::deserialize")]
     ciphertext: Vec<u8>,
-}
-
-fn b64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-    match Option::<String>::deserialize(d)? {
-        None => Ok(Vec::new()),
-        Some(s) => crate::envelope::go_base64_decode(&s).map_err(serde::de::Error::custom),
-    }
 }
 
 fn env(name: &str) -> Option<String> {
@@ -236,13 +229,7 @@ impl GcpKms {
             .decode(&ciphertext)
             .map_err(|e| ProviderError::Failed(format!("GCP KMS returned bad base64: {e}")))?;
         let meta = format!("{{\"ciphertext\":\"{}\"}}", B64.encode(ciphertext));
-        Ok(Provided {
-            keys: Keys {
-                encryption_key: Some(key),
-                decryption_key: None,
-            },
-            metadata: Some(meta.into_bytes()),
-        })
+        Ok(Provided::for_encryption(key, meta.into_bytes()))
     }
 
     fn decrypt(&self, ciphertext: &[u8]) -> Result<Secret, ProviderError> {
@@ -263,23 +250,11 @@ impl KeyProvider for GcpKms {
         match purpose {
             Purpose::Encrypt => self.generate(),
             Purpose::Decrypt { stored } => {
-                let meta: Metadata = match stored {
-                    Some(s) => serde_json::from_slice(s)
-                        .map_err(|e| ProviderError::Metadata(e.to_string()))?,
-                    None => Metadata::default(),
-                };
-                let decryption_key = if meta.ciphertext.is_empty() {
-                    None
-                } else {
-                    Some(self.decrypt(&meta.ciphertext)?)
-                };
-                Ok(Provided {
-                    keys: Keys {
-                        encryption_key: None,
-                        decryption_key,
-                    },
-                    metadata: None,
-                })
+                let meta: Metadata = super::stored_metadata(stored)?;
+                let key = (!meta.ciphertext.is_empty())
+                    .then(|| self.decrypt(&meta.ciphertext))
+                    .transpose()?;
+                Ok(Provided::for_decryption(key))
             }
         }
     }

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::{KeyProvider, Provided, ProviderError, Purpose};
 use crate::http_json;
-use crate::secret::{Keys, Secret};
+use crate::secret::Secret;
 
 pub const DEFAULT_ADDRESS: &str = "https://127.0.0.1:8200";
 pub const DEFAULT_TRANSIT_ENGINE_PATH: &str = "/transit";
@@ -48,17 +48,10 @@ pub struct OpenBao {
 /// The stored metadata: `{"ciphertext":b64("vault:v1:…")}` plus `"associated_data"` when set.
 #[derive(Deserialize, Default)]
 struct Metadata {
-    #[serde(default, deserialize_with = "b64")]
+    #[serde(default, deserialize_with = "crate::gojson::bytes::deserialize")]
     ciphertext: Vec<u8>,
     #[serde(default)]
     associated_data: String,
-}
-
-fn b64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-    match Option::<String>::deserialize(d)? {
-        None => Ok(Vec::new()),
-        Some(s) => crate::envelope::go_base64_decode(&s).map_err(serde::de::Error::custom),
-    }
 }
 
 impl Metadata {
@@ -250,19 +243,11 @@ impl OpenBao {
         let ciphertext = data.ciphertext.ok_or_else(|| {
             ProviderError::Failed("failed to deserialize 'ciphertext' from OpenBao's answer".into())
         })?;
-        Ok(Provided {
-            keys: Keys {
-                encryption_key: Some(key),
-                decryption_key: None,
-            },
-            metadata: Some(
-                Metadata {
-                    ciphertext: ciphertext.into_bytes(),
-                    associated_data: self.associated_data.clone(),
-                }
-                .to_json(),
-            ),
-        })
+        let meta = Metadata {
+            ciphertext: ciphertext.into_bytes(),
+            associated_data: self.associated_data.clone(),
+        };
+        Ok(Provided::for_encryption(key, meta.to_json()))
     }
 
     fn decrypt(&self, meta: Metadata) -> Result<Secret, ProviderError> {
@@ -292,23 +277,11 @@ impl KeyProvider for OpenBao {
         match purpose {
             Purpose::Encrypt => self.generate(),
             Purpose::Decrypt { stored } => {
-                let meta: Metadata = match stored {
-                    Some(s) => serde_json::from_slice(s)
-                        .map_err(|e| ProviderError::Metadata(e.to_string()))?,
-                    None => Metadata::default(),
-                };
-                let decryption_key = if meta.ciphertext.is_empty() {
-                    None
-                } else {
-                    Some(self.decrypt(meta)?)
-                };
-                Ok(Provided {
-                    keys: Keys {
-                        encryption_key: None,
-                        decryption_key,
-                    },
-                    metadata: None,
-                })
+                let meta: Metadata = super::stored_metadata(stored)?;
+                let key = (!meta.ciphertext.is_empty())
+                    .then(|| self.decrypt(meta))
+                    .transpose()?;
+                Ok(Provided::for_decryption(key))
             }
         }
     }
