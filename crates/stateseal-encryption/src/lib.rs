@@ -13,6 +13,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gojson;
+mod json_scan;
 pub mod key_provider;
 pub mod load;
 pub mod method;
