@@ -16,6 +16,7 @@ pub mod gojson;
 mod json_scan;
 pub mod key_provider;
 pub mod load;
+pub mod manual;
 pub mod method;
 mod registry;
 pub mod secret;
