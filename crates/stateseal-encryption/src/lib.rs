@@ -18,8 +18,10 @@ pub mod fuzzing;
 pub mod gojson;
 #[cfg(any(feature = "gcp-kms", feature = "openbao"))]
 mod http_json;
+mod json_scan;
 pub mod key_provider;
 pub mod load;
+pub mod manual;
 pub mod method;
 mod registry;
 pub mod secret;
