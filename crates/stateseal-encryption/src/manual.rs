@@ -32,6 +32,33 @@
 /// * The `static` and `xor` test providers are not registered (as in OpenTofu's releases); the
 ///   registry lets tests add them (`tests/vectors.rs` registers `static`).
 ///
+/// Key providers (aws_kms, gcp_kms, openbao, external) keep OpenTofu's configuration, metadata
+/// and messages, with these differences:
+/// * A provider calls only what the purpose needs: encrypting asks for a new data key
+///   (`GenerateDataKey`, `Encrypt`, `datakey/plaintext`), decrypting only unwraps the stored one
+///   (`Decrypt`, `decrypt`). OpenTofu makes a new data key on every setup, reads included, so a
+///   principal without `kms:GenerateDataKey` cannot even read there; here it can.
+/// * Building a provider does no I/O. OpenTofu's aws_kms asks STS `GetCallerIdentity` while
+///   building unless `skip_credentials_validation` is set; here credentials are first used by
+///   the KMS call itself (`allowed_account_ids`/`forbidden_account_ids` add one
+///   `GetCallerIdentity` at that point).
+/// * aws_kms `skip_metadata_api_check = true` leaves instance metadata out of the credential
+///   chain. OpenTofu's aws_kms maps `true` to "enabled" (inverted; its S3 backend is right).
+/// * aws_kms also accepts `endpoints { kms = … }`; OpenTofu's block has only `iam` and `sts`
+///   (use `AWS_ENDPOINT_URL_KMS`, which both honour, for a configuration that works in both).
+///   `insecure = true` is refused rather than silently skipping TLS verification.
+/// * gcp_kms supports `service_account` and `authorized_user` credentials, access tokens, the
+///   GCE metadata server and impersonation, not `external_account` (workload identity
+///   federation) files.
+/// * openbao reads `BAO_ADDR`, `BAO_TOKEN`, `BAO_CACERT` and `BAO_NAMESPACE`, not the other
+///   `BAO_*` client settings (client certificates, `BAO_SKIP_VERIFY`, …).
+/// * external programs: a program that writes no header line fails (OpenTofu then decodes the
+///   whole output as the body). A program still running at the timeout is killed and the
+///   error returned at once, even if a child of it keeps its output open (OpenTofu waits for
+///   the pipes to close). `STATESEAL_EXTERNAL_TIMEOUT` (seconds) replaces the one-minute
+///   timeout. The external method refuses to decrypt without a decryption key whenever `keys`
+///   is configured (OpenTofu: when an encryption key is present, which on its path it always is).
+///
 /// Merging `TF_ENCRYPTION` reproduces OpenTofu's quirks: an env `state {}` block always replaces
 /// the code's `method` (so an env block with only `enforced = true` leaves the target without a
 /// method), and an env `encrypted_metadata_alias` is dropped for a provider the code defines.
