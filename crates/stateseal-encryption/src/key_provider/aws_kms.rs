@@ -102,6 +102,8 @@ pub fn build(config: &serde_json::Value) -> Result<Box<dyn KeyProvider>, String>
         ));
     }
     c.aws.validate()?;
+    // As OpenTofu does while building: the region must be known (attribute or environment).
+    c.aws.region()?;
     Ok(Box::new(AwsKms {
         key_id,
         key_spec: aws_sdk_kms::types::DataKeySpec::from(key_spec.as_str()),
