@@ -27,16 +27,16 @@ bash scripts/peers/venv.sh
 echo "== test peers: self-test (moto + Terraform)" >&2
 bash scripts/peers/selftest.sh
 
+# Called as $(start_moto), i.e. in a subshell: the caller records the port for cleanup.
 start_moto() {
-  local url
-  url="$(bash scripts/peers/moto.sh start)"
-  ports+=("${url##*:}")
-  printf '%s' "$url"
+  bash scripts/peers/moto.sh start
 }
 
 echo "== starting moto servers" >&2
 STATESEAL_TEST_AWS_ENDPOINT="$(start_moto)"
+ports+=("${STATESEAL_TEST_AWS_ENDPOINT##*:}")
 STATESEAL_TEST_AWS_AUTH_ENDPOINT="$(INITIAL_NO_AUTH_ACTION_COUNT=0 start_moto)"
+ports+=("${STATESEAL_TEST_AWS_AUTH_ENDPOINT##*:}")
 export STATESEAL_TEST_AWS_ENDPOINT STATESEAL_TEST_AWS_AUTH_ENDPOINT
 # Tests that need peers fail (instead of skipping) when this is set and a peer is missing.
 export STATESEAL_TEST_REQUIRE_PEERS=1

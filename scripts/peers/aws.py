@@ -23,6 +23,11 @@ Commands (JSON goes to stdout; exit 0 ok, 1 error, 3 not found, 2 usage):
   versions BUCKET KEY                           JSON list of the versions and delete markers
                                                 of exactly KEY, newest first
   getitem TABLE LOCKID                          DynamoDB item as plain JSON
+  kms-decrypt BLOB_B64 [--context JSON]         KMS Decrypt of a base64 ciphertext blob;
+                                                prints {"KeyId", "Plaintext" (base64)}
+  iam-user NAME [--deny ACTION ...]             IAM user with an access key and an inline
+                                                policy allowing everything but ACTIONs;
+                                                prints {"AccessKeyId", "SecretAccessKey"}
   reset                                         POST /moto-api/reset (forget everything)
   reset-auth N|inf                              POST /moto-api/reset-auth (IAM enforcement
                                                 after N more requests; inf = off)
@@ -185,8 +190,29 @@ def cmd_getitem(aws, a):
     print(to_json({k: td.deserialize(v) for k, v in item.items()}))
 
 
+def cmd_kms_decrypt(aws, a):
+    extra = {"EncryptionContext": json.loads(a.context)} if a.context else {}
+    resp = aws.client("kms").decrypt(CiphertextBlob=base64.b64decode(a.blob), **extra)
+    print(to_json({"KeyId": resp["KeyId"], "Plaintext": resp["Plaintext"]}))
+
+
+def cmd_iam_user(aws, a):
+    iam = aws.client("iam")
+    iam.create_user(UserName=a.name)
+    statements = [{"Effect": "Allow", "Action": "*", "Resource": "*"}]
+    if a.deny:
+        statements.append({"Effect": "Deny", "Action": a.deny, "Resource": "*"})
+    iam.put_user_policy(
+        UserName=a.name, PolicyName=f"{a.name}-policy",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}))
+    key = iam.create_access_key(UserName=a.name)["AccessKey"]
+    print(to_json({"AccessKeyId": key["AccessKeyId"], "SecretAccessKey": key["SecretAccessKey"]}))
+
+
 def _moto_api(aws, path, data):
-    req = urllib.request.Request(aws.endpoint + path, data=data, method="POST")
+    # Not form-encoded: moto reads the raw body (reset-auth fails with HTTP 500 on a form post).
+    req = urllib.request.Request(aws.endpoint + path, data=data, method="POST",
+                                 headers={"Content-Type": "text/plain"})
     with urllib.request.urlopen(req, timeout=30) as r:
         if r.status != 200:
             die(f"POST {path}: HTTP {r.status}")
@@ -225,6 +251,10 @@ def main():
     s.set_defaults(fn=cmd_versions)
     s = sub.add_parser("getitem"); s.add_argument("table"); s.add_argument("lockid")
     s.set_defaults(fn=cmd_getitem)
+    s = sub.add_parser("kms-decrypt"); s.add_argument("blob"); s.add_argument("--context")
+    s.set_defaults(fn=cmd_kms_decrypt)
+    s = sub.add_parser("iam-user"); s.add_argument("name")
+    s.add_argument("--deny", action="append", default=[]); s.set_defaults(fn=cmd_iam_user)
     s = sub.add_parser("reset"); s.set_defaults(fn=cmd_reset)
     s = sub.add_parser("reset-auth"); s.add_argument("count"); s.set_defaults(fn=cmd_reset_auth)
 

@@ -12,11 +12,8 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::{gojson, json_scan};
 use base64::Engine as _;
-use serde::de::{Deserializer, MapAccess, Visitor};
-use serde_json::value::RawValue;
-
-use crate::gojson;
 
 /// The only envelope version that exists.
 pub const VERSION: &str = "v0";
@@ -63,11 +60,9 @@ impl Envelope {
     /// Parses `input` the way OpenTofu does. `Ok` means "this is an envelope" (the version is
     /// non-empty but not yet checked against [`VERSION`]).
     pub fn parse(input: &[u8]) -> Result<Envelope, NotEnvelope> {
-        let mut de = serde_json::Deserializer::from_slice(input);
-        let raw: RawFields =
-            RawFields::deserialize(&mut de).map_err(|e| NotEnvelope::Json(e.to_string()))?;
-        de.end().map_err(|e| NotEnvelope::Json(e.to_string()))?;
-        let env = raw.decode().map_err(NotEnvelope::Json)?;
+        let env = RawFields::scan(input)?
+            .decode()
+            .map_err(NotEnvelope::Json)?;
         if env.version.is_empty() {
             return Err(NotEnvelope::NoVersion);
         }
@@ -100,7 +95,7 @@ impl Envelope {
             out.push('"');
         }
         out.push_str("},\"encrypted_data\":\"");
-        b64.encode_string(&self.encrypted_data, &mut out);
+        out.push_str(&base64_simd::STANDARD.encode_to_string(&self.encrypted_data));
         out.push_str("\",\"encryption_version\":");
         gojson::write_string(&mut out, &self.version);
         out.push('}');
@@ -123,20 +118,17 @@ impl Header {
     /// Parses the header of an envelope; same rules and errors as [`Envelope::parse`], except
     /// that `encrypted_data` is not base64-decoded.
     pub fn parse(input: &[u8]) -> Result<Header, NotEnvelope> {
-        let mut de = serde_json::Deserializer::from_slice(input);
-        let mut raw: RawFields =
-            RawFields::deserialize(&mut de).map_err(|e| NotEnvelope::Json(e.to_string()))?;
-        de.end().map_err(|e| NotEnvelope::Json(e.to_string()))?;
+        let mut raw = RawFields::scan(input)?;
         let data = raw.encrypted_data.take();
         let len = match data {
             None => 0,
-            Some(r) => serde_json::from_str::<Option<Cow<'_, str>>>(r.get())
+            // the text between the quotes is the base64 as-is when it has no escapes
+            Some(r) if r.first() == Some(&b'"') && memchr::memchr(b'\\', r).is_none() => {
+                base64_decoded_len(&r[1..r.len() - 1])
+            }
+            Some(r) => serde_json::from_slice::<Option<Cow<'_, str>>>(r)
                 .map_err(|e| NotEnvelope::Json(e.to_string()))?
-                .map_or(0, |s| {
-                    let chars = s.bytes().filter(|b| *b != b'\r' && *b != b'\n').count();
-                    (chars / 4 * 3)
-                        .saturating_sub(s.bytes().rev().take_while(|b| *b == b'=').count())
-                }),
+                .map_or(0, |s| base64_decoded_len(s.as_bytes())),
         };
         let env = raw.decode().map_err(NotEnvelope::Json)?;
         if env.version.is_empty() {
@@ -151,15 +143,15 @@ impl Header {
     }
 }
 
-/// Field values as they appear in the JSON, before base64 decoding. Go assigns fields in input
-/// order; for each input key the exact field name wins over a case-insensitive match.
+/// Field values as they appear in the JSON (raw bytes), before decoding. Go assigns fields in
+/// input order; for each input key the exact field name wins over a case-insensitive match.
 #[derive(Default)]
 struct RawFields<'a> {
-    serial: Option<&'a RawValue>,
-    lineage: Option<&'a RawValue>,
-    meta: Option<&'a RawValue>,
-    encrypted_data: Option<&'a RawValue>,
-    encryption_version: Option<&'a RawValue>,
+    serial: Option<&'a [u8]>,
+    lineage: Option<&'a [u8]>,
+    meta: Option<&'a [u8]>,
+    encrypted_data: Option<&'a [u8]>,
+    encryption_version: Option<&'a [u8]>,
 }
 
 const FIELDS: [&str; 5] = [
@@ -171,11 +163,8 @@ const FIELDS: [&str; 5] = [
 ];
 
 impl<'a> RawFields<'a> {
-    fn slot(&mut self, key: &str) -> Option<&mut Option<&'a RawValue>> {
-        let idx = FIELDS
-            .iter()
-            .position(|f| *f == key)
-            .or_else(|| FIELDS.iter().position(|f| go_equal_fold(f, key)))?;
+    fn slot(&mut self, key: &str) -> Option<&mut Option<&'a [u8]>> {
+        let idx = field_index(&FIELDS, key)?;
         Some(match idx {
             0 => &mut self.serial,
             1 => &mut self.lineage,
@@ -185,25 +174,14 @@ impl<'a> RawFields<'a> {
         })
     }
 
-    fn deserialize<D: Deserializer<'a>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = RawFields<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut out = RawFields::default();
-                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                    let value: &'de RawValue = map.next_value()?;
-                    if let Some(slot) = out.slot(&key) {
-                        *slot = Some(value);
-                    }
-                }
-                Ok(out)
+    fn scan(input: &'a [u8]) -> Result<RawFields<'a>, NotEnvelope> {
+        let mut out = RawFields::default();
+        for (key, value) in json_scan::object_members(input).map_err(NotEnvelope::Json)? {
+            if let Some(slot) = out.slot(&key) {
+                *slot = Some(value);
             }
         }
-        d.deserialize_map(V)
+        Ok(out)
     }
 
     fn decode(&self) -> Result<Envelope, String> {
@@ -211,8 +189,15 @@ impl<'a> RawFields<'a> {
         let lineage: Option<String> = parse_opt(self.lineage, "lineage")?.flatten();
         let meta_raw: Option<BTreeMap<String, Option<Cow<'_, str>>>> =
             parse_opt(self.meta, "meta")?.flatten();
-        let data: Option<Cow<'_, str>> =
-            parse_opt(self.encrypted_data, "encrypted_data")?.flatten();
+        // The ciphertext is the one huge value: decode base64 straight from the input bytes
+        // when the string has no escapes (it never has, as written).
+        let fast = self
+            .encrypted_data
+            .filter(|r| r.first() == Some(&b'"') && memchr::memchr(b'\\', r).is_none());
+        let data: Option<Cow<'_, str>> = match fast {
+            Some(_) => None,
+            None => parse_opt(self.encrypted_data, "encrypted_data")?.flatten(),
+        };
         let version: Option<String> =
             parse_opt(self.encryption_version, "encryption_version")?.flatten();
         let mut meta = BTreeMap::new();
@@ -223,9 +208,12 @@ impl<'a> RawFields<'a> {
             };
             meta.insert(k, bytes);
         }
-        let encrypted_data = match data {
-            Some(s) => go_base64_decode(&s).map_err(|e| format!("encrypted_data: {e}"))?,
-            None => Vec::new(),
+        let encrypted_data = match (fast, data) {
+            (Some(raw), _) => base64_simd::STANDARD
+                .decode_to_vec(&raw[1..raw.len() - 1])
+                .map_err(|e| format!("encrypted_data: illegal base64 data: {e}"))?,
+            (None, Some(s)) => go_base64_decode(&s).map_err(|e| format!("encrypted_data: {e}"))?,
+            (None, None) => Vec::new(),
         };
         let state_fields = if self.serial.is_some() || self.lineage.is_some() {
             Some(StateFields {
@@ -245,15 +233,33 @@ impl<'a> RawFields<'a> {
 }
 
 fn parse_opt<'a, T: serde::Deserialize<'a>>(
-    raw: Option<&'a RawValue>,
+    raw: Option<&'a [u8]>,
     field: &str,
 ) -> Result<Option<Option<T>>, String> {
     match raw {
         None => Ok(None),
-        Some(r) => serde_json::from_str::<Option<T>>(r.get())
+        Some(r) => serde_json::from_slice::<Option<T>>(r)
             .map(Some)
             .map_err(|e| format!("json: cannot unmarshal {field}: {e}")),
     }
+}
+
+fn base64_decoded_len(b64: &[u8]) -> usize {
+    let chars = if memchr::memchr2(b'\r', b'\n', b64).is_some() {
+        b64.iter().filter(|b| **b != b'\r' && **b != b'\n').count()
+    } else {
+        b64.len()
+    };
+    (chars / 4 * 3).saturating_sub(b64.iter().rev().take_while(|b| **b == b'=').count())
+}
+
+/// Which of `fields` a JSON key fills, by Go's rule: an exact match first, then a
+/// case-insensitive one.
+pub(crate) fn field_index(fields: &[&str], key: &str) -> Option<usize> {
+    fields
+        .iter()
+        .position(|f| *f == key)
+        .or_else(|| fields.iter().position(|f| go_equal_fold(f, key)))
 }
 
 /// Go's `strings.EqualFold` restricted to what matters for ASCII field names (Go also folds the

@@ -292,22 +292,3 @@ pub(crate) fn decode<T: DeserializeOwned>(out: &Output, protocol: &Protocol) -> 
         Some(Ok(Some(v))) => Ok(v),
     }
 }
-
-/// A base64 field of the protocol (`[]byte` in Go): standard alphabet, padded, `null` allowed.
-pub(crate) mod b64 {
-    use base64::Engine as _;
-    use serde::{Deserialize, Deserializer};
-
-    pub fn option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
-        match Option::<String>::deserialize(d)? {
-            None => Ok(None),
-            Some(s) => crate::envelope::go_base64_decode(&s)
-                .map(Some)
-                .map_err(serde::de::Error::custom),
-        }
-    }
-
-    pub fn encode_into(out: &mut String, bytes: &[u8]) {
-        base64::engine::general_purpose::STANDARD.encode_string(bytes, out)
-    }
-}

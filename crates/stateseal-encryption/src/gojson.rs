@@ -91,6 +91,33 @@ fn write_float(out: &mut String, f: f64) {
     }
 }
 
+/// Go's `[]byte` in JSON, for serde: standard padded base64; `null` or absent is empty.
+/// Use with `#[serde(with = "crate::gojson::bytes")]`.
+pub mod bytes {
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        Ok(deserialize_option(d)?.unwrap_or_default())
+    }
+
+    /// Keeps `null` apart from an empty string.
+    pub fn deserialize_option<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<u8>>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(None),
+            Some(s) => crate::envelope::go_base64_decode(&s)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,8 +16,12 @@ pub mod external_program;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gojson;
+#[cfg(any(feature = "gcp-kms", feature = "openbao"))]
+mod http_json;
+mod json_scan;
 pub mod key_provider;
 pub mod load;
+pub mod manual;
 pub mod method;
 mod registry;
 pub mod secret;

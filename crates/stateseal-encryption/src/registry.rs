@@ -75,6 +75,10 @@ impl Default for Registry {
         #[cfg(feature = "aws-kms")]
         r.register_key_provider("aws_kms", key_provider::aws_kms::build);
         r.register_key_provider("external", key_provider::external::build);
+        #[cfg(feature = "gcp-kms")]
+        r.register_key_provider("gcp_kms", key_provider::gcp_kms::build);
+        #[cfg(feature = "openbao")]
+        r.register_key_provider("openbao", key_provider::openbao::build);
         r.register_method("aes_gcm", method::aes_gcm::build);
         r.register_method("external", method::external::build);
         r

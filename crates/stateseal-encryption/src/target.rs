@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use hcl::Value;
-use serde::Deserialize;
 
 use crate::config::eval::{references, static_address, StaticEvaluator};
 use crate::config::syntax::Attribute;
@@ -232,6 +231,23 @@ impl Encryption {
             Target::Plan => &self.plan,
             Target::RemoteState(n) => self.remote_state(n),
         }
+    }
+
+    /// Decrypts a state or a plan, telling which from the bytes (parsed once): a zip, or an
+    /// envelope without `serial`/`lineage`, is a plan; anything else is a state.
+    pub fn decrypt_inferred(&self, data: &[u8]) -> Result<(Target, Vec<u8>, Status), Error> {
+        let parsed = Envelope::parse(data);
+        let is_plan = match &parsed {
+            Ok(env) => env.state_fields.is_none(),
+            Err(_) => data.starts_with(b"PK"),
+        };
+        let (target, te, kind) = if is_plan {
+            (Target::Plan, &self.plan, Kind::Plan)
+        } else {
+            (Target::State, &self.state, Kind::State)
+        };
+        let (plain, status) = te.decrypt_parsed(data, parsed, kind)?;
+        Ok((target, plain, status))
     }
 
     /// Every target, enabled or not.
@@ -583,19 +599,31 @@ enum Kind {
     Plan,
 }
 
-#[derive(Deserialize)]
+/// The few top-level fields of a state that encryption looks at. Parsed with the top-level
+/// scanner, so a 64 MiB state costs a memchr pass, not a full JSON parse.
+#[derive(Default)]
 struct StateHeader {
-    #[serde(default)]
     serial: Option<serde_json::Value>,
-    #[serde(default)]
     lineage: Option<serde_json::Value>,
-    #[serde(default)]
     terraform_version: Option<serde_json::Value>,
 }
 
 impl StateHeader {
     fn parse(bytes: &[u8]) -> Result<StateHeader, String> {
-        serde_json::from_slice(bytes).map_err(|e| e.to_string())
+        let mut h = StateHeader::default();
+        for (key, raw) in crate::json_scan::object_members(bytes)? {
+            let slot = match crate::envelope::field_index(
+                &["serial", "lineage", "terraform_version"],
+                &key,
+            ) {
+                Some(0) => &mut h.serial,
+                Some(1) => &mut h.lineage,
+                Some(2) => &mut h.terraform_version,
+                _ => continue,
+            };
+            *slot = Some(serde_json::from_slice(raw).map_err(|e| format!("{key}: {e}"))?);
+        }
+        Ok(h)
     }
 
     fn serial(&self) -> Option<i64> {
@@ -797,7 +825,15 @@ impl TargetEncryption {
     }
 
     fn decrypt(&self, data: &[u8], kind: Kind) -> Result<(Vec<u8>, Status), Error> {
-        let parsed = Envelope::parse(data);
+        self.decrypt_parsed(data, Envelope::parse(data), kind)
+    }
+
+    fn decrypt_parsed(
+        &self,
+        data: &[u8],
+        parsed: Result<Envelope, NotEnvelope>,
+        kind: Kind,
+    ) -> Result<(Vec<u8>, Status), Error> {
         let env = match parsed {
             Ok(env) => env,
             Err(not) => return self.accept_plaintext(data, kind, not),

@@ -88,13 +88,18 @@ pub fn migration_warning(name: &str, te: &TargetEncryption) {
 pub fn decrypt(ctx: &Context, args: &CryptArgs) -> Result<(), Failure> {
     let input = read_input(args.file.as_deref())?;
     input.require_content()?;
-    let target = args
-        .target
-        .clone()
-        .unwrap_or_else(|| infer_target(&input.bytes));
     let loaded = ctx.loaded()?;
+    let (target, plain, status) = match &args.target {
+        Some(t) => {
+            let (plain, status) = decrypt_bytes(loaded.encryption.target(t), t, &input)?;
+            (t.clone(), plain, status)
+        }
+        None => loaded
+            .encryption
+            .decrypt_inferred(&input.bytes)
+            .map_err(|e| Failure::from(e).context(&input.name))?,
+    };
     let te = loaded.encryption.target(&target);
-    let (plain, status) = decrypt_bytes(te, &target, &input)?;
     if status == Status::Migration {
         migration_warning(&input.name, te);
     }

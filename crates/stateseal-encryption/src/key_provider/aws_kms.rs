@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::{KeyProvider, Provided, ProviderError, Purpose};
 use crate::aws::{block_on_thread, describe_error, sdk_config, AwsSettings};
-use crate::secret::{Keys, Secret};
+use crate::secret::Secret;
 
 /// The `key_spec` values KMS `GenerateDataKey` accepts, in OpenTofu's order.
 pub const KEY_SPECS: [&str; 2] = ["AES_256", "AES_128"];
@@ -41,17 +41,10 @@ pub struct AwsKms {
 /// The stored metadata: `{"ciphertext_blob":b64}` plus `"encryption_context"` when non-empty.
 #[derive(Deserialize, Default, Debug, PartialEq, Eq)]
 pub struct Metadata {
-    #[serde(default, deserialize_with = "b64")]
+    #[serde(default, deserialize_with = "crate::gojson::bytes::deserialize")]
     pub ciphertext_blob: Vec<u8>,
     #[serde(default)]
     pub encryption_context: Option<BTreeMap<String, String>>,
-}
-
-fn b64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-    match Option::<String>::deserialize(d)? {
-        None => Ok(Vec::new()),
-        Some(s) => crate::envelope::go_base64_decode(&s).map_err(serde::de::Error::custom),
-    }
 }
 
 impl Metadata {
@@ -109,6 +102,8 @@ pub fn build(config: &serde_json::Value) -> Result<Box<dyn KeyProvider>, String>
         ));
     }
     c.aws.validate()?;
+    // As OpenTofu does while building: the region must be known (attribute or environment).
+    c.aws.region()?;
     Ok(Box::new(AwsKms {
         key_id,
         key_spec: aws_sdk_kms::types::DataKeySpec::from(key_spec.as_str()),
@@ -172,13 +167,7 @@ impl AwsKms {
             ciphertext_blob: blob,
             encryption_context: Some(self.encryption_context.clone()),
         };
-        Ok(Provided {
-            keys: Keys {
-                encryption_key: Some(key),
-                decryption_key: None,
-            },
-            metadata: Some(meta.to_json()),
-        })
+        Ok(Provided::for_encryption(key, meta.to_json()))
     }
 
     async fn decrypt(&self, meta: Metadata) -> Result<Secret, ProviderError> {
@@ -235,23 +224,11 @@ impl KeyProvider for AwsKms {
         match purpose {
             Purpose::Encrypt => block_on_thread(self.generate()),
             Purpose::Decrypt { stored } => {
-                let meta: Metadata = match stored {
-                    Some(s) => serde_json::from_slice(s)
-                        .map_err(|e| ProviderError::Metadata(e.to_string()))?,
-                    None => Metadata::default(),
-                };
-                let decryption_key = if meta.ciphertext_blob.is_empty() {
-                    None
-                } else {
-                    Some(block_on_thread(self.decrypt(meta))?)
-                };
-                Ok(Provided {
-                    keys: Keys {
-                        encryption_key: None,
-                        decryption_key,
-                    },
-                    metadata: None,
-                })
+                let meta: Metadata = super::stored_metadata(stored)?;
+                let key = (!meta.ciphertext_blob.is_empty())
+                    .then(|| block_on_thread(self.decrypt(meta)))
+                    .transpose()?;
+                Ok(Provided::for_decryption(key))
             }
         }
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{KeyProvider, Provided, ProviderError, Purpose};
-use crate::external_program::{self, b64, KEY_PROVIDER};
+use crate::external_program::{self, KEY_PROVIDER};
 use crate::secret::{Keys, Secret};
 
 #[derive(Deserialize)]
@@ -58,9 +58,9 @@ struct ProgramOutput {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct ProgramKeys {
-    #[serde(default, deserialize_with = "b64::option")]
+    #[serde(default, deserialize_with = "crate::gojson::bytes::deserialize_option")]
     encryption_key: Option<Vec<u8>>,
-    #[serde(default, deserialize_with = "b64::option")]
+    #[serde(default, deserialize_with = "crate::gojson::bytes::deserialize_option")]
     decryption_key: Option<Vec<u8>>,
 }
 
@@ -116,20 +116,17 @@ impl KeyProvider for External {
         .map_err(|f| ProviderError::Failed(f.to_string()))?;
         let result: ProgramOutput = external_program::decode(&out, &KEY_PROVIDER)
             .map_err(|f| ProviderError::Failed(f.to_string()))?;
-        let keys = match purpose {
-            Purpose::Encrypt => Keys {
-                encryption_key: result.keys.encryption_key.map(Secret::new),
-                decryption_key: None,
+        Ok(match purpose {
+            Purpose::Encrypt => Provided {
+                keys: Keys {
+                    encryption_key: result.keys.encryption_key.map(Secret::new),
+                    decryption_key: None,
+                },
+                metadata: Some(result.meta.to_json().into_bytes()),
             },
-            Purpose::Decrypt { .. } => Keys {
-                encryption_key: None,
-                decryption_key: result.keys.decryption_key.map(Secret::new),
-            },
-        };
-        Ok(Provided {
-            keys,
-            metadata: matches!(purpose, Purpose::Encrypt)
-                .then(|| result.meta.to_json().into_bytes()),
+            Purpose::Decrypt { .. } => {
+                Provided::for_decryption(result.keys.decryption_key.map(Secret::new))
+            }
         })
     }
 }

@@ -8,11 +8,15 @@
 #[cfg(feature = "aws-kms")]
 pub mod aws_kms;
 pub mod external;
+#[cfg(feature = "gcp-kms")]
+pub mod gcp_kms;
+#[cfg(feature = "openbao")]
+pub mod openbao;
 pub mod pbkdf2;
 
 use std::sync::Arc;
 
-use crate::secret::Keys;
+use crate::secret::{Keys, Secret};
 
 /// What the caller needs the keys for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +35,40 @@ pub struct Provided {
     pub keys: Keys,
     /// The metadata JSON to store in the envelope (only meaningful for [`Purpose::Encrypt`]).
     pub metadata: Option<Vec<u8>>,
+}
+
+impl Provided {
+    /// A fresh encryption key and the metadata to store next to the ciphertext.
+    pub fn for_encryption(key: Secret, metadata: Vec<u8>) -> Provided {
+        Provided {
+            keys: Keys {
+                encryption_key: Some(key),
+                decryption_key: None,
+            },
+            metadata: Some(metadata),
+        }
+    }
+
+    /// A decryption key, if the stored metadata gave one (nothing is stored when decrypting).
+    pub fn for_decryption(key: Option<Secret>) -> Provided {
+        Provided {
+            keys: Keys {
+                encryption_key: None,
+                decryption_key: key,
+            },
+            metadata: None,
+        }
+    }
+}
+
+/// Decodes a provider's stored metadata JSON into `T`, or `T::default()` when there is none.
+pub fn stored_metadata<T: serde::de::DeserializeOwned + Default>(
+    stored: Option<&[u8]>,
+) -> Result<T, ProviderError> {
+    match stored {
+        Some(s) => serde_json::from_slice(s).map_err(|e| ProviderError::Metadata(e.to_string())),
+        None => Ok(T::default()),
+    }
 }
 
 /// A configured key provider. Messages must never contain key material or passphrases.

@@ -102,7 +102,7 @@ pub struct Pbkdf2 {
 /// The metadata stored in the envelope, fields in OpenTofu's order.
 #[derive(Serialize, Deserialize, Default, Debug, PartialEq, Eq)]
 pub struct Metadata {
-    #[serde(default, with = "b64")]
+    #[serde(default, with = "crate::gojson::bytes")]
     pub salt: Vec<u8>,
     #[serde(default)]
     pub iterations: i64,
@@ -110,23 +110,6 @@ pub struct Metadata {
     pub hash_function: String,
     #[serde(default)]
     pub key_length: i64,
-}
-
-mod b64 {
-    use base64::Engine as _;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(v))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let s: Option<String> = Option::deserialize(d)?;
-        match s {
-            None => Ok(Vec::new()),
-            Some(s) => crate::envelope::go_base64_decode(&s).map_err(serde::de::Error::custom),
-        }
-    }
 }
 
 /// Builds the provider from its configuration.

@@ -6,11 +6,14 @@
 
 use std::time::Duration;
 
+use base64::Engine as _;
 use serde::Deserialize;
 
 use super::{keys_from_value, Method, MethodError};
-use crate::external_program::{self, b64, METHOD};
+use crate::external_program::{self, METHOD};
 use crate::secret::{Keys, Secret};
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,7 +35,7 @@ pub struct External {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProgramOutput {
-    #[serde(default, deserialize_with = "b64::option")]
+    #[serde(default, deserialize_with = "crate::gojson::bytes::deserialize_option")]
     payload: Option<Vec<u8>>,
 }
 
@@ -68,11 +71,11 @@ impl External {
         input.push('{');
         if let Some(k) = key.filter(|k| !k.is_empty()) {
             input.push_str("\"key\":\"");
-            b64::encode_into(&mut input, k.expose());
+            B64.encode_string(k.expose(), &mut input);
             input.push_str("\",");
         }
         input.push_str("\"payload\":\"");
-        b64::encode_into(&mut input, payload);
+        B64.encode_string(payload, &mut input);
         input.push_str("\"}");
         let input = zeroize::Zeroizing::new(std::mem::take(&mut *input).into_bytes());
         let out = external_program::run(command, &METHOD, input, self.timeout)
