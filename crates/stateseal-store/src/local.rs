@@ -416,13 +416,15 @@ impl Store for LocalStore {
             return Ok(None);
         }
         Ok(Some(self.read_sidecar(workspace).unwrap_or_else(|| {
-            let mut i = LockInfo::new("");
-            i.id = String::new();
-            i.who = String::new();
-            i.version = String::new();
-            i.info = "held, but the lock info file is missing".into();
-            i.path = path.display().to_string();
-            i
+            LockInfo {
+                id: String::new(),
+                operation: String::new(),
+                info: "held, but the lock info file is missing".into(),
+                who: String::new(),
+                version: String::new(),
+                created: crate::lock_info::GoTime::ZERO,
+                path: path.display().to_string(),
+            }
         })))
     }
 

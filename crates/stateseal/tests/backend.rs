@@ -235,7 +235,7 @@ async fn terraform_interop(test: &str, mode: Mode) {
     let before = s.object().await;
     let mut child = s.peers.tf_spawn(
         s.path(),
-        &["apply", "-auto-approve", "-no-color", "-var", "sleep_s=3"],
+        &["apply", "-auto-approve", "-no-color", "-var", "sleep_s=5"],
     );
     let holder = s.wait_for_holder().await;
     let push = s.ss(&["state", "push", "pulled.json"]);
