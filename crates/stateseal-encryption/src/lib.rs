@@ -18,7 +18,7 @@ pub mod fuzzing;
 pub mod gojson;
 #[cfg(any(feature = "gcp-kms", feature = "openbao"))]
 mod http_json;
-mod json_scan;
+pub mod json_scan;
 pub mod key_provider;
 pub mod load;
 pub mod manual;

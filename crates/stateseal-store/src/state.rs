@@ -153,85 +153,16 @@ fn replace_top_level(bytes: &[u8], key: &str, value: &[u8]) -> Result<Vec<u8>, S
     Ok(out)
 }
 
-/// Finds the byte range of the value of `key` in the top-level JSON object. The input must be
-/// valid JSON (checked first); the scan then only needs to track strings and nesting.
+/// The byte range of the value of `key` in the top-level JSON object (the last one, as Go keeps
+/// the last of duplicate keys).
 fn top_level_value_span(bytes: &[u8], key: &str) -> Result<Option<std::ops::Range<usize>>, String> {
-    let _: serde::de::IgnoredAny =
-        serde_json::from_slice(bytes).map_err(|e| format!("not JSON ({e})"))?;
-    let ws = |i: &mut usize| {
-        while *i < bytes.len() && bytes[*i].is_ascii_whitespace() {
-            *i += 1;
-        }
-    };
-    // Returns the index just past the string starting at `i` (which is a quote).
-    let skip_string = |mut i: usize| -> usize {
-        i += 1;
-        while bytes[i] != b'"' {
-            if bytes[i] == b'\\' {
-                i += 1;
-            }
-            i += 1;
-        }
-        i + 1
-    };
-    let skip_value = |mut i: usize| -> usize {
-        let mut depth = 0usize;
-        loop {
-            match bytes[i] {
-                b'"' => {
-                    i = skip_string(i);
-                    if depth == 0 {
-                        return i;
-                    }
-                    continue;
-                }
-                b'{' | b'[' => depth += 1,
-                b'}' | b']' => {
-                    if depth == 0 {
-                        return i;
-                    }
-                    depth -= 1;
-                    if depth == 0 {
-                        return i + 1;
-                    }
-                }
-                b',' if depth == 0 => return i,
-                c if depth == 0 && c.is_ascii_whitespace() => return i,
-                _ => {}
-            }
-            i += 1;
-        }
-    };
-    let mut i = 0;
-    ws(&mut i);
-    if bytes.get(i) != Some(&b'{') {
-        return Err("not a JSON object".into());
-    }
-    i += 1;
-    let mut found = None;
-    loop {
-        ws(&mut i);
-        if bytes[i] == b'}' {
-            return Ok(found);
-        }
-        let kstart = i;
-        i = skip_string(i);
-        let name: String =
-            serde_json::from_slice(&bytes[kstart..i]).map_err(|e| format!("bad key: {e}"))?;
-        ws(&mut i);
-        i += 1; // ':'
-        ws(&mut i);
-        let vstart = i;
-        i = skip_value(i);
-        if name == key {
-            // Go keeps the last of duplicate keys; so do we.
-            found = Some(vstart..i);
-        }
-        ws(&mut i);
-        if bytes[i] == b',' {
-            i += 1;
-        }
-    }
+    let members = stateseal_encryption::json_scan::object_members(bytes)
+        .map_err(|e| format!("not a JSON object ({e})"))?;
+    Ok(members.iter().rev().find(|(k, _)| k == key).map(|(_, v)| {
+        // `v` is a subslice of `bytes`: its offset is the distance between the two starts.
+        let start = v.as_ptr() as usize - bytes.as_ptr() as usize;
+        start..start + v.len()
+    }))
 }
 
 #[cfg(test)]
