@@ -14,6 +14,7 @@ pub mod conformance;
 mod error;
 pub mod local;
 pub mod lock_info;
+pub mod manual;
 #[cfg(feature = "s3")]
 pub mod s3;
 pub mod sealed;
