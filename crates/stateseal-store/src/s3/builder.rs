@@ -627,6 +627,48 @@ mod tests {
     }
 
     #[test]
+    fn backend_config_files_and_deprecated_forms() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("prod.s3.tfbackend");
+        std::fs::write(
+            &f,
+            "bucket = \"from-file\"\nkey = \"k\"\nregion = \"eu-west-1\"\nrole_arn = \"arn:aws:iam::1:role/r\"\nassume_role_duration_seconds = 900\nendpoint = \"s3.local:9000\"\nshared_credentials_file = \"~/creds\"\n",
+        )
+        .unwrap();
+        let c = S3Builder::new()
+            .with_backend_config(f.to_str().unwrap())
+            .build_config(&env_none)
+            .unwrap();
+        assert_eq!(c.bucket, "from-file");
+        let ar = c.auth.assume_role.as_ref().unwrap();
+        assert_eq!(ar.role_arn, "arn:aws:iam::1:role/r");
+        assert_eq!(ar.duration.as_deref(), Some("900s"));
+        assert_eq!(
+            c.auth.endpoint("s3").as_deref(),
+            Some("https://s3.local:9000")
+        );
+        assert_eq!(
+            c.auth.shared_credentials_files.as_deref(),
+            Some(&["~/creds".to_string()][..])
+        );
+        let e = S3Builder::new()
+            .with_backend_config(f.to_str().unwrap())
+            .with_backend_config("endpoints={s3=\"http://x\"}")
+            .with_backend_config("assume_role={role_arn=\"arn:aws:iam::1:role/x\"}")
+            .build_config(&env_none)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("endpoint (deprecated) and endpoints.s3"), "{e}");
+        assert!(e.contains("can't be mixed"), "{e}");
+        let e = S3Builder::new()
+            .with_backend_config("/nonexistent/file.tfbackend")
+            .build_config(&env_none)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot read the file"), "{e}");
+    }
+
+    #[test]
     fn kms_key_ids_and_durations() {
         for ok in [
             "alias/x",
