@@ -11,8 +11,11 @@ use std::borrow::Cow;
 /// Values up to this size are fully validated with serde_json.
 pub const VALIDATE_LIMIT: usize = 64 * 1024;
 
+/// A top-level member: its (unescaped) key and the raw bytes of its value.
+pub type Member<'a> = (Cow<'a, str>, &'a [u8]);
+
 /// The members of a top-level JSON object, in input order.
-pub fn object_members(input: &[u8]) -> Result<Vec<(Cow<'_, str>, &[u8])>, String> {
+pub fn object_members(input: &[u8]) -> Result<Vec<Member<'_>>, String> {
     let mut s = Scanner { b: input, i: 0 };
     s.ws();
     if s.peek() != Some(b'{') {

@@ -32,7 +32,7 @@ proptest! {
         meta in proptest::collection::btree_map(any::<String>(), proptest::collection::vec(any::<u8>(), 0..64), 0..4),
         data in proptest::collection::vec(any::<u8>(), 0..256),
     ) {
-        let env = Envelope { state_fields: state.then(|| StateFields { serial, lineage }), meta, encrypted_data: data, version: "v0".into() };
+        let env = Envelope { state_fields: state.then_some(StateFields { serial, lineage }), meta, encrypted_data: data, version: "v0".into() };
         let bytes = env.to_bytes();
         prop_assert_eq!(Envelope::parse(&bytes).unwrap(), env);
     }

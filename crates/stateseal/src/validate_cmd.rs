@@ -16,10 +16,7 @@ pub struct ValidateArgs {
 }
 
 pub fn run(ctx: &Context, args: &ValidateArgs) -> Result<(), Failure> {
-    let loaded = match ctx.loaded() {
-        Ok(l) => l,
-        Err(f) => return Err(f),
-    };
+    let loaded = ctx.loaded()?;
     let enc = &loaded.encryption;
     let cfg = enc.config();
     let problems: Diagnostics = enc.check_buildable();

@@ -73,12 +73,6 @@ fn encrypt(dir: &Path, config: &str, out: &str) -> (i32, String, String) {
     )
 }
 
-fn assert_contains(text: &str, want: &[&str]) {
-    for w in want {
-        assert!(text.contains(w), "{w:?} not in {text}");
-    }
-}
-
 fn stateseal(dir: &Path, args: &[&str]) -> (i32, String, String) {
     let mut c = Command::cargo_bin("stateseal").unwrap();
     c.current_dir(dir)

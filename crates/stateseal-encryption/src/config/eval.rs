@@ -29,13 +29,11 @@ pub fn references(expr: &Expression) -> Vec<Reference> {
 
 fn walk(expr: &Expression, bound: &mut Vec<String>, out: &mut Vec<Reference>) {
     match expr {
-        Expression::Variable(v) => {
-            if !bound.iter().any(|b| b == v.as_str()) {
-                out.push(Reference {
-                    root: v.to_string(),
-                    attrs: vec![],
-                });
-            }
+        Expression::Variable(v) if !bound.iter().any(|b| b == v.as_str()) => {
+            out.push(Reference {
+                root: v.to_string(),
+                attrs: vec![],
+            });
         }
         Expression::Traversal(t) => {
             if let Expression::Variable(v) = &t.expr {

@@ -30,7 +30,7 @@ pub struct AesGcm {
 /// ring covers AES-128 and AES-256; AES-192 (a 24-byte key, which OpenTofu accepts) uses the
 /// RustCrypto implementation.
 enum Cipher {
-    Ring(aead::LessSafeKey),
+    Ring(Box<aead::LessSafeKey>),
     Aes192(Box<aes_gcm::AesGcm<aes_gcm::aes::Aes192, aes_gcm::aead::consts::U12>>),
 }
 
@@ -51,7 +51,7 @@ impl Cipher {
         };
         let unbound =
             aead::UnboundKey::new(alg, key.expose()).map_err(|_| "invalid AES key".to_string())?;
-        Ok(Cipher::Ring(aead::LessSafeKey::new(unbound)))
+        Ok(Cipher::Ring(Box::new(aead::LessSafeKey::new(unbound))))
     }
 }
 
