@@ -8,10 +8,10 @@ use hcl::Value;
 
 use crate::config::eval::{references, static_address, StaticEvaluator};
 use crate::config::syntax::Attribute;
-use crate::config::{EncryptionConfig, KeyProviderBlock, TargetBlock, ENV_SOURCE};
+use crate::config::{EncryptionConfig, KeyProviderBlock, MethodBlock, TargetBlock, ENV_SOURCE};
 use crate::diagnostics::{Diagnostic, Diagnostics, Location};
 use crate::envelope::{Envelope, NotEnvelope, StateFields, VERSION};
-use crate::key_provider::{ProviderError, Purpose};
+use crate::key_provider::{KeyProvider, ProviderError, Purpose};
 use crate::method::{Method, MethodError};
 use crate::registry::{Registry, UNENCRYPTED};
 use crate::secret::{scrub_json, Keys};
@@ -44,6 +44,72 @@ struct Shared {
     provider_deps: Vec<Vec<usize>>,
     /// For each method: the indices of the providers it references directly.
     method_deps: Vec<Vec<usize>>,
+}
+
+impl Shared {
+    /// Builds a key provider from its body, evaluated against the `key_provider` object
+    /// `key_providers`. `key` (its storage key) names it in errors.
+    fn build_provider(
+        &self,
+        kp: &KeyProviderBlock,
+        key: &str,
+        key_providers: &Value,
+    ) -> Result<Box<dyn KeyProvider>, Diagnostic> {
+        let factory = self
+            .registry
+            .key_provider(&kp.kind)
+            .expect("types are validated");
+        build_from_body(
+            &self.evaluator,
+            &kp.body,
+            key_providers,
+            |c| factory(c),
+            |e| {
+                Diagnostic::error(
+                    "Unable to build encryption key data",
+                    format!("{key} failed with error: {e}"),
+                    Some(&kp.location),
+                )
+            },
+        )
+    }
+
+    /// Builds a method from its body, evaluated against the `key_provider` object.
+    fn build_method(
+        &self,
+        m: &MethodBlock,
+        key_providers: &Value,
+    ) -> Result<Box<dyn Method>, Diagnostic> {
+        let factory = self.registry.method(&m.kind).expect("types are validated");
+        build_from_body(
+            &self.evaluator,
+            &m.body,
+            key_providers,
+            |c| factory(c),
+            |e| {
+                Diagnostic::error(
+                    "Invalid method configuration",
+                    format!("{}: {e}", m.address()),
+                    Some(&m.location),
+                )
+            },
+        )
+    }
+}
+
+/// Evaluates a block body and hands it to a factory. The evaluated body can hold passphrases
+/// and key bytes: it is wiped whatever the factory says.
+fn build_from_body<T>(
+    ev: &StaticEvaluator,
+    body: &crate::config::syntax::Body,
+    key_providers: &Value,
+    factory: impl FnOnce(&serde_json::Value) -> Result<T, String>,
+    failed: impl FnOnce(String) -> Diagnostic,
+) -> Result<T, Diagnostic> {
+    let mut cfg = ev.eval_body(body, key_providers)?;
+    let built = factory(&cfg);
+    scrub_json(&mut cfg);
+    built.map_err(failed)
 }
 
 /// A validated encryption configuration. Key providers are called only when a payload is
@@ -272,21 +338,8 @@ impl Encryption {
         }
         let kp_values = Value::Object(kp_values);
         for kp in &s.config.key_providers {
-            let Some(factory) = s.registry.key_provider(&kp.kind) else {
-                continue;
-            };
-            match s.evaluator.eval_body(&kp.body, &kp_values) {
-                Ok(mut cfg) => {
-                    if let Err(e) = factory(&cfg) {
-                        diags.push(Diagnostic::error(
-                            "Unable to build encryption key data",
-                            format!("{} failed with error: {e}", kp.address()),
-                            Some(&kp.location),
-                        ));
-                    }
-                    scrub_json(&mut cfg);
-                }
-                Err(d) => diags.push(d),
+            if let Err(d) = s.build_provider(kp, &kp.address(), &kp_values) {
+                diags.push(d);
             }
             if let Some(alias) = &kp.alias {
                 if let Err(d) = storage_key(&s.evaluator, kp, alias) {
@@ -294,22 +347,9 @@ impl Encryption {
                 }
             }
         }
-        for m in &s.config.methods {
-            let Some(factory) = s.registry.method(&m.kind) else {
-                continue;
-            };
-            match s.evaluator.eval_body(&m.body, &kp_values) {
-                Ok(mut cfg) => {
-                    if let Err(e) = factory(&cfg) {
-                        diags.push(Diagnostic::error(
-                            "Invalid method configuration",
-                            format!("{}: {e}", m.address()),
-                            Some(&m.location),
-                        ));
-                    }
-                    scrub_json(&mut cfg);
-                }
-                Err(d) => diags.push(d),
+        for m in s.config.methods.iter().filter(|m| m.kind != UNENCRYPTED) {
+            if let Err(d) = s.build_method(m, &kp_values) {
+                diags.push(d);
             }
         }
         diags
@@ -710,20 +750,9 @@ impl TargetEncryption {
                     &kp.location,
                 ));
             }
-            let mut cfg = s
-                .evaluator
-                .eval_body(&kp.body, &Value::Object(values.clone()))
+            let provider = s
+                .build_provider(kp, &key, &Value::Object(values.clone()))
                 .map_err(|d| Error::Config(d.into()))?;
-            let factory = s.registry.key_provider(&kp.kind).expect("validated");
-            let built = factory(&cfg);
-            scrub_json(&mut cfg);
-            let provider = built.map_err(|e| {
-                config_error(
-                    "Unable to build encryption key data",
-                    format!("{key} failed with error: {e}"),
-                    &kp.location,
-                )
-            })?;
             let purpose = match stored {
                 None => Purpose::Encrypt,
                 Some(m) => Purpose::Decrypt {
@@ -747,20 +776,9 @@ impl TargetEncryption {
             }
             insert_provider_value(&mut values, kp, keys_value(&provided.keys));
         }
-        let mut cfg = s
-            .evaluator
-            .eval_body(&m.body, &Value::Object(values))
+        let method = s
+            .build_method(m, &Value::Object(values))
             .map_err(|d| Error::Config(d.into()))?;
-        let factory = s.registry.method(&m.kind).expect("validated");
-        let built = factory(&cfg);
-        scrub_json(&mut cfg);
-        let method = built.map_err(|e| {
-            config_error(
-                "Invalid method configuration",
-                format!("{}: {e}", m.address()),
-                &m.location,
-            )
-        })?;
         Ok(Prepared {
             method: Some(method),
             meta,
