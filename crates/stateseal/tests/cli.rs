@@ -449,3 +449,59 @@ fn inspect_needs_no_key() {
         .arg(testdata("fail/fail_version_v9.enc.json")));
     assert!(String::from_utf8(o.stdout).unwrap().contains("UNSUPPORTED"));
 }
+
+#[test]
+fn remote_state_targets_use_their_named_block_else_default() {
+    let key = |b: u8| format!("[{}]", vec![b.to_string(); 32].join(","));
+    let d = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "method \"aes_gcm\" \"a\" {{\n keys = {{ encryption_key = {a}, decryption_key = {a} }}\n}}\n\
+         method \"aes_gcm\" \"b\" {{\n keys = {{ encryption_key = {b}, decryption_key = {b} }}\n}}\n\
+         remote_state_data_sources {{\n  default {{ method = method.aes_gcm.a }}\n  remote_state_data_source \"mymod.network\" {{ method = method.aes_gcm.b }}\n}}\n",
+        a = key(1),
+        b = key(2)
+    );
+    std::fs::write(d.path().join("enc.hcl"), cfg).unwrap();
+    std::fs::write(
+        d.path().join("state.json"),
+        std::fs::read(testdata("vectors/state_plain.json")).unwrap(),
+    )
+    .unwrap();
+    let enc = |target: &str, out: &str| {
+        run(stateseal(d.path()).args([
+            "--config",
+            "enc.hcl",
+            "encrypt",
+            "--target",
+            target,
+            "state.json",
+            "-o",
+            out,
+        ]))
+    };
+    let dec = |target: &str, file: &str| {
+        run(stateseal(d.path()).args(["--config", "enc.hcl", "decrypt", "--target", target, file]))
+    };
+    assert_eq!(enc("remote:mymod.network", "named.enc").code, 0);
+    assert_eq!(enc("remote:other", "default.enc").code, 0);
+    // each file opens only with its own block's key
+    assert_eq!(dec("remote:mymod.network", "named.enc").code, 0);
+    assert_eq!(dec("remote:anything", "default.enc").code, 0);
+    assert_eq!(dec("remote:mymod.network", "default.enc").code, 4);
+    assert_eq!(dec("remote:anything", "named.enc").code, 4);
+    // the state target has no block here: encrypting for it is refused, with a fix
+    let o = enc("state", "s.enc");
+    assert_eq!(o.code, 3, "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("no encryption is configured for the state target"),
+        "{}",
+        o.stderr
+    );
+    let o = run(stateseal(d.path()).args(["decrypt", "--target", "remote:", "named.enc"]));
+    assert_eq!(
+        o.code, 2,
+        "a malformed --target is a usage error: {}",
+        o.stderr
+    );
+}
