@@ -52,8 +52,39 @@ impl Body {
     }
 }
 
+/// The deepest bracket nesting accepted in a configuration source. The HCL parser and the
+/// evaluator recurse once per level, so without a bound a corrupted or hostile file could
+/// exhaust the stack (found by fuzzing). Real configurations stay below 15.
+pub const MAX_NESTING: usize = 48;
+
+/// Refuses sources nested more than [`MAX_NESTING`] brackets deep (counting `(`, `[` and `{`
+/// everywhere, including inside strings: a conservative bound, checked before any parser runs).
+pub fn check_nesting(file: &Arc<str>, src: &str) -> Result<(), Diagnostic> {
+    let mut depth = 0usize;
+    for (i, b) in src.bytes().enumerate() {
+        match b {
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(Diagnostic::error(
+                        "Configuration nested too deeply",
+                        format!(
+                            "more than {MAX_NESTING} levels of brackets; simplify the expression"
+                        ),
+                        Some(&Location::new(file, src, i)),
+                    ));
+                }
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Parses native HCL syntax.
 pub fn parse_hcl(file: &Arc<str>, src: &str) -> Result<Body, Diagnostic> {
+    check_nesting(file, src)?;
     let body = hcl_edit::parser::parse_body(src).map_err(|e| {
         let loc = Location {
             file: file.clone(),
@@ -113,6 +144,7 @@ pub trait JsonSchema {
 
 /// Parses HCL's JSON syntax.
 pub fn parse_json(file: &Arc<str>, src: &str, schema: &dyn JsonSchema) -> Result<Body, Diagnostic> {
+    check_nesting(file, src)?;
     let value: serde_json::Value = serde_json::from_str(src).map_err(|e| {
         let loc = Location {
             file: file.clone(),
@@ -314,6 +346,30 @@ mod tests {
         assert_eq!(b.blocks[0].body.attributes[0].location.line, 4);
         let err = parse_hcl(&f, "a = \n").unwrap_err();
         assert_eq!(err.location.unwrap().line, 1);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_parsing() {
+        let f: Arc<str> = "deep.hcl".into();
+        let deep = format!(
+            "a = {}1{}\n",
+            "[".repeat(MAX_NESTING + 1),
+            "]".repeat(MAX_NESTING + 1)
+        );
+        let d = parse_hcl(&f, &deep).unwrap_err();
+        assert_eq!(d.summary, "Configuration nested too deeply");
+        assert!(parse_json(
+            &f,
+            &format!("{{\"a\": {}1{}}}", "[".repeat(100), "]".repeat(100)),
+            &Schema
+        )
+        .is_err());
+        let ok = format!(
+            "a = {}1{}\n",
+            "[".repeat(MAX_NESTING),
+            "]".repeat(MAX_NESTING)
+        );
+        assert!(parse_hcl(&f, &ok).is_ok());
     }
 
     #[test]

@@ -141,6 +141,7 @@ fn literal(raw: &str, string_typed: bool) -> Result<hcl::Value, String> {
     if string_typed {
         return Ok(hcl::Value::String(raw.to_string()));
     }
+    super::syntax::check_nesting(&"value".into(), raw).map_err(|d| d.to_string())?;
     let expr = hcl_edit::parser::parse_expr(raw).map_err(|e| e.message().to_string())?;
     hcl::Expression::from(expr)
         .evaluate(&hcl::eval::Context::new())
@@ -159,6 +160,7 @@ pub fn read_var_file(path: &Path) -> Result<BTreeMap<String, hcl::Value>, Diagno
     let file: Arc<str> = path.display().to_string().into();
     let mut out = BTreeMap::new();
     if path.extension().is_some_and(|e| e == "json") {
+        syntax::check_nesting(&file, &src)?;
         let v: serde_json::Value = serde_json::from_str(&src).map_err(|e| {
             let loc = crate::diagnostics::Location {
                 file: file.clone(),
