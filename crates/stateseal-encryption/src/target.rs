@@ -131,7 +131,14 @@ pub struct TargetEncryption {
     /// Indices into `config.methods`: the primary first, then the fallbacks. Empty: disabled.
     chain: Vec<usize>,
     primary: Mutex<Option<Arc<Prepared>>>,
+    /// Methods set up for decryption, by method and stored metadata (the most recent
+    /// [`DECRYPTION_CACHE`]): a long-running reader such as the server derives a pbkdf2 key
+    /// or unwraps a KMS data key once per distinct metadata, not once per read.
+    decrypting: Mutex<Vec<(usize, BTreeMap<String, Vec<u8>>, Arc<Prepared>)>>,
 }
+
+/// How many decryption set-ups a target keeps.
+const DECRYPTION_CACHE: usize = 32;
 
 struct Prepared {
     /// `None` for the unencrypted method.
@@ -227,6 +234,7 @@ impl Encryption {
             name,
             chain,
             primary: Mutex::new(None),
+            decrypting: Mutex::new(Vec::new()),
         };
         Ok(Encryption {
             state: mk("state".into(), chains.state),
@@ -795,6 +803,29 @@ impl TargetEncryption {
         Ok(p)
     }
 
+    /// The method `idx` set up with the keys for `meta`, from the cache or set up now.
+    fn prepared_for_decryption(
+        &self,
+        idx: usize,
+        meta: &BTreeMap<String, Vec<u8>>,
+    ) -> Result<Arc<Prepared>, Error> {
+        let cached = |c: &Vec<(usize, BTreeMap<String, Vec<u8>>, Arc<Prepared>)>| {
+            c.iter()
+                .find(|(i, m, _)| *i == idx && m == meta)
+                .map(|(_, _, p)| p.clone())
+        };
+        if let Some(p) = cached(&self.decrypting.lock().unwrap_or_else(|p| p.into_inner())) {
+            return Ok(p);
+        }
+        let p = Arc::new(self.setup(idx, Some(meta))?);
+        let mut cache = self.decrypting.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= DECRYPTION_CACHE {
+            cache.remove(0);
+        }
+        cache.push((idx, meta.clone(), p.clone()));
+        Ok(p)
+    }
+
     /// Encrypts a plaintext state (JSON). With no encryption or an `unencrypted` primary the
     /// plaintext comes back unchanged.
     pub fn encrypt_state(&self, plain: &[u8]) -> Result<Vec<u8>, Error> {
@@ -880,7 +911,7 @@ impl TargetEncryption {
             .filter(|i| self.shared.config.methods[*i].kind != UNENCRYPTED)
             .collect();
         for (n, idx) in encrypted.iter().enumerate() {
-            let prepared = self.setup(*idx, Some(&meta))?;
+            let prepared = self.prepared_for_decryption(*idx, &meta)?;
             let method = prepared.method.as_ref().expect("not unencrypted");
             let input = if n + 1 == encrypted.len() {
                 ciphertext.take().unwrap_or_default()

@@ -20,6 +20,7 @@ pub mod s3;
 pub mod sealed;
 pub mod state;
 pub mod store;
+pub mod successor;
 #[cfg(feature = "testing")]
 pub mod testing;
 

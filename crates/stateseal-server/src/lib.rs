@@ -1,0 +1,83 @@
+//! `stateseal serve`: an HTTP state backend for Terraform's and OpenTofu's `backend "http"`,
+//! with locking, every version kept, and OpenTofu-format encryption at rest.
+//!
+//! * [`protocol`]: the verbs on `/state/<path>` and their answers, for every client version;
+//! * [`state_path`]: validation of `<path>`;
+//! * [`data_dir`]: the embedded storage (a directory of files, crash-safe);
+//! * [`at_rest`]: envelopes stored as sent, plaintext encrypted with the server's key;
+//! * [`config`]: the server configuration file.
+//!
+//! The library never prints: it logs through `tracing`, and the binary decides what to show.
+#![forbid(unsafe_code)]
+
+pub mod at_rest;
+pub mod config;
+pub mod data_dir;
+pub mod protocol;
+pub mod state_path;
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::routing::any;
+use axum::Router;
+
+pub use at_rest::AtRest;
+pub use config::ServerConfig;
+pub use data_dir::DataDir;
+
+/// Everything a request handler needs.
+#[derive(Debug)]
+pub struct App {
+    pub data: DataDir,
+    pub at_rest: AtRest,
+    pub max_body_bytes: u64,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("data directory: {0}")]
+    DataDir(#[from] data_dir::StorageError),
+    #[error("encryption at rest could not be set up: {0}")]
+    Encryption(#[from] stateseal_encryption::Error),
+}
+
+impl App {
+    /// Opens the data directory and sets up encryption (deriving keys once, now).
+    pub fn open(data_dir: &Path, config: ServerConfig) -> Result<App, StartError> {
+        let data = DataDir::open(data_dir)?;
+        let at_rest = AtRest::new(config.encryption, config.require_client_encryption)?;
+        if !at_rest.encrypts() {
+            tracing::warn!(
+                "encryption at rest is OFF: plaintext states are stored as sent; add an encryption block to the server configuration"
+            );
+        }
+        Ok(App {
+            data,
+            at_rest,
+            max_body_bytes: config.max_body_bytes,
+        })
+    }
+}
+
+/// The routes. Nothing redirects: an unknown path is a plain 404.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/state", any(protocol::no_path))
+        .route("/state/", any(protocol::no_path))
+        .route("/state/{*path}", any(protocol::handle))
+        .with_state(app)
+}
+
+/// Serves until `shutdown` completes, then finishes the requests in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

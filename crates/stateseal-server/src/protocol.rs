@@ -1,0 +1,405 @@
+//! The HTTP backend protocol (BACKENDS.md §4.3, §4.4): what each verb on `/state/<path>` does
+//! and which status and body it answers, for every Terraform and OpenTofu version.
+//!
+//! | request | success | refusals |
+//! |---|---|---|
+//! | `GET` | 200 + the bytes the client stored | 404 nothing stored |
+//! | `POST`/`PUT` `[?ID=]` | 200 (also for a retry of the stored serial with the same bytes) | 400 not a state, 409 older serial / other lineage / same serial other bytes, 413 too large, 423 + holder when locked by another ID |
+//! | `DELETE [?ID=]` | 200 | 404, 423 + holder |
+//! | `LOCK`, `POST …/lock` | 200 (also when already held with the same ID) | 400 no lock info, 423 + holder |
+//! | `UNLOCK`, `DELETE …/lock` | 200 (also when not locked) | 400 bad lock info, 423 + holder for another ID |
+//!
+//! UNLOCK bodies (§4.4): full LockInfo or only its `ID` (OpenTofu 1.10+ force-unlock) release
+//! the lock when the ID is the holder's; an empty body, with or without `Content-Type` and the
+//! MD5 of nothing (Terraform's and OpenTofu 1.7–1.9's force-unlock), releases it whoever holds
+//! it. Logical refusals are always 4xx; a 5xx means the server itself failed (disk, keys).
+//! Nothing is ever redirected.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use bytes::Bytes;
+use md5::{Digest as _, Md5};
+use stateseal_store::lock_info::GoTime;
+use stateseal_store::successor::{check_successor, Snapshot, Successor};
+use stateseal_store::LockInfo;
+
+use crate::at_rest::{classify, SealError};
+use crate::data_dir::{Slot, Stored, VersionRecord};
+use crate::state_path::{query_value, Resource, StatePath};
+use crate::App;
+
+/// An answer: status, body, and whether the body is JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Bytes,
+    pub json: bool,
+}
+
+impl Reply {
+    fn ok() -> Reply {
+        Reply {
+            status: StatusCode::OK,
+            body: Bytes::new(),
+            json: false,
+        }
+    }
+
+    fn json(status: StatusCode, body: impl Into<Bytes>) -> Reply {
+        Reply {
+            status,
+            body: body.into(),
+            json: true,
+        }
+    }
+
+    fn text(status: StatusCode, message: impl Into<String>) -> Reply {
+        let mut message = message.into();
+        message.push('\n');
+        Reply {
+            status,
+            body: message.into(),
+            json: false,
+        }
+    }
+
+    /// 423 with the holder's LockInfo, as Go marshals it: what every client version needs to
+    /// show the real holder (and to retry under `-lock-timeout`).
+    fn locked(holder: &LockInfo) -> Reply {
+        Reply::json(StatusCode::LOCKED, holder.to_json())
+    }
+
+    /// The server failed (storage, keys): 500, logged.
+    fn failed(what: &str, e: impl std::fmt::Display) -> Reply {
+        tracing::error!(error = %e, "{what}");
+        Reply::text(StatusCode::INTERNAL_SERVER_ERROR, format!("{what}: {e}"))
+    }
+}
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        let mut r = (self.status, self.body).into_response();
+        let ct = if self.json {
+            "application/json"
+        } else {
+            "text/plain; charset=utf-8"
+        };
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+        r
+    }
+}
+
+/// `/state` and `/state/` name no state.
+pub async fn no_path() -> Reply {
+    Reply::text(
+        StatusCode::BAD_REQUEST,
+        "invalid state path: it is empty; states live at /state/<name>",
+    )
+}
+
+/// Every request under `/state/`.
+pub async fn handle(
+    State(app): State<Arc<App>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Reply {
+    let raw = uri.path().strip_prefix("/state/").unwrap_or_default();
+    let resource = match Resource::parse(raw) {
+        Ok(r) => r,
+        Err(e) => return Reply::text(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let id = query_value(uri.query(), "ID");
+    let m = method.as_str();
+    let reply = match (&resource, m) {
+        (Resource::State(p), "GET" | "HEAD") => on_slot(&app, p, get).await,
+        (Resource::State(p), "POST" | "PUT") => match read_body(&app, &headers, body).await {
+            Ok(b) => on_slot(&app, p, move |slot, app| update(slot, app, id, b)).await,
+            Err(r) => r,
+        },
+        (Resource::State(p), "DELETE") => on_slot(&app, p, move |slot, _| delete(slot, id)).await,
+        (Resource::State(p), "LOCK") | (Resource::Lock(p), "LOCK" | "POST") => {
+            match read_body(&app, &headers, body).await {
+                Ok(b) => match parse_lock_info(&b) {
+                    Ok(Some(info)) => on_slot(&app, p, move |slot, _| lock(slot, info)).await,
+                    Ok(None) => Reply::text(
+                        StatusCode::BAD_REQUEST,
+                        "LOCK needs the lock info (LockInfo JSON with a non-empty ID) as its body",
+                    ),
+                    Err(r) => r,
+                },
+                Err(r) => r,
+            }
+        }
+        (Resource::State(p), "UNLOCK") | (Resource::Lock(p), "UNLOCK" | "DELETE") => {
+            match read_body(&app, &headers, body).await {
+                Ok(b) => match parse_lock_info(&b) {
+                    Ok(info) => on_slot(&app, p, move |slot, _| unlock(slot, info)).await,
+                    Err(r) => r,
+                },
+                Err(r) => r,
+            }
+        }
+        (Resource::Lock(p), "GET" | "HEAD") => {
+            on_slot(&app, p, |slot, _| match slot.lock_holder() {
+                Some(h) => Reply::json(StatusCode::OK, h.to_json()),
+                None => Reply::text(StatusCode::NOT_FOUND, "the state is not locked"),
+            })
+            .await
+        }
+        (Resource::State(_), _) => Reply::text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{m} is not a state operation: use GET, POST, PUT, DELETE, LOCK or UNLOCK"),
+        ),
+        (Resource::Lock(_), _) => Reply::text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{m} is not a lock operation: use POST (lock), DELETE (unlock) or GET"),
+        ),
+    };
+    let path = match &resource {
+        Resource::State(p) | Resource::Lock(p) => p.as_str(),
+    };
+    tracing::info!(method = m, path, status = reply.status.as_u16(), "request");
+    reply
+}
+
+/// Runs `op` on the state's slot: locked (operations on one state are serialized), loaded,
+/// and on the blocking pool (files are fsynced, states encrypted).
+async fn on_slot(
+    app: &Arc<App>,
+    path: &StatePath,
+    op: impl FnOnce(&mut Slot, &App) -> Reply + Send + 'static,
+) -> Reply {
+    let guard = app.data.slot(path).await;
+    let app = app.clone();
+    let ran = tokio::task::spawn_blocking(move || {
+        let mut slot = guard;
+        match slot.load() {
+            Ok(()) => op(&mut slot, &app),
+            Err(e) => Reply::failed("reading the state's files failed", e),
+        }
+    })
+    .await;
+    ran.unwrap_or_else(|e| Reply::failed("the request failed", e))
+}
+
+/// Reads the body, up to the limit (413 beyond it), and checks `Content-MD5` when sent (400 on
+/// a mismatch).
+async fn read_body(app: &App, headers: &HeaderMap, body: Body) -> Result<Bytes, Reply> {
+    let too_large = || {
+        Reply::text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the body is larger than this server's limit of {} bytes (max_body_bytes); nothing was written",
+                app.max_body_bytes
+            ),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > app.max_body_bytes) {
+        return Err(too_large());
+    }
+    let limit = usize::try_from(app.max_body_bytes).unwrap_or(usize::MAX);
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(e) => {
+            let over = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+                || e.into_inner()
+                    .downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some();
+            return Err(if over {
+                too_large()
+            } else {
+                Reply::text(
+                    StatusCode::BAD_REQUEST,
+                    "the request body could not be read",
+                )
+            });
+        }
+    };
+    if let Some(sent) = headers.get("content-md5") {
+        let sent = sent.to_str().ok().and_then(|s| {
+            base64::engine::general_purpose::STANDARD
+                .decode(s.trim())
+                .ok()
+        });
+        let actual = Md5::digest(&bytes);
+        if sent.as_deref() != Some(actual.as_slice()) {
+            return Err(Reply::text(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "Content-MD5 does not match the body (the body's MD5 is {}); the body was damaged on the way and nothing was written",
+                    base64::engine::general_purpose::STANDARD.encode(actual)
+                ),
+            ));
+        }
+    }
+    Ok(bytes)
+}
+
+/// Parses a LOCK/UNLOCK body. `Ok(None)` for an empty body; a JSON body must carry an ID.
+fn parse_lock_info(body: &[u8]) -> Result<Option<LockInfo>, Reply> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    match LockInfo::parse(body) {
+        Ok(info) if !info.id.is_empty() => Ok(Some(info)),
+        Ok(_) => Err(Reply::text(
+            StatusCode::BAD_REQUEST,
+            "the lock info has no ID",
+        )),
+        Err(e) => Err(Reply::text(StatusCode::BAD_REQUEST, e.to_string())),
+    }
+}
+
+fn get(slot: &mut Slot, app: &App) -> Reply {
+    let Some(cur) = slot
+        .current()
+        .filter(|c| c.stored != Stored::Deleted)
+        .cloned()
+    else {
+        return Reply::text(StatusCode::NOT_FOUND, "no state is stored here");
+    };
+    let stored = match slot.data(cur.seq) {
+        Ok(b) => b,
+        Err(e) => return Reply::failed("reading the state failed", e),
+    };
+    match app.at_rest.open(stored, cur.stored) {
+        Ok(b) => Reply::json(StatusCode::OK, b),
+        Err(e) => Reply::failed("reading the state failed", e),
+    }
+}
+
+/// 423 unless the state is free or `id` is the holder's.
+fn check_holder(slot: &Slot, id: Option<&str>) -> Result<Option<LockInfo>, Reply> {
+    match slot.lock_holder() {
+        Some(h) if Some(h.id.as_str()) != id => Err(Reply::locked(h)),
+        h => Ok(h.cloned()),
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, bytes);
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn update(slot: &mut Slot, app: &App, id: Option<String>, body: Bytes) -> Reply {
+    let incoming = match classify(&body) {
+        Ok(i) => i,
+        Err(e) => return Reply::text(StatusCode::BAD_REQUEST, format!("{e}; nothing was written")),
+    };
+    let holder = match check_holder(slot, id.as_deref()) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let digest = sha256_hex(&body);
+    let stored = slot
+        .current()
+        .filter(|c| c.stored != Stored::Deleted)
+        .cloned();
+    let stored_snapshot = stored.as_ref().map(|c| Snapshot {
+        serial: c.serial,
+        lineage: &c.lineage,
+        content: c.sha256.as_bytes(),
+    });
+    let offered = Snapshot {
+        serial: incoming.serial,
+        lineage: &incoming.lineage,
+        content: digest.as_bytes(),
+    };
+    match check_successor(stored_snapshot.as_ref(), &offered) {
+        Ok(Successor::Identical) => return Reply::ok(),
+        Ok(Successor::Newer) => {}
+        Err(refusal) => return Reply::text(StatusCode::CONFLICT, refusal.to_string()),
+    }
+    let (sealed, how) = match app.at_rest.seal(&body, &incoming) {
+        Ok(s) => s,
+        Err(SealError::BadRequest(m)) => return Reply::text(StatusCode::BAD_REQUEST, m),
+        Err(SealError::Failed(m)) => return Reply::failed("storing the state failed", m),
+    };
+    let record = VersionRecord {
+        seq: 0,
+        serial: incoming.serial,
+        lineage: incoming.lineage,
+        size: body.len() as u64,
+        time: GoTime::now().rfc3339_nano(),
+        who: holder.map(|h| h.who).unwrap_or_default(),
+        stored: how,
+        sha256: digest,
+    };
+    match slot.append(record, sealed.as_deref().unwrap_or(&body)) {
+        Ok(_) => Reply::ok(),
+        Err(e) => Reply::failed("storing the state failed", e),
+    }
+}
+
+fn delete(slot: &mut Slot, id: Option<String>) -> Reply {
+    let holder = match check_holder(slot, id.as_deref()) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let Some(cur) = slot
+        .current()
+        .filter(|c| c.stored != Stored::Deleted)
+        .cloned()
+    else {
+        return Reply::text(StatusCode::NOT_FOUND, "no state is stored here");
+    };
+    let record = VersionRecord {
+        seq: 0,
+        size: 0,
+        time: GoTime::now().rfc3339_nano(),
+        who: holder.map(|h| h.who).unwrap_or_default(),
+        stored: Stored::Deleted,
+        sha256: sha256_hex(b""),
+        ..cur
+    };
+    match slot.append(record, b"") {
+        Ok(_) => Reply::ok(),
+        Err(e) => Reply::failed("deleting the state failed", e),
+    }
+}
+
+fn lock(slot: &mut Slot, info: LockInfo) -> Reply {
+    match slot.lock_holder() {
+        // A retried LOCK whose first 200 was lost.
+        Some(h) if h.id == info.id => return Reply::json(StatusCode::OK, h.to_json()),
+        Some(h) => return Reply::locked(h),
+        None => {}
+    }
+    let json = info.to_json();
+    match slot.set_lock(info) {
+        Ok(()) => Reply::json(StatusCode::OK, json),
+        Err(e) => Reply::failed("recording the lock failed", e),
+    }
+}
+
+fn unlock(slot: &mut Slot, info: Option<LockInfo>) -> Reply {
+    let Some(holder) = slot.lock_holder().cloned() else {
+        return Reply::ok();
+    };
+    match &info {
+        Some(i) if i.id != holder.id => return Reply::locked(&holder),
+        Some(_) => {}
+        None => tracing::warn!(
+            lock_id = %holder.id,
+            who = %holder.who,
+            "force-unlock: an UNLOCK without lock info released the lock"
+        ),
+    }
+    match slot.clear_lock() {
+        Ok(()) => Reply::ok(),
+        Err(e) => Reply::failed("releasing the lock failed", e),
+    }
+}

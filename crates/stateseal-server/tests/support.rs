@@ -1,0 +1,146 @@
+//! Test harness: an in-process server (the axum router driven with `tower::ServiceExt::oneshot`,
+//! no sockets) over a fresh data directory, plus a snapshot of every file it holds, so a test
+//! can show that a refused request changed nothing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::Request;
+use base64::Engine as _;
+use md5::{Digest as _, Md5};
+use stateseal_server::{App, ServerConfig};
+use tower::ServiceExt as _;
+
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub app: Arc<App>,
+}
+
+/// A response: status and body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub content_type: String,
+}
+
+impl Answer {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+impl Harness {
+    pub fn new() -> Harness {
+        Harness::with_config("")
+    }
+
+    /// A server with this configuration file content (no `TF_ENCRYPTION`).
+    pub fn with_config(src: &str) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ServerConfig::parse("server.hcl", src, None).expect("valid config");
+        let app = App::open(&dir.path().join("data"), config).expect("server starts");
+        Harness {
+            dir,
+            app: Arc::new(app),
+        }
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Sends a request with `Content-Type: application/json` and `Content-MD5` when a body is
+    /// given (as Terraform does).
+    pub async fn send(&self, method: &str, uri: &str, body: Option<&[u8]>) -> Answer {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .header("content-md5", content_md5(b))
+                .header("content-length", b.len());
+        }
+        let req = req
+            .body(Body::from(body.map(<[u8]>::to_vec).unwrap_or_default()))
+            .unwrap();
+        self.raw(req).await
+    }
+
+    pub async fn raw(&self, req: Request<Body>) -> Answer {
+        let resp = stateseal_server::router(self.app.clone())
+            .oneshot(req)
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap()
+            .to_vec();
+        Answer {
+            status,
+            body,
+            content_type,
+        }
+    }
+
+    /// Every file under the data directory (but the directory's own lock file), with contents.
+    pub fn snapshot(&self) -> BTreeMap<PathBuf, Vec<u8>> {
+        let mut out = BTreeMap::new();
+        walk(&self.data(), &self.data(), &mut out);
+        out
+    }
+
+    /// The committed version files (`*.bin`) of a state, oldest first.
+    pub fn version_files(&self, rel_state_dir: &str) -> Vec<PathBuf> {
+        let v = self.data().join("states").join(rel_state_dir).join("@/v");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&v)
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        files.retain(|p| p.extension().is_some_and(|e| e == "bin"));
+        files.sort();
+        files
+    }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            walk(root, &p, out);
+        } else if p != root.join(".lock") {
+            out.insert(
+                p.strip_prefix(root).unwrap().to_path_buf(),
+                std::fs::read(&p).unwrap(),
+            );
+        }
+    }
+}
+
+pub fn content_md5(body: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(Md5::digest(body))
+}
+
+/// A plaintext state as Terraform writes it.
+pub fn state(serial: u64, lineage: &str, greeting: &str) -> Vec<u8> {
+    format!(
+        "{{\n  \"version\": 4,\n  \"terraform_version\": \"1.15.5\",\n  \"serial\": {serial},\n  \"lineage\": \"{lineage}\",\n  \"outputs\": {{\n    \"greeting\": {{\n      \"value\": \"{greeting}\",\n      \"type\": \"string\"\n    }}\n  }},\n  \"resources\": [],\n  \"check_results\": null\n}}\n"
+    )
+    .into_bytes()
+}
+
+/// Lock info as Terraform sends it (`Path` empty for http).
+pub fn lock_info(id: &str, who: &str) -> String {
+    format!(
+        r#"{{"ID":"{id}","Operation":"OperationTypeApply","Info":"","Who":"{who}","Version":"1.15.5","Created":"2026-11-30T03:04:05.123456789Z","Path":""}}"#
+    )
+}

@@ -1,0 +1,6 @@
+//! The server's integration tests, one binary (`cargo test -p stateseal-server --test tests`):
+//! a module per area, sharing the harness in `support`.
+
+mod at_rest;
+mod protocol;
+mod support;

@@ -1,0 +1,138 @@
+//! `stateseal serve`: parses the flags, loads the server configuration, prints the startup
+//! banner and runs `stateseal-server` until SIGINT or SIGTERM. Everything else lives in the
+//! server crate.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::{Args, ValueEnum};
+use stateseal_server::{App, ServerConfig};
+
+use crate::failure::{exit, Failure};
+
+#[derive(Args)]
+#[command(
+    long_about = "Serve states over HTTP for Terraform's and OpenTofu's backend \"http\", with locking, \
+every version kept, and encryption at rest.\n\n\
+The global --config FILE names the server configuration (HCL: max_body_bytes, require_client_encryption, \
+and an OpenTofu encryption { … } block whose state target encrypts plaintext uploads). TF_ENCRYPTION is \
+merged over that block.\n\n\
+Point Terraform or OpenTofu at it with:\n\n\
+  terraform {\n    backend \"http\" {\n      address        = \"http://127.0.0.1:8080/state/NAME\"\n      \
+lock_address   = \"http://127.0.0.1:8080/state/NAME\"\n      unlock_address = \"http://127.0.0.1:8080/state/NAME\"\n    }\n  }"
+)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Where states, versions and locks are kept.
+    #[arg(long, value_name = "DIR", default_value = "./stateseal-data")]
+    data_dir: PathBuf,
+    /// Allow listening on a non-loopback address although the server has no authentication.
+    #[arg(long)]
+    insecure_no_auth: bool,
+    /// Log lines as text or as JSON objects (one per line), on stderr.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+pub fn run(config_file: Option<&Path>, args: &ServeArgs) -> Result<(), Failure> {
+    if !args.listen.ip().is_loopback() && !args.insecure_no_auth {
+        return Err(Failure::new(
+            exit::USAGE,
+            format!(
+                "refusing to listen on {}: this server has no authentication configured, so anyone who can reach it could read and overwrite states",
+                args.listen
+            ),
+            "listen on 127.0.0.1 (the default), or pass --insecure-no-auth if a proxy in front of it authenticates",
+        ));
+    }
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::INFO);
+    match args.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    let config = ServerConfig::load(config_file, std::env::var("TF_ENCRYPTION").ok().as_deref())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::plain(exit::FAILURE, format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(async {
+        let app = App::open(&args.data_dir, config).map_err(|e| {
+            Failure::new(
+                exit::CONFIG,
+                e.to_string(),
+                "check --data-dir and the encryption block of --config",
+            )
+        })?;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| {
+                Failure::new(
+                    exit::FAILURE,
+                    format!("cannot listen on {}: {e}", args.listen),
+                    "choose another --listen address or stop what uses it",
+                )
+            })?;
+        let addr = listener.local_addr().unwrap_or(args.listen);
+        eprintln!("{}", banner(addr, &args.data_dir, &app));
+        stateseal_server::serve(listener, Arc::new(app), shutdown_signal())
+            .await
+            .map_err(|e| Failure::plain(exit::FAILURE, format!("the server failed: {e}")))?;
+        tracing::info!("stopped; every acknowledged write is on disk");
+        Ok(())
+    })
+}
+
+fn banner(addr: SocketAddr, data_dir: &Path, app: &App) -> String {
+    let data = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    let encryption = if app.at_rest.encrypts() {
+        format!(
+            "on: plaintext uploads are encrypted with {} (state target); client envelopes are stored as sent",
+            app.at_rest.methods().join(" then ")
+        )
+    } else {
+        "OFF. WARNING: plaintext states are stored unencrypted; add an encryption block to --config"
+            .to_string()
+    };
+    let client = if app.at_rest.requires_client_encryption() {
+        "\n  clients     must encrypt (require_client_encryption = true)"
+    } else {
+        ""
+    };
+    format!(
+        "stateseal serve {version}\n  states      http://{addr}/state/<path>\n  data        {data} (embedded data directory; every version kept)\n  encryption  {encryption}{client}\n  auth        off (no auth block: anyone who can connect can read and write)\n  body limit  {limit} bytes",
+        version = env!("CARGO_PKG_VERSION"),
+        data = data.display(),
+        limit = app.max_body_bytes,
+    )
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
