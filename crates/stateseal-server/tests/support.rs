@@ -144,3 +144,68 @@ pub fn lock_info(id: &str, who: &str) -> String {
         r#"{{"ID":"{id}","Operation":"OperationTypeApply","Info":"","Who":"{who}","Version":"1.15.5","Created":"2026-11-30T03:04:05.123456789Z","Path":""}}"#
     )
 }
+
+/// A server on a real socket (127.0.0.1, a free port) with its own runtime, for clients in
+/// other processes (Terraform). Stops on drop, finishing requests in flight.
+pub struct Live {
+    pub h: Harness,
+    pub addr: std::net::SocketAddr,
+    rt: Option<tokio::runtime::Runtime>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Live {
+    pub fn start(config: &str) -> Live {
+        let h = Harness::with_config(config);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        rt.spawn(stateseal_server::serve(listener, h.app.clone(), async {
+            let _ = stopped.await;
+        }));
+        Live {
+            h,
+            addr,
+            rt: Some(rt),
+            stop: Some(stop),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// A request through the router, on the server's runtime.
+    pub fn send(&self, method: &str, uri: &str, body: Option<&[u8]>) -> Answer {
+        self.rt
+            .as_ref()
+            .unwrap()
+            .block_on(self.h.send(method, uri, body))
+    }
+
+    /// The `backend "http"` block for state `name`, locking on.
+    pub fn backend_block(&self, name: &str) -> String {
+        let url = self.url(&format!("/state/{name}"));
+        format!(
+            "terraform {{\n  backend \"http\" {{\n    address        = \"{url}\"\n    lock_address   = \"{url}\"\n    unlock_address = \"{url}\"\n  }}\n}}\n"
+        )
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_timeout(std::time::Duration::from_secs(10));
+        }
+    }
+}

@@ -4,3 +4,4 @@
 mod at_rest;
 mod protocol;
 mod support;
+mod terraform;
