@@ -141,6 +141,39 @@ impl DataDir {
         &self.root
     }
 
+    /// The states that have files, whose path starts with `prefix`, sorted (blocking).
+    pub fn list(&self, prefix: &str) -> Result<Vec<StatePath>> {
+        fn walk(dir: &Path, rel: &mut Vec<String>, out: &mut Vec<StatePath>) -> Result<()> {
+            let entries = match fs::read_dir(dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(at(dir)(e)),
+            };
+            for e in entries {
+                let e = e.map_err(at(dir))?;
+                if !e.file_type().map_err(at(dir))?.is_dir() {
+                    continue;
+                }
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name == "@" {
+                    if let Ok(p) = StatePath::parse(&rel.join("/")) {
+                        out.push(p);
+                    }
+                } else {
+                    rel.push(name);
+                    walk(&e.path(), rel, out)?;
+                    rel.pop();
+                }
+            }
+            Ok(())
+        }
+        let mut out = Vec::new();
+        walk(&self.root.join("states"), &mut Vec::new(), &mut out)?;
+        out.retain(|p| p.as_str().starts_with(prefix));
+        out.sort();
+        Ok(out)
+    }
+
     /// The state's slot, locked (waits for other operations on the same state).
     pub async fn slot(&self, path: &StatePath) -> tokio::sync::OwnedMutexGuard<Slot> {
         let slot = {

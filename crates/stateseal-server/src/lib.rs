@@ -5,6 +5,7 @@
 //! * [`state_path`]: validation of `<path>`;
 //! * [`data_dir`]: the embedded storage (a directory of files, crash-safe);
 //! * [`at_rest`]: envelopes stored as sent, plaintext encrypted with the server's key;
+//! * [`versions`]: the JSON API (states, versions, locks), rollback and `/healthz`;
 //! * [`config`]: the server configuration file.
 //!
 //! The library never prints: it logs through `tracing`, and the binary decides what to show.
@@ -15,12 +16,13 @@ pub mod config;
 pub mod data_dir;
 pub mod protocol;
 pub mod state_path;
+pub mod versions;
 
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
-use axum::routing::any;
+use axum::routing::{any, get, post};
 use axum::Router;
 
 pub use at_rest::AtRest;
@@ -68,6 +70,11 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/state", any(protocol::no_path))
         .route("/state/", any(protocol::no_path))
         .route("/state/{*path}", any(protocol::handle))
+        .route("/v1/states", get(versions::states))
+        .route("/v1/locks", get(versions::locks))
+        .route("/v1/versions/{*path}", get(versions::versions))
+        .route("/v1/rollback/{*path}", post(versions::rollback))
+        .route("/healthz", get(versions::healthz))
         .with_state(app)
 }
 

@@ -28,7 +28,7 @@ use stateseal_store::lock_info::GoTime;
 use stateseal_store::successor::{check_successor, Snapshot, Successor};
 use stateseal_store::LockInfo;
 
-use crate::at_rest::{classify, SealError};
+use crate::at_rest::{classify, Incoming, SealError};
 use crate::data_dir::{Slot, Stored, VersionRecord};
 use crate::state_path::{query_value, Resource, StatePath};
 use crate::App;
@@ -42,7 +42,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn ok() -> Reply {
+    pub(crate) fn ok() -> Reply {
         Reply {
             status: StatusCode::OK,
             body: Bytes::new(),
@@ -50,7 +50,7 @@ impl Reply {
         }
     }
 
-    fn json(status: StatusCode, body: impl Into<Bytes>) -> Reply {
+    pub(crate) fn json(status: StatusCode, body: impl Into<Bytes>) -> Reply {
         Reply {
             status,
             body: body.into(),
@@ -58,7 +58,7 @@ impl Reply {
         }
     }
 
-    fn text(status: StatusCode, message: impl Into<String>) -> Reply {
+    pub(crate) fn text(status: StatusCode, message: impl Into<String>) -> Reply {
         let mut message = message.into();
         message.push('\n');
         Reply {
@@ -70,12 +70,12 @@ impl Reply {
 
     /// 423 with the holder's LockInfo, as Go marshals it: what every client version needs to
     /// show the real holder (and to retry under `-lock-timeout`).
-    fn locked(holder: &LockInfo) -> Reply {
+    pub(crate) fn locked(holder: &LockInfo) -> Reply {
         Reply::json(StatusCode::LOCKED, holder.to_json())
     }
 
     /// The server failed (storage, keys): 500, logged.
-    fn failed(what: &str, e: impl std::fmt::Display) -> Reply {
+    pub(crate) fn failed(what: &str, e: impl std::fmt::Display) -> Reply {
         tracing::error!(error = %e, "{what}");
         Reply::text(StatusCode::INTERNAL_SERVER_ERROR, format!("{what}: {e}"))
     }
@@ -172,22 +172,30 @@ pub async fn handle(
 
 /// Runs `op` on the state's slot: locked (operations on one state are serialized), loaded,
 /// and on the blocking pool (files are fsynced, states encrypted).
-async fn on_slot(
+pub(crate) async fn with_slot<T: Send + 'static>(
     app: &Arc<App>,
     path: &StatePath,
-    op: impl FnOnce(&mut Slot, &App) -> Reply + Send + 'static,
-) -> Reply {
+    op: impl FnOnce(&mut Slot, &App) -> T + Send + 'static,
+) -> Result<T, Reply> {
     let guard = app.data.slot(path).await;
     let app = app.clone();
     let ran = tokio::task::spawn_blocking(move || {
         let mut slot = guard;
         match slot.load() {
-            Ok(()) => op(&mut slot, &app),
-            Err(e) => Reply::failed("reading the state's files failed", e),
+            Ok(()) => Ok(op(&mut slot, &app)),
+            Err(e) => Err(Reply::failed("reading the state's files failed", e)),
         }
     })
     .await;
-    ran.unwrap_or_else(|e| Reply::failed("the request failed", e))
+    ran.unwrap_or_else(|e| Err(Reply::failed("the request failed", e)))
+}
+
+async fn on_slot(
+    app: &Arc<App>,
+    path: &StatePath,
+    op: impl FnOnce(&mut Slot, &App) -> Reply + Send + 'static,
+) -> Reply {
+    with_slot(app, path, op).await.unwrap_or_else(|r| r)
 }
 
 /// Reads the body, up to the limit (413 beyond it), and checks `Content-MD5` when sent (400 on
@@ -282,14 +290,14 @@ fn get(slot: &mut Slot, app: &App) -> Reply {
 }
 
 /// 423 unless the state is free or `id` is the holder's.
-fn check_holder(slot: &Slot, id: Option<&str>) -> Result<Option<LockInfo>, Reply> {
+pub(crate) fn check_holder(slot: &Slot, id: Option<&str>) -> Result<Option<LockInfo>, Reply> {
     match slot.lock_holder() {
         Some(h) if Some(h.id.as_str()) != id => Err(Reply::locked(h)),
         h => Ok(h.cloned()),
     }
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     let d = ring::digest::digest(&ring::digest::SHA256, bytes);
     d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -323,7 +331,21 @@ fn update(slot: &mut Slot, app: &App, id: Option<String>, body: Bytes) -> Reply 
         Ok(Successor::Newer) => {}
         Err(refusal) => return Reply::text(StatusCode::CONFLICT, refusal.to_string()),
     }
-    let (sealed, how) = match app.at_rest.seal(&body, &incoming) {
+    let who = holder.map(|h| h.who).unwrap_or_default();
+    write_version(slot, app, &body, incoming, digest, who)
+}
+
+/// Stores an accepted upload as the state's new version (encrypting plaintext when the server
+/// encrypts). `digest` is [`sha256_hex`] of `body`.
+pub(crate) fn write_version(
+    slot: &mut Slot,
+    app: &App,
+    body: &[u8],
+    incoming: Incoming,
+    digest: String,
+    who: String,
+) -> Reply {
+    let (sealed, how) = match app.at_rest.seal(body, &incoming) {
         Ok(s) => s,
         Err(SealError::BadRequest(m)) => return Reply::text(StatusCode::BAD_REQUEST, m),
         Err(SealError::Failed(m)) => return Reply::failed("storing the state failed", m),
@@ -334,11 +356,11 @@ fn update(slot: &mut Slot, app: &App, id: Option<String>, body: Bytes) -> Reply 
         lineage: incoming.lineage,
         size: body.len() as u64,
         time: GoTime::now().rfc3339_nano(),
-        who: holder.map(|h| h.who).unwrap_or_default(),
+        who,
         stored: how,
         sha256: digest,
     };
-    match slot.append(record, sealed.as_deref().unwrap_or(&body)) {
+    match slot.append(record, sealed.as_deref().unwrap_or(body)) {
         Ok(_) => Reply::ok(),
         Err(e) => Reply::failed("storing the state failed", e),
     }

@@ -5,3 +5,4 @@ mod at_rest;
 mod protocol;
 mod support;
 mod terraform;
+mod versions;
