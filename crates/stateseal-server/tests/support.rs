@@ -209,3 +209,44 @@ impl Drop for Live {
         }
     }
 }
+
+/// A blocking HTTP client over real sockets that also sends LOCK and UNLOCK and never turns a
+/// status into an error.
+pub fn http_agent() -> ureq::Agent {
+    ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .allow_non_standard_methods(true)
+            .timeout_global(Some(std::time::Duration::from_secs(120)))
+            .build(),
+    )
+}
+
+/// One request over a socket (`Content-Type` and `Content-MD5` with a body, as Terraform).
+pub fn http(
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    body: Option<&[u8]>,
+) -> Result<Answer, ureq::Error> {
+    let mut req = ureq::http::Request::builder().method(method).uri(url);
+    if let Some(b) = body {
+        req = req
+            .header("content-type", "application/json")
+            .header("content-md5", content_md5(b));
+    }
+    let req = req
+        .body(body.map(<[u8]>::to_vec).unwrap_or_default())
+        .unwrap();
+    let mut resp = agent.run(req)?;
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap_or_default().to_string())
+        .unwrap_or_default();
+    Ok(Answer {
+        status: resp.status().as_u16(),
+        body: resp.body_mut().read_to_vec()?,
+        content_type,
+    })
+}

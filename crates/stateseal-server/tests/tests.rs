@@ -2,6 +2,8 @@
 //! a module per area, sharing the harness in `support`.
 
 mod at_rest;
+mod concurrency;
+mod crash;
 mod protocol;
 mod support;
 mod terraform;
