@@ -13,6 +13,8 @@
 //! }
 //! ```
 //!
+//! and an `auth { … }` block (see [`crate::auth`]).
+//!
 //! `TF_ENCRYPTION` is merged over the `encryption` block by OpenTofu's rules, as the CLI does.
 
 use std::path::Path;
@@ -33,6 +35,8 @@ pub struct ServerConfig {
     pub encryption: Encryption,
     /// True when an `encryption` block or `TF_ENCRYPTION` was given.
     pub encryption_configured: bool,
+    /// The `auth` block; `None`: no authentication (loopback only, unless forced).
+    pub auth: Option<crate::auth::Auth>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -41,6 +45,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("require_client_encryption", &self.require_client_encryption)
             .field("encryption_configured", &self.encryption_configured)
+            .field("auth", &self.auth)
             .finish()
     }
 }
@@ -82,6 +87,7 @@ impl ServerConfig {
             require_client_encryption: false,
             encryption: Encryption::disabled(),
             encryption_configured: false,
+            auth: None,
         };
         for a in &body.attributes {
             let value = match evaluator.eval(&a.expr, &a.location, &hcl::Value::Null) {
@@ -121,14 +127,18 @@ impl ServerConfig {
                     Ok(c) => code = Some(c),
                     Err(d) => diags.0.extend(d.0),
                 },
-                "encryption" => diags.push(Diagnostic::error(
-                    "Duplicate encryption block",
-                    "Only one encryption block is allowed.",
+                "auth" if cfg.auth.is_none() => match crate::auth::Auth::from_block(b, &evaluator) {
+                    Ok(a) => cfg.auth = Some(a),
+                    Err(d) => diags.0.extend(d.0),
+                },
+                "encryption" | "auth" => diags.push(Diagnostic::error(
+                    format!("Duplicate {} block", b.kind),
+                    format!("Only one {} block is allowed.", b.kind),
                     Some(&b.location),
                 )),
                 other => diags.push(Diagnostic::error(
                     "Unsupported block type",
-                    format!("Blocks of type {other:?} are not expected here; the server knows encryption."),
+                    format!("Blocks of type {other:?} are not expected here; the server knows encryption and auth."),
                     Some(&b.location),
                 )),
             }

@@ -6,12 +6,14 @@
 //! * [`data_dir`]: the embedded storage (a directory of files, crash-safe);
 //! * [`at_rest`]: envelopes stored as sent, plaintext encrypted with the server's key;
 //! * [`versions`]: the JSON API (states, versions, locks), rollback and `/healthz`;
+//! * [`auth`]: users (argon2id), tokens (SHA-256), grants;
 //! * [`config`]: the server configuration file.
 //!
 //! The library never prints: it logs through `tracing`, and the binary decides what to show.
 #![forbid(unsafe_code)]
 
 pub mod at_rest;
+pub mod auth;
 pub mod config;
 pub mod data_dir;
 pub mod protocol;
@@ -35,6 +37,7 @@ pub struct App {
     pub data: DataDir,
     pub at_rest: AtRest,
     pub max_body_bytes: u64,
+    pub auth: Option<auth::Auth>,
 }
 
 /// Why the server could not start.
@@ -60,6 +63,7 @@ impl App {
             data,
             at_rest,
             max_body_bytes: config.max_body_bytes,
+            auth: config.auth,
         })
     }
 }

@@ -29,6 +29,7 @@ use stateseal_store::successor::{check_successor, Snapshot, Successor};
 use stateseal_store::LockInfo;
 
 use crate::at_rest::{classify, Incoming, SealError};
+use crate::auth::{authorize, Permission};
 use crate::data_dir::{Slot, Stored, VersionRecord};
 use crate::state_path::{query_value, Resource, StatePath};
 use crate::App;
@@ -39,6 +40,8 @@ pub struct Reply {
     pub status: StatusCode,
     pub body: Bytes,
     pub json: bool,
+    /// A 401 that asks for Basic credentials.
+    pub www_authenticate: bool,
 }
 
 impl Reply {
@@ -47,6 +50,7 @@ impl Reply {
             status: StatusCode::OK,
             body: Bytes::new(),
             json: false,
+            www_authenticate: false,
         }
     }
 
@@ -55,6 +59,7 @@ impl Reply {
             status,
             body: body.into(),
             json: true,
+            www_authenticate: false,
         }
     }
 
@@ -65,6 +70,7 @@ impl Reply {
             status,
             body: message.into(),
             json: false,
+            www_authenticate: false,
         }
     }
 
@@ -91,6 +97,12 @@ impl IntoResponse for Reply {
         };
         r.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+        if self.www_authenticate {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"stateseal\""),
+            );
+        }
         r
     }
 }
@@ -118,13 +130,34 @@ pub async fn handle(
     };
     let id = query_value(uri.query(), "ID");
     let m = method.as_str();
+    let (path, permission) = match (&resource, m) {
+        (Resource::State(p), "POST" | "PUT") => (p, Permission::Write),
+        (Resource::State(p), "DELETE") => (p, Permission::Admin),
+        (Resource::State(p), "LOCK" | "UNLOCK")
+        | (Resource::Lock(p), "LOCK" | "POST" | "UNLOCK" | "DELETE") => (p, Permission::Lock),
+        (Resource::State(p) | Resource::Lock(p), _) => (p, Permission::Read),
+    };
+    let who = match authorize(&app, &headers, Some(path), permission).await {
+        Ok(w) => w.map(|p| p.0),
+        Err(r) => {
+            tracing::info!(
+                method = m,
+                path = path.as_str(),
+                status = r.status.as_u16(),
+                "request"
+            );
+            return r;
+        }
+    };
     let reply = match (&resource, m) {
         (Resource::State(p), "GET" | "HEAD") => on_slot(&app, p, get).await,
         (Resource::State(p), "POST" | "PUT") => match read_body(&app, &headers, body).await {
-            Ok(b) => on_slot(&app, p, move |slot, app| update(slot, app, id, b)).await,
+            Ok(b) => on_slot(&app, p, move |slot, app| update(slot, app, id, b, who)).await,
             Err(r) => r,
         },
-        (Resource::State(p), "DELETE") => on_slot(&app, p, move |slot, _| delete(slot, id)).await,
+        (Resource::State(p), "DELETE") => {
+            on_slot(&app, p, move |slot, _| delete(slot, id, who)).await
+        }
         (Resource::State(p), "LOCK") | (Resource::Lock(p), "LOCK" | "POST") => {
             match read_body(&app, &headers, body).await {
                 Ok(b) => match parse_lock_info(&b) {
@@ -163,10 +196,12 @@ pub async fn handle(
             format!("{m} is not a lock operation: use POST (lock), DELETE (unlock) or GET"),
         ),
     };
-    let path = match &resource {
-        Resource::State(p) | Resource::Lock(p) => p.as_str(),
-    };
-    tracing::info!(method = m, path, status = reply.status.as_u16(), "request");
+    tracing::info!(
+        method = m,
+        path = path.as_str(),
+        status = reply.status.as_u16(),
+        "request"
+    );
     reply
 }
 
@@ -302,7 +337,13 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn update(slot: &mut Slot, app: &App, id: Option<String>, body: Bytes) -> Reply {
+fn update(
+    slot: &mut Slot,
+    app: &App,
+    id: Option<String>,
+    body: Bytes,
+    user: Option<String>,
+) -> Reply {
     let incoming = match classify(&body) {
         Ok(i) => i,
         Err(e) => return Reply::text(StatusCode::BAD_REQUEST, format!("{e}; nothing was written")),
@@ -331,7 +372,7 @@ fn update(slot: &mut Slot, app: &App, id: Option<String>, body: Bytes) -> Reply 
         Ok(Successor::Newer) => {}
         Err(refusal) => return Reply::text(StatusCode::CONFLICT, refusal.to_string()),
     }
-    let who = holder.map(|h| h.who).unwrap_or_default();
+    let who = user.or(holder.map(|h| h.who)).unwrap_or_default();
     write_version(slot, app, &body, incoming, digest, who)
 }
 
@@ -366,7 +407,7 @@ pub(crate) fn write_version(
     }
 }
 
-fn delete(slot: &mut Slot, id: Option<String>) -> Reply {
+fn delete(slot: &mut Slot, id: Option<String>, user: Option<String>) -> Reply {
     let holder = match check_holder(slot, id.as_deref()) {
         Ok(h) => h,
         Err(r) => return r,
@@ -382,7 +423,7 @@ fn delete(slot: &mut Slot, id: Option<String>) -> Reply {
         seq: 0,
         size: 0,
         time: GoTime::now().rfc3339_nano(),
-        who: holder.map(|h| h.who).unwrap_or_default(),
+        who: user.or(holder.map(|h| h.who)).unwrap_or_default(),
         stored: Stored::Deleted,
         sha256: sha256_hex(b""),
         ..cur

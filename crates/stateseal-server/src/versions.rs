@@ -16,12 +16,13 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use serde::Serialize;
 use serde_json::{json, Value};
 use stateseal_store::LockInfo;
 
 use crate::at_rest::Incoming;
+use crate::auth::{authorize, Permission};
 use crate::data_dir::{Slot, Stored, VersionRecord};
 use crate::protocol::{check_holder, sha256_hex, with_slot, write_version, Reply};
 use crate::state_path::{query_value, StatePath};
@@ -64,7 +65,12 @@ fn path_after(uri: &Uri, prefix: &str) -> Result<StatePath, Reply> {
     StatePath::parse(raw).map_err(|e| Reply::text(StatusCode::BAD_REQUEST, e.to_string()))
 }
 
-async fn listed(app: &Arc<App>, uri: &Uri) -> Result<Vec<(StatePath, Value)>, Reply> {
+async fn listed(
+    app: &Arc<App>,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<Vec<(StatePath, Value)>, Reply> {
+    let who = authorize(app, headers, None, Permission::Read).await?;
     let prefix = query_value(uri.query(), "prefix").unwrap_or_default();
     let app2 = app.clone();
     let paths = tokio::task::spawn_blocking(move || app2.data.list(&prefix))
@@ -73,6 +79,11 @@ async fn listed(app: &Arc<App>, uri: &Uri) -> Result<Vec<(StatePath, Value)>, Re
         .map_err(|e| Reply::failed("listing states failed", e))?;
     let mut out = Vec::with_capacity(paths.len());
     for p in paths {
+        if let (Some(auth), Some(who)) = (&app.auth, &who) {
+            if !auth.allows(who, &p, Permission::Read) {
+                continue;
+            }
+        }
         let entry = with_slot(app, &p, |slot: &mut Slot, _: &App| {
             json!({
                 "current": slot.current().filter(|c| c.stored != Stored::Deleted).map(view),
@@ -86,8 +97,8 @@ async fn listed(app: &Arc<App>, uri: &Uri) -> Result<Vec<(StatePath, Value)>, Re
 }
 
 /// `GET /v1/states`.
-pub async fn states(State(app): State<Arc<App>>, uri: Uri) -> Reply {
-    match listed(&app, &uri).await {
+pub async fn states(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap) -> Reply {
+    match listed(&app, &uri, &headers).await {
         Ok(list) => {
             let states: Vec<Value> = list
                 .into_iter()
@@ -103,8 +114,8 @@ pub async fn states(State(app): State<Arc<App>>, uri: Uri) -> Reply {
 }
 
 /// `GET /v1/locks`.
-pub async fn locks(State(app): State<Arc<App>>, uri: Uri) -> Reply {
-    match listed(&app, &uri).await {
+pub async fn locks(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap) -> Reply {
+    match listed(&app, &uri, &headers).await {
         Ok(list) => {
             let locks: Vec<Value> = list
                 .into_iter()
@@ -118,11 +129,14 @@ pub async fn locks(State(app): State<Arc<App>>, uri: Uri) -> Reply {
 }
 
 /// `GET /v1/versions/<path>[?seq=N]`.
-pub async fn versions(State(app): State<Arc<App>>, uri: Uri) -> Reply {
+pub async fn versions(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap) -> Reply {
     let path = match path_after(&uri, "/v1/versions/") {
         Ok(p) => p,
         Err(r) => return r,
     };
+    if let Err(r) = authorize(&app, &headers, Some(&path), Permission::Read).await {
+        return r;
+    }
     let seq = match query_value(uri.query(), "seq").map(|s| s.parse::<u64>()) {
         None => None,
         Some(Ok(n)) => Some(n),
@@ -173,9 +187,13 @@ fn version_bytes(slot: &Slot, app: &App, n: u64) -> Result<(VersionRecord, Vec<u
 }
 
 /// `POST /v1/rollback/<path>?seq=N[&ID=lock]`.
-pub async fn rollback(State(app): State<Arc<App>>, uri: Uri) -> Reply {
+pub async fn rollback(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap) -> Reply {
     let path = match path_after(&uri, "/v1/rollback/") {
         Ok(p) => p,
+        Err(r) => return r,
+    };
+    let user = match authorize(&app, &headers, Some(&path), Permission::Admin).await {
+        Ok(w) => w.map(|p| p.0),
         Err(r) => return r,
     };
     let Some(Ok(n)) = query_value(uri.query(), "seq").map(|s| s.parse::<u64>()) else {
@@ -221,7 +239,7 @@ pub async fn rollback(State(app): State<Arc<App>>, uri: Uri) -> Reply {
             lineage: old.lineage.clone(),
             encrypted: false,
         };
-        let who = holder.map(|h| h.who).unwrap_or_default();
+        let who = user.or(holder.map(|h| h.who)).unwrap_or_default();
         let reply = write_version(slot, app, &body, incoming, digest, who);
         if reply.status != StatusCode::OK {
             return reply;
@@ -243,6 +261,7 @@ pub async fn healthz(State(app): State<Arc<App>>) -> Reply {
         "status": "ok",
         "encryption_at_rest": if encrypts { "on" } else { "off" },
         "require_client_encryption": app.at_rest.requires_client_encryption(),
+        "auth": app.auth.is_some(),
     });
     if !encrypts {
         body["warning"] = Value::from(

@@ -55,7 +55,21 @@ impl Harness {
     /// Sends a request with `Content-Type: application/json` and `Content-MD5` when a body is
     /// given (as Terraform does).
     pub async fn send(&self, method: &str, uri: &str, body: Option<&[u8]>) -> Answer {
+        self.send_with(method, uri, body, &[]).await
+    }
+
+    /// [`Harness::send`] with extra headers.
+    pub async fn send_with(
+        &self,
+        method: &str,
+        uri: &str,
+        body: Option<&[u8]>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
         let mut req = Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
         if let Some(b) = body {
             req = req
                 .header("content-type", "application/json")

@@ -2,6 +2,7 @@
 //! a module per area, sharing the harness in `support`.
 
 mod at_rest;
+mod auth;
 mod concurrency;
 mod crash;
 mod protocol;

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use clap::{Args, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 use stateseal_server::{App, ServerConfig};
 
 use crate::failure::{exit, Failure};
@@ -29,12 +29,21 @@ pub struct ServeArgs {
     /// Where states, versions and locks are kept.
     #[arg(long, value_name = "DIR", default_value = "./stateseal-data")]
     data_dir: PathBuf,
-    /// Allow listening on a non-loopback address although the server has no authentication.
+    /// Allow listening on a non-loopback address without an auth block in --config.
     #[arg(long)]
     insecure_no_auth: bool,
     /// Log lines as text or as JSON objects (one per line), on stderr.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
+    #[command(subcommand)]
+    action: Option<ServeAction>,
+}
+
+#[derive(Subcommand)]
+enum ServeAction {
+    /// Read a password from standard input (one line) and print its argon2id hash, for a
+    /// `user "NAME" { password_hash = "…" }` block.
+    HashPassword,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -44,14 +53,18 @@ enum LogFormat {
 }
 
 pub fn run(config_file: Option<&Path>, args: &ServeArgs) -> Result<(), Failure> {
-    if !args.listen.ip().is_loopback() && !args.insecure_no_auth {
+    if let Some(ServeAction::HashPassword) = args.action {
+        return hash_password();
+    }
+    let config = ServerConfig::load(config_file, std::env::var("TF_ENCRYPTION").ok().as_deref())?;
+    if !args.listen.ip().is_loopback() && config.auth.is_none() && !args.insecure_no_auth {
         return Err(Failure::new(
             exit::USAGE,
             format!(
-                "refusing to listen on {}: this server has no authentication configured, so anyone who can reach it could read and overwrite states",
+                "refusing to listen on {}: the configuration has no auth block, so anyone who can reach the server could read and overwrite states",
                 args.listen
             ),
-            "listen on 127.0.0.1 (the default), or pass --insecure-no-auth if a proxy in front of it authenticates",
+            "add an auth block to --config, listen on 127.0.0.1 (the default), or pass --insecure-no-auth if a proxy in front of it authenticates",
         ));
     }
     let builder = tracing_subscriber::fmt()
@@ -61,7 +74,6 @@ pub fn run(config_file: Option<&Path>, args: &ServeArgs) -> Result<(), Failure> 
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
-    let config = ServerConfig::load(config_file, std::env::var("TF_ENCRYPTION").ok().as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -110,11 +122,33 @@ fn banner(addr: SocketAddr, data_dir: &Path, app: &App) -> String {
         ""
     };
     format!(
-        "stateseal serve {version}\n  states      http://{addr}/state/<path>\n  data        {data} (embedded data directory; every version kept)\n  encryption  {encryption}{client}\n  auth        off (no auth block: anyone who can connect can read and write)\n  body limit  {limit} bytes",
+        "stateseal serve {version}\n  states      http://{addr}/state/<path>\n  data        {data} (embedded data directory; every version kept)\n  encryption  {encryption}{client}\n  auth        {auth}\n  body limit  {limit} bytes",
         version = env!("CARGO_PKG_VERSION"),
         data = data.display(),
         limit = app.max_body_bytes,
+        auth = if app.auth.is_some() {
+            "on (auth block: users, tokens, grants)"
+        } else {
+            "OFF (no auth block: anyone who can connect can read and write)"
+        },
     )
+}
+
+fn hash_password() -> Result<(), Failure> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        return Err(Failure::new(
+            exit::USAGE,
+            "no password on standard input",
+            "pipe it in: printf %s \"$PASSWORD\" | stateseal serve hash-password",
+        ));
+    }
+    let hash = stateseal_server::auth::hash_password(password)
+        .map_err(|e| Failure::plain(exit::FAILURE, format!("hashing failed: {e}")))?;
+    println!("{hash}");
+    Ok(())
 }
 
 /// Completes on SIGINT or SIGTERM.
