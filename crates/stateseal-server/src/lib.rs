@@ -7,6 +7,7 @@
 //! * [`at_rest`]: envelopes stored as sent, plaintext encrypted with the server's key;
 //! * [`versions`]: the JSON API (states, versions, locks), rollback and `/healthz`;
 //! * [`auth`]: users (argon2id), tokens (SHA-256), grants;
+//! * [`metrics`]: `/metrics` (Prometheus), labelled by route template;
 //! * [`config`]: the server configuration file.
 //!
 //! The library never prints: it logs through `tracing`, and the binary decides what to show.
@@ -16,6 +17,7 @@ pub mod at_rest;
 pub mod auth;
 pub mod config;
 pub mod data_dir;
+pub mod metrics;
 pub mod protocol;
 pub mod state_path;
 pub mod versions;
@@ -38,6 +40,7 @@ pub struct App {
     pub at_rest: AtRest,
     pub max_body_bytes: u64,
     pub auth: Option<auth::Auth>,
+    pub metrics: metrics::Metrics,
 }
 
 /// Why the server could not start.
@@ -64,6 +67,7 @@ impl App {
             at_rest,
             max_body_bytes: config.max_body_bytes,
             auth: config.auth,
+            metrics: metrics::Metrics::default(),
         })
     }
 }
@@ -79,6 +83,11 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/versions/{*path}", get(versions::versions))
         .route("/v1/rollback/{*path}", post(versions::rollback))
         .route("/healthz", get(versions::healthz))
+        .route("/metrics", get(metrics::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            metrics::track,
+        ))
         .with_state(app)
 }
 

@@ -196,6 +196,17 @@ pub async fn handle(
             format!("{m} is not a lock operation: use POST (lock), DELETE (unlock) or GET"),
         ),
     };
+    let counter = match (permission, reply.status) {
+        (Permission::Lock, StatusCode::LOCKED) if matches!(m, "LOCK" | "POST") => {
+            Some(&app.metrics.lock_conflicts)
+        }
+        (Permission::Write, StatusCode::LOCKED) => Some(&app.metrics.write_conflicts_locked),
+        (Permission::Write, StatusCode::CONFLICT) => Some(&app.metrics.write_conflicts_successor),
+        _ => None,
+    };
+    if let Some(c) = counter {
+        c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     tracing::info!(
         method = m,
         path = path.as_str(),
@@ -320,7 +331,12 @@ fn get(slot: &mut Slot, app: &App) -> Reply {
     };
     match app.at_rest.open(stored, cur.stored) {
         Ok(b) => Reply::json(StatusCode::OK, b),
-        Err(e) => Reply::failed("reading the state failed", e),
+        Err(e) => {
+            app.metrics
+                .encryption_failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Reply::failed("reading the state failed", e)
+        }
     }
 }
 
@@ -389,7 +405,12 @@ pub(crate) fn write_version(
     let (sealed, how) = match app.at_rest.seal(body, &incoming) {
         Ok(s) => s,
         Err(SealError::BadRequest(m)) => return Reply::text(StatusCode::BAD_REQUEST, m),
-        Err(SealError::Failed(m)) => return Reply::failed("storing the state failed", m),
+        Err(SealError::Failed(m)) => {
+            app.metrics
+                .encryption_failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Reply::failed("storing the state failed", m);
+        }
     };
     let record = VersionRecord {
         seq: 0,

@@ -5,6 +5,7 @@ mod at_rest;
 mod auth;
 mod concurrency;
 mod crash;
+mod metrics;
 mod protocol;
 mod support;
 mod terraform;
