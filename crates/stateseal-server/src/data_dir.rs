@@ -254,6 +254,13 @@ impl Slot {
         self.current.as_ref()
     }
 
+    /// The newest version unless it is a deletion: what GET answers.
+    pub fn live(&self) -> Option<&VersionRecord> {
+        self.current
+            .as_ref()
+            .filter(|c| c.stored != Stored::Deleted)
+    }
+
     /// The lock holder.
     pub fn lock_holder(&self) -> Option<&LockInfo> {
         self.lock.as_ref()

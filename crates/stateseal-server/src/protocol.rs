@@ -318,11 +318,7 @@ fn parse_lock_info(body: &[u8]) -> Result<Option<LockInfo>, Reply> {
 }
 
 fn get(slot: &mut Slot, app: &App) -> Reply {
-    let Some(cur) = slot
-        .current()
-        .filter(|c| c.stored != Stored::Deleted)
-        .cloned()
-    else {
+    let Some(cur) = slot.live().cloned() else {
         return Reply::text(StatusCode::NOT_FOUND, "no state is stored here");
     };
     let stored = match slot.data(cur.seq) {
@@ -369,10 +365,7 @@ fn update(
         Err(r) => return r,
     };
     let digest = sha256_hex(&body);
-    let stored = slot
-        .current()
-        .filter(|c| c.stored != Stored::Deleted)
-        .cloned();
+    let stored = slot.live().cloned();
     let stored_snapshot = stored.as_ref().map(|c| Snapshot {
         serial: c.serial,
         lineage: &c.lineage,
@@ -433,11 +426,7 @@ fn delete(slot: &mut Slot, id: Option<String>, user: Option<String>) -> Reply {
         Ok(h) => h,
         Err(r) => return r,
     };
-    let Some(cur) = slot
-        .current()
-        .filter(|c| c.stored != Stored::Deleted)
-        .cloned()
-    else {
+    let Some(cur) = slot.live().cloned() else {
         return Reply::text(StatusCode::NOT_FOUND, "no state is stored here");
     };
     let record = VersionRecord {

@@ -86,7 +86,7 @@ async fn listed(
         }
         let entry = with_slot(app, &p, |slot: &mut Slot, _: &App| {
             json!({
-                "current": slot.current().filter(|c| c.stored != Stored::Deleted).map(view),
+                "current": slot.live().map(view),
                 "lock": lock_value(slot.lock_holder()),
             })
         })
@@ -219,7 +219,7 @@ pub async fn rollback(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap)
                 format!("version {n} was encrypted by the client: its serial is inside the ciphertext, which this server can't rewrite; restore it with `stateseal state restore` and the client's key; nothing was written"),
             );
         }
-        let current = slot.current().filter(|c| c.stored != Stored::Deleted).cloned();
+        let current = slot.live().cloned();
         if let Some(cur) = &current {
             if !cur.lineage.is_empty() && cur.lineage != old.lineage {
                 return Reply::text(

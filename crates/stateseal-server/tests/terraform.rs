@@ -113,6 +113,19 @@ fn wait_for_lock(live: &Live, name: &str) -> LockInfo {
     }
 }
 
+/// An apply that must fail to take the lock; returns Terraform's output.
+fn refused_apply(peers: &Peers, dir: &Path) -> String {
+    let out = peers.tf(
+        dir,
+        &["apply", "-auto-approve", "-no-color", "-lock-timeout=0s"],
+    );
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("Error acquiring the state lock"), "{text}");
+    text
+}
+
 #[test]
 fn terraform_lock_conflict_shows_the_real_holder_and_force_unlock_releases() {
     let Some(peers) = Peers::terraform_local("terraform_lock_conflict") else {
@@ -130,14 +143,7 @@ fn terraform_lock_conflict_shows_the_real_holder_and_force_unlock_releases() {
         &["apply", "-auto-approve", "-no-color", "-var", "sleep_s=4"],
     );
     let holder = wait_for_lock(&live, "locked");
-    let out = peers.tf(
-        b.path(),
-        &["apply", "-auto-approve", "-no-color", "-lock-timeout=0s"],
-    );
-    let text =
-        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success());
-    assert!(text.contains("Error acquiring the state lock"), "{text}");
+    let text = refused_apply(&peers, b.path());
     assert!(
         text.contains(&holder.id),
         "B shows A's lock ID {}: {text}",
@@ -158,13 +164,7 @@ fn terraform_lock_conflict_shows_the_real_holder_and_force_unlock_releases() {
             .status,
         200
     );
-    let out = peers.tf(
-        b.path(),
-        &["apply", "-auto-approve", "-no-color", "-lock-timeout=0s"],
-    );
-    let text =
-        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success());
+    let text = refused_apply(&peers, b.path());
     assert!(
         text.contains("crashed@ci") && text.contains("11111111-2222-3333-4444-555555555555"),
         "{text}"
