@@ -150,7 +150,7 @@ pub async fn handle(
         }
     };
     let reply = match (&resource, m) {
-        (Resource::State(p), "GET" | "HEAD") => on_slot(&app, p, get).await,
+        (Resource::State(p), "GET" | "HEAD") => get(&app, p).await,
         (Resource::State(p), "POST" | "PUT") => match read_body(&app, &headers, body).await {
             Ok(b) => on_slot(&app, p, move |slot, app| update(slot, app, id, b, who)).await,
             Err(r) => r,
@@ -317,22 +317,37 @@ fn parse_lock_info(body: &[u8]) -> Result<Option<LockInfo>, Reply> {
     }
 }
 
-fn get(slot: &mut Slot, app: &App) -> Reply {
-    let Some(cur) = slot.live().cloned() else {
-        return Reply::text(StatusCode::NOT_FOUND, "no state is stored here");
+/// Reads the stored bytes with the state's slot locked, then decrypts them without it, so
+/// GETs of one state run in parallel.
+async fn get(app: &Arc<App>, path: &StatePath) -> Reply {
+    let read = with_slot(app, path, |slot, _| {
+        let Some(cur) = slot.live().cloned() else {
+            return Err(Reply::text(
+                StatusCode::NOT_FOUND,
+                "no state is stored here",
+            ));
+        };
+        match slot.data(cur.seq) {
+            Ok(b) => Ok((b, cur.stored)),
+            Err(e) => Err(Reply::failed("reading the state failed", e)),
+        }
+    })
+    .await;
+    let (stored, how) = match read {
+        Ok(Ok(r)) => r,
+        Ok(Err(r)) | Err(r) => return r,
     };
-    let stored = match slot.data(cur.seq) {
-        Ok(b) => b,
-        Err(e) => return Reply::failed("reading the state failed", e),
-    };
-    match app.at_rest.open(stored, cur.stored) {
-        Ok(b) => Reply::json(StatusCode::OK, b),
-        Err(e) => {
+    let app2 = app.clone();
+    let opened = tokio::task::spawn_blocking(move || app2.at_rest.open(stored, how)).await;
+    match opened {
+        Ok(Ok(b)) => Reply::json(StatusCode::OK, b),
+        Ok(Err(e)) => {
             app.metrics
                 .encryption_failures
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Reply::failed("reading the state failed", e)
         }
+        Err(e) => Reply::failed("reading the state failed", e),
     }
 }
 
