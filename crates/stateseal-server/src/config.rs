@@ -13,7 +13,8 @@
 //! }
 //! ```
 //!
-//! and an `auth { … }` block (see [`crate::auth`]).
+//! an `auth { … }` block (see [`crate::auth`]) and a `tls { … }` block (see [`crate::tls`]; file
+//! names relative to the working directory).
 //!
 //! `TF_ENCRYPTION` is merged over the `encryption` block by OpenTofu's rules, as the CLI does.
 
@@ -37,6 +38,8 @@ pub struct ServerConfig {
     pub encryption_configured: bool,
     /// The `auth` block; `None`: no authentication (loopback only, unless forced).
     pub auth: Option<crate::auth::Auth>,
+    /// The `tls` block; `None`: plain HTTP.
+    pub tls: Option<crate::tls::TlsSettings>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -46,6 +49,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("require_client_encryption", &self.require_client_encryption)
             .field("encryption_configured", &self.encryption_configured)
             .field("auth", &self.auth)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -88,6 +92,7 @@ impl ServerConfig {
             encryption: Encryption::disabled(),
             encryption_configured: false,
             auth: None,
+            tls: None,
         };
         for a in &body.attributes {
             let value = match evaluator.eval(&a.expr, &a.location, &hcl::Value::Null) {
@@ -131,14 +136,18 @@ impl ServerConfig {
                     Ok(a) => cfg.auth = Some(a),
                     Err(d) => diags.0.extend(d.0),
                 },
-                "encryption" | "auth" => diags.push(Diagnostic::error(
+                "tls" if cfg.tls.is_none() => match tls_block(b, &evaluator) {
+                    Ok(t) => cfg.tls = Some(t),
+                    Err(d) => diags.0.extend(d.0),
+                },
+                "encryption" | "auth" | "tls" => diags.push(Diagnostic::error(
                     format!("Duplicate {} block", b.kind),
                     format!("Only one {} block is allowed.", b.kind),
                     Some(&b.location),
                 )),
                 other => diags.push(Diagnostic::error(
                     "Unsupported block type",
-                    format!("Blocks of type {other:?} are not expected here; the server knows encryption and auth."),
+                    format!("Blocks of type {other:?} are not expected here; the server knows encryption, auth and tls."),
                     Some(&b.location),
                 )),
             }
@@ -166,5 +175,56 @@ impl ServerConfig {
             }
         }
         Ok(cfg)
+    }
+}
+
+/// Reads a `tls` block.
+fn tls_block(
+    b: &stateseal_encryption::config::syntax::Block,
+    ev: &StaticEvaluator,
+) -> Result<crate::tls::TlsSettings, Diagnostics> {
+    let mut diags = Diagnostics::default();
+    let mut files: [Option<std::path::PathBuf>; 3] = [None, None, None];
+    for a in &b.body.attributes {
+        let slot = match a.name.as_str() {
+            "cert_file" => 0,
+            "key_file" => 1,
+            "client_ca_file" => 2,
+            other => {
+                diags.push(Diagnostic::error(
+                    "Unsupported argument",
+                    format!("{other:?} is not expected in tls; use cert_file, key_file and client_ca_file."),
+                    Some(&a.location),
+                ));
+                continue;
+            }
+        };
+        match ev.eval(&a.expr, &a.location, &hcl::Value::Null) {
+            Ok(hcl::Value::String(s)) if !s.is_empty() => files[slot] = Some(s.into()),
+            Ok(_) => diags.push(Diagnostic::error(
+                "Invalid value",
+                format!("{} must be a file name.", a.name),
+                Some(&a.location),
+            )),
+            Err(d) => diags.push(d),
+        }
+    }
+    let [cert, key, ca] = files;
+    match (cert, key) {
+        (Some(cert_file), Some(key_file)) if !diags.has_errors() => Ok(crate::tls::TlsSettings {
+            cert_file,
+            key_file,
+            client_ca_file: ca,
+        }),
+        (cert, key) => {
+            if cert.is_none() || key.is_none() {
+                diags.push(Diagnostic::error(
+                    "Missing required argument",
+                    "A tls block needs cert_file and key_file.",
+                    Some(&b.location),
+                ));
+            }
+            Err(diags)
+        }
     }
 }

@@ -8,6 +8,7 @@
 //! * [`versions`]: the JSON API (states, versions, locks), rollback and `/healthz`;
 //! * [`auth`]: users (argon2id), tokens (SHA-256), grants;
 //! * [`metrics`]: `/metrics` (Prometheus), labelled by route template;
+//! * [`tls`]: HTTPS through rustls, with optional client certificates;
 //! * [`config`]: the server configuration file.
 //!
 //! The library never prints: it logs through `tracing`, and the binary decides what to show.
@@ -20,6 +21,7 @@ pub mod data_dir;
 pub mod metrics;
 pub mod protocol;
 pub mod state_path;
+pub mod tls;
 pub mod versions;
 
 use std::future::Future;
@@ -41,6 +43,18 @@ pub struct App {
     pub max_body_bytes: u64,
     pub auth: Option<auth::Auth>,
     pub metrics: metrics::Metrics,
+    /// Set when the configuration has a `tls` block.
+    pub tls: Option<Tls>,
+}
+
+/// A TLS acceptor (the keys stay inside rustls).
+#[derive(Clone)]
+pub struct Tls(pub tokio_rustls::TlsAcceptor);
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tls")
+    }
 }
 
 /// Why the server could not start.
@@ -50,11 +64,17 @@ pub enum StartError {
     DataDir(#[from] data_dir::StorageError),
     #[error("encryption at rest could not be set up: {0}")]
     Encryption(#[from] stateseal_encryption::Error),
+    #[error("TLS could not be set up: {0}")]
+    Tls(String),
 }
 
 impl App {
     /// Opens the data directory and sets up encryption (deriving keys once, now).
     pub fn open(data_dir: &Path, config: ServerConfig) -> Result<App, StartError> {
+        let tls = match &config.tls {
+            Some(t) => Some(Tls(t.acceptor().map_err(StartError::Tls)?)),
+            None => None,
+        };
         let data = DataDir::open(data_dir)?;
         let at_rest = AtRest::new(config.encryption, config.require_client_encryption)?;
         if !at_rest.encrypts() {
@@ -68,6 +88,7 @@ impl App {
             max_body_bytes: config.max_body_bytes,
             auth: config.auth,
             metrics: metrics::Metrics::default(),
+            tls,
         })
     }
 }
@@ -91,13 +112,24 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-/// Serves until `shutdown` completes, then finishes the requests in flight.
+/// Serves (over TLS when configured) until `shutdown` completes, then finishes the requests
+/// in flight.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown)
-        .await
+    match app.tls.clone() {
+        None => {
+            axum::serve(listener, router(app))
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Some(Tls(acceptor)) => {
+            let tls = tls::TlsListener::new(listener, acceptor)?;
+            axum::serve(tls, router(app))
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }

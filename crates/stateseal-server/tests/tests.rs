@@ -9,4 +9,5 @@ mod metrics;
 mod protocol;
 mod support;
 mod terraform;
+mod tls;
 mod versions;

@@ -16,7 +16,8 @@ use crate::failure::{exit, Failure};
     long_about = "Serve states over HTTP for Terraform's and OpenTofu's backend \"http\", with locking, \
 every version kept, and encryption at rest.\n\n\
 The global --config FILE names the server configuration (HCL: max_body_bytes, require_client_encryption, \
-and an OpenTofu encryption { … } block whose state target encrypts plaintext uploads). TF_ENCRYPTION is \
+an OpenTofu encryption { … } block whose state target encrypts plaintext uploads, auth { user, token, grant } \
+and tls { cert_file, key_file, client_ca_file }). TF_ENCRYPTION is \
 merged over that block.\n\n\
 Point Terraform or OpenTofu at it with:\n\n\
   terraform {\n    backend \"http\" {\n      address        = \"http://127.0.0.1:8080/state/NAME\"\n      \
@@ -122,10 +123,11 @@ fn banner(addr: SocketAddr, data_dir: &Path, app: &App) -> String {
         ""
     };
     format!(
-        "stateseal serve {version}\n  states      http://{addr}/state/<path>\n  data        {data} (embedded data directory; every version kept)\n  encryption  {encryption}{client}\n  auth        {auth}\n  body limit  {limit} bytes",
+        "stateseal serve {version}\n  states      {scheme}://{addr}/state/<path>\n  data        {data} (embedded data directory; every version kept)\n  encryption  {encryption}{client}\n  auth        {auth}\n  body limit  {limit} bytes",
         version = env!("CARGO_PKG_VERSION"),
         data = data.display(),
         limit = app.max_body_bytes,
+        scheme = if app.tls.is_some() { "https" } else { "http" },
         auth = if app.auth.is_some() {
             "on (auth block: users, tokens, grants)"
         } else {
