@@ -134,8 +134,11 @@ pub struct TargetEncryption {
     /// Methods set up for decryption, by method and stored metadata (the most recent
     /// [`DECRYPTION_CACHE`]): a long-running reader such as the server derives a pbkdf2 key
     /// or unwraps a KMS data key once per distinct metadata, not once per read.
-    decrypting: Mutex<Vec<(usize, BTreeMap<String, Vec<u8>>, Arc<Prepared>)>>,
+    decrypting: Mutex<Vec<DecryptionSetUp>>,
 }
+
+/// A method (by index) set up for one stored metadata.
+type DecryptionSetUp = (usize, BTreeMap<String, Vec<u8>>, Arc<Prepared>);
 
 /// How many decryption set-ups a target keeps.
 const DECRYPTION_CACHE: usize = 32;
@@ -809,7 +812,7 @@ impl TargetEncryption {
         idx: usize,
         meta: &BTreeMap<String, Vec<u8>>,
     ) -> Result<Arc<Prepared>, Error> {
-        let cached = |c: &Vec<(usize, BTreeMap<String, Vec<u8>>, Arc<Prepared>)>| {
+        let cached = |c: &Vec<DecryptionSetUp>| {
             c.iter()
                 .find(|(i, m, _)| *i == idx && m == meta)
                 .map(|(_, _, p)| p.clone())

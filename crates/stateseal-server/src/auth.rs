@@ -333,7 +333,7 @@ impl Auth {
     pub fn allows(&self, who: &Principal, path: &StatePath, p: Permission) -> bool {
         self.grants.iter().any(|g| {
             g.allow.contains(&p)
-                && g.to.iter().any(|t| *t == who.0)
+                && g.to.contains(&who.0)
                 && g.paths
                     .iter()
                     .any(|pat| pattern_matches(pat, path.as_str()))

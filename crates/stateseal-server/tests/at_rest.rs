@@ -124,8 +124,7 @@ fn tf_encryption_is_merged_over_the_config() {
         stateseal_server::ServerConfig::parse("server.hcl", &server_config(""), Some(env)).unwrap();
     assert!(cfg.encryption_configured);
     let only_env =
-        stateseal_server::ServerConfig::parse("server.hcl", "", Some(&format!("{PBKDF2_BODY}")))
-            .unwrap();
+        stateseal_server::ServerConfig::parse("server.hcl", "", Some(PBKDF2_BODY)).unwrap();
     assert!(only_env.encryption_configured && only_env.encryption.state().is_enabled());
 }
 
