@@ -141,3 +141,12 @@ fn fail_bad_server_configs_name_the_problem() {
         assert!(e.to_string().contains(want), "{src}: {e}");
     }
 }
+
+#[test]
+fn the_example_configuration_encrypts() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/server/server.hcl");
+    let cfg = stateseal_server::ServerConfig::load(Some(&path), None).unwrap();
+    assert!(cfg.encryption.state().is_enabled());
+    assert_eq!(cfg.max_body_bytes, 128 * 1024 * 1024);
+}
