@@ -4,6 +4,9 @@
 //!
 //! * `stateseal_http_requests_total{route,method,status}`
 //! * `stateseal_http_request_duration_seconds{route,method}` (histogram)
+//! * `stateseal_state_wait_seconds_total`, `stateseal_state_waits_total`: time requests spent
+//!   waiting for another operation on the same state to finish (operations on one state are
+//!   serialized)
 //! * `stateseal_lock_conflicts_total`: LOCKs refused because someone else holds the lock
 //! * `stateseal_write_conflicts_total{reason}`: uploads refused with 409 or 423
 //! * `stateseal_encryption_failures_total`: encrypting or decrypting at rest failed
@@ -42,6 +45,8 @@ pub struct Metrics {
     pub write_conflicts_locked: AtomicU64,
     pub write_conflicts_successor: AtomicU64,
     pub encryption_failures: AtomicU64,
+    state_wait_nanos: AtomicU64,
+    state_waits: AtomicU64,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -78,6 +83,15 @@ fn route_label(route: Option<&str>) -> &'static str {
 }
 
 impl Metrics {
+    /// Records a wait for a state's slot.
+    pub fn state_wait(&self, waited: std::time::Duration) {
+        self.state_wait_nanos.fetch_add(
+            u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        self.state_waits.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn observe(&self, route: &'static str, method: &'static str, status: u16, seconds: f64) {
         *self
             .requests
@@ -145,11 +159,15 @@ impl Metrics {
 # HELP stateseal_write_conflicts_total Uploads refused: locked by another ID, or not a successor of the stored state.\n# TYPE stateseal_write_conflicts_total counter\n\
 stateseal_write_conflicts_total{{reason=\"locked\"}} {}\nstateseal_write_conflicts_total{{reason=\"successor\"}} {}\n\
 # HELP stateseal_encryption_failures_total Encryption or decryption at rest that failed.\n# TYPE stateseal_encryption_failures_total counter\nstateseal_encryption_failures_total {}\n\
+# HELP stateseal_state_wait_seconds_total Time spent waiting for other operations on the same state.\n# TYPE stateseal_state_wait_seconds_total counter\nstateseal_state_wait_seconds_total {}\n\
+# HELP stateseal_state_waits_total Operations that waited for the state.\n# TYPE stateseal_state_waits_total counter\nstateseal_state_waits_total {}\n\
 # HELP stateseal_states States stored in the data directory.\n# TYPE stateseal_states gauge\nstateseal_states {states}\n",
             load(&self.lock_conflicts),
             load(&self.write_conflicts_locked),
             load(&self.write_conflicts_successor),
             load(&self.encryption_failures),
+            load(&self.state_wait_nanos) as f64 / 1e9,
+            load(&self.state_waits),
         );
         out
     }

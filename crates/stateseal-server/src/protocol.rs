@@ -223,7 +223,9 @@ pub(crate) async fn with_slot<T: Send + 'static>(
     path: &StatePath,
     op: impl FnOnce(&mut Slot, &App) -> T + Send + 'static,
 ) -> Result<T, Reply> {
+    let waiting = std::time::Instant::now();
     let guard = app.data.slot(path).await;
+    app.metrics.state_wait(waiting.elapsed());
     let app = app.clone();
     let ran = tokio::task::spawn_blocking(move || {
         let mut slot = guard;
