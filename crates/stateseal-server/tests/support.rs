@@ -196,6 +196,13 @@ impl Live {
         format!("http://{}{path}", self.addr)
     }
 
+    /// Starts the graceful shutdown (no new connections; requests in flight finish).
+    pub fn begin_shutdown(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+
     /// A request through the router, on the server's runtime.
     pub fn send(&self, method: &str, uri: &str, body: Option<&[u8]>) -> Answer {
         self.rt

@@ -7,6 +7,7 @@ mod concurrency;
 mod crash;
 mod metrics;
 mod protocol;
+mod shutdown;
 mod support;
 mod terraform;
 mod tls;
