@@ -9,14 +9,14 @@ use crate::support::{lock_info, state, Harness};
 const ID: &str = "aaaaaaaa-1111-2222-3333-444444444444";
 const BOT_TOKEN: &str = "tok-0123456789abcdef0123456789abcdef";
 
-fn basic(user: &str, password: &str) -> String {
+pub fn basic(user: &str, password: &str) -> String {
     format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
     )
 }
 
-fn config() -> String {
+pub fn config() -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, BOT_TOKEN.as_bytes());
     let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
     format!(

@@ -205,10 +205,21 @@ impl Live {
 
     /// A request through the router, on the server's runtime.
     pub fn send(&self, method: &str, uri: &str, body: Option<&[u8]>) -> Answer {
+        self.send_with(method, uri, body, &[])
+    }
+
+    /// [`Live::send`] with extra headers.
+    pub fn send_with(
+        &self,
+        method: &str,
+        uri: &str,
+        body: Option<&[u8]>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
         self.rt
             .as_ref()
             .unwrap()
-            .block_on(self.h.send(method, uri, body))
+            .block_on(self.h.send_with(method, uri, body, headers))
     }
 
     /// The `backend "http"` block for state `name`, locking on.

@@ -222,3 +222,53 @@ fn terraform_with_pbkdf2_on_the_server_stores_only_envelopes() {
         );
     }
 }
+
+/// Terraform over HTTPS with a client certificate and Basic credentials (the auth block): the
+/// right password works on every request; a wrong one is refused as "invalid auth".
+#[test]
+fn terraform_over_mtls_with_basic_auth() {
+    let Some(peers) = Peers::terraform_local("terraform_over_mtls_with_basic_auth") else {
+        return;
+    };
+    let certs = tempfile::tempdir().unwrap();
+    crate::tls::make_certs(certs.path());
+    let config = format!(
+        "{}{}",
+        crate::tls::tls_config(certs.path(), true),
+        crate::auth::config()
+    );
+    let live = Live::start(&config);
+    let pem = |name: &str| std::fs::read_to_string(certs.path().join(name)).unwrap();
+    let block = |password: &str| {
+        let url = format!("https://{}/state/team-a/tls", live.addr);
+        format!(
+            "terraform {{\n  backend \"http\" {{\n    address        = \"{url}\"\n    lock_address   = \"{url}\"\n    unlock_address = \"{url}\"\n    username = \"ci\"\n    password = \"{password}\"\n    client_ca_certificate_pem = <<EOT\n{}EOT\n    client_certificate_pem = <<EOT\n{}EOT\n    client_private_key_pem = <<EOT\n{}EOT\n  }}\n}}\n",
+            pem("ca.pem"),
+            pem("client.pem"),
+            pem("client.key")
+        )
+    };
+    let a = tempfile::tempdir().unwrap();
+    write(a.path(), "main.tf", SLOW_APPLY_TF);
+    write(a.path(), "backend.tf", &block("ci-pw"));
+    peers.tf_ok(a.path(), &["init", "-no-color"]);
+    peers.tf_ok(a.path(), &["apply", "-auto-approve", "-no-color"]);
+    let root = crate::auth::basic("root", "root-pw");
+    let v = live.send_with(
+        "GET",
+        "/v1/versions/team-a/tls",
+        None,
+        &[("authorization", &root)],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&v.body).unwrap();
+    assert_eq!(v["versions"][0]["who"], "ci");
+
+    let b = tempfile::tempdir().unwrap();
+    write(b.path(), "main.tf", SLOW_APPLY_TF);
+    write(b.path(), "backend.tf", &block("wrong"));
+    let out = peers.tf(b.path(), &["init", "-no-color"]);
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(text.contains("invalid auth"), "{text}");
+}

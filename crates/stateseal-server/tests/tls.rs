@@ -21,7 +21,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 
 /// A CA, a server certificate for 127.0.0.1 and a client certificate, in `dir`; and a
 /// self-signed `other` certificate that the CA did not sign.
-fn make_certs(dir: &Path) {
+pub fn make_certs(dir: &Path) {
     let ec = [
         "-newkey",
         "ec",
@@ -116,7 +116,7 @@ fn curl(dir: &Path, url: &str, extra: &[&str]) -> u16 {
         .unwrap_or(0)
 }
 
-fn tls_config(dir: &Path, client_ca: bool) -> String {
+pub fn tls_config(dir: &Path, client_ca: bool) -> String {
     let d = dir.display();
     let ca = if client_ca {
         format!("\n  client_ca_file = \"{d}/ca.pem\"")
