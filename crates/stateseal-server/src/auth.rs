@@ -309,17 +309,19 @@ impl Auth {
                 return Ok(Principal(name.clone()));
             }
         }
-        let Some(hash) = self.users.get(user) else {
-            return Err(denied("invalid credentials"));
-        };
-        let ok = PasswordHash::new(hash)
+        // An unknown user costs the same argon2 run as a known one, so answers don't tell
+        // which user names exist.
+        static UNKNOWN_USER: std::sync::LazyLock<String> =
+            std::sync::LazyLock::new(|| hash_password("no such user").unwrap_or_default());
+        let known = self.users.get(user);
+        let ok = PasswordHash::new(known.unwrap_or(&UNKNOWN_USER))
             .map(|h| {
                 Argon2::default()
                     .verify_password(password.as_bytes(), &h)
                     .is_ok()
             })
             .unwrap_or(false);
-        if !ok {
+        if !ok || known.is_none() {
             return Err(denied("invalid credentials"));
         }
         self.verified
