@@ -12,8 +12,9 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::{gojson, json_scan};
 use base64::Engine as _;
+use stateseal_core::gojson::{self, field_index, go_base64_decode};
+use stateseal_core::json_scan;
 
 /// The only envelope version that exists.
 pub const VERSION: &str = "v0";
@@ -251,46 +252,6 @@ fn base64_decoded_len(b64: &[u8]) -> usize {
         b64.len()
     };
     (chars / 4 * 3).saturating_sub(b64.iter().rev().take_while(|b| **b == b'=').count())
-}
-
-/// Which of `fields` a JSON key fills, by Go's rule: an exact match first, then a
-/// case-insensitive one.
-pub(crate) fn field_index(fields: &[&str], key: &str) -> Option<usize> {
-    fields
-        .iter()
-        .position(|f| *f == key)
-        .or_else(|| fields.iter().position(|f| go_equal_fold(f, key)))
-}
-
-/// Go's `strings.EqualFold` restricted to what matters for ASCII field names (Go also folds the
-/// Kelvin sign and long s onto `k` and `s`).
-fn go_equal_fold(field: &str, key: &str) -> bool {
-    let mut kc = key.chars();
-    for f in field.chars() {
-        let Some(c) = kc.next() else { return false };
-        let c = match c {
-            '\u{212A}' => 'k',
-            '\u{17F}' => 's',
-            c => c.to_ascii_lowercase(),
-        };
-        if c != f {
-            return false;
-        }
-    }
-    kc.next().is_none()
-}
-
-/// Go's `base64.StdEncoding.DecodeString` as used by `encoding/json` for `[]byte`: padding is
-/// required, and `\r` and `\n` are skipped.
-pub(crate) fn go_base64_decode(s: &str) -> Result<Vec<u8>, String> {
-    let engine = base64::engine::general_purpose::STANDARD;
-    let decoded = if s.bytes().any(|b| b == b'\r' || b == b'\n') {
-        let cleaned: String = s.chars().filter(|c| *c != '\r' && *c != '\n').collect();
-        engine.decode(cleaned)
-    } else {
-        engine.decode(s)
-    };
-    decoded.map_err(|e| format!("illegal base64 data: {e}"))
 }
 
 #[cfg(test)]

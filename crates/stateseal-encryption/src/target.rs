@@ -16,6 +16,7 @@ use crate::method::{Method, MethodError};
 use crate::registry::{Registry, UNENCRYPTED};
 use crate::secret::{scrub_json, Keys};
 use crate::Error;
+use stateseal_core::state::StateHeader;
 
 /// Which target to use.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -637,46 +638,6 @@ fn config_error(summary: &str, detail: String, loc: &Location) -> Error {
 enum Kind {
     State,
     Plan,
-}
-
-/// The few top-level fields of a state that encryption looks at. Parsed with the top-level
-/// scanner, so a 64 MiB state costs a memchr pass, not a full JSON parse.
-#[derive(Default)]
-struct StateHeader {
-    serial: Option<serde_json::Value>,
-    lineage: Option<serde_json::Value>,
-    terraform_version: Option<serde_json::Value>,
-}
-
-impl StateHeader {
-    fn parse(bytes: &[u8]) -> Result<StateHeader, String> {
-        let mut h = StateHeader::default();
-        for (key, raw) in crate::json_scan::object_members(bytes)? {
-            let slot = match crate::envelope::field_index(
-                &["serial", "lineage", "terraform_version"],
-                &key,
-            ) {
-                Some(0) => &mut h.serial,
-                Some(1) => &mut h.lineage,
-                Some(2) => &mut h.terraform_version,
-                _ => continue,
-            };
-            *slot = Some(serde_json::from_slice(raw).map_err(|e| format!("{key}: {e}"))?);
-        }
-        Ok(h)
-    }
-
-    fn serial(&self) -> Option<i64> {
-        self.serial.as_ref().and_then(|v| v.as_i64())
-    }
-
-    fn lineage(&self) -> String {
-        self.lineage
-            .as_ref()
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_string()
-    }
 }
 
 impl TargetEncryption {

@@ -5,8 +5,7 @@
 //! Each test prints a notice and passes when its variable is unset.
 #![cfg(feature = "aws-kms")]
 
-#[path = "support/moto.rs"]
-mod moto;
+use stateseal_testkit::moto;
 
 use std::path::Path;
 

@@ -9,8 +9,7 @@
 //! these tests and is used nowhere else.
 #![cfg(feature = "gcp-kms")]
 
-#[path = "support/fake_http.rs"]
-mod fake_http;
+use crate::fake_http;
 
 use std::sync::OnceLock;
 

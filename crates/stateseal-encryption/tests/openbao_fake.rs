@@ -4,8 +4,7 @@
 //! `X-Vault-Token` checks, `associated_data`, and Vault's `{"errors":[…]}` answers.
 #![cfg(feature = "openbao")]
 
-#[path = "support/fake_http.rs"]
-mod fake_http;
+use crate::fake_http;
 
 use base64::Engine as _;
 use fake_http::{FakeServer, Request};

@@ -18,14 +18,11 @@ pub mod manual;
 #[cfg(feature = "s3")]
 pub mod s3;
 pub mod sealed;
-pub mod state;
 pub mod store;
-#[cfg(feature = "testing")]
-pub mod testing;
 
 pub use error::{Error, Result};
 pub use local::LocalStore;
 pub use lock_info::LockInfo;
 pub use sealed::{Pulled, PushOptions, Sealed, Written};
-pub use state::StateMeta;
+pub use stateseal_core::state::{self, StateMeta};
 pub use store::{Object, PutMode, Store, Version, VersionInfo, DEFAULT_WORKSPACE};

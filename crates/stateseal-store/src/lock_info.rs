@@ -137,20 +137,7 @@ impl fmt::Display for LockInfo {
 
 /// 16 random bytes as `8-4-4-4-12` lowercase hex, without RFC 4122 version bits (like OpenTofu).
 pub fn new_lock_id() -> String {
-    use ring::rand::SecureRandom as _;
-    let mut b = [0u8; 16];
-    ring::rand::SystemRandom::new()
-        .fill(&mut b)
-        .expect("the system random generator works");
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    stateseal_core::state::random_uuid()
 }
 
 /// `user@host`, as Go's `os/user.Current().Username` and `os.Hostname()` give them.

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value};
 use stateseal_encryption::{Encryption, Status, TargetEncryption};
 
-use crate::state::{self, StateMeta};
 use crate::store::{Object, PutMode, Store, Version};
 use crate::{Error, LockInfo, Result, DEFAULT_WORKSPACE};
+use stateseal_core::state::{self, StateMeta};
 
 /// A decrypted state.
 #[derive(Debug, Clone)]

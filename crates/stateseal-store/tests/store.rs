@@ -7,8 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use stateseal_store::s3::{S3Builder, S3Store};
-use stateseal_store::testing::{unique, Peers, SLOW_APPLY_TF};
 use stateseal_store::{conformance, Error, LocalStore, LockInfo, PutMode, Store};
+use stateseal_testkit::{unique, Peers, SLOW_APPLY_TF};
 
 #[tokio::test]
 async fn local_conformance() {

@@ -11,8 +11,8 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use stateseal_store::testing::{unique, Peers, SLOW_APPLY_TF};
 use stateseal_store::LockInfo;
+use stateseal_testkit::{unique, Peers, SLOW_APPLY_TF};
 
 const KEY: &str = "app/terraform.tfstate";
 

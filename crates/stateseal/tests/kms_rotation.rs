@@ -3,11 +3,10 @@
 //! files untouched, and `validate` / `inspect` work with no key service reachable.
 //!
 //! Needs `STATESEAL_TEST_AWS_ENDPOINT` and `STATESEAL_TEST_AWS_AUTH_ENDPOINT` (see
-//! `stateseal-encryption/tests/support/moto.rs`); skips with a notice when they are unset.
+//! `stateseal-testkit`); skips with a notice when they are unset.
 #![cfg(feature = "aws-kms")]
 
-#[path = "../../stateseal-encryption/tests/support/moto.rs"]
-mod moto;
+use stateseal_testkit::moto;
 
 use std::path::Path;
 

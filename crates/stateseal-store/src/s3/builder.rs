@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use hcl::Value;
-use stateseal_encryption::aws::AwsSettings;
+use stateseal_aws::AwsSettings;
 use stateseal_encryption::config::eval::StaticEvaluator;
 use stateseal_encryption::config::syntax::{self, Block};
 use stateseal_encryption::diagnostics::Location;

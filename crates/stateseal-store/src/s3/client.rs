@@ -7,7 +7,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, ObjectCannedAcl, ServerSideEncryption};
 use base64::Engine as _;
 use md5::{Digest as _, Md5};
-pub use stateseal_encryption::aws::describe_error as describe;
+pub use stateseal_aws::describe_error as describe;
 
 use super::builder::S3Config;
 use crate::store::{Object, PutMode, Version, VersionInfo};

@@ -3,7 +3,7 @@
 //! * [`builder`]: configuration from the `backend "s3"` block, `--backend-config` and the
 //!   environment;
 //! * the AWS SDK configuration (credentials, roles, retries, TLS) comes from the encryption
-//!   crate's shared [`stateseal_encryption::aws::sdk_config`];
+//!   crate's shared [`stateseal_aws::sdk_config`];
 //! * [`client`]: object calls with OpenTofu's headers;
 //! * [`layout`]: object keys, lock IDs, workspace listing;
 //! * [`dynamodb_lock`]: lock items and the `-md5` digest item;
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use md5::{Digest as _, Md5};
-use stateseal_encryption::aws::describe_error;
+use stateseal_aws::describe_error;
 
 pub use builder::{S3Builder, S3Config};
 use client::{ObjectClient, Purpose};
@@ -62,7 +62,7 @@ impl S3Store {
     /// with STS `GetCallerIdentity` (and the account allow/deny lists).
     pub async fn connect(cfg: S3Config) -> Result<S3Store> {
         let auth = &cfg.auth;
-        let sdk = stateseal_encryption::aws::sdk_config(auth)
+        let sdk = stateseal_aws::sdk_config(auth)
             .await
             .map_err(|e| Error::Config(format!("s3 backend: {e}")))?;
         if !cfg.skip_credentials_validation {

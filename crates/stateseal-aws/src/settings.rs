@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{env, non_empty};
-use crate::secret::Secret;
+use stateseal_core::Secret;
 
 /// The AWS attributes OpenTofu's S3 backend and `aws_kms` key provider share, with their names.
 /// Every field is optional; environment fallbacks are applied by [`sdk_config`](super::sdk_config), not here.

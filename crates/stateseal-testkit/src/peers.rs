@@ -1,26 +1,16 @@
-//! Test helpers for integration tests against real peers (feature `testing`): a moto server
-//! (`STATESEAL_TEST_AWS_ENDPOINT`) and real Terraform through `scripts/peers/tf.py`.
+//! Real peers for integration tests: a moto server (`STATESEAL_TEST_AWS_ENDPOINT`), an
+//! IAM-enforcing one (`STATESEAL_TEST_AWS_AUTH_ENDPOINT`) and real Terraform through
+//! `scripts/peers/tf.py`, with SDK clients for checking what was stored.
 //!
-//! Tests call [`Peers::aws`] or [`Peers::terraform`] and return early, printing a notice, when
-//! the peer is not there. Names are unique per process and call, so tests can share one moto
+//! Tests call [`Peers::aws`] or [`Peers::terraform`] and return early when the peer is not
+//! there: with a printed notice, or a failure when peers are required (see [`crate::skip`]). Names are unique per process and call, so tests can share one moto
 //! instance and run in parallel.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-pub const ENDPOINT_VAR: &str = "STATESEAL_TEST_AWS_ENDPOINT";
-/// A second moto with IAM enforcement on (any unknown access key is refused).
-pub const AUTH_ENDPOINT_VAR: &str = "STATESEAL_TEST_AWS_AUTH_ENDPOINT";
-/// When set, a missing peer fails the test instead of skipping it (the CI script sets it).
-pub const REQUIRE_VAR: &str = "STATESEAL_TEST_REQUIRE_PEERS";
-
-fn skip(test: &str, why: &str) {
-    if std::env::var_os(REQUIRE_VAR).is_some() {
-        panic!("{test}: {why}, and {REQUIRE_VAR} is set");
-    }
-    eprintln!("SKIPPED {test}: {why}");
-}
+use crate::{skip, AUTH_ENDPOINT_VAR, ENDPOINT_VAR};
 
 /// A Terraform configuration whose every apply replaces one `terraform_data` and runs a
 /// `local-exec sleep ${var.sleep_s}` (default 0), so a test can keep an apply, and its lock,
@@ -212,15 +202,14 @@ impl Peers {
     }
 
     async fn sdk(&self) -> aws_config::SdkConfig {
-        let settings: stateseal_encryption::aws::AwsSettings =
-            serde_json::from_value(serde_json::json!({
-                "region": "us-east-1",
-                "access_key": "testing",
-                "secret_key": "testing",
-                "skip_metadata_api_check": true,
-            }))
-            .expect("settings");
-        stateseal_encryption::aws::sdk_config(&settings)
+        let settings: stateseal_aws::AwsSettings = serde_json::from_value(serde_json::json!({
+            "region": "us-east-1",
+            "access_key": "testing",
+            "secret_key": "testing",
+            "skip_metadata_api_check": true,
+        }))
+        .expect("settings");
+        stateseal_aws::sdk_config(&settings)
             .await
             .expect("sdk config")
             .into_builder()

@@ -1,0 +1,8 @@
+//! Integration tests of the stateseal binary: the file commands, the backend commands against moto and real Terraform, key rotation.
+//!
+//! One integration-test binary for the crate (each module below is one area), so the test
+//! suite links this crate and its dependencies once, not once per file.
+
+mod backend;
+mod cli;
+mod kms_rotation;
