@@ -175,6 +175,49 @@ pub async fn sdk_config(settings: &AwsSettings) -> Result<SdkConfig, String> {
     Ok(config)
 }
 
+/// The kind of an SDK error: network trouble, throttling, access denied, not found, or other.
+pub fn classify<E>(err: &SdkError<E>) -> stateseal_core::ServiceErrorKind
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    use stateseal_core::ServiceErrorKind as K;
+    match err {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => K::Network,
+        SdkError::ServiceError(se) => {
+            let code = se.err().code().unwrap_or_default();
+            let status = se.raw().status().as_u16();
+            if code.starts_with("AccessDenied")
+                || matches!(
+                    code,
+                    "UnrecognizedClientException"
+                        | "InvalidClientTokenId"
+                        | "ExpiredToken"
+                        | "ExpiredTokenException"
+                        | "SignatureDoesNotMatch"
+                        | "InvalidAccessKeyId"
+                )
+            {
+                K::AccessDenied
+            } else if code.contains("Throttl")
+                || matches!(code, "SlowDown" | "RequestLimitExceeded")
+            {
+                K::Throttled
+            } else if code.starts_with("NotFound")
+                || code.starts_with("NoSuch")
+                || code == "ResourceNotFoundException"
+            {
+                K::NotFound
+            } else {
+                match K::from_http_status(status) {
+                    K::Other if code.is_empty() && status >= 500 => K::Other,
+                    k => k,
+                }
+            }
+        }
+        _ => K::Other,
+    }
+}
+
 /// A readable description of an SDK error: the service's error code and message when there is
 /// one, the HTTP status, else the whole error chain (connection refused, DNS, timeouts, …).
 pub fn describe_error<E>(err: &SdkError<E>) -> String

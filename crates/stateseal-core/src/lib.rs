@@ -12,10 +12,12 @@ pub mod diagnostics;
 pub mod gojson;
 pub mod json_scan;
 pub mod secret;
+pub mod service;
 pub mod state;
 pub mod successor;
 
 pub use diagnostics::{Diagnostic, Diagnostics, Location, Severity};
 pub use secret::{Keys, Secret};
+pub use service::ServiceErrorKind;
 pub use state::{StateHeader, StateMeta};
 pub use successor::{check_successor, Refusal, Successor};

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod describe;
 pub mod envelope;
 mod error;
 pub mod external_program;
@@ -14,6 +15,7 @@ pub mod external_program;
 pub mod fuzzing;
 #[cfg(any(feature = "gcp-kms", feature = "openbao"))]
 mod http_json;
+pub mod key_cache;
 pub mod key_provider;
 pub mod load;
 pub mod manual;
@@ -27,4 +29,4 @@ pub use registry::{Registry, UNENCRYPTED};
 pub use stateseal_core::{diagnostics, gojson, json_scan, secret};
 pub use stateseal_core::{Diagnostic, Diagnostics, Location, Severity};
 pub use stateseal_core::{Keys, Secret};
-pub use target::{Encryption, Status, Target, TargetEncryption};
+pub use target::{Encryption, PayloadKind, Status, Target, TargetEncryption};

@@ -10,6 +10,7 @@ mod aws_kms_moto;
 mod external_programs;
 mod fuzz_corpus;
 mod gcp_kms_fake;
+mod key_cache;
 mod lazy_providers;
 mod openbao_fake;
 mod roundtrip_props;

@@ -13,7 +13,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use super::{KeyProvider, Provided, ProviderError, Purpose};
-use stateseal_aws::{block_on_thread, describe_error, shared_sdk_config, AwsSettings};
+use stateseal_aws::{block_on_thread, classify, describe_error, shared_sdk_config, AwsSettings};
 use stateseal_core::Secret;
 
 /// The `key_spec` values KMS `GenerateDataKey` accepts, in OpenTofu's order.
@@ -157,12 +157,15 @@ impl AwsKms {
             .send()
             .await
             .map_err(|e| {
-                ProviderError::Failed(format!(
-                    "failed to generate a data key with {}: {}{}",
-                    self.describe_target(&region),
-                    describe_error(&e),
-                    hint(&e),
-                ))
+                ProviderError::service(
+                    classify(&e),
+                    format!(
+                        "failed to generate a data key with {}: {}{}",
+                        self.describe_target(&region),
+                        describe_error(&e),
+                        hint(&e),
+                    ),
+                )
             })?;
         let key = out
             .plaintext
@@ -195,12 +198,15 @@ impl AwsKms {
             .send()
             .await
             .map_err(|e| {
-                ProviderError::Failed(format!(
-                    "failed to decrypt the stored data key with {}: {}{}",
-                    self.describe_target(&region),
-                    describe_error(&e),
-                    hint(&e),
-                ))
+                ProviderError::service(
+                    classify(&e),
+                    format!(
+                        "failed to decrypt the stored data key with {}: {}{}",
+                        self.describe_target(&region),
+                        describe_error(&e),
+                        hint(&e),
+                    ),
+                )
             })?;
         out.plaintext
             .take()
