@@ -28,5 +28,5 @@ pub use error::Error;
 pub use registry::{Registry, UNENCRYPTED};
 pub use stateseal_core::{diagnostics, gojson, json_scan, secret};
 pub use stateseal_core::{Diagnostic, Diagnostics, Location, Severity};
-pub use stateseal_core::{Keys, Secret};
+pub use stateseal_core::{Keys, Refusal, Secret};
 pub use target::{Encryption, PayloadKind, Status, Target, TargetEncryption};

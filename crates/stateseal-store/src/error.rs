@@ -85,9 +85,13 @@ pub enum Error {
         #[source]
         source: stateseal_encryption::Error,
     },
-    /// A write was refused by the state rules (lineage, serial) or the round-trip check.
-    #[error("{0}")]
-    Refused(String),
+    /// A write was refused by the state rules (lineage, serial) or the round-trip check, on
+    /// `what` (a location). Callers choose their fix (`--force`, HTTP 409) by the refusal.
+    #[error("{what}: {refusal}")]
+    Refused {
+        what: String,
+        refusal: stateseal_core::Refusal,
+    },
 }
 
 impl Error {

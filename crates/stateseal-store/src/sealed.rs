@@ -14,6 +14,7 @@ use stateseal_encryption::{Encryption, Status, TargetEncryption};
 use crate::store::{Object, PutMode, Store, Version};
 use crate::{Error, LockInfo, Result, DEFAULT_WORKSPACE};
 use stateseal_core::state::{self, StateMeta};
+use stateseal_core::{check_successor, Refusal, Successor};
 
 /// A decrypted state.
 #[derive(Debug, Clone)]
@@ -203,9 +204,10 @@ impl<'a> Sealed<'a> {
             "{what} (round-trip check before upload)"
         )))?;
         if back != plaintext {
-            return Err(Error::Refused(format!(
-                "{what}: the encrypted state does not decrypt to what was encrypted; nothing was written"
-            )));
+            return Err(Error::Refused {
+                what,
+                refusal: Refusal::RoundTripMismatch,
+            });
         }
         let mode = match base {
             Some(v) => PutMode::Update(v.clone()),
@@ -240,15 +242,18 @@ impl<'a> Sealed<'a> {
                 Err(e) => return Err(e),
             };
             if let Some(cur) = &current {
-                if !opts.force {
-                    check_valid_import(&pushed, plaintext, cur)?;
-                }
-                if pushed.serial == cur.meta.serial
-                    && pushed.lineage == cur.meta.lineage
-                    && state::same_content(plaintext, &cur.plaintext)
-                    && cur.status == Status::Satisfied
-                {
-                    return Ok(Written::Unchanged);
+                let verdict = check_successor(&cur.meta, &cur.plaintext, &pushed, plaintext);
+                match verdict {
+                    Err(refusal) if !opts.force => {
+                        return Err(Error::Refused {
+                            what: self.store.location(workspace),
+                            refusal,
+                        })
+                    }
+                    Ok(Successor::Identical) if cur.status == Status::Satisfied => {
+                        return Ok(Written::Unchanged)
+                    }
+                    _ => {}
                 }
             }
             let mut body = plaintext.to_vec();
@@ -259,14 +264,16 @@ impl<'a> Sealed<'a> {
                     .map(|c| c.meta.lineage.clone())
                     .filter(|l| !l.is_empty())
                     .unwrap_or_else(state::new_lineage);
-                body = state::with_lineage(&body, &lineage).map_err(Error::Refused)?;
+                body = state::with_lineage(&body, &lineage)
+                    .map_err(|e| uneditable(&self.store.location(workspace), e))?;
             }
             let serial = match &current {
                 Some(_) => pushed.serial + 1,
                 None => pushed.serial.max(1),
             };
             if serial != pushed.serial {
-                body = state::with_serial(&body, serial).map_err(Error::Refused)?;
+                body = state::with_serial(&body, serial)
+                    .map_err(|e| uneditable(&self.store.location(workspace), e))?;
             }
             self.write(workspace, &body, base.as_ref()).await?;
             Ok(Written::Stored { serial, lineage })
@@ -288,20 +295,31 @@ impl<'a> Sealed<'a> {
         self.locked(workspace, "state-restore", opts.lock_timeout, async {
             let current = self.read_with(workspace, self.encryption.state()).await?;
             if let Some(cur) = &current {
-                if !opts.force && !cur.meta.lineage.is_empty() && cur.meta.lineage != old_meta.lineage {
-                    return Err(Error::Refused(format!(
-                        "cannot restore {what}: its lineage {:?} differs from the current state's {:?} (use --force to restore anyway)",
-                        old_meta.lineage, cur.meta.lineage
-                    )));
+                if !opts.force
+                    && !cur.meta.lineage.is_empty()
+                    && cur.meta.lineage != old_meta.lineage
+                {
+                    return Err(Error::Refused {
+                        what: what.clone(),
+                        refusal: Refusal::RestoreForeignLineage {
+                            stored: cur.meta.lineage.clone(),
+                            incoming: old_meta.lineage.clone(),
+                        },
+                    });
                 }
             }
             let serial = current
                 .as_ref()
                 .map_or(old_meta.serial, |c| c.meta.serial.max(old_meta.serial))
                 + 1;
-            let body = state::with_serial(&plain, serial).map_err(Error::Refused)?;
-            self.write(workspace, &body, current.as_ref().map(|c| &c.object.version))
-                .await?;
+            let body = state::with_serial(&plain, serial)
+                .map_err(|e| uneditable(&self.store.location(workspace), e))?;
+            self.write(
+                workspace,
+                &body,
+                current.as_ref().map(|c| &c.object.version),
+            )
+            .await?;
             Ok(Written::Stored {
                 serial,
                 lineage: old_meta.lineage.clone(),
@@ -321,7 +339,8 @@ impl<'a> Sealed<'a> {
                 return Ok(Written::Unchanged);
             }
             let serial = cur.meta.serial + 1;
-            let body = state::with_serial(&cur.plaintext, serial).map_err(Error::Refused)?;
+            let body = state::with_serial(&cur.plaintext, serial)
+                .map_err(|e| uneditable(&self.store.location(workspace), e))?;
             self.write(workspace, &body, Some(&cur.object.version))
                 .await?;
             Ok(Written::Stored {
@@ -377,10 +396,13 @@ impl<'a> Sealed<'a> {
         if !force {
             if let Some(cur) = self.read_with(workspace, self.encryption.state()).await? {
                 if cur.meta.resources > 0 {
-                    return Err(Error::Refused(format!(
-                        "workspace {workspace:?} still manages {} resource(s); destroy them first or use --force",
-                        cur.meta.resources
-                    )));
+                    return Err(Error::Refused {
+                        what: self.store.location(workspace),
+                        refusal: Refusal::WorkspaceNotEmpty {
+                            workspace: workspace.to_string(),
+                            resources: cur.meta.resources,
+                        },
+                    });
                 }
             }
         }
@@ -395,28 +417,10 @@ impl<'a> Sealed<'a> {
 /// pushes keep the version they carry.
 pub const TERRAFORM_VERSION: &str = "1.15.5";
 
-/// OpenTofu's `statemgr.CheckValidImport`.
-fn check_valid_import(pushed: &StateMeta, plain: &[u8], cur: &Pulled) -> Result<()> {
-    if cur.meta.is_empty() || pushed.lineage.is_empty() || cur.meta.lineage.is_empty() {
-        return Ok(());
+/// A state's bytes could not be edited (no top-level serial or lineage to replace).
+fn uneditable(what: &str, message: String) -> Error {
+    Error::Refused {
+        what: what.to_string(),
+        refusal: Refusal::Uneditable(message),
     }
-    if pushed.lineage != cur.meta.lineage {
-        return Err(Error::Refused(format!(
-            "cannot import state with lineage {:?} over unrelated state with lineage {:?} (use --force to overwrite)",
-            pushed.lineage, cur.meta.lineage
-        )));
-    }
-    if pushed.serial < cur.meta.serial {
-        return Err(Error::Refused(format!(
-            "cannot import state with serial {} over newer state with serial {} (use --force to overwrite)",
-            pushed.serial, cur.meta.serial
-        )));
-    }
-    if pushed.serial == cur.meta.serial && !state::same_content(plain, &cur.plaintext) {
-        return Err(Error::Refused(format!(
-            "cannot overwrite existing state with serial {} with a different state that has the same serial (use --force to overwrite)",
-            pushed.serial
-        )));
-    }
-    Ok(())
 }

@@ -2,6 +2,7 @@
 //! for the state, lock, workspace and outputs commands, and how store errors become failures.
 
 use stateseal_encryption::config::eval::StaticEvaluator;
+use stateseal_encryption::Refusal;
 use stateseal_store::s3::{S3Builder, S3Store};
 use stateseal_store::{Error, LocalStore, LockInfo, Store};
 
@@ -152,6 +153,19 @@ impl From<Error> for Failure {
                 e.to_string(),
                 "wait and retry; if it persists, fix the Digest item in the DynamoDB table",
             ),
+            Error::Refused { ref refusal, .. } => {
+                let fix = match refusal {
+                    Refusal::ForeignLineage { .. }
+                    | Refusal::OlderSerial { .. }
+                    | Refusal::SameSerialOtherContent { .. } => {
+                        "check that you are pushing the right state; use --force to overwrite anyway"
+                    }
+                    Refusal::RestoreForeignLineage { .. } => "use --force to restore anyway",
+                    Refusal::WorkspaceNotEmpty { .. } => "destroy its resources first, or use --force",
+                    _ => "nothing was written; report this if it persists",
+                };
+                Failure::new(exit::FAILURE, e.to_string(), fix)
+            }
             other => Failure::plain(exit::FAILURE, other.to_string()),
         }
     }
