@@ -113,6 +113,13 @@ fn python_provider_gets_null_then_its_metadata_in_go_form() {
         &record_s,
     ]));
     let ct = enc.state().encrypt_state(STATE).unwrap();
+    // A fresh reader: its key cache is empty, so the stored metadata must lead back to the
+    // key through the key service (the writer would reuse the key it was just given).
+    let enc = encryption(&provider_config(&[
+        &program("keyprovider.py"),
+        "--record",
+        &record_s,
+    ]));
     // Go's json.Marshal of map[string]any: sorted keys, HTML-safe strings, float numbers.
     assert_eq!(
         meta_json(&ct, "key_provider.external.ext"),
