@@ -83,7 +83,7 @@ key_provider "aws_kms" "{name}" {{
     )
 }
 
-fn load_dir(dir: &Path, env_body: String, vars: &[(&str, &str)]) -> Encryption {
+fn load_dir(dir: &Path, env_body: String, vars: &[(&str, &str)]) -> std::sync::Arc<Encryption> {
     let mut opts = Options {
         dir: dir.to_path_buf(),
         env_encryption: Some(env_body),
@@ -101,7 +101,7 @@ fn load_dir(dir: &Path, env_body: String, vars: &[(&str, &str)]) -> Encryption {
 
 /// A module whose encryption block has one aws_kms provider `name`, with `over` as
 /// `TF_ENCRYPTION`.
-fn body_encryption(provider_body: &str, name: &str, over: String) -> Encryption {
+fn body_encryption(provider_body: &str, name: &str, over: String) -> std::sync::Arc<Encryption> {
     let dir = tempfile::tempdir().unwrap();
     let code = format!(
         r#"

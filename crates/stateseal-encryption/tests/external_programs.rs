@@ -40,7 +40,7 @@ fn list(items: &[&str]) -> String {
     format!("[{}]", quoted.join(", "))
 }
 
-fn encryption(body: &str) -> Encryption {
+fn encryption(body: &str) -> std::sync::Arc<Encryption> {
     setup();
     let dir = tempfile::tempdir().unwrap();
     let opts = Options {

@@ -173,7 +173,7 @@ fn fake() -> &'static FakeServer {
     })
 }
 
-fn encryption(name: &str, provider_body: &str) -> Encryption {
+fn encryption(name: &str, provider_body: &str) -> std::sync::Arc<Encryption> {
     fake();
     let body = format!(
         "key_provider \"gcp_kms\" \"{name}\" {{\n{provider_body}\n}}\nmethod \"aes_gcm\" \"m\" {{\n keys = key_provider.gcp_kms.{name}\n}}\nstate {{\n method = method.aes_gcm.m\n}}\n"

@@ -74,7 +74,7 @@ fn fake_bao(req: &Request, mount: &str) -> (u16, String) {
     }
 }
 
-fn encryption(body: &str) -> Encryption {
+fn encryption(body: &str) -> std::sync::Arc<Encryption> {
     let dir = tempfile::tempdir().unwrap();
     let opts = Options {
         dir: dir.path().to_path_buf(),

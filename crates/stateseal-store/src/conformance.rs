@@ -2,13 +2,17 @@
 //! with a fresh, empty store (object_store's pattern). It panics with a message on the first
 //! deviation.
 
+use bytes::Bytes;
+
 use crate::store::{PutMode, Store, Version};
 use crate::{Error, LockInfo, DEFAULT_WORKSPACE};
 
-const A: &[u8] =
-    b"{\"version\":4,\"serial\":1,\"lineage\":\"conformance\",\"outputs\":{},\"resources\":[]}\n";
-const B: &[u8] =
-    b"{\"version\":4,\"serial\":2,\"lineage\":\"conformance\",\"outputs\":{},\"resources\":[]}\n";
+const A: Bytes = Bytes::from_static(
+    b"{\"version\":4,\"serial\":1,\"lineage\":\"conformance\",\"outputs\":{},\"resources\":[]}\n",
+);
+const B: Bytes = Bytes::from_static(
+    b"{\"version\":4,\"serial\":2,\"lineage\":\"conformance\",\"outputs\":{},\"resources\":[]}\n",
+);
 
 /// Runs the suite. `ws` is a workspace name to create and delete (unique per run).
 pub async fn run(store: &dyn Store, ws: &str) {

@@ -15,6 +15,7 @@ mod error;
 pub mod local;
 pub mod lock_info;
 pub mod manual;
+pub mod memory;
 #[cfg(feature = "s3")]
 pub mod s3;
 pub mod sealed;
@@ -23,6 +24,7 @@ pub mod store;
 pub use error::{Error, Result};
 pub use local::LocalStore;
 pub use lock_info::LockInfo;
+pub use memory::MemoryStore;
 pub use sealed::{Pulled, PushOptions, Sealed, Written};
 pub use stateseal_core::state::{self, StateMeta};
 pub use store::{Object, PutMode, Store, Version, VersionInfo, DEFAULT_WORKSPACE};

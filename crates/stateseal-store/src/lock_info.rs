@@ -52,6 +52,9 @@ struct Wire {
 #[error("invalid lock info: {0}")]
 pub struct ParseError(pub String);
 
+/// The start of the `Version` field of every lock record stateseal writes.
+const VERSION_PREFIX: &str = "stateseal-";
+
 impl LockInfo {
     /// A new holder record for `operation`: fresh ID, `user@host`, now (UTC).
     pub fn new(operation: impl Into<String>) -> LockInfo {
@@ -60,10 +63,16 @@ impl LockInfo {
             operation: operation.into(),
             info: String::new(),
             who: who(),
-            version: format!("stateseal-{}", env!("CARGO_PKG_VERSION")),
+            version: format!("{VERSION_PREFIX}{}", env!("CARGO_PKG_VERSION")),
             created: GoTime::now(),
             path: String::new(),
         }
+    }
+
+    /// Was this record written by stateseal (a `stateseal lock`, a push, a server), rather than
+    /// by Terraform or OpenTofu? Told by the `Version` field stateseal fills in.
+    pub fn written_by_stateseal(&self) -> bool {
+        self.version.starts_with(VERSION_PREFIX)
     }
 
     /// Parses lock info the way Go's `json.Unmarshal` does (unknown keys ignored).

@@ -2,6 +2,7 @@
 //! versions. Bytes are opaque here; encryption and state rules live in [`crate::sealed`].
 
 use async_trait::async_trait;
+use bytes::Bytes;
 
 use crate::{Error, LockInfo, Result};
 
@@ -16,7 +17,8 @@ pub struct Version(pub String);
 /// A stored state.
 #[derive(Clone, Debug)]
 pub struct Object {
-    pub bytes: Vec<u8>,
+    /// The stored bytes, shared without copying (from S3 as the SDK received them).
+    pub bytes: Bytes,
     pub version: Version,
     /// The backend's version id (S3 object versioning), when it keeps versions.
     pub version_id: Option<String>,
@@ -74,7 +76,7 @@ pub trait Store: Send + Sync {
     async fn get(&self, workspace: &str) -> Result<Object>;
 
     /// Stores `bytes` as the workspace's state.
-    async fn put(&self, workspace: &str, bytes: &[u8], mode: PutMode) -> Result<Version>;
+    async fn put(&self, workspace: &str, bytes: Bytes, mode: PutMode) -> Result<Version>;
 
     /// Takes the lock. Fills in `ID` (when empty), `Path` and, for local states, `Created`,
     /// and returns the record as stored. A held lock is [`Error::Locked`] with the holder.

@@ -27,7 +27,7 @@ async fn local_lock_is_a_posix_record_lock_shared_with_other_processes() {
     store
         .put(
             "default",
-            b"{\"version\":4,\"serial\":1}",
+            bytes::Bytes::from_static(b"{\"version\":4,\"serial\":1}"),
             PutMode::Overwrite,
         )
         .await
@@ -60,7 +60,11 @@ async fn local_lock_is_a_posix_record_lock_shared_with_other_processes() {
     );
     assert!(
         store
-            .put("default", b"{}", PutMode::Overwrite)
+            .put(
+                "default",
+                bytes::Bytes::from_static(b"{}"),
+                PutMode::Overwrite
+            )
             .await
             .is_err(),
         "no write while another process holds the lock"
@@ -96,7 +100,7 @@ async fn local_lock_is_a_posix_record_lock_shared_with_other_processes() {
     store
         .put(
             "default",
-            b"{\"version\":4,\"serial\":2}",
+            bytes::Bytes::from_static(b"{\"version\":4,\"serial\":2}"),
             PutMode::Overwrite,
         )
         .await
@@ -292,7 +296,11 @@ async fn s3_digest_mismatch_is_retried_then_reported() {
     store.consistency_timeout = Duration::from_millis(600);
     store.consistency_delay = Duration::from_millis(200);
     store
-        .put("default", b"{\"version\":4,\"serial\":1}", PutMode::Create)
+        .put(
+            "default",
+            bytes::Bytes::from_static(b"{\"version\":4,\"serial\":1}"),
+            PutMode::Create,
+        )
         .await
         .unwrap();
     // Someone else (an old tool) overwrites the object without updating the digest.
@@ -462,7 +470,11 @@ async fn s3_conformance_with_every_storage_option() {
 
     // workspace_key_prefix = "": workspaces live at <ws>/<key>.
     store
-        .put("dev", b"{\"version\":4,\"serial\":1}", PutMode::Create)
+        .put(
+            "dev",
+            bytes::Bytes::from_static(b"{\"version\":4,\"serial\":1}"),
+            PutMode::Create,
+        )
         .await
         .unwrap();
     assert!(peers

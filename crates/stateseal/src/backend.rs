@@ -1,6 +1,8 @@
 //! Opening the directory's state backend (`backend "s3"`, `backend "local"`, or none = local)
 //! for the state, lock, workspace and outputs commands, and how store errors become failures.
 
+use std::sync::Arc;
+
 use stateseal_encryption::config::eval::StaticEvaluator;
 use stateseal_encryption::Refusal;
 use stateseal_store::s3::{S3Builder, S3Store};
@@ -19,7 +21,7 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
 }
 
 /// The store the directory's backend configuration points at.
-pub async fn open(ctx: &Context) -> Result<Box<dyn Store>, Failure> {
+pub async fn open(ctx: &Context) -> Result<Arc<dyn Store>, Failure> {
     let loaded = ctx.loaded()?;
     let module = &loaded.module;
     let Some(block) = &module.backend else {
@@ -30,7 +32,7 @@ pub async fn open(ctx: &Context) -> Result<Box<dyn Store>, Failure> {
                 "add a terraform { backend \"s3\" { … } } block, or drop --backend-config",
             ));
         }
-        return Ok(Box::new(LocalStore::new(&module.dir)));
+        return Ok(Arc::new(LocalStore::new(&module.dir)));
     };
     let kind = block.labels.first().map(String::as_str).unwrap_or("");
     let where_ = format!("{}:{}", block.location.file, block.location.line);
@@ -44,7 +46,7 @@ pub async fn open(ctx: &Context) -> Result<Box<dyn Store>, Failure> {
             let cfg = b
                 .build_config(&|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
                 .map_err(|e| Failure::from(e).context(&where_))?;
-            Ok(Box::new(S3Store::connect(cfg).await?))
+            Ok(Arc::new(S3Store::connect(cfg).await?))
         }
         "local" => {
             let mut path = None;
@@ -78,7 +80,7 @@ pub async fn open(ctx: &Context) -> Result<Box<dyn Store>, Failure> {
                     }
                 }
             }
-            Ok(Box::new(LocalStore::with_paths(
+            Ok(Arc::new(LocalStore::with_paths(
                 &module.dir,
                 path.as_deref(),
                 workspace_dir.as_deref(),

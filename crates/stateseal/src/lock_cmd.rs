@@ -25,9 +25,6 @@ pub struct UnlockArgs {
     id: String,
 }
 
-/// Version prefix of the lock records stateseal writes.
-const OURS: &str = "stateseal-";
-
 fn require_locking(store: &dyn Store, ws: &str) -> Result<(), Failure> {
     if store.locking_enabled() {
         return Ok(());
@@ -47,7 +44,7 @@ pub fn lock(ctx: &Context, args: &LockArgs) -> Result<(), Failure> {
     block_on(async {
         let store = open(ctx).await?;
         let ws = ctx.workspace();
-        Sealed::new(&*store, &ctx.loaded()?.encryption)
+        Sealed::new(store.clone(), ctx.loaded()?.encryption.clone())
             .require_workspace(ws)
             .await?;
         if store.kind() == "local" {
@@ -93,7 +90,7 @@ fn release(ctx: &Context, id: &str, force: bool) -> Result<(), Failure> {
                     what: store.location(ws),
                 }))
             }
-            Some(h) if !force && h.id == id && !h.version.starts_with(OURS) => {
+            Some(h) if !force && h.id == id && !h.written_by_stateseal() => {
                 return Err(Failure::new(
                     exit::LOCKED,
                     format!(

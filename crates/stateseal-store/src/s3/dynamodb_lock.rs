@@ -24,11 +24,20 @@ fn s(v: impl Into<String>) -> AttributeValue {
 }
 
 impl LockTable {
-    fn service(&self, operation: &'static str, lock_id: &str, message: String) -> Error {
+    fn service<E>(&self, operation: &'static str, lock_id: &str, e: SdkError<E>) -> Error
+    where
+        E: aws_sdk_dynamodb::error::ProvideErrorMetadata
+            + std::error::Error
+            + Send
+            + Sync
+            + 'static,
+    {
         Error::Service {
             operation,
             what: format!("DynamoDB table {} item {lock_id:?}", self.table),
-            message,
+            kind: stateseal_aws::classify(&e),
+            message: describe(&e),
+            source: Some(Box::new(e)),
         }
     }
 
@@ -46,7 +55,7 @@ impl LockTable {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| self.service("GetItem", lock_id, describe(&e)))?;
+            .map_err(|e| self.service("GetItem", lock_id, e))?;
         Ok(out.item)
     }
 
@@ -168,7 +177,7 @@ impl LockTable {
             .item("Digest", s(hex))
             .send()
             .await
-            .map_err(|e| self.service("PutItem", digest_id, describe(&e)))?;
+            .map_err(|e| self.service("PutItem", digest_id, e))?;
         Ok(())
     }
 
@@ -179,7 +188,7 @@ impl LockTable {
             .key("LockID", s(digest_id))
             .send()
             .await
-            .map_err(|e| self.service("DeleteItem", digest_id, describe(&e)))?;
+            .map_err(|e| self.service("DeleteItem", digest_id, e))?;
         Ok(())
     }
 }

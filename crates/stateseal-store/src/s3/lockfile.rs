@@ -34,7 +34,7 @@ impl LockFile {
             .objects
             .put(
                 key,
-                info.to_json().as_bytes(),
+                bytes::Bytes::from(info.to_json()),
                 &PutMode::Create,
                 Purpose::LockFile,
             )

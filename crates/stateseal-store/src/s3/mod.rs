@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use md5::{Digest as _, Md5};
 use stateseal_aws::describe_error;
 
@@ -234,18 +235,24 @@ impl Store for S3Store {
             })
     }
 
-    async fn put(&self, workspace: &str, bytes: &[u8], mode: PutMode) -> Result<Version> {
+    async fn put(&self, workspace: &str, bytes: Bytes, mode: PutMode) -> Result<Version> {
         let key = self.key(workspace)?;
+        let digest = md5_hex(&bytes);
         let version = self.objects.put(&key, bytes, &mode, Purpose::State).await?;
         if let Some(t) = &self.table {
-            t.put_digest(&self.layout.digest_id(workspace), &md5_hex(bytes))
+            t.put_digest(&self.layout.digest_id(workspace), &digest)
                 .await
                 .map_err(|e| Error::Service {
                     operation: "PutItem",
                     what: format!("digest of s3://{}/{key}", self.cfg.bucket),
+                    kind: match &e {
+                        Error::Service { kind, .. } => *kind,
+                        _ => stateseal_core::ServiceErrorKind::Other,
+                    },
                     message: format!(
                         "the state was written, but its digest could not be stored, so the next read will report a checksum mismatch: {e}"
                     ),
+                    source: Some(Box::new(e)),
                 })?;
         }
         Ok(version)
