@@ -1,7 +1,7 @@
 //! The little of a state file that stateseal reads: `version`, `serial`, `lineage`,
 //! `terraform_version`, `outputs`. The bytes stay opaque: the only edits are in place (the
 //! digits of `serial`, the string of `lineage`), so unknown fields, key order and formatting
-//! survive exactly (BACKENDS.md §6).
+//! survive exactly (docs/BACKENDS.md §6).
 
 use serde::Deserialize;
 use serde_json::{Map, Value};

@@ -1,5 +1,5 @@
 //! OpenTofu's successor rule: may a state replace the stored one? (`statemgr.CheckValidImport`,
-//! BACKENDS.md §1 and §6). One function, called by `state push`, the HTTP server's updates and
+//! docs/BACKENDS.md §1 and §6). One function, called by `state push`, the HTTP server's updates and
 //! the fleet's rewrites, so the three can never disagree.
 
 use crate::state::{same_content, StateMeta};

@@ -1,4 +1,4 @@
-//! The local backend, laid out and locked exactly as OpenTofu's (BACKENDS.md §5):
+//! The local backend, laid out and locked exactly as OpenTofu's (docs/BACKENDS.md §5):
 //!
 //! * `terraform.tfstate` for `default`, `terraform.tfstate.d/<ws>/terraform.tfstate` otherwise;
 //! * the lock is a POSIX `fcntl(F_SETLK, F_WRLCK)` on the whole state file itself, plus the

@@ -4,7 +4,7 @@
 //! The bytes must be exactly what Go's `encoding/json` writes for the struct: OpenTofu releases a
 //! DynamoDB lock with a condition on its *re-marshalled* copy of the holder, so any difference
 //! (key order, spacing, `+00:00` instead of `Z`, `.120` instead of `.12`, unescaped `<>&`) leaves
-//! a lock that OpenTofu can never remove (BACKENDS.md §2, §7.1).
+//! a lock that OpenTofu can never remove (docs/BACKENDS.md §2, §7.1).
 
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -6,7 +6,7 @@
 //!   [`Sealed::seal_verified`] (encrypt with the primary method and prove it decrypts back),
 //!   [`Sealed::locked`] (run a body under the lock, always releasing it) and [`Sealed::write`]
 //!   (a conditional put). Crypto runs on tokio's blocking pool, never on an async worker.
-//! * policies built from them, with OpenTofu's state rules (BACKENDS.md §1, §6):
+//! * policies built from them, with OpenTofu's state rules (docs/BACKENDS.md §1, §6):
 //!   [`Sealed::push`] refuses another lineage or a lower serial unless forced, and a write that
 //!   changes content stores `serial + 1`; [`Sealed::restore`], [`Sealed::migrate`], workspaces.
 //!

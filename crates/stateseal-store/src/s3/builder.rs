@@ -1,5 +1,5 @@
 //! The S3 backend's configuration: the `backend "s3"` block, `--backend-config` overrides and
-//! the AWS environment, checked the way OpenTofu checks them (BACKENDS.md §3.1).
+//! the AWS environment, checked the way OpenTofu checks them (docs/BACKENDS.md §3.1).
 
 use std::collections::BTreeMap;
 

@@ -1,4 +1,4 @@
-//! The S3 calls, with the headers OpenTofu sends (BACKENDS.md §3.3, §3.4, §3.6): SSE-KMS,
+//! The S3 calls, with the headers OpenTofu sends (docs/BACKENDS.md §3.3, §3.4, §3.6): SSE-KMS,
 //! SSE-S3 or SSE-C when `encrypt` is on, the SHA-256 checksum unless `skip_s3_checksum`, the
 //! canned ACL and object tags.
 

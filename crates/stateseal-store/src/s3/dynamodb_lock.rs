@@ -1,4 +1,4 @@
-//! DynamoDB lock items and the `-md5` digest item (BACKENDS.md §3.3 step 4, §3.4, §3.5).
+//! DynamoDB lock items and the `-md5` digest item (docs/BACKENDS.md §3.3 step 4, §3.4, §3.5).
 //!
 //! Lock item: `{LockID: "<bucket>/<key>", Info: <LockInfo JSON>}` put with
 //! `attribute_not_exists(LockID)`. Release checks the holder's ID and deletes on the condition

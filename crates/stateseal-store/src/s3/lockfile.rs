@@ -1,5 +1,5 @@
 //! The S3-native lock: `<state key>.tflock`, created with `If-None-Match: *` and the same SSE,
-//! ACL and checksum headers as the state, tagged with `lock_tags` (BACKENDS.md §3.6).
+//! ACL and checksum headers as the state, tagged with `lock_tags` (docs/BACKENDS.md §3.6).
 
 use super::client::{ObjectClient, Purpose};
 use crate::store::PutMode;

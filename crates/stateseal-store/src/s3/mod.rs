@@ -11,7 +11,7 @@
 //!
 //! Locks are taken lock file first, then DynamoDB, and the lock file is removed again when
 //! DynamoDB refuses, so stateseal, OpenTofu and Terraform exclude each other when they agree on
-//! the mechanisms (BACKENDS.md §3.7).
+//! the mechanisms (docs/BACKENDS.md §3.7).
 
 pub mod builder;
 pub mod client;
