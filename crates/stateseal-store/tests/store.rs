@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use stateseal_store::s3::{S3Builder, S3Store};
-use stateseal_store::testing::{unique, Peers, SLOW_APPLY_TF};
+use stateseal_store::testing::{release, unique, Peers, SLOW_APPLY_TF};
 use stateseal_store::{conformance, Error, LocalStore, LockInfo, PutMode, Store};
 
 #[tokio::test]
@@ -161,13 +161,20 @@ async fn local_lock_interoperates_with_terraform() {
     store.unlock("default", &held.id).await.unwrap();
 
     // Terraform holds the lock: stateseal is refused and sees Terraform's holder.
+    let hold = d.path().join("release-apply");
     let mut child = peers.tf_spawn(
         d.path(),
-        &["apply", "-auto-approve", "-no-color", "-var", "sleep_s=4"],
+        &[
+            "apply",
+            "-auto-approve",
+            "-no-color",
+            "-var",
+            &format!("hold_until={}", hold.display()),
+        ],
     );
     let sidecar = store.lock_info_path("default");
     assert!(
-        wait_for(20, || async { sidecar.exists() }).await,
+        wait_for(180, || async { sidecar.exists() }).await,
         "Terraform locked"
     );
     let err = store
@@ -184,6 +191,7 @@ async fn local_lock_interoperates_with_terraform() {
         raw,
         "Terraform's bytes re-marshal identically"
     );
+    release(&hold);
     assert!(child.wait().unwrap().success());
     assert!(!sidecar.exists());
     let state = store.get("default").await.unwrap();
@@ -390,14 +398,26 @@ async fn s3_lock_interoperates_with_terraform() {
     peers.tf_ok(d.path(), &["init", "-input=false", "-no-color"]);
     let store = s3_store(&peers, &bucket, Some(&t), true).await;
 
+    let hold = d.path().join("release-apply");
     let mut child = peers.tf_spawn(
         d.path(),
-        &["apply", "-auto-approve", "-no-color", "-var", "sleep_s=4"],
+        &[
+            "apply",
+            "-auto-approve",
+            "-no-color",
+            "-var",
+            &format!("hold_until={}", hold.display()),
+        ],
     );
     let lock_id = format!("{bucket}/app/terraform.tfstate");
+    // Both records: the lock file and the DynamoDB item (Terraform writes one, then the other).
     assert!(
-        wait_for(20, || async {
+        wait_for(180, || async {
             peers.item_attr(&t, &lock_id, "Info").await.is_some()
+                && peers
+                    .get_object(&bucket, "app/terraform.tfstate.tflock")
+                    .await
+                    .is_some()
         })
         .await,
         "Terraform locked"
@@ -419,6 +439,7 @@ async fn s3_lock_interoperates_with_terraform() {
         std::fs::write(format!("{dir}/terraform-dynamodb-info.json"), &info).unwrap();
         std::fs::write(format!("{dir}/terraform-tflock.json"), &file).unwrap();
     }
+    release(&hold);
     assert!(child.wait().unwrap().success());
 
     // Terraform's state and digest are read back consistently.

@@ -6,12 +6,12 @@
 //! without them (fails under `STATESEAL_TEST_REQUIRE_PEERS`). The wrong-credentials case also
 //! uses `STATESEAL_TEST_AWS_AUTH_ENDPOINT` (a moto with IAM enforcement on).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use stateseal_store::testing::{unique, Peers, SLOW_APPLY_TF};
+use stateseal_store::testing::{release, unique, Peers, SLOW_APPLY_TF};
 use stateseal_store::LockInfo;
 
 const KEY: &str = "app/terraform.tfstate";
@@ -154,15 +154,49 @@ impl Setup {
         None
     }
 
-    async fn wait_for_holder(&self) -> LockInfo {
-        let end = Instant::now() + Duration::from_secs(30);
+    /// Starts a Terraform apply that holds the lock until [`release`] is called on the
+    /// returned file, and waits (generously bounded) until every lock record of the mode exists.
+    async fn terraform_holding_the_lock(&self) -> (std::process::Child, PathBuf, LockInfo) {
+        let hold = self.path().join("release-apply");
+        let _ = std::fs::remove_file(&hold);
+        let child = self.peers.tf_spawn(
+            self.path(),
+            &[
+                "apply",
+                "-auto-approve",
+                "-no-color",
+                "-var",
+                &format!("hold_until={}", hold.display()),
+            ],
+        );
+        let end = Instant::now() + Duration::from_secs(180);
         while Instant::now() < end {
-            if let Some(h) = self.holder().await {
-                return h;
+            if self.every_lock_record_exists().await {
+                if let Some(h) = self.holder().await {
+                    return (child, hold, h);
+                }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("no lock appeared");
+    }
+
+    async fn every_lock_record_exists(&self) -> bool {
+        let file = !self.lockfile
+            || self
+                .peers
+                .get_object(&self.bucket, &format!("{KEY}.tflock"))
+                .await
+                .is_some();
+        let item = match &self.table {
+            None => true,
+            Some(t) => self
+                .peers
+                .item_attr(t, &format!("{}/{KEY}", self.bucket), "Info")
+                .await
+                .is_some(),
+        };
+        file && item
     }
 }
 
@@ -233,11 +267,7 @@ async fn terraform_interop(test: &str, mode: Mode) {
     let file = s.path().join("pulled.json");
     std::fs::write(&file, &pulled).unwrap();
     let before = s.object().await;
-    let mut child = s.peers.tf_spawn(
-        s.path(),
-        &["apply", "-auto-approve", "-no-color", "-var", "sleep_s=5"],
-    );
-    let holder = s.wait_for_holder().await;
+    let (mut child, hold, holder) = s.terraform_holding_the_lock().await;
     let push = s.ss(&["state", "push", "pulled.json"]);
     assert_eq!(push.code, 6, "{}", push.stderr);
     for want in [
@@ -255,6 +285,7 @@ async fn terraform_interop(test: &str, mode: Mode) {
         );
     }
     assert_eq!(s.object().await, before, "the refused push wrote nothing");
+    release(&hold);
     assert!(child.wait().unwrap().success());
 
     // A plaintext state pushed with serial + 1 is read by Terraform without a digest error.
@@ -281,13 +312,10 @@ async fn terraform_interop(test: &str, mode: Mode) {
     assert!(stale.stderr.contains("newer state"), "{}", stale.stderr);
 
     // A killed Terraform leaves its lock; force-unlock with the holder's ID clears it.
-    let mut child = s.peers.tf_spawn(
-        s.path(),
-        &["apply", "-auto-approve", "-no-color", "-var", "sleep_s=5"],
-    );
-    let holder = s.wait_for_holder().await;
+    let (mut child, hold, holder) = s.terraform_holding_the_lock().await;
     child.kill().unwrap();
     child.wait().unwrap();
+    release(&hold); // the provisioner's shell outlives the killed Terraform: let it end
     assert_eq!(
         s.holder().await.map(|h| h.id),
         Some(holder.id.clone()),
