@@ -13,7 +13,7 @@ use stateseal_store::{conformance, Error, LocalStore, LockInfo, PutMode, Store};
 #[tokio::test]
 async fn local_conformance() {
     let d = tempfile::tempdir().unwrap();
-    conformance::run(&LocalStore::new(d.path()), "conf-ws").await;
+    conformance::run(&LocalStore::new(d.path()), "conf-ws", true).await;
     // The sidecar is gone after unlock, and OpenTofu's file names were used.
     assert!(d.path().join("terraform.tfstate").exists());
     assert!(!d.path().join(".terraform.tfstate.lock.info").exists());
@@ -231,7 +231,7 @@ async fn s3_conformance(test: &str, table: bool, lockfile: bool) {
         peers.mktable(&t).await;
     }
     let store = s3_store(&peers, &bucket, table.then_some(t.as_str()), lockfile).await;
-    conformance::run(&store, "conf:ws@1").await;
+    conformance::run(&store, "conf:ws@1", table || lockfile).await;
     let keys = peers.keys(&bucket).await;
     assert!(
         keys.iter().all(|k| !k.ends_with(".tflock")),
@@ -479,7 +479,7 @@ async fn s3_conformance_with_every_storage_option() {
     let store = S3Store::connect(b.build_config(&|_| None).unwrap())
         .await
         .unwrap();
-    conformance::run(&store, "ws").await;
+    conformance::run(&store, "ws", true).await; // use_lockfile=true
 
     // workspace_key_prefix = "": workspaces live at <ws>/<key>.
     store
