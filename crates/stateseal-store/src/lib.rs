@@ -28,4 +28,4 @@ pub use local::LocalStore;
 pub use lock_info::LockInfo;
 pub use sealed::{Pulled, PushOptions, Sealed, Written};
 pub use state::StateMeta;
-pub use store::{Object, PutMode, Store, Version, VersionInfo, DEFAULT_WORKSPACE};
+pub use store::{Object, PutMode, Store, UnreadableLock, Version, VersionInfo, DEFAULT_WORKSPACE};

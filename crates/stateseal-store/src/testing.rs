@@ -311,6 +311,33 @@ impl Peers {
         Some(out.body.collect().await.ok()?.into_bytes().to_vec())
     }
 
+    /// Writes an object as is (no conditions, no headers).
+    pub async fn put_object(&self, bucket: &str, key: &str, bytes: &[u8]) {
+        self.s3()
+            .await
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(bytes.to_vec().into())
+            .send()
+            .await
+            .expect("put object");
+    }
+
+    /// Writes a DynamoDB item `{LockID: lock_id, attr: value}` as is (a string attribute).
+    pub async fn put_item(&self, table: &str, lock_id: &str, attr: &str, value: &str) {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        self.dynamodb()
+            .await
+            .put_item()
+            .table_name(table)
+            .item("LockID", AttributeValue::S(lock_id.into()))
+            .item(attr, AttributeValue::S(value.into()))
+            .send()
+            .await
+            .expect("put item");
+    }
+
     /// Every key in a bucket.
     pub async fn keys(&self, bucket: &str) -> Vec<String> {
         let out = self

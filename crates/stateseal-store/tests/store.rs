@@ -527,3 +527,85 @@ async fn s3_conformance_with_every_storage_option() {
     );
     store.unlock("default", &held.id).await.unwrap();
 }
+
+/// A lock item whose Info is not a lock and a `.tflock` that does not parse block every lock;
+/// they are listed as stored, and removed only while still exactly as read: a record that
+/// changed in between stays. The `-md5` digest item is never touched.
+#[tokio::test]
+async fn s3_unreadable_lock_records_are_removed_only_as_read() {
+    let Some(peers) = Peers::aws("s3_unreadable_lock_records_are_removed_only_as_read") else {
+        return;
+    };
+    let bucket = unique("unreadable");
+    peers.mkbucket(&bucket, true).await;
+    let t = unique("locks");
+    peers.mktable(&t).await;
+    let store = s3_store(&peers, &bucket, Some(&t), true).await;
+    store
+        .put("default", b"{\"version\":4,\"serial\":1}", PutMode::Create)
+        .await
+        .unwrap();
+    let lock_id = format!("{bucket}/app/terraform.tfstate");
+    let digest_id = format!("{lock_id}-md5");
+    let digest = peers.item_attr(&t, &digest_id, "Digest").await;
+    assert!(digest.is_some(), "the put stored a digest");
+    let file_key = "app/terraform.tfstate.tflock";
+    peers.put_item(&t, &lock_id, "Info", "{not json").await;
+    peers.put_object(&bucket, file_key, b"\x00garbage").await;
+
+    let err = store.lock("default", LockInfo::new("x")).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::LockFailed { message } if message.contains("force-unlock --unreadable")),
+        "{err}"
+    );
+    let found = store.unreadable_locks("default").await.unwrap();
+    assert_eq!(
+        found
+            .iter()
+            .map(|u| (u.location.as_str(), u.raw.as_deref()))
+            .collect::<Vec<_>>(),
+        [
+            (
+                format!("s3://{bucket}/{file_key}").as_str(),
+                Some(b"\x00garbage".as_slice())
+            ),
+            (
+                format!("DynamoDB table {t} item {lock_id:?}").as_str(),
+                Some(b"{not json".as_slice())
+            ),
+        ]
+    );
+
+    // Both change after they were read: neither is removed.
+    peers
+        .put_item(&t, &lock_id, "Info", "{still not json")
+        .await;
+    peers.put_object(&bucket, file_key, b"other garbage").await;
+    for u in &found {
+        let err = store
+            .remove_unreadable_lock("default", u)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::UnlockFailed { .. }), "{err}");
+    }
+    assert_eq!(
+        peers.item_attr(&t, &lock_id, "Info").await.as_deref(),
+        Some("{still not json")
+    );
+    assert_eq!(
+        peers.get_object(&bucket, file_key).await.as_deref(),
+        Some(b"other garbage".as_slice())
+    );
+
+    // Read again, removed as read; the digest item and the state stay.
+    for u in store.unreadable_locks("default").await.unwrap() {
+        store.remove_unreadable_lock("default", &u).await.unwrap();
+    }
+    assert_eq!(peers.item_attr(&t, &lock_id, "Info").await, None);
+    assert_eq!(peers.get_object(&bucket, file_key).await, None);
+    assert_eq!(peers.item_attr(&t, &digest_id, "Digest").await, digest);
+    assert!(store.get("default").await.is_ok());
+    assert!(store.unreadable_locks("default").await.unwrap().is_empty());
+    let held = store.lock("default", LockInfo::new("x")).await.unwrap();
+    store.unlock("default", &held.id).await.unwrap();
+}

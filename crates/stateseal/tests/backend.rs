@@ -181,22 +181,27 @@ impl Setup {
         panic!("no lock appeared");
     }
 
-    async fn every_lock_record_exists(&self) -> bool {
-        let file = !self.lockfile
-            || self
-                .peers
-                .get_object(&self.bucket, &format!("{KEY}.tflock"))
-                .await
-                .is_some();
+    /// Whether the lock file and the DynamoDB lock item exist, whatever they hold.
+    async fn lock_records(&self) -> (bool, bool) {
+        let file = self
+            .peers
+            .get_object(&self.bucket, &format!("{KEY}.tflock"))
+            .await
+            .is_some();
         let item = match &self.table {
-            None => true,
+            None => false,
             Some(t) => self
                 .peers
                 .item_attr(t, &format!("{}/{KEY}", self.bucket), "Info")
                 .await
                 .is_some(),
         };
-        file && item
+        (file, item)
+    }
+
+    async fn every_lock_record_exists(&self) -> bool {
+        let (file, item) = self.lock_records().await;
+        (file || !self.lockfile) && (item || self.table.is_none())
     }
 }
 
@@ -517,6 +522,96 @@ async fn encrypted_push_with_sse_kms() {
         "the old configuration can't read it any more: {}",
         old_only.stderr
     );
+}
+
+/// A DynamoDB lock item whose Info is not JSON and a `.tflock` that does not parse block
+/// `lock`, `state push` and `force-unlock ID` alike; `force-unlock` shows them as stored, and
+/// `force-unlock --unreadable` removes exactly those two records (not the `-md5` digest item),
+/// saying what it removed.
+#[tokio::test]
+async fn force_unlock_shows_and_removes_unreadable_lock_records() {
+    let Some(peers) = Peers::aws("force_unlock_shows_and_removes_unreadable_lock_records") else {
+        return;
+    };
+    let s = Setup::new(peers, Mode::Both, "").await;
+    std::fs::write(s.path().join("plain.json"), vector("state_plain.json")).unwrap();
+    ok(s.ss(&["state", "push", "plain.json"]), "first push");
+    let table = s.table.clone().unwrap();
+    let lock_id = format!("{}/{KEY}", s.bucket);
+    let digest_id = format!("{lock_id}-md5");
+    let digest = s.peers.item_attr(&table, &digest_id, "Digest").await;
+    assert!(digest.is_some());
+    s.peers
+        .put_item(&table, &lock_id, "Info", "{\"ID\": half a lock")
+        .await;
+    s.peers
+        .put_object(&s.bucket, &format!("{KEY}.tflock"), b"<<corrupt tflock>>")
+        .await;
+
+    for args in [&["lock"][..], &["state", "push", "plain.json"]] {
+        let o = s.ss(args);
+        assert_eq!(o.code, 6, "{args:?}: {}", o.stderr);
+        assert!(
+            o.stderr.contains("force-unlock --unreadable"),
+            "{args:?}: {}",
+            o.stderr
+        );
+    }
+    let o = s.ss(&["force-unlock", "some-id"]);
+    assert_eq!(o.code, 6, "{}", o.stderr);
+    for want in [
+        "{\"ID\": half a lock",
+        "<<corrupt tflock>>",
+        &format!("s3://{}/{KEY}.tflock", s.bucket),
+        &format!("DynamoDB table {table} item {lock_id:?}"),
+        "stateseal force-unlock --unreadable",
+    ] {
+        assert!(
+            o.stderr.contains(want),
+            "{want:?} missing in:\n{}",
+            o.stderr
+        );
+    }
+    assert_eq!(
+        s.lock_records().await,
+        (true, true),
+        "nothing removed without --unreadable"
+    );
+
+    let o = ok(
+        s.ss(&["force-unlock", "--unreadable"]),
+        "force-unlock --unreadable",
+    );
+    for want in [
+        &format!(
+            "Removed the unreadable lock record s3://{}/{KEY}.tflock",
+            s.bucket
+        ),
+        "<<corrupt tflock>>",
+        &format!("Removed the unreadable lock record DynamoDB table {table} item {lock_id:?}"),
+        "{\"ID\": half a lock",
+    ] {
+        assert!(
+            o.stderr.contains(want),
+            "{want:?} missing in:\n{}",
+            o.stderr
+        );
+    }
+    assert_eq!(s.lock_records().await, (false, false));
+    assert_eq!(
+        s.peers.item_attr(&table, &digest_id, "Digest").await,
+        digest,
+        "the digest item is untouched"
+    );
+    let again = s.ss(&["force-unlock", "--unreadable"]);
+    assert_eq!(again.code, 1, "{}", again.stderr);
+    assert!(
+        again.stderr.contains("no unreadable lock record"),
+        "{}",
+        again.stderr
+    );
+    let id = ok(s.ss(&["lock"]), "lock after removal").text();
+    ok(s.ss(&["unlock", id.trim()]), "unlock");
 }
 
 #[tokio::test]
