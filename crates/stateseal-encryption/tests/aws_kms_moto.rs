@@ -2,7 +2,8 @@
 //!
 //! Needs `STATESEAL_TEST_AWS_ENDPOINT` (a moto) and, for the IAM test,
 //! `STATESEAL_TEST_AWS_AUTH_ENDPOINT` (a moto of its own with `INITIAL_NO_AUTH_ACTION_COUNT=0`).
-//! Each test prints a notice and passes when its variable is unset.
+//! Each test prints a notice and passes when its variable is unset, and fails instead when
+//! `STATESEAL_TEST_REQUIRE_PEERS` is set.
 #![cfg(feature = "aws-kms")]
 
 #[path = "support/moto.rs"]
@@ -385,4 +386,22 @@ fn iam_policies_are_enforced_and_decrypt_never_generates_a_key() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("kms:GenerateDataKey"), "{err}");
+}
+
+/// The harness itself: with peers required, a missing moto fails the test; without, it skips.
+#[test]
+#[should_panic(expected = "STATESEAL_TEST_REQUIRE_PEERS is set")]
+fn a_required_missing_moto_fails_the_test() {
+    Moto::from_lookup(ENDPOINT_ENV, "harness", |k| {
+        (k == moto::REQUIRE_ENV).then(|| "1".to_string())
+    });
+}
+
+#[test]
+fn a_missing_moto_skips_only_when_not_required() {
+    assert!(Moto::from_lookup(ENDPOINT_ENV, "harness", |_| None).is_none());
+    let found = Moto::from_lookup(ENDPOINT_ENV, "harness", |k| {
+        (k == ENDPOINT_ENV).then(|| "http://127.0.0.1:5000/".to_string())
+    });
+    assert_eq!(found.unwrap().endpoint, "http://127.0.0.1:5000");
 }

@@ -3,7 +3,8 @@
 //! files untouched, and `validate` / `inspect` work with no key service reachable.
 //!
 //! Needs `STATESEAL_TEST_AWS_ENDPOINT` and `STATESEAL_TEST_AWS_AUTH_ENDPOINT` (see
-//! `stateseal-encryption/tests/support/moto.rs`); skips with a notice when they are unset.
+//! `stateseal-encryption/tests/support/moto.rs`); skips with a notice when they are unset, and
+//! fails instead when `STATESEAL_TEST_REQUIRE_PEERS` is set.
 #![cfg(feature = "aws-kms")]
 
 #[path = "../../stateseal-encryption/tests/support/moto.rs"]

@@ -14,6 +14,8 @@ use std::process::Command;
 
 pub const ENDPOINT_ENV: &str = "STATESEAL_TEST_AWS_ENDPOINT";
 pub const AUTH_ENDPOINT_ENV: &str = "STATESEAL_TEST_AWS_AUTH_ENDPOINT";
+/// When set, a missing moto fails the test instead of skipping it (the CI script sets it).
+pub const REQUIRE_ENV: &str = "STATESEAL_TEST_REQUIRE_PEERS";
 
 pub struct Moto {
     pub endpoint: String,
@@ -37,16 +39,28 @@ pub fn unique(prefix: &str) -> String {
 }
 
 impl Moto {
-    /// The moto at `$var`, or `None` after printing a skip notice.
+    /// The moto at `$var`, or `None` after printing a skip notice; a panic instead when
+    /// `STATESEAL_TEST_REQUIRE_PEERS` is set, so a required peer is never skipped silently.
     pub fn from_env(var: &str, test: &str) -> Option<Moto> {
-        match std::env::var(var) {
-            Ok(e) if !e.is_empty() => Some(Moto {
+        Moto::from_lookup(var, test, |k| std::env::var(k).ok())
+    }
+
+    /// [`Moto::from_env`] reading the environment through `env` (the harness's own test).
+    pub fn from_lookup(
+        var: &str,
+        test: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Option<Moto> {
+        match env(var) {
+            Some(e) if !e.is_empty() => Some(Moto {
                 endpoint: e.trim_end_matches('/').to_string(),
             }),
             _ => {
-                eprintln!(
-                    "SKIPPED {test}: {var} is not set (scripts/test.sh starts moto and sets it)"
-                );
+                let why = format!("{var} is not set (scripts/test.sh starts moto and sets it)");
+                if env(REQUIRE_ENV).is_some() {
+                    panic!("{test}: {why}, and {REQUIRE_ENV} is set");
+                }
+                eprintln!("SKIPPED {test}: {why}");
                 None
             }
         }
