@@ -159,7 +159,7 @@ impl Setup {
     async fn terraform_holding_the_lock(&self) -> (std::process::Child, PathBuf, LockInfo) {
         let hold = self.path().join("release-apply");
         let _ = std::fs::remove_file(&hold);
-        let child = self.peers.tf_spawn(
+        let mut child = self.peers.tf_spawn(
             self.path(),
             &[
                 "apply",
@@ -178,7 +178,13 @@ impl Setup {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("no lock appeared");
+        let _ = child.kill();
+        let output = child.wait_with_output().expect("wait for terraform");
+        release(&hold);
+        panic!(
+            "no lock appeared; terraform: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 
     /// Whether the lock file and the DynamoDB lock item exist, whatever they hold.

@@ -395,13 +395,13 @@ mod tests {
             ("AWS_REGION", "eu-west-1"),
             ("AWS_DEFAULT_REGION", "us-east-2"),
         ]);
-        assert_eq!(none.region_with(&both).unwrap(), "eu-west-1");
+        assert_eq!(none.region_with(both).unwrap(), "eu-west-1");
         assert_eq!(
             none.region_with(env_of(&[("AWS_DEFAULT_REGION", "us-east-2")]))
                 .unwrap(),
             "us-east-2"
         );
         let set: AwsSettings = serde_json::from_value(json!({"region": "ap-south-1"})).unwrap();
-        assert_eq!(set.region_with(&both).unwrap(), "ap-south-1");
+        assert_eq!(set.region_with(both).unwrap(), "ap-south-1");
     }
 }
