@@ -20,6 +20,8 @@ pub mod key_provider;
 pub mod load;
 pub mod manual;
 pub mod method;
+#[doc(hidden)]
+pub mod randomness;
 mod registry;
 mod target;
 

@@ -2,7 +2,8 @@
 //!
 //! Needs `STATESEAL_TEST_AWS_ENDPOINT` (a moto) and, for the IAM test,
 //! `STATESEAL_TEST_AWS_AUTH_ENDPOINT` (a moto of its own with `INITIAL_NO_AUTH_ACTION_COUNT=0`).
-//! Each test prints a notice and passes when its variable is unset.
+//! Each test prints a notice and passes when its variable is unset, and fails instead when
+//! `STATESEAL_TEST_REQUIRE_PEERS` is set.
 #![cfg(feature = "aws-kms")]
 
 use stateseal_testkit::moto;

@@ -7,11 +7,13 @@
 mod fake_http;
 
 mod aws_kms_moto;
+mod decrypt_decision_tree;
 mod external_programs;
 mod fuzz_corpus;
 mod gcp_kms_fake;
 mod key_cache;
 mod lazy_providers;
 mod openbao_fake;
+mod pbkdf2_known_answers;
 mod roundtrip_props;
 mod vectors;

@@ -27,4 +27,4 @@ pub use lock_info::LockInfo;
 pub use memory::MemoryStore;
 pub use sealed::{Pulled, PushOptions, Sealed, Written};
 pub use stateseal_core::state::{self, StateMeta};
-pub use store::{Object, PutMode, Store, Version, VersionInfo, DEFAULT_WORKSPACE};
+pub use store::{Object, PutMode, Store, UnreadableLock, Version, VersionInfo, DEFAULT_WORKSPACE};

@@ -260,8 +260,7 @@ mod tests {
     #[tokio::test]
     async fn passes_the_conformance_suite() {
         let store = MemoryStore::new();
-        assert!(store.locking_enabled());
-        crate::conformance::run(&store, "conformance-ws").await;
+        crate::conformance::run(&store, "conformance-ws", true).await;
     }
 
     #[tokio::test]

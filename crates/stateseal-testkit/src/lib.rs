@@ -9,7 +9,7 @@
 pub mod moto;
 pub mod peers;
 
-pub use peers::{repo_root, unique, Peers, SLOW_APPLY_TF};
+pub use peers::{release, repo_root, unique, Peers, SLOW_APPLY_TF};
 
 pub const ENDPOINT_VAR: &str = "STATESEAL_TEST_AWS_ENDPOINT";
 /// A second moto with IAM enforcement on (any unknown access key is refused).
@@ -23,7 +23,8 @@ pub fn skip(test: &str, why: &str) {
     skip_with(std::env::var_os(REQUIRE_VAR).is_some(), test, why)
 }
 
-fn skip_with(required: bool, test: &str, why: &str) {
+/// [`skip`] with the requirement given (for harnesses that read the environment their own way).
+pub fn skip_with(required: bool, test: &str, why: &str) {
     if required {
         panic!("{test}: {why}, and {REQUIRE_VAR} is set");
     }
@@ -45,15 +46,22 @@ mod tests {
         skip_with(false, "harness", "moto is not running");
     }
 
-    /// The public path: with the variable set in this process and no moto URL, `Moto::from_env`
-    /// fails instead of returning `None` (the aws_kms and rotation tests go through it).
+    /// The public path the aws_kms and rotation tests go through: with peers required, a
+    /// missing moto fails the test; without, it skips; a set URL is used.
     #[test]
-    fn moto_from_env_fails_when_required_and_unset() {
-        let got = std::panic::catch_unwind(|| {
-            // An empty variable counts as unset; the name is private to this test.
-            std::env::set_var(REQUIRE_VAR, "1");
-            moto::Moto::from_env("STATESEAL_TESTKIT_UNSET_ENDPOINT", "harness").is_none()
+    #[should_panic(expected = "STATESEAL_TEST_REQUIRE_PEERS is set")]
+    fn a_required_missing_moto_fails_the_test() {
+        moto::Moto::from_lookup(ENDPOINT_VAR, "harness", |k| {
+            (k == REQUIRE_VAR).then(|| "1".to_string())
         });
-        assert!(got.is_err(), "a required, missing moto must fail the test");
+    }
+
+    #[test]
+    fn a_missing_moto_skips_only_when_not_required() {
+        assert!(moto::Moto::from_lookup(ENDPOINT_VAR, "harness", |_| None).is_none());
+        let found = moto::Moto::from_lookup(ENDPOINT_VAR, "harness", |k| {
+            (k == ENDPOINT_VAR).then(|| "http://127.0.0.1:5000/".to_string())
+        });
+        assert_eq!(found.unwrap().endpoint, "http://127.0.0.1:5000");
     }
 }

@@ -29,12 +29,22 @@ impl Moto {
     /// The moto at `$var`, or `None` after [`crate::skip`] (which fails the test when peers
     /// are required).
     pub fn from_env(var: &str, test: &str) -> Option<Moto> {
-        match std::env::var(var) {
-            Ok(e) if !e.is_empty() => Some(Moto {
+        Moto::from_lookup(var, test, |k| std::env::var(k).ok())
+    }
+
+    /// [`Moto::from_env`] reading the environment through `env` (the harness's own test).
+    pub fn from_lookup(
+        var: &str,
+        test: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Option<Moto> {
+        match env(var) {
+            Some(e) if !e.is_empty() => Some(Moto {
                 endpoint: e.trim_end_matches('/').to_string(),
             }),
             _ => {
-                crate::skip(
+                crate::skip_with(
+                    env(crate::REQUIRE_VAR).is_some(),
                     test,
                     &format!("{var} is not set (scripts/test.sh starts moto and sets it)"),
                 );

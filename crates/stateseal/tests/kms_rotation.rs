@@ -3,7 +3,8 @@
 //! files untouched, and `validate` / `inspect` work with no key service reachable.
 //!
 //! Needs `STATESEAL_TEST_AWS_ENDPOINT` and `STATESEAL_TEST_AWS_AUTH_ENDPOINT` (see
-//! `stateseal-testkit`); skips with a notice when they are unset.
+//! `stateseal-testkit`); skips with a notice when they are unset, and fails instead when
+//! `STATESEAL_TEST_REQUIRE_PEERS` is set.
 #![cfg(feature = "aws-kms")]
 
 use stateseal_testkit::moto;

@@ -282,6 +282,29 @@ impl ObjectClient {
         }
     }
 
+    /// DeleteObject on the condition that the object's ETag is still `etag` (`If-Match`).
+    pub async fn delete_if_match(&self, key: &str, etag: &str) -> Result<()> {
+        match self
+            .s3
+            .delete_object()
+            .bucket(&self.cfg.bucket)
+            .key(key)
+            .if_match(etag)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if code(&e) == Some("NoSuchBucket") => Err(self.bucket_missing()),
+            Err(e) if status(&e) == Some(412) || status(&e) == Some(404) => {
+                Err(Error::Precondition {
+                    what: self.url(key),
+                    message: format!("If-Match {etag}: {}", describe(&e)),
+                })
+            }
+            Err(e) => Err(self.service("DeleteObject", key, e)),
+        }
+    }
+
     /// Every key under `prefix` (no delimiter, all pages). AccessDenied ends the listing with
     /// what was found so far, as OpenTofu does.
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {

@@ -33,7 +33,9 @@ use dynamodb_lock::LockTable;
 pub use layout::Layout;
 use lockfile::LockFile;
 
-use crate::store::{validate_workspace_name, Object, PutMode, Store, Version, VersionInfo};
+use crate::store::{
+    validate_workspace_name, Object, PutMode, Store, UnreadableLock, Version, VersionInfo,
+};
 use crate::{Error, LockInfo, Result, DEFAULT_WORKSPACE};
 
 /// States in an S3 bucket.
@@ -330,6 +332,42 @@ impl Store for S3Store {
             }
         }
         Ok(None)
+    }
+
+    async fn unreadable_locks(&self, workspace: &str) -> Result<Vec<UnreadableLock>> {
+        let key = self.key(workspace)?;
+        let mut found = Vec::new();
+        if let Some(lf) = &self.lockfile {
+            found.extend(lf.unreadable(&format!("{key}.tflock")).await?);
+        }
+        if let Some(t) = &self.table {
+            found.extend(t.unreadable(&self.layout.lock_id(workspace)).await?);
+        }
+        Ok(found)
+    }
+
+    async fn remove_unreadable_lock(&self, workspace: &str, lock: &UnreadableLock) -> Result<()> {
+        let key = self.key(workspace)?;
+        let file_key = format!("{key}.tflock");
+        if let Some(lf) = self
+            .lockfile
+            .as_ref()
+            .filter(|lf| lf.url(&file_key) == lock.location)
+        {
+            return lf.remove_unreadable(&file_key, lock).await;
+        }
+        let lock_id = self.layout.lock_id(workspace);
+        if let Some(t) = self
+            .table
+            .as_ref()
+            .filter(|t| t.item_location(&lock_id) == lock.location)
+        {
+            return t.remove_unreadable(&lock_id, lock).await;
+        }
+        Err(Error::Unsupported(format!(
+            "{} is not a lock record of workspace {workspace:?}",
+            lock.location
+        )))
     }
 
     async fn versions(&self, workspace: &str) -> Result<Vec<VersionInfo>> {
