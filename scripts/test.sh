@@ -46,5 +46,10 @@ echo "   moto: $STATESEAL_TEST_AWS_ENDPOINT (auth enforced: $STATESEAL_TEST_AWS_
 echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check
 
+# The fuzz crate is outside the workspace (its own Cargo.lock): check that it still builds, so a
+# library change that breaks a fuzz target fails here. Running the targets is scripts/fuzz.sh.
+echo "== cargo check (fuzz crate)" >&2
+cargo check --manifest-path fuzz/Cargo.toml --locked --target-dir target/fuzz
+
 echo "== cargo test (workspace, all features)" >&2
 cargo test --workspace --all-features "$@"

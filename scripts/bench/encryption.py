@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Benchmarks for the encryption library and the file CLI (issue 2). Prints ratios against
-baselines measured in the same run; it is a benchmark, not a test, and never fails on a number.
+"""Benchmarks for the encryption library and the file CLI. Prints ratios against baselines
+measured in the same run; it is a benchmark, not a test, and never fails on a number.
 
     .venv/bin/python scripts/bench/encryption.py [--size-mib 64] [--runs 3]
 
@@ -12,7 +12,10 @@ Measures:
        a. with a literal raw key (the bulk path), b. with pbkdf2 (adds one derivation to both);
   3. that decrypt's throughput vs `openssl speed -evp aes-256-gcm` (16 KiB blocks), end to end and
      for the aes_gcm method alone (in process, no I/O, no JSON, no base64);
-  4. the decrypt's peak RSS vs the input file size.
+  4. the decrypt's peak RSS vs the input file size;
+  5. `stateseal encrypt` and `stateseal rekey` of a small state with pbkdf2 (600k iterations),
+     whole process, as a ratio to one OpenSSL PBKDF2 derivation: with the key cache, encrypt
+     derives once (its check reuses the key) and rekey twice (old salt, new salt).
 """
 import argparse, base64, json, os, resource, subprocess, sys, tempfile, time, hashlib
 
@@ -118,6 +121,25 @@ def main():
             rss = child_peak_rss_kib(stdout_cmd) * 1024
             results[name] = (ours, py, ours_file, py_file, rss, enc_size)
 
+    # 5. encrypt and rekey wall time vs one OpenSSL derivation
+    with tempfile.TemporaryDirectory() as d:
+        small = os.path.join(d, "small.json")
+        with open(small, "w") as f:
+            f.write('{"version":4,"terraform_version":"1.10.0","serial":1,"lineage":"l","outputs":{},"resources":[]}\n')
+        old_cfg, new_cfg = os.path.join(d, "old.hcl"), os.path.join(d, "new.hcl")
+        with open(old_cfg, "w") as f:
+            f.write(f'key_provider "pbkdf2" "old" {{ passphrase = "{PASS}-old" }}\nmethod "aes_gcm" "old" {{ keys = key_provider.pbkdf2.old }}\nstate {{ method = method.aes_gcm.old }}\n')
+        with open(new_cfg, "w") as f:
+            f.write(f'key_provider "pbkdf2" "old" {{ passphrase = "{PASS}-old" }}\nkey_provider "pbkdf2" "new" {{ passphrase = "{PASS}-new" }}\n'
+                    'method "aes_gcm" "old" { keys = key_provider.pbkdf2.old }\nmethod "aes_gcm" "new" { keys = key_provider.pbkdf2.new }\n'
+                    'state {\n method = method.aes_gcm.new\n fallback { method = method.aes_gcm.old }\n}\n')
+        enc_out = os.path.join(d, "small.enc")
+        encrypt_t = best_of(a.runs, lambda: sh(bin_, "--config", old_cfg, "encrypt", small, "-o", enc_out))
+        def rekey_once():
+            sh(bin_, "--config", old_cfg, "encrypt", small, "-o", enc_out)
+            t = time.perf_counter(); sh(bin_, "--config", new_cfg, "rekey", enc_out); return time.perf_counter() - t
+        rekey_t = min(rekey_once() for _ in range(a.runs))
+
     # 3. OpenSSL AES-256-GCM speed, 16 KiB blocks (bytes/s)
     r = subprocess.run(["openssl", "speed", "-evp", "aes-256-gcm", "-seconds", "2"], capture_output=True, text=True)
     line = [l for l in r.stdout.splitlines() if l.upper().startswith("AES-256-GCM")][-1]
@@ -130,9 +152,11 @@ def main():
         print(f"2. decrypt {mib:.0f} MiB state to stdout [{name}]: ours {ours*1000:.0f} ms, Python+cryptography {py*1000:.0f} ms -> {py/ours:.2f}x faster (goal >= 4)")
         print(f"     with -o FILE (atomic, fsync'd; both sides): ours {ours_file*1000:.0f} ms, Python {py_file*1000:.0f} ms -> {py_file/ours_file:.2f}x")
         tput = plain_size / ours
-        print(f"3.   throughput [{name}]: {tput/1e9:.2f} GB/s vs openssl speed aes-256-gcm {ossl_bps/1e9:.2f} GB/s -> {100*tput/ossl_bps:.0f}% (goal >= 50%)")
+        print(f"3.   throughput [{name}]: {tput/1e9:.2f} GB/s vs openssl speed aes-256-gcm {ossl_bps/1e9:.2f} GB/s -> {100*tput/ossl_bps:.0f}% (goal >= 25%)")
         print(f"     the aes_gcm stage alone (in process): {ours_gcm_bps/1e9:.2f} GB/s -> {100*ours_gcm_bps/ossl_bps:.0f}% of openssl speed")
-        print(f"4.   peak RSS [{name}]: {rss/1048576:.0f} MiB for a {enc_size/1048576:.0f} MiB input -> {rss/enc_size:.2f}x the file size (goal <= 3)")
+        print(f"4.   peak RSS [{name}]: {rss/1048576:.0f} MiB for a {enc_size/1048576:.0f} MiB input -> {rss/enc_size:.2f}x the file size (goal <= 2)")
+    print(f"5. encrypt (pbkdf2 600k, whole process): {encrypt_t*1000:.0f} ms = {encrypt_t/ossl_kdf:.2f}x one OpenSSL derivation (one derivation: ~1)")
+    print(f"   rekey (old salt -> new salt):          {rekey_t*1000:.0f} ms = {rekey_t/ossl_kdf:.2f}x one OpenSSL derivation (two derivations: ~2)")
 
 
 if __name__ == "__main__":

@@ -12,8 +12,9 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::{gojson, json_scan};
 use base64::Engine as _;
+use stateseal_core::gojson::{self, field_index, go_base64_decode};
+use stateseal_core::json_scan;
 
 /// The only envelope version that exists.
 pub const VERSION: &str = "v0";
@@ -100,6 +101,54 @@ impl Envelope {
         gojson::write_string(&mut out, &self.version);
         out.push('}');
         out.into_bytes()
+    }
+}
+
+impl Envelope {
+    /// [`Envelope::parse`] of an owned buffer, decoding `encrypted_data` in place: the ciphertext
+    /// ends up at the start of `input`'s own allocation, so a 64 MiB file costs one buffer, not
+    /// three. When the bytes are not an envelope they come back untouched with the reason.
+    pub fn parse_owned(mut input: Vec<u8>) -> Result<Envelope, (NotEnvelope, Vec<u8>)> {
+        let (span, mut env) = {
+            let mut raw = match RawFields::scan(&input) {
+                Ok(r) => r,
+                Err(e) => return Err((e, input)),
+            };
+            // The fast case: a string without escapes (as every writer produces).
+            let span = raw
+                .encrypted_data
+                .filter(|r| r.len() >= 2 && r[0] == b'"' && memchr::memchr(b'\\', r).is_none())
+                .map(|r| {
+                    let start = r.as_ptr() as usize - input.as_ptr() as usize;
+                    start + 1..start + r.len() - 1
+                });
+            if span.is_some() {
+                raw.encrypted_data = None;
+            }
+            match raw.decode() {
+                Ok(env) => (span, env),
+                Err(e) => return Err((NotEnvelope::Json(e), input)),
+            }
+        };
+        if env.version.is_empty() {
+            return Err((NotEnvelope::NoVersion, input));
+        }
+        if let Some(span) = span {
+            // Checked first, so that bad base64 leaves the bytes untouched for the caller.
+            if let Err(e) = base64_simd::STANDARD.check(&input[span.clone()]) {
+                let e = format!("encrypted_data: illegal base64 data: {e}");
+                return Err((NotEnvelope::Json(e), input));
+            }
+            let start = span.start;
+            let n = base64_simd::STANDARD
+                .decode_inplace(&mut input[span])
+                .map(|d| d.len())
+                .unwrap_or_default();
+            input.copy_within(start..start + n, 0);
+            input.truncate(n);
+            env.encrypted_data = input;
+        }
+        Ok(env)
     }
 }
 
@@ -251,46 +300,6 @@ fn base64_decoded_len(b64: &[u8]) -> usize {
         b64.len()
     };
     (chars / 4 * 3).saturating_sub(b64.iter().rev().take_while(|b| **b == b'=').count())
-}
-
-/// Which of `fields` a JSON key fills, by Go's rule: an exact match first, then a
-/// case-insensitive one.
-pub(crate) fn field_index(fields: &[&str], key: &str) -> Option<usize> {
-    fields
-        .iter()
-        .position(|f| *f == key)
-        .or_else(|| fields.iter().position(|f| go_equal_fold(f, key)))
-}
-
-/// Go's `strings.EqualFold` restricted to what matters for ASCII field names (Go also folds the
-/// Kelvin sign and long s onto `k` and `s`).
-fn go_equal_fold(field: &str, key: &str) -> bool {
-    let mut kc = key.chars();
-    for f in field.chars() {
-        let Some(c) = kc.next() else { return false };
-        let c = match c {
-            '\u{212A}' => 'k',
-            '\u{17F}' => 's',
-            c => c.to_ascii_lowercase(),
-        };
-        if c != f {
-            return false;
-        }
-    }
-    kc.next().is_none()
-}
-
-/// Go's `base64.StdEncoding.DecodeString` as used by `encoding/json` for `[]byte`: padding is
-/// required, and `\r` and `\n` are skipped.
-pub(crate) fn go_base64_decode(s: &str) -> Result<Vec<u8>, String> {
-    let engine = base64::engine::general_purpose::STANDARD;
-    let decoded = if s.bytes().any(|b| b == b'\r' || b == b'\n') {
-        let cleaned: String = s.chars().filter(|c| *c != '\r' && *c != '\n').collect();
-        engine.decode(cleaned)
-    } else {
-        engine.decode(s)
-    };
-    decoded.map_err(|e| format!("illegal base64 data: {e}"))
 }
 
 #[cfg(test)]

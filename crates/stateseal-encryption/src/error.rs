@@ -1,6 +1,7 @@
 //! The library's error type.
 
 use crate::diagnostics::Diagnostics;
+use crate::key_provider::ProviderErrorKind;
 
 /// Every way encrypting or decrypting can fail. Messages never contain key material.
 #[non_exhaustive]
@@ -9,6 +10,19 @@ pub enum Error {
     /// The configuration is invalid, or a key provider or method could not be set up.
     #[error("{0}")]
     Config(Diagnostics),
+    /// A key provider could not produce keys: its key service was unreachable or refused, or the
+    /// stored metadata is unreadable. `diagnostics` locates the provider's block.
+    #[error("{diagnostics}")]
+    KeyProvider {
+        /// The provider's storage key (`key_provider.TYPE.NAME` or its alias).
+        address: String,
+        kind: ProviderErrorKind,
+        diagnostics: Diagnostics,
+    },
+    /// A new envelope did not decrypt back to the bytes that were encrypted (nothing may be
+    /// written).
+    #[error("the new envelope did not decrypt back to the same bytes")]
+    RoundTripMismatch,
     /// An envelope arrived for a target that has no encryption configured.
     #[error("{what} is encrypted and can not be read without an encryption configuration")]
     EncryptedWithoutConfig { what: &'static str },

@@ -27,6 +27,10 @@ pub const TIMEOUT_ENV: &str = "STATESEAL_EXTERNAL_TIMEOUT";
 /// Keep at most this much of the program's stderr for error messages.
 const STDERR_LIMIT: usize = 64 * 1024;
 
+/// Once the program has exited (or was killed), how long to wait at most for the end of its
+/// stderr. The end comes at once unless a child of the program still holds the pipe open.
+const STDERR_DRAIN: Duration = Duration::from_secs(2);
+
 /// Which protocol: the header's magic and the words used in messages.
 pub(crate) struct Protocol {
     pub magic: &'static str,
@@ -135,6 +139,7 @@ pub(crate) fn run(
     let stderr_buf = Arc::new(Mutex::new(Vec::new()));
     let mut stderr_pipe = child.stderr.take().expect("piped");
     let sink = stderr_buf.clone();
+    let (stderr_done, stderr_ended) = mpsc::channel::<()>();
     std::thread::spawn(move || {
         let mut chunk = [0u8; 8192];
         while let Ok(n) = stderr_pipe.read(&mut chunk) {
@@ -145,8 +150,12 @@ pub(crate) fn run(
             let room = STDERR_LIMIT.saturating_sub(buf.len());
             buf.extend_from_slice(&chunk[..n.min(room)]);
         }
+        drop(stderr_done);
     });
+    // Called once the program is gone: waits for the end of its stderr (the reader drops its
+    // sender at end of file), so the message carries everything the program wrote.
     let stderr = || {
+        let _ = stderr_ended.recv_timeout(STDERR_DRAIN);
         String::from_utf8_lossy(&stderr_buf.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
     };
 
@@ -223,8 +232,6 @@ pub(crate) fn run(
             break;
         }
     }
-    // The pipes are closed; give the stderr reader a moment to take the last bytes.
-    std::thread::sleep(Duration::from_millis(5));
     let status = status.expect("loop ends with a status");
     if !status.success() {
         let why = match status.code() {

@@ -6,29 +6,29 @@
 //!   targets, which encrypt to and decrypt from the `v0` [`envelope`].
 #![forbid(unsafe_code)]
 
-#[cfg(feature = "aws")]
-pub mod aws;
 pub mod config;
-pub mod diagnostics;
+pub mod describe;
 pub mod envelope;
 mod error;
 pub mod external_program;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod gojson;
 #[cfg(any(feature = "gcp-kms", feature = "openbao"))]
 mod http_json;
-pub mod json_scan;
+pub mod key_cache;
 pub mod key_provider;
 pub mod load;
 pub mod manual;
 pub mod method;
+#[doc(hidden)]
+pub mod randomness;
 mod registry;
-pub mod secret;
 mod target;
 
-pub use diagnostics::{Diagnostic, Diagnostics, Location, Severity};
+// The shared core, re-exported under the paths this crate has always had.
 pub use error::Error;
 pub use registry::{Registry, UNENCRYPTED};
-pub use secret::{Keys, Secret};
-pub use target::{Encryption, Status, Target, TargetEncryption};
+pub use stateseal_core::{diagnostics, gojson, json_scan, secret};
+pub use stateseal_core::{Diagnostic, Diagnostics, Location, Severity};
+pub use stateseal_core::{Keys, Refusal, Secret};
+pub use target::{Encryption, PayloadKind, Status, Target, TargetEncryption};

@@ -38,7 +38,8 @@ impl Options {
 /// The loaded module and the validated encryption.
 pub struct Loaded {
     pub module: Module,
-    pub encryption: Encryption,
+    /// Shared, so that stores, servers and tasks can hold it (`Arc::clone`).
+    pub encryption: std::sync::Arc<Encryption>,
     /// True when any encryption configuration was found (code, file or `TF_ENCRYPTION`).
     pub configured: bool,
 }
@@ -73,7 +74,7 @@ pub fn load(
         (None, None) => {
             return Ok(Loaded {
                 module,
-                encryption: Encryption::disabled(),
+                encryption: Encryption::disabled().into(),
                 configured: false,
             });
         }
@@ -88,7 +89,7 @@ pub fn load(
     let encryption = Encryption::new(merged, evaluator, registry)?;
     Ok(Loaded {
         module,
-        encryption,
+        encryption: encryption.into(),
         configured,
     })
 }

@@ -15,6 +15,12 @@
 /// only their metadata.
 ///
 /// Known, deliberate differences:
+/// * Keys are cached per process, by provider and stored metadata (the key cache): a salt or KMS
+///   data key read twice is derived or fetched once, and the check after an encrypt reuses the
+///   key the provider just returned. So `encrypt` (and `rekey`, `state push`) no longer call
+///   `kms:Decrypt` to check their output: a principal that may generate data keys but not decrypt
+///   them writes a file it cannot read back, and the denial shows at the next read. OpenTofu
+///   does not check its output at all.
 /// * A stored pbkdf2 work factor above 20,000,000 iterations (or a key length above 1024) is
 ///   refused; OpenTofu has no limit, so whoever can write an envelope can make every reader spin.
 /// * Target `method` accepts a quoted string (`"method.aes_gcm.x"`), as OpenTofu 1.7–1.9 did;

@@ -2,11 +2,11 @@
 //!
 //! Needs `STATESEAL_TEST_AWS_ENDPOINT` (a moto) and, for the IAM test,
 //! `STATESEAL_TEST_AWS_AUTH_ENDPOINT` (a moto of its own with `INITIAL_NO_AUTH_ACTION_COUNT=0`).
-//! Each test prints a notice and passes when its variable is unset.
+//! Each test prints a notice and passes when its variable is unset, and fails instead when
+//! `STATESEAL_TEST_REQUIRE_PEERS` is set.
 #![cfg(feature = "aws-kms")]
 
-#[path = "support/moto.rs"]
-mod moto;
+use stateseal_testkit::moto;
 
 use std::path::Path;
 
@@ -84,7 +84,7 @@ key_provider "aws_kms" "{name}" {{
     )
 }
 
-fn load_dir(dir: &Path, env_body: String, vars: &[(&str, &str)]) -> Encryption {
+fn load_dir(dir: &Path, env_body: String, vars: &[(&str, &str)]) -> std::sync::Arc<Encryption> {
     let mut opts = Options {
         dir: dir.to_path_buf(),
         env_encryption: Some(env_body),
@@ -102,7 +102,7 @@ fn load_dir(dir: &Path, env_body: String, vars: &[(&str, &str)]) -> Encryption {
 
 /// A module whose encryption block has one aws_kms provider `name`, with `over` as
 /// `TF_ENCRYPTION`.
-fn body_encryption(provider_body: &str, name: &str, over: String) -> Encryption {
+fn body_encryption(provider_body: &str, name: &str, over: String) -> std::sync::Arc<Encryption> {
     let dir = tempfile::tempdir().unwrap();
     let code = format!(
         r#"
@@ -385,4 +385,97 @@ fn iam_policies_are_enforced_and_decrypt_never_generates_a_key() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("kms:GenerateDataKey"), "{err}");
+}
+
+/// One STS AssumeRole per process, not one per file: the SDK configuration (and its credentials
+/// cache) is built once per settings. STS is reached through a counting relay in front of moto.
+#[test]
+fn assume_role_happens_once_per_process() {
+    let Some(moto) = Moto::from_env(ENDPOINT_ENV, "assume_role_happens_once_per_process") else {
+        return;
+    };
+    let alias = unique("once");
+    moto.mkkey(&alias);
+    let relay = CountingRelay::start(&moto.endpoint, b"Action=AssumeRole");
+    let body = format!(
+        "kms_key_id = \"alias/{alias}\"\nkey_spec = \"AES_256\"\nregion = \"us-east-1\"\nassume_role = {{ role_arn = \"{ROLE}\" }}"
+    );
+    let over = moto_override("p", &moto.endpoint, "testing", "testing").replace(
+        &format!("sts = \"{}\"", moto.endpoint),
+        &format!("sts = \"{}\"", relay.url()),
+    );
+    // Three writers (three data keys), then one reader decrypting all three files.
+    let files: Vec<Vec<u8>> = (0..3)
+        .map(|_| {
+            body_encryption(&body, "p", over.clone())
+                .state()
+                .encrypt_state(STATE)
+                .unwrap()
+        })
+        .collect();
+    let reader = body_encryption(&body, "p", over.clone());
+    for f in &files {
+        assert_eq!(reader.state().decrypt_state(f).unwrap().0, STATE);
+    }
+    assert_eq!(reader.key_provider_calls().get("aws_kms"), Some(&3));
+    let assumed = relay.count();
+    assert_eq!(
+        assumed, 1,
+        "STS AssumeRole calls for 3 encrypts and 3 decrypts"
+    );
+}
+
+/// A byte-for-byte TCP relay to moto that counts the requests containing a marker.
+struct CountingRelay {
+    addr: std::net::SocketAddr,
+    seen: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CountingRelay {
+    fn start(upstream_url: &str, marker: &'static [u8]) -> CountingRelay {
+        use std::io::{Read, Write};
+        use std::net::{TcpListener, TcpStream};
+        use std::sync::atomic::Ordering;
+        let upstream = upstream_url.trim_start_matches("http://").to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = seen.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let (mut c_in, mut s_out) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let counter = counter.clone();
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 65536];
+                    while let Ok(n) = c_in.read(&mut buf) {
+                        if n == 0 || s_out.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        if buf[..n].windows(marker.len()).any(|w| w == marker) {
+                            counter.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                    let _ = s_out.shutdown(std::net::Shutdown::Write);
+                });
+                let (mut s_in, mut c_out) = (server, client);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut s_in, &mut c_out);
+                    let _ = c_out.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        CountingRelay { addr, seen }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn count(&self) -> usize {
+        self.seen.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }

@@ -9,8 +9,7 @@
 //! these tests and is used nowhere else.
 #![cfg(feature = "gcp-kms")]
 
-#[path = "support/fake_http.rs"]
-mod fake_http;
+use crate::fake_http;
 
 use std::sync::OnceLock;
 
@@ -174,7 +173,7 @@ fn fake() -> &'static FakeServer {
     })
 }
 
-fn encryption(name: &str, provider_body: &str) -> Encryption {
+fn encryption(name: &str, provider_body: &str) -> std::sync::Arc<Encryption> {
     fake();
     let body = format!(
         "key_provider \"gcp_kms\" \"{name}\" {{\n{provider_body}\n}}\nmethod \"aes_gcm\" \"m\" {{\n keys = key_provider.gcp_kms.{name}\n}}\nstate {{\n method = method.aes_gcm.m\n}}\n"
@@ -210,6 +209,12 @@ fn fake_kms_round_trip_with_access_token_and_opentofu_metadata() {
         &format!("kms_encryption_key = \"{k}\"\nkey_length = 32\naccess_token = \"good-token\""),
     );
     let ct = enc.state().encrypt_state(STATE).unwrap();
+    // A fresh reader: its key cache is empty, so the stored metadata must lead back to the
+    // key through the key service (the writer would reuse the key it was just given).
+    let enc = encryption(
+        "main",
+        &format!("kms_encryption_key = \"{k}\"\nkey_length = 32\naccess_token = \"good-token\""),
+    );
     let meta =
         String::from_utf8(Envelope::parse(&ct).unwrap().meta["key_provider.gcp_kms.main"].clone())
             .unwrap();
@@ -316,6 +321,12 @@ fn fake_kms_impersonation_with_delegates() {
         &format!("kms_encryption_key = \"{k}\"\nkey_length = 32\naccess_token = \"good-token\"\nimpersonate_service_account = \"{target}\"\nimpersonate_service_account_delegates = [\"hop@stateseal-fake.iam.gserviceaccount.com\"]"),
     );
     let ct = enc.state().encrypt_state(STATE).unwrap();
+    // A fresh reader: its key cache is empty, so the stored metadata must lead back to the
+    // key through the key service (the writer would reuse the key it was just given).
+    let enc = encryption(
+        "imp",
+        &format!("kms_encryption_key = \"{k}\"\nkey_length = 32\naccess_token = \"good-token\"\nimpersonate_service_account = \"{target}\"\nimpersonate_service_account_delegates = [\"hop@stateseal-fake.iam.gserviceaccount.com\"]"),
+    );
     assert_eq!(enc.state().decrypt_state(&ct).unwrap().0, STATE);
     let gen = fake().requests_to(&format!("{target}:generateAccessToken"));
     assert_eq!(gen.len(), 2);

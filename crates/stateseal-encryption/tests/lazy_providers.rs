@@ -4,8 +4,7 @@
 //! marker file.
 #![cfg(all(feature = "aws-kms", feature = "gcp-kms", feature = "openbao"))]
 
-#[path = "support/fake_http.rs"]
-mod fake_http;
+use crate::fake_http;
 
 use fake_http::FakeServer;
 use stateseal_encryption::key_provider::gcp_kms::KMS_ENDPOINT_ENV;

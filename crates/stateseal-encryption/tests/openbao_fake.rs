@@ -4,8 +4,7 @@
 //! `X-Vault-Token` checks, `associated_data`, and Vault's `{"errors":[…]}` answers.
 #![cfg(feature = "openbao")]
 
-#[path = "support/fake_http.rs"]
-mod fake_http;
+use crate::fake_http;
 
 use base64::Engine as _;
 use fake_http::{FakeServer, Request};
@@ -75,7 +74,7 @@ fn fake_bao(req: &Request, mount: &str) -> (u16, String) {
     }
 }
 
-fn encryption(body: &str) -> Encryption {
+fn encryption(body: &str) -> std::sync::Arc<Encryption> {
     let dir = tempfile::tempdir().unwrap();
     let opts = Options {
         dir: dir.path().to_path_buf(),
@@ -111,6 +110,9 @@ fn fake_openbao_round_trip_with_opentofu_metadata() {
     let bao = FakeServer::start(|r| fake_bao(r, "transit"));
     let enc = encryption(&provider(&bao.url, "key_name = \"state-key\""));
     let ct = enc.state().encrypt_state(STATE).unwrap();
+    // A fresh reader: its key cache is empty, so the stored metadata must lead back to the
+    // key through the key service (the writer would reuse the key it was just given).
+    let enc = encryption(&provider(&bao.url, "key_name = \"state-key\""));
     let m = meta(&ct);
     let v: serde_json::Value = serde_json::from_str(&m).unwrap();
     let stored = String::from_utf8(B64.decode(v["ciphertext"].as_str().unwrap()).unwrap()).unwrap();
@@ -240,6 +242,9 @@ fn fake_openbao_address_and_token_from_bao_env() {
     std::env::set_var("BAO_TOKEN", TOKEN);
     let enc = encryption("key_provider \"openbao\" \"bao\" {\n key_name = \"state-key\"\n}");
     let ct = enc.state().encrypt_state(STATE).unwrap();
+    // A fresh reader: its key cache is empty, so the stored metadata must lead back to the
+    // key through the key service (the writer would reuse the key it was just given).
+    let enc = encryption("key_provider \"openbao\" \"bao\" {\n key_name = \"state-key\"\n}");
     assert_eq!(enc.state().decrypt_state(&ct).unwrap().0, STATE);
     assert_eq!(bao.requests.lock().unwrap().len(), 2);
 }

@@ -3,6 +3,7 @@
 //!
 //! * [`protocol`]: the verbs on `/state/<path>` and their answers, for every client version;
 //! * [`state_path`]: validation of `<path>`;
+//! * [`successor`]: the serial and lineage rule on bodies the server may not be able to read;
 //! * [`data_dir`]: the embedded storage (a directory of files, crash-safe);
 //! * [`at_rest`]: envelopes stored as sent, plaintext encrypted with the server's key;
 //! * [`versions`]: the JSON API (states, versions, locks), rollback and `/healthz`;
@@ -21,6 +22,7 @@ pub mod data_dir;
 pub mod metrics;
 pub mod protocol;
 pub mod state_path;
+pub mod successor;
 pub mod tls;
 pub mod versions;
 

@@ -17,6 +17,7 @@
 
 use std::sync::Arc;
 
+use crate::successor::{check_successor, Snapshot, Successor};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -25,7 +26,6 @@ use base64::Engine as _;
 use bytes::Bytes;
 use md5::{Digest as _, Md5};
 use stateseal_store::lock_info::GoTime;
-use stateseal_store::successor::{check_successor, Snapshot, Successor};
 use stateseal_store::LockInfo;
 
 use crate::at_rest::{classify, Incoming, SealError};

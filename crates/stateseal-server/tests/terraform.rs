@@ -7,8 +7,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use stateseal_encryption::envelope::Envelope;
-use stateseal_store::testing::{Peers, SLOW_APPLY_TF};
 use stateseal_store::{LockInfo, StateMeta};
+use stateseal_testkit::{Peers, SLOW_APPLY_TF};
 
 use crate::at_rest::{server_config, PBKDF2_BODY};
 use crate::support::{lock_info, Live};
@@ -138,9 +138,11 @@ fn terraform_lock_conflict_shows_the_real_holder_and_force_unlock_releases() {
     peers.tf_ok(b.path(), &["init", "-no-color"]);
 
     // Two Terraforms: B is refused while A applies, and shows A's lock.
+    let hold = a.path().join("release-apply");
+    let hold_var = format!("hold_until={}", hold.display());
     let busy = peers.tf_spawn(
         a.path(),
-        &["apply", "-auto-approve", "-no-color", "-var", "sleep_s=4"],
+        &["apply", "-auto-approve", "-no-color", "-var", &hold_var],
     );
     let holder = wait_for_lock(&live, "locked");
     let text = refused_apply(&peers, b.path());
@@ -149,6 +151,7 @@ fn terraform_lock_conflict_shows_the_real_holder_and_force_unlock_releases() {
         "B shows A's lock ID {}: {text}",
         holder.id
     );
+    stateseal_testkit::release(&hold);
     let done = busy.wait_with_output().unwrap();
     assert!(
         done.status.success(),

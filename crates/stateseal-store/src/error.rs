@@ -71,12 +71,17 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// A service call failed for a reason not covered above (auth, network, throttling).
+    /// A service call failed for a reason not covered above. `kind` says which class of
+    /// failure (network, throttled, access denied, …) for callers that retry or skip; `source`
+    /// keeps the SDK's error chain.
     #[error("{operation} {what}: {message}")]
     Service {
         operation: &'static str,
         what: String,
+        kind: stateseal_core::ServiceErrorKind,
         message: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// Encrypting or decrypting the state failed.
     #[error("{what}: {source}")]
@@ -85,9 +90,13 @@ pub enum Error {
         #[source]
         source: stateseal_encryption::Error,
     },
-    /// A write was refused by the state rules (lineage, serial) or the round-trip check.
-    #[error("{0}")]
-    Refused(String),
+    /// A write was refused by the state rules (lineage, serial) or the round-trip check, on
+    /// `what` (a location). Callers choose their fix (`--force`, HTTP 409) by the refusal.
+    #[error("{what}: {refusal}")]
+    Refused {
+        what: String,
+        refusal: stateseal_core::Refusal,
+    },
 }
 
 impl Error {

@@ -15,18 +15,16 @@ mod error;
 pub mod local;
 pub mod lock_info;
 pub mod manual;
+pub mod memory;
 #[cfg(feature = "s3")]
 pub mod s3;
 pub mod sealed;
-pub mod state;
 pub mod store;
-pub mod successor;
-#[cfg(feature = "testing")]
-pub mod testing;
 
 pub use error::{Error, Result};
 pub use local::LocalStore;
 pub use lock_info::LockInfo;
+pub use memory::MemoryStore;
 pub use sealed::{Pulled, PushOptions, Sealed, Written};
-pub use state::StateMeta;
-pub use store::{Object, PutMode, Store, Version, VersionInfo, DEFAULT_WORKSPACE};
+pub use stateseal_core::state::{self, StateMeta};
+pub use store::{Object, PutMode, Store, UnreadableLock, Version, VersionInfo, DEFAULT_WORKSPACE};

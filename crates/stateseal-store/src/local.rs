@@ -1,4 +1,4 @@
-//! The local backend, laid out and locked exactly as OpenTofu's (BACKENDS.md §5):
+//! The local backend, laid out and locked exactly as OpenTofu's (docs/BACKENDS.md §5):
 //!
 //! * `terraform.tfstate` for `default`, `terraform.tfstate.d/<ws>/terraform.tfstate` otherwise;
 //! * the lock is a POSIX `fcntl(F_SETLK, F_WRLCK)` on the whole state file itself, plus the
@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use md5::{Digest, Md5};
 use rustix::fs::{fcntl_lock, FlockOperation};
 
@@ -355,12 +356,13 @@ impl Store for LocalStore {
         }
         Ok(Object {
             version: digest(&bytes),
-            bytes,
+            bytes: bytes.into(),
             version_id: None,
         })
     }
 
-    async fn put(&self, workspace: &str, bytes: &[u8], mode: PutMode) -> Result<Version> {
+    async fn put(&self, workspace: &str, bytes: Bytes, mode: PutMode) -> Result<Version> {
+        let bytes = &bytes[..];
         let path = self.state_path(workspace);
         self.with_locked_file(workspace, "state-push", |file| {
             let old = read_all(file).map_err(|e| Error::io(&path, e))?;

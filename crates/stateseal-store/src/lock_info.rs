@@ -4,7 +4,7 @@
 //! The bytes must be exactly what Go's `encoding/json` writes for the struct: OpenTofu releases a
 //! DynamoDB lock with a condition on its *re-marshalled* copy of the holder, so any difference
 //! (key order, spacing, `+00:00` instead of `Z`, `.120` instead of `.12`, unescaped `<>&`) leaves
-//! a lock that OpenTofu can never remove (BACKENDS.md §2, §7.1).
+//! a lock that OpenTofu can never remove (docs/BACKENDS.md §2, §7.1).
 
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -52,6 +52,9 @@ struct Wire {
 #[error("invalid lock info: {0}")]
 pub struct ParseError(pub String);
 
+/// The start of the `Version` field of every lock record stateseal writes.
+const VERSION_PREFIX: &str = "stateseal-";
+
 impl LockInfo {
     /// A new holder record for `operation`: fresh ID, `user@host`, now (UTC).
     pub fn new(operation: impl Into<String>) -> LockInfo {
@@ -60,10 +63,16 @@ impl LockInfo {
             operation: operation.into(),
             info: String::new(),
             who: who(),
-            version: format!("stateseal-{}", env!("CARGO_PKG_VERSION")),
+            version: format!("{VERSION_PREFIX}{}", env!("CARGO_PKG_VERSION")),
             created: GoTime::now(),
             path: String::new(),
         }
+    }
+
+    /// Was this record written by stateseal (a `stateseal lock`, a push, a server), rather than
+    /// by Terraform or OpenTofu? Told by the `Version` field stateseal fills in.
+    pub fn written_by_stateseal(&self) -> bool {
+        self.version.starts_with(VERSION_PREFIX)
     }
 
     /// Parses lock info the way Go's `json.Unmarshal` does (unknown keys ignored).
@@ -137,20 +146,7 @@ impl fmt::Display for LockInfo {
 
 /// 16 random bytes as `8-4-4-4-12` lowercase hex, without RFC 4122 version bits (like OpenTofu).
 pub fn new_lock_id() -> String {
-    use ring::rand::SecureRandom as _;
-    let mut b = [0u8; 16];
-    ring::rand::SystemRandom::new()
-        .fill(&mut b)
-        .expect("the system random generator works");
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    stateseal_core::state::random_uuid()
 }
 
 /// `user@host`, as Go's `os/user.Current().Username` and `os.Hostname()` give them.

@@ -1,17 +1,27 @@
-//! States through encryption: a [`Store`] plus the directory's [`Encryption`].
+//! States through encryption: a [`Store`] plus an [`Encryption`], shared (`Arc`s) so that a
+//! server or a fleet job can clone one [`Sealed`] into every task.
 //!
-//! Reads decrypt with the `state` target (or a remote-state target for outputs); writes
-//! encrypt with the primary method, are decrypted again and compared before anything is
-//! uploaded, and happen only while the lock is held. The state rules are OpenTofu's
-//! (BACKENDS.md §1, §6): push refuses another lineage or a lower serial unless forced, and a
-//! write that changes content stores `serial + 1`.
+//! Two layers:
+//! * primitives: [`Sealed::unseal`] (decrypt and read the state's fields),
+//!   [`Sealed::seal_verified`] (encrypt with the primary method and prove it decrypts back),
+//!   [`Sealed::locked`] (run a body under the lock, always releasing it) and [`Sealed::write`]
+//!   (a conditional put). Crypto runs on tokio's blocking pool, never on an async worker.
+//! * policies built from them, with OpenTofu's state rules (docs/BACKENDS.md §1, §6):
+//!   [`Sealed::push`] refuses another lineage or a lower serial unless forced, and a write that
+//!   changes content stores `serial + 1`; [`Sealed::restore`], [`Sealed::migrate`], workspaces.
+//!
+//! A server's update is not a push: it stores what the client sent (`seal_verified` when it is
+//! plaintext, then `write`), after its own [`stateseal_core::check_successor`].
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use serde_json::{Map, Value};
-use stateseal_encryption::{Encryption, Status, TargetEncryption};
+use stateseal_core::state::{self, StateMeta};
+use stateseal_core::{check_successor, Refusal, Successor};
+use stateseal_encryption::{Encryption, PayloadKind, Status, Target};
 
-use crate::state::{self, StateMeta};
 use crate::store::{Object, PutMode, Store, Version};
 use crate::{Error, LockInfo, Result, DEFAULT_WORKSPACE};
 
@@ -44,126 +54,96 @@ pub struct PushOptions {
     pub lock_timeout: Duration,
 }
 
-/// A store seen through the directory's encryption.
-pub struct Sealed<'a> {
-    pub store: &'a dyn Store,
-    pub encryption: &'a Encryption,
+/// A store seen through an encryption configuration. Cheap to clone; `Send + Sync + 'static`.
+#[derive(Clone)]
+pub struct Sealed {
+    store: Arc<dyn Store>,
+    encryption: Arc<Encryption>,
+}
+
+impl std::fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sealed")
+            .field("store", &self.store.location(DEFAULT_WORKSPACE))
+            .field("encryption", &self.encryption)
+            .finish()
+    }
 }
 
 fn crypt_error(what: String) -> impl FnOnce(stateseal_encryption::Error) -> Error {
     move |source| Error::Encryption { what, source }
 }
 
-/// Decrypts stored bytes with `target` and reads the state's fields.
-fn unseal(
-    target: &TargetEncryption,
-    bytes: &[u8],
-    what: String,
-) -> Result<(Vec<u8>, Status, StateMeta)> {
-    let (plaintext, status) = target
-        .decrypt_state(bytes)
-        .map_err(crypt_error(what.clone()))?;
-    let meta =
-        StateMeta::parse(&plaintext).map_err(|message| Error::InvalidState { what, message })?;
-    Ok((plaintext, status, meta))
+/// A state's bytes could not be edited (no top-level serial or lineage to replace).
+fn uneditable(what: &str, message: String) -> Error {
+    Error::Refused {
+        what: what.to_string(),
+        refusal: Refusal::Uneditable(message),
+    }
 }
 
-impl<'a> Sealed<'a> {
-    pub fn new(store: &'a dyn Store, encryption: &'a Encryption) -> Sealed<'a> {
+/// Runs synchronous crypto on tokio's blocking pool (a panic there is re-raised here).
+async fn off_worker<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => v,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+impl Sealed {
+    pub fn new(store: Arc<dyn Store>, encryption: Arc<Encryption>) -> Sealed {
         Sealed { store, encryption }
     }
 
-    /// Fails with [`Error::NotFound`] unless `workspace` is listed by the backend.
-    pub async fn require_workspace(&self, workspace: &str) -> Result<()> {
-        crate::store::validate_workspace_name(workspace)?;
-        if workspace == DEFAULT_WORKSPACE {
-            return Ok(());
-        }
-        let all = self.store.workspaces().await?;
-        if all.iter().any(|w| w == workspace) {
-            return Ok(());
-        }
-        Err(Error::NotFound {
-            what: format!(
-                "workspace {workspace:?} (the workspaces at {} are: {}; create it with `stateseal workspace new {workspace}`)",
-                self.store.location(DEFAULT_WORKSPACE),
-                all.join(", ")
-            ),
+    pub fn store(&self) -> &dyn Store {
+        &*self.store
+    }
+
+    pub fn encryption(&self) -> &Encryption {
+        &self.encryption
+    }
+
+    // ---- primitives ----
+
+    /// Decrypts stored bytes with `target` (off the async workers) and reads the state's
+    /// fields. `what` names the object in errors.
+    pub async fn unseal(
+        &self,
+        target: Target,
+        bytes: Bytes,
+        what: String,
+    ) -> Result<(Vec<u8>, Status, StateMeta)> {
+        let enc = self.encryption.clone();
+        let decrypted = off_worker(move || {
+            enc.target(&target)
+                .decrypt_owned(Vec::from(bytes), PayloadKind::State)
         })
+        .await;
+        let (plaintext, status) = decrypted.map_err(crypt_error(what.clone()))?;
+        let meta = StateMeta::parse(&plaintext)
+            .map_err(|message| Error::InvalidState { what, message })?;
+        Ok((plaintext, status, meta))
     }
 
-    async fn read_with(
-        &self,
-        workspace: &str,
-        target: &TargetEncryption,
-    ) -> Result<Option<Pulled>> {
-        let object = match self.store.get(workspace).await {
-            Ok(o) => o,
-            Err(Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let (plaintext, status, meta) =
-            unseal(target, &object.bytes, self.store.location(workspace))?;
-        Ok(Some(Pulled {
-            plaintext,
-            meta,
-            status,
-            object,
-        }))
-    }
-
-    /// The workspace's state, decrypted with the `state` target. `None` when the workspace
-    /// exists but holds no state yet.
-    pub async fn read(&self, workspace: &str) -> Result<Option<Pulled>> {
-        self.require_workspace(workspace).await?;
-        self.read_with(workspace, self.encryption.state()).await
-    }
-
-    /// Root-module output values, read the way `terraform_remote_state` reads them: with the
-    /// `remote_state_data_sources` target (`remote` names a `remote_state_data_source` block,
-    /// else `default` applies), sensitivity ignored.
-    pub async fn outputs(
-        &self,
-        workspace: &str,
-        remote: Option<&str>,
-    ) -> Result<Map<String, Value>> {
-        self.require_workspace(workspace).await?;
-        let target = self.encryption.remote_state(remote.unwrap_or(""));
-        match self.read_with(workspace, target).await? {
-            Some(p) => Ok(p.meta.outputs),
-            None => Err(Error::NotFound {
-                what: format!("remote state {}", self.store.location(workspace)),
+    /// Encrypts a plaintext state with the primary method of the `state` target and proves that
+    /// it decrypts back to the same bytes (off the async workers). Nothing is stored.
+    pub async fn seal_verified(&self, plaintext: Bytes, what: String) -> Result<Bytes> {
+        let enc = self.encryption.clone();
+        let sealed =
+            off_worker(move || enc.state().encrypt_verified(&plaintext, PayloadKind::State)).await;
+        match sealed {
+            Ok(s) => Ok(Bytes::from(s)),
+            Err(stateseal_encryption::Error::RoundTripMismatch) => Err(Error::Refused {
+                what,
+                refusal: Refusal::RoundTripMismatch,
             }),
+            Err(e) => Err(crypt_error(what)(e)),
         }
     }
 
-    /// Takes the lock, retrying a held lock with OpenTofu's back-off (1 s, 2 s, 4 s, 8 s, 16 s,
-    /// 16 s …) until `timeout`. `None` when the backend has no locking configured.
-    pub async fn lock(
-        &self,
-        workspace: &str,
-        info: LockInfo,
-        timeout: Duration,
-    ) -> Result<Option<LockInfo>> {
-        if !self.store.locking_enabled() {
-            return Ok(None);
-        }
-        let deadline = Instant::now() + timeout;
-        let mut delay = Duration::from_secs(1);
-        loop {
-            match self.store.lock(workspace, info.clone()).await {
-                Ok(held) => return Ok(Some(held)),
-                Err(e) if e.is_retriable_lock() && Instant::now() + delay <= deadline => {
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(16));
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// Runs `body` while holding the lock, and always releases it.
-    async fn locked<T>(
+    /// Runs `body` while holding the lock (taken with OpenTofu's retries until `timeout`), and
+    /// always releases it.
+    pub async fn locked<T>(
         &self,
         workspace: &str,
         operation: &str,
@@ -191,29 +171,124 @@ impl<'a> Sealed<'a> {
         result
     }
 
-    /// Encrypts `plaintext` with the primary method, checks that it decrypts back to the same
-    /// bytes, and stores it. Call with the lock held.
-    async fn write(&self, workspace: &str, plaintext: &[u8], base: Option<&Version>) -> Result<()> {
-        let what = self.store.location(workspace);
-        let target = self.encryption.state();
-        let sealed = target
-            .encrypt_state(plaintext)
-            .map_err(crypt_error(what.clone()))?;
-        let (back, _) = target.decrypt_state(&sealed).map_err(crypt_error(format!(
-            "{what} (round-trip check before upload)"
-        )))?;
-        if back != plaintext {
-            return Err(Error::Refused(format!(
-                "{what}: the encrypted state does not decrypt to what was encrypted; nothing was written"
-            )));
-        }
+    /// Stores `bytes` as the workspace's state, conditionally: only over `base` (the version
+    /// that was read), or only where nothing is stored when `base` is `None`.
+    pub async fn write(
+        &self,
+        workspace: &str,
+        bytes: Bytes,
+        base: Option<&Version>,
+    ) -> Result<Version> {
         let mode = match base {
             Some(v) => PutMode::Update(v.clone()),
             None => PutMode::Create,
         };
-        self.store.put(workspace, &sealed, mode).await?;
+        self.store.put(workspace, bytes, mode).await
+    }
+
+    /// Takes the lock, retrying a held lock with OpenTofu's back-off (1 s, 2 s, 4 s, 8 s, 16 s,
+    /// 16 s …) until `timeout`. `None` when the backend has no locking configured.
+    pub async fn lock(
+        &self,
+        workspace: &str,
+        info: LockInfo,
+        timeout: Duration,
+    ) -> Result<Option<LockInfo>> {
+        if !self.store.locking_enabled() {
+            return Ok(None);
+        }
+        let deadline = Instant::now() + timeout;
+        let mut delay = Duration::from_secs(1);
+        loop {
+            match self.store.lock(workspace, info.clone()).await {
+                Ok(held) => return Ok(Some(held)),
+                Err(e) if e.is_retriable_lock() && Instant::now() + delay <= deadline => {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(16));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Encrypts `plaintext`, proves the round trip and stores it conditionally on `base`.
+    /// Call with the lock held.
+    async fn seal_and_write(
+        &self,
+        workspace: &str,
+        plaintext: Vec<u8>,
+        base: Option<&Version>,
+    ) -> Result<()> {
+        let what = self.store.location(workspace);
+        let sealed = self.seal_verified(Bytes::from(plaintext), what).await?;
+        self.write(workspace, sealed, base).await?;
         Ok(())
     }
+
+    // ---- reads ----
+
+    /// Fails with [`Error::NotFound`] unless `workspace` is listed by the backend.
+    pub async fn require_workspace(&self, workspace: &str) -> Result<()> {
+        crate::store::validate_workspace_name(workspace)?;
+        if workspace == DEFAULT_WORKSPACE {
+            return Ok(());
+        }
+        let all = self.store.workspaces().await?;
+        if all.iter().any(|w| w == workspace) {
+            return Ok(());
+        }
+        Err(Error::NotFound {
+            what: format!(
+                "workspace {workspace:?} (the workspaces at {} are: {}; create it with `stateseal workspace new {workspace}`)",
+                self.store.location(DEFAULT_WORKSPACE),
+                all.join(", ")
+            ),
+        })
+    }
+
+    async fn read_with(&self, workspace: &str, target: Target) -> Result<Option<Pulled>> {
+        let object = match self.store.get(workspace).await {
+            Ok(o) => o,
+            Err(Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let (plaintext, status, meta) = self
+            .unseal(target, object.bytes.clone(), self.store.location(workspace))
+            .await?;
+        Ok(Some(Pulled {
+            plaintext,
+            meta,
+            status,
+            object,
+        }))
+    }
+
+    /// The workspace's state, decrypted with the `state` target. `None` when the workspace
+    /// exists but holds no state yet.
+    pub async fn read(&self, workspace: &str) -> Result<Option<Pulled>> {
+        self.require_workspace(workspace).await?;
+        self.read_with(workspace, Target::State).await
+    }
+
+    /// Root-module output values, read the way `terraform_remote_state` reads them: with the
+    /// `remote_state_data_sources` target (`remote` names a `remote_state_data_source` block,
+    /// else `default` applies), sensitivity ignored.
+    pub async fn outputs(
+        &self,
+        workspace: &str,
+        remote: Option<&str>,
+    ) -> Result<Map<String, Value>> {
+        self.require_workspace(workspace).await?;
+        let target = Target::RemoteState(remote.unwrap_or("").to_string());
+        match self.read_with(workspace, target).await? {
+            Some(p) => Ok(p.meta.outputs),
+            None => Err(Error::NotFound {
+                what: format!("remote state {}", self.store.location(workspace)),
+            }),
+        }
+    }
+
+    // ---- policies ----
 
     /// `state push`: stores a plaintext state, under the lock, encrypted.
     pub async fn push(
@@ -228,7 +303,7 @@ impl<'a> Sealed<'a> {
         })?;
         self.require_workspace(workspace).await?;
         self.locked(workspace, "state-push", opts.lock_timeout, async {
-            let (current, base) = match self.read_with(workspace, self.encryption.state()).await {
+            let (current, base) = match self.read_with(workspace, Target::State).await {
                 Ok(c) => {
                     let v = c.as_ref().map(|c| c.object.version.clone());
                     (c, v)
@@ -240,17 +315,21 @@ impl<'a> Sealed<'a> {
                 Err(e) => return Err(e),
             };
             if let Some(cur) = &current {
-                if !opts.force {
-                    check_valid_import(&pushed, plaintext, cur)?;
-                }
-                if pushed.serial == cur.meta.serial
-                    && pushed.lineage == cur.meta.lineage
-                    && state::same_content(plaintext, &cur.plaintext)
-                    && cur.status == Status::Satisfied
-                {
-                    return Ok(Written::Unchanged);
+                let verdict = check_successor(&cur.meta, &cur.plaintext, &pushed, plaintext);
+                match verdict {
+                    Err(refusal) if !opts.force => {
+                        return Err(Error::Refused {
+                            what: self.store.location(workspace),
+                            refusal,
+                        })
+                    }
+                    Ok(Successor::Identical) if cur.status == Status::Satisfied => {
+                        return Ok(Written::Unchanged)
+                    }
+                    _ => {}
                 }
             }
+            let location = self.store.location(workspace);
             let mut body = plaintext.to_vec();
             let mut lineage = pushed.lineage.clone();
             if lineage.is_empty() {
@@ -259,16 +338,17 @@ impl<'a> Sealed<'a> {
                     .map(|c| c.meta.lineage.clone())
                     .filter(|l| !l.is_empty())
                     .unwrap_or_else(state::new_lineage);
-                body = state::with_lineage(&body, &lineage).map_err(Error::Refused)?;
+                body =
+                    state::with_lineage(&body, &lineage).map_err(|e| uneditable(&location, e))?;
             }
             let serial = match &current {
                 Some(_) => pushed.serial + 1,
                 None => pushed.serial.max(1),
             };
             if serial != pushed.serial {
-                body = state::with_serial(&body, serial).map_err(Error::Refused)?;
+                body = state::with_serial(&body, serial).map_err(|e| uneditable(&location, e))?;
             }
-            self.write(workspace, &body, base.as_ref()).await?;
+            self.seal_and_write(workspace, body, base.as_ref()).await?;
             Ok(Written::Stored { serial, lineage })
         })
         .await
@@ -284,23 +364,29 @@ impl<'a> Sealed<'a> {
         self.require_workspace(workspace).await?;
         let old = self.store.get_version(workspace, version_id).await?;
         let what = format!("{} version {version_id}", self.store.location(workspace));
-        let (plain, _, old_meta) = unseal(self.encryption.state(), &old.bytes, what.clone())?;
+        let (plain, _, old_meta) = self.unseal(Target::State, old.bytes, what.clone()).await?;
         self.locked(workspace, "state-restore", opts.lock_timeout, async {
-            let current = self.read_with(workspace, self.encryption.state()).await?;
+            let current = self.read_with(workspace, Target::State).await?;
             if let Some(cur) = &current {
-                if !opts.force && !cur.meta.lineage.is_empty() && cur.meta.lineage != old_meta.lineage {
-                    return Err(Error::Refused(format!(
-                        "cannot restore {what}: its lineage {:?} differs from the current state's {:?} (use --force to restore anyway)",
-                        old_meta.lineage, cur.meta.lineage
-                    )));
+                if !opts.force
+                    && !cur.meta.lineage.is_empty()
+                    && cur.meta.lineage != old_meta.lineage
+                {
+                    return Err(Error::Refused {
+                        what: what.clone(),
+                        refusal: Refusal::RestoreForeignLineage {
+                            stored: cur.meta.lineage.clone(),
+                            incoming: old_meta.lineage.clone(),
+                        },
+                    });
                 }
             }
             let serial = current
                 .as_ref()
                 .map_or(old_meta.serial, |c| c.meta.serial.max(old_meta.serial))
                 + 1;
-            let body = state::with_serial(&plain, serial).map_err(Error::Refused)?;
-            self.write(workspace, &body, current.as_ref().map(|c| &c.object.version))
+            let body = state::with_serial(&plain, serial).map_err(|e| uneditable(&what, e))?;
+            self.seal_and_write(workspace, body, current.as_ref().map(|c| &c.object.version))
                 .await?;
             Ok(Written::Stored {
                 serial,
@@ -314,15 +400,16 @@ impl<'a> Sealed<'a> {
     /// (serial + 1, as OpenTofu's next persist would). `Unchanged` when no migration is due.
     pub async fn migrate(&self, workspace: &str, timeout: Duration) -> Result<Written> {
         self.locked(workspace, "encryption-migration", timeout, async {
-            let Some(cur) = self.read_with(workspace, self.encryption.state()).await? else {
+            let Some(cur) = self.read_with(workspace, Target::State).await? else {
                 return Ok(Written::Unchanged);
             };
             if cur.status != Status::Migration {
                 return Ok(Written::Unchanged);
             }
             let serial = cur.meta.serial + 1;
-            let body = state::with_serial(&cur.plaintext, serial).map_err(Error::Refused)?;
-            self.write(workspace, &body, Some(&cur.object.version))
+            let body = state::with_serial(&cur.plaintext, serial)
+                .map_err(|e| uneditable(&self.store.location(workspace), e))?;
+            self.seal_and_write(workspace, body, Some(&cur.object.version))
                 .await?;
             Ok(Written::Stored {
                 serial,
@@ -356,7 +443,7 @@ impl<'a> Sealed<'a> {
                 Ok(_) => Ok(()),
                 Err(Error::NotFound { .. }) => {
                     let body = state::empty_state(&state::new_lineage(), 1, TERRAFORM_VERSION);
-                    self.write(workspace, &body, None).await
+                    self.seal_and_write(workspace, body, None).await
                 }
                 Err(e) => Err(e),
             }
@@ -375,12 +462,15 @@ impl<'a> Sealed<'a> {
         }
         self.require_workspace(workspace).await?;
         if !force {
-            if let Some(cur) = self.read_with(workspace, self.encryption.state()).await? {
+            if let Some(cur) = self.read_with(workspace, Target::State).await? {
                 if cur.meta.resources > 0 {
-                    return Err(Error::Refused(format!(
-                        "workspace {workspace:?} still manages {} resource(s); destroy them first or use --force",
-                        cur.meta.resources
-                    )));
+                    return Err(Error::Refused {
+                        what: self.store.location(workspace),
+                        refusal: Refusal::WorkspaceNotEmpty {
+                            workspace: workspace.to_string(),
+                            resources: cur.meta.resources,
+                        },
+                    });
                 }
             }
         }
@@ -395,28 +485,14 @@ impl<'a> Sealed<'a> {
 /// pushes keep the version they carry.
 pub const TERRAFORM_VERSION: &str = "1.15.5";
 
-/// OpenTofu's `statemgr.CheckValidImport`.
-fn check_valid_import(pushed: &StateMeta, plain: &[u8], cur: &Pulled) -> Result<()> {
-    if cur.meta.is_empty() || pushed.lineage.is_empty() || cur.meta.lineage.is_empty() {
-        return Ok(());
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_shareable<T: Clone + Send + Sync + 'static>() {}
+
+    #[test]
+    fn sealed_can_be_cloned_into_tasks() {
+        assert_shareable::<Sealed>();
     }
-    if pushed.lineage != cur.meta.lineage {
-        return Err(Error::Refused(format!(
-            "cannot import state with lineage {:?} over unrelated state with lineage {:?} (use --force to overwrite)",
-            pushed.lineage, cur.meta.lineage
-        )));
-    }
-    if pushed.serial < cur.meta.serial {
-        return Err(Error::Refused(format!(
-            "cannot import state with serial {} over newer state with serial {} (use --force to overwrite)",
-            pushed.serial, cur.meta.serial
-        )));
-    }
-    if pushed.serial == cur.meta.serial && !state::same_content(plain, &cur.plaintext) {
-        return Err(Error::Refused(format!(
-            "cannot overwrite existing state with serial {} with a different state that has the same serial (use --force to overwrite)",
-            pushed.serial
-        )));
-    }
-    Ok(())
 }

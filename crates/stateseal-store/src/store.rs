@@ -2,6 +2,7 @@
 //! versions. Bytes are opaque here; encryption and state rules live in [`crate::sealed`].
 
 use async_trait::async_trait;
+use bytes::Bytes;
 
 use crate::{Error, LockInfo, Result};
 
@@ -16,7 +17,8 @@ pub struct Version(pub String);
 /// A stored state.
 #[derive(Clone, Debug)]
 pub struct Object {
-    pub bytes: Vec<u8>,
+    /// The stored bytes, shared without copying (from S3 as the SDK received them).
+    pub bytes: Bytes,
     pub version: Version,
     /// The backend's version id (S3 object versioning), when it keeps versions.
     pub version_id: Option<String>,
@@ -42,6 +44,24 @@ pub struct VersionInfo {
     pub size: u64,
     pub is_latest: bool,
     pub is_delete_marker: bool,
+}
+
+/// A lock record that does not parse as a lock (a DynamoDB item whose `Info` is not a lock
+/// JSON, a `.tflock` object that is not one): it blocks everyone, and no ID can name it. It is
+/// shown as stored and can be removed only while it is still exactly as read
+/// ([`Store::remove_unreadable_lock`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnreadableLock {
+    /// Where it is: `DynamoDB table T item "bucket/key"`, `s3://bucket/key.tflock`.
+    pub location: String,
+    /// The record as stored: the item's `Info` string, or the object's bytes. `None`: the item
+    /// has no string `Info` attribute at all.
+    pub raw: Option<Vec<u8>>,
+    /// Why it does not parse.
+    pub problem: String,
+    /// What the conditional delete checks (the object's ETag; unused for DynamoDB, whose
+    /// condition is `raw` itself).
+    pub(crate) token: String,
 }
 
 /// A state backend. Every method takes the workspace by name; `default` always exists.
@@ -74,7 +94,7 @@ pub trait Store: Send + Sync {
     async fn get(&self, workspace: &str) -> Result<Object>;
 
     /// Stores `bytes` as the workspace's state.
-    async fn put(&self, workspace: &str, bytes: &[u8], mode: PutMode) -> Result<Version>;
+    async fn put(&self, workspace: &str, bytes: Bytes, mode: PutMode) -> Result<Version>;
 
     /// Takes the lock. Fills in `ID` (when empty), `Path` and, for local states, `Created`,
     /// and returns the record as stored. A held lock is [`Error::Locked`] with the holder.
@@ -85,6 +105,22 @@ pub trait Store: Send + Sync {
 
     /// The current holder, if the lock is held.
     async fn lock_holder(&self, workspace: &str) -> Result<Option<LockInfo>>;
+
+    /// The workspace's lock records that do not parse. Stores whose lock records are always
+    /// readable (local: an fcntl lock) have none.
+    async fn unreadable_locks(&self, _workspace: &str) -> Result<Vec<UnreadableLock>> {
+        Ok(Vec::new())
+    }
+
+    /// Deletes an unreadable lock record, on the condition that it is still exactly as
+    /// [`Store::unreadable_locks`] read it (else [`Error::UnlockFailed`]). Never touches
+    /// anything else (the DynamoDB `-md5` digest item, the state).
+    async fn remove_unreadable_lock(&self, _workspace: &str, lock: &UnreadableLock) -> Result<()> {
+        Err(Error::Unsupported(format!(
+            "{} has no unreadable lock records to remove",
+            lock.location
+        )))
+    }
 
     /// The state's history, newest first.
     async fn versions(&self, workspace: &str) -> Result<Vec<VersionInfo>>;

@@ -7,13 +7,13 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use stateseal_store::s3::{S3Builder, S3Store};
-use stateseal_store::testing::{unique, Peers, SLOW_APPLY_TF};
 use stateseal_store::{conformance, Error, LocalStore, LockInfo, PutMode, Store};
+use stateseal_testkit::{release, unique, Peers, SLOW_APPLY_TF};
 
 #[tokio::test]
 async fn local_conformance() {
     let d = tempfile::tempdir().unwrap();
-    conformance::run(&LocalStore::new(d.path()), "conf-ws").await;
+    conformance::run(&LocalStore::new(d.path()), "conf-ws", true).await;
     // The sidecar is gone after unlock, and OpenTofu's file names were used.
     assert!(d.path().join("terraform.tfstate").exists());
     assert!(!d.path().join(".terraform.tfstate.lock.info").exists());
@@ -27,7 +27,7 @@ async fn local_lock_is_a_posix_record_lock_shared_with_other_processes() {
     store
         .put(
             "default",
-            b"{\"version\":4,\"serial\":1}",
+            bytes::Bytes::from_static(b"{\"version\":4,\"serial\":1}"),
             PutMode::Overwrite,
         )
         .await
@@ -60,7 +60,11 @@ async fn local_lock_is_a_posix_record_lock_shared_with_other_processes() {
     );
     assert!(
         store
-            .put("default", b"{}", PutMode::Overwrite)
+            .put(
+                "default",
+                bytes::Bytes::from_static(b"{}"),
+                PutMode::Overwrite
+            )
             .await
             .is_err(),
         "no write while another process holds the lock"
@@ -96,7 +100,7 @@ async fn local_lock_is_a_posix_record_lock_shared_with_other_processes() {
     store
         .put(
             "default",
-            b"{\"version\":4,\"serial\":2}",
+            bytes::Bytes::from_static(b"{\"version\":4,\"serial\":2}"),
             PutMode::Overwrite,
         )
         .await
@@ -161,13 +165,20 @@ async fn local_lock_interoperates_with_terraform() {
     store.unlock("default", &held.id).await.unwrap();
 
     // Terraform holds the lock: stateseal is refused and sees Terraform's holder.
+    let hold = d.path().join("release-apply");
     let mut child = peers.tf_spawn(
         d.path(),
-        &["apply", "-auto-approve", "-no-color", "-var", "sleep_s=4"],
+        &[
+            "apply",
+            "-auto-approve",
+            "-no-color",
+            "-var",
+            &format!("hold_until={}", hold.display()),
+        ],
     );
     let sidecar = store.lock_info_path("default");
     assert!(
-        wait_for(20, || async { sidecar.exists() }).await,
+        wait_for(180, || async { sidecar.exists() }).await,
         "Terraform locked"
     );
     let err = store
@@ -184,6 +195,7 @@ async fn local_lock_interoperates_with_terraform() {
         raw,
         "Terraform's bytes re-marshal identically"
     );
+    release(&hold);
     assert!(child.wait().unwrap().success());
     assert!(!sidecar.exists());
     let state = store.get("default").await.unwrap();
@@ -223,7 +235,7 @@ async fn s3_conformance(test: &str, table: bool, lockfile: bool) {
         peers.mktable(&t).await;
     }
     let store = s3_store(&peers, &bucket, table.then_some(t.as_str()), lockfile).await;
-    conformance::run(&store, "conf:ws@1").await;
+    conformance::run(&store, "conf:ws@1", table || lockfile).await;
     let keys = peers.keys(&bucket).await;
     assert!(
         keys.iter().all(|k| !k.ends_with(".tflock")),
@@ -292,7 +304,11 @@ async fn s3_digest_mismatch_is_retried_then_reported() {
     store.consistency_timeout = Duration::from_millis(600);
     store.consistency_delay = Duration::from_millis(200);
     store
-        .put("default", b"{\"version\":4,\"serial\":1}", PutMode::Create)
+        .put(
+            "default",
+            bytes::Bytes::from_static(b"{\"version\":4,\"serial\":1}"),
+            PutMode::Create,
+        )
         .await
         .unwrap();
     // Someone else (an old tool) overwrites the object without updating the digest.
@@ -390,14 +406,26 @@ async fn s3_lock_interoperates_with_terraform() {
     peers.tf_ok(d.path(), &["init", "-input=false", "-no-color"]);
     let store = s3_store(&peers, &bucket, Some(&t), true).await;
 
+    let hold = d.path().join("release-apply");
     let mut child = peers.tf_spawn(
         d.path(),
-        &["apply", "-auto-approve", "-no-color", "-var", "sleep_s=4"],
+        &[
+            "apply",
+            "-auto-approve",
+            "-no-color",
+            "-var",
+            &format!("hold_until={}", hold.display()),
+        ],
     );
     let lock_id = format!("{bucket}/app/terraform.tfstate");
+    // Both records: the lock file and the DynamoDB item (Terraform writes one, then the other).
     assert!(
-        wait_for(20, || async {
+        wait_for(180, || async {
             peers.item_attr(&t, &lock_id, "Info").await.is_some()
+                && peers
+                    .get_object(&bucket, "app/terraform.tfstate.tflock")
+                    .await
+                    .is_some()
         })
         .await,
         "Terraform locked"
@@ -419,6 +447,7 @@ async fn s3_lock_interoperates_with_terraform() {
         std::fs::write(format!("{dir}/terraform-dynamodb-info.json"), &info).unwrap();
         std::fs::write(format!("{dir}/terraform-tflock.json"), &file).unwrap();
     }
+    release(&hold);
     assert!(child.wait().unwrap().success());
 
     // Terraform's state and digest are read back consistently.
@@ -458,11 +487,15 @@ async fn s3_conformance_with_every_storage_option() {
     let store = S3Store::connect(b.build_config(&|_| None).unwrap())
         .await
         .unwrap();
-    conformance::run(&store, "ws").await;
+    conformance::run(&store, "ws", true).await; // use_lockfile=true
 
     // workspace_key_prefix = "": workspaces live at <ws>/<key>.
     store
-        .put("dev", b"{\"version\":4,\"serial\":1}", PutMode::Create)
+        .put(
+            "dev",
+            bytes::Bytes::from_static(b"{\"version\":4,\"serial\":1}"),
+            PutMode::Create,
+        )
         .await
         .unwrap();
     assert!(peers
@@ -504,5 +537,91 @@ async fn s3_conformance_with_every_storage_option() {
         tags("app/terraform.tfstate.tflock").await,
         [("kind".to_string(), "lock".to_string())]
     );
+    store.unlock("default", &held.id).await.unwrap();
+}
+
+/// A lock item whose Info is not a lock and a `.tflock` that does not parse block every lock;
+/// they are listed as stored, and removed only while still exactly as read: a record that
+/// changed in between stays. The `-md5` digest item is never touched.
+#[tokio::test]
+async fn s3_unreadable_lock_records_are_removed_only_as_read() {
+    let Some(peers) = Peers::aws("s3_unreadable_lock_records_are_removed_only_as_read") else {
+        return;
+    };
+    let bucket = unique("unreadable");
+    peers.mkbucket(&bucket, true).await;
+    let t = unique("locks");
+    peers.mktable(&t).await;
+    let store = s3_store(&peers, &bucket, Some(&t), true).await;
+    store
+        .put(
+            "default",
+            bytes::Bytes::from_static(b"{\"version\":4,\"serial\":1}"),
+            PutMode::Create,
+        )
+        .await
+        .unwrap();
+    let lock_id = format!("{bucket}/app/terraform.tfstate");
+    let digest_id = format!("{lock_id}-md5");
+    let digest = peers.item_attr(&t, &digest_id, "Digest").await;
+    assert!(digest.is_some(), "the put stored a digest");
+    let file_key = "app/terraform.tfstate.tflock";
+    peers.put_item(&t, &lock_id, "Info", "{not json").await;
+    peers.put_object(&bucket, file_key, b"\x00garbage").await;
+
+    let err = store.lock("default", LockInfo::new("x")).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::LockFailed { message } if message.contains("force-unlock --unreadable")),
+        "{err}"
+    );
+    let found = store.unreadable_locks("default").await.unwrap();
+    assert_eq!(
+        found
+            .iter()
+            .map(|u| (u.location.as_str(), u.raw.as_deref()))
+            .collect::<Vec<_>>(),
+        [
+            (
+                format!("s3://{bucket}/{file_key}").as_str(),
+                Some(b"\x00garbage".as_slice())
+            ),
+            (
+                format!("DynamoDB table {t} item {lock_id:?}").as_str(),
+                Some(b"{not json".as_slice())
+            ),
+        ]
+    );
+
+    // Both change after they were read: neither is removed.
+    peers
+        .put_item(&t, &lock_id, "Info", "{still not json")
+        .await;
+    peers.put_object(&bucket, file_key, b"other garbage").await;
+    for u in &found {
+        let err = store
+            .remove_unreadable_lock("default", u)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::UnlockFailed { .. }), "{err}");
+    }
+    assert_eq!(
+        peers.item_attr(&t, &lock_id, "Info").await.as_deref(),
+        Some("{still not json")
+    );
+    assert_eq!(
+        peers.get_object(&bucket, file_key).await.as_deref(),
+        Some(b"other garbage".as_slice())
+    );
+
+    // Read again, removed as read; the digest item and the state stay.
+    for u in store.unreadable_locks("default").await.unwrap() {
+        store.remove_unreadable_lock("default", &u).await.unwrap();
+    }
+    assert_eq!(peers.item_attr(&t, &lock_id, "Info").await, None);
+    assert_eq!(peers.get_object(&bucket, file_key).await, None);
+    assert_eq!(peers.item_attr(&t, &digest_id, "Digest").await, digest);
+    assert!(store.get("default").await.is_ok());
+    assert!(store.unreadable_locks("default").await.unwrap().is_empty());
+    let held = store.lock("default", LockInfo::new("x")).await.unwrap();
     store.unlock("default", &held.id).await.unwrap();
 }

@@ -1,7 +1,10 @@
 //! Opening the directory's state backend (`backend "s3"`, `backend "local"`, or none = local)
 //! for the state, lock, workspace and outputs commands, and how store errors become failures.
 
+use std::sync::Arc;
+
 use stateseal_encryption::config::eval::StaticEvaluator;
+use stateseal_encryption::Refusal;
 use stateseal_store::s3::{S3Builder, S3Store};
 use stateseal_store::{Error, LocalStore, LockInfo, Store};
 
@@ -18,7 +21,7 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
 }
 
 /// The store the directory's backend configuration points at.
-pub async fn open(ctx: &Context) -> Result<Box<dyn Store>, Failure> {
+pub async fn open(ctx: &Context) -> Result<Arc<dyn Store>, Failure> {
     let loaded = ctx.loaded()?;
     let module = &loaded.module;
     let Some(block) = &module.backend else {
@@ -29,7 +32,7 @@ pub async fn open(ctx: &Context) -> Result<Box<dyn Store>, Failure> {
                 "add a terraform { backend \"s3\" { … } } block, or drop --backend-config",
             ));
         }
-        return Ok(Box::new(LocalStore::new(&module.dir)));
+        return Ok(Arc::new(LocalStore::new(&module.dir)));
     };
     let kind = block.labels.first().map(String::as_str).unwrap_or("");
     let where_ = format!("{}:{}", block.location.file, block.location.line);
@@ -43,7 +46,7 @@ pub async fn open(ctx: &Context) -> Result<Box<dyn Store>, Failure> {
             let cfg = b
                 .build_config(&|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
                 .map_err(|e| Failure::from(e).context(&where_))?;
-            Ok(Box::new(S3Store::connect(cfg).await?))
+            Ok(Arc::new(S3Store::connect(cfg).await?))
         }
         "local" => {
             let mut path = None;
@@ -77,7 +80,7 @@ pub async fn open(ctx: &Context) -> Result<Box<dyn Store>, Failure> {
                     }
                 }
             }
-            Ok(Box::new(LocalStore::with_paths(
+            Ok(Arc::new(LocalStore::with_paths(
                 &module.dir,
                 path.as_deref(),
                 workspace_dir.as_deref(),
@@ -152,6 +155,19 @@ impl From<Error> for Failure {
                 e.to_string(),
                 "wait and retry; if it persists, fix the Digest item in the DynamoDB table",
             ),
+            Error::Refused { ref refusal, .. } => {
+                let fix = match refusal {
+                    Refusal::ForeignLineage { .. }
+                    | Refusal::OlderSerial { .. }
+                    | Refusal::SameSerialOtherContent { .. } => {
+                        "check that you are pushing the right state; use --force to overwrite anyway"
+                    }
+                    Refusal::RestoreForeignLineage { .. } => "use --force to restore anyway",
+                    Refusal::WorkspaceNotEmpty { .. } => "destroy its resources first, or use --force",
+                    _ => "nothing was written; report this if it persists",
+                };
+                Failure::new(exit::FAILURE, e.to_string(), fix)
+            }
             other => Failure::plain(exit::FAILURE, other.to_string()),
         }
     }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use stateseal_encryption::envelope::Header;
-use stateseal_encryption::{Status, Target, TargetEncryption};
+use stateseal_encryption::{PayloadKind, Status, Target, TargetEncryption};
 
 use crate::failure::{exit, Failure};
 use crate::global::Context;
@@ -24,19 +24,12 @@ pub struct CryptArgs {
     pub output: Option<PathBuf>,
 }
 
-/// Infers the target from the bytes: a zip (plan), an envelope without state fields (plan), or a state.
-pub fn infer_target(bytes: &[u8]) -> Target {
-    if bytes.starts_with(b"PK") {
-        return Target::Plan;
+/// The payload kind a target reads and writes (a plan for the plan target, else a state).
+pub fn kind_of(t: &Target) -> PayloadKind {
+    match t {
+        Target::Plan => PayloadKind::Plan,
+        _ => PayloadKind::State,
     }
-    match Header::parse(bytes) {
-        Ok(h) if h.state_fields.is_none() => Target::Plan,
-        _ => Target::State,
-    }
-}
-
-pub fn is_plan(t: &Target) -> bool {
-    *t == Target::Plan
 }
 
 /// Decrypts with the target's chain; prints the migration warning.
@@ -45,12 +38,8 @@ pub fn decrypt_bytes(
     target: &Target,
     input: &Input,
 ) -> Result<(Vec<u8>, Status), Failure> {
-    let r = if is_plan(target) {
-        te.decrypt_plan(&input.bytes)
-    } else {
-        te.decrypt_state(&input.bytes)
-    };
-    r.map_err(|e| Failure::from(e).context(&input.name))
+    te.decrypt_owned(input.bytes.clone(), kind_of(target))
+        .map_err(|e| Failure::from(e).context(&input.name))
 }
 
 /// Encrypts with the target's primary method and proves the result decrypts back to `plain`.
@@ -60,22 +49,8 @@ pub fn encrypt_verified(
     plain: &[u8],
     name: &str,
 ) -> Result<Vec<u8>, Failure> {
-    let out = if is_plan(target) {
-        te.encrypt_plan(plain)
-    } else {
-        te.encrypt_state(plain)
-    }
-    .map_err(|e| Failure::from(e).context(name))?;
-    let back = if is_plan(target) {
-        te.decrypt_plan(&out)
-    } else {
-        te.decrypt_state(&out)
-    }
-    .map_err(|e| Failure::from(e).context(format!("{name}: verifying the new envelope")))?;
-    if back.0 != plain || back.1 != Status::Satisfied {
-        return Err(Failure::plain(exit::FAILURE, format!("{name}: the new envelope did not decrypt back to the same bytes; nothing was written")));
-    }
-    Ok(out)
+    te.encrypt_verified(plain, kind_of(target))
+        .map_err(|e| Failure::from(e).context(name))
 }
 
 pub fn migration_warning(name: &str, te: &TargetEncryption) {
@@ -89,22 +64,28 @@ pub fn decrypt(ctx: &Context, args: &CryptArgs) -> Result<(), Failure> {
     let input = read_input(args.file.as_deref())?;
     input.require_content()?;
     let loaded = ctx.loaded()?;
+    let name = input.name;
+    // The input buffer is handed over and decrypted in place.
     let (target, plain, status) = match &args.target {
         Some(t) => {
-            let (plain, status) = decrypt_bytes(loaded.encryption.target(t), t, &input)?;
+            let (plain, status) = loaded
+                .encryption
+                .target(t)
+                .decrypt_owned(input.bytes, kind_of(t))
+                .map_err(|e| Failure::from(e).context(&name))?;
             (t.clone(), plain, status)
         }
         None => loaded
             .encryption
-            .decrypt_inferred(&input.bytes)
-            .map_err(|e| Failure::from(e).context(&input.name))?,
+            .decrypt_inferred(input.bytes)
+            .map_err(|e| Failure::from(e).context(&name))?,
     };
     let te = loaded.encryption.target(&target);
     if status == Status::Migration {
-        migration_warning(&input.name, te);
+        migration_warning(&name, te);
     }
     if !te.is_enabled() {
-        eprintln!("warning: no encryption is configured for the {} target; {} is not encrypted and was copied unchanged", te.name(), input.name);
+        eprintln!("warning: no encryption is configured for the {} target; {} is not encrypted and was copied unchanged", te.name(), name);
     }
     write_output(args.output.as_deref(), &plain)
 }
@@ -125,11 +106,7 @@ pub fn encrypt(ctx: &Context, args: &CryptArgs) -> Result<(), Failure> {
     let target = args
         .target
         .clone()
-        .unwrap_or(if input.bytes.starts_with(b"PK") {
-            Target::Plan
-        } else {
-            Target::State
-        });
+        .unwrap_or_else(|| PayloadKind::sniff(&input.bytes).target());
     let loaded = ctx.loaded()?;
     let te = loaded.encryption.target(&target);
     if !te.is_enabled() {

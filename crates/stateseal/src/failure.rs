@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use stateseal_encryption::key_provider::ProviderErrorKind;
 use stateseal_encryption::{Diagnostics, Error};
 
 /// Exit codes (stable; scripts depend on them).
@@ -94,13 +95,24 @@ impl From<Diagnostics> for Failure {
 impl From<Error> for Failure {
     fn from(e: Error) -> Failure {
         match e {
-            Error::Config(d) => {
-                let mut f = Failure::from(d);
-                if f.cause.contains("Unable to fetch encryption key data") || f.cause.contains("Unable to decode encrypted metadata") {
-                    f.fix = Some("check the key provider's settings and credentials, and that the key service is reachable".into());
-                }
+            Error::Config(d) => Failure::from(d),
+            Error::KeyProvider { kind, diagnostics, .. } => {
+                let mut f = Failure::from(diagnostics);
+                f.fix = Some(
+                    match kind {
+                        ProviderErrorKind::Unreachable => "check that the key service is reachable from here (endpoint, network, proxy) and try again",
+                        ProviderErrorKind::Denied => "check the key provider's credentials, and that its key policy or grants allow this operation",
+                        ProviderErrorKind::BadMetadata => "the file was written with another key provider configuration: configure the provider that wrote it (as primary or fallback)",
+                        _ => "check the key provider's settings and credentials, and that the key service is reachable",
+                    }
+                    .into(),
+                );
                 f
             }
+            Error::RoundTripMismatch => Failure::plain(
+                exit::FAILURE,
+                "the new envelope did not decrypt back to the same bytes; nothing was written",
+            ),
             Error::EncryptedWithoutConfig { .. } => Failure::new(
                 exit::INPUT,
                 e.to_string(),

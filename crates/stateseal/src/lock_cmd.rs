@@ -1,8 +1,8 @@
-//! `stateseal lock`, `unlock ID` and `force-unlock ID`: the backend's own lock (DynamoDB item
-//! and/or `.tflock` object), the very one OpenTofu and Terraform take.
+//! `stateseal lock`, `unlock ID` and `force-unlock ID|--unreadable`: the backend's own lock
+//! (DynamoDB item and/or `.tflock` object), the very one OpenTofu and Terraform take.
 
 use clap::Args;
-use stateseal_store::{Error, LockInfo, Sealed, Store};
+use stateseal_store::{Error, LockInfo, Sealed, Store, UnreadableLock};
 
 use crate::backend::{block_on, open};
 use crate::failure::{exit, Failure};
@@ -25,8 +25,20 @@ pub struct UnlockArgs {
     id: String,
 }
 
-/// Version prefix of the lock records stateseal writes.
-const OURS: &str = "stateseal-";
+#[derive(Args)]
+pub struct ForceUnlockArgs {
+    /// The holder's ID, as a lock error shows it.
+    #[arg(
+        value_name = "ID",
+        required_unless_present = "unreadable",
+        conflicts_with = "unreadable"
+    )]
+    id: Option<String>,
+    /// Remove the lock records that do not parse (no ID can name them), each only if it is
+    /// still exactly as shown.
+    #[arg(long)]
+    unreadable: bool,
+}
 
 fn require_locking(store: &dyn Store, ws: &str) -> Result<(), Failure> {
     if store.locking_enabled() {
@@ -47,7 +59,7 @@ pub fn lock(ctx: &Context, args: &LockArgs) -> Result<(), Failure> {
     block_on(async {
         let store = open(ctx).await?;
         let ws = ctx.workspace();
-        Sealed::new(&*store, &ctx.loaded()?.encryption)
+        Sealed::new(store.clone(), ctx.loaded()?.encryption.clone())
             .require_workspace(ws)
             .await?;
         if store.kind() == "local" {
@@ -76,9 +88,49 @@ pub fn unlock(ctx: &Context, args: &UnlockArgs) -> Result<(), Failure> {
     release(ctx, &args.id, false)
 }
 
-/// Releases any holder's lock, given its exact ID (like `tofu force-unlock -force ID`).
-pub fn force_unlock(ctx: &Context, args: &UnlockArgs) -> Result<(), Failure> {
-    release(ctx, &args.id, true)
+/// Releases any holder's lock, given its exact ID (like `tofu force-unlock -force ID`), or
+/// removes the unreadable lock records.
+pub fn force_unlock(ctx: &Context, args: &ForceUnlockArgs) -> Result<(), Failure> {
+    match &args.id {
+        Some(id) if !args.unreadable => release(ctx, id, true),
+        _ => remove_unreadable(ctx),
+    }
+}
+
+/// How an unreadable record is shown: where, why, and the record as stored.
+fn show(lock: &UnreadableLock) -> String {
+    let raw = match &lock.raw {
+        Some(r) => String::from_utf8_lossy(r).into_owned(),
+        None => "(no Info attribute)".into(),
+    };
+    format!(
+        "{} ({}):
+{raw}",
+        lock.location, lock.problem
+    )
+}
+
+fn remove_unreadable(ctx: &Context) -> Result<(), Failure> {
+    block_on(async {
+        let store = open(ctx).await?;
+        let ws = ctx.workspace();
+        require_locking(&*store, ws)?;
+        let found = store.unreadable_locks(ws).await?;
+        if found.is_empty() {
+            return Err(Failure::plain(
+                exit::FAILURE,
+                format!(
+                    "{} has no unreadable lock record; nothing was removed",
+                    store.location(ws)
+                ),
+            ));
+        }
+        for lock in &found {
+            store.remove_unreadable_lock(ws, lock).await?;
+            eprintln!("Removed the unreadable lock record {}", show(lock));
+        }
+        Ok(())
+    })
 }
 
 fn release(ctx: &Context, id: &str, force: bool) -> Result<(), Failure> {
@@ -86,14 +138,32 @@ fn release(ctx: &Context, id: &str, force: bool) -> Result<(), Failure> {
         let store = open(ctx).await?;
         let ws = ctx.workspace();
         require_locking(&*store, ws)?;
-        let holder = store.lock_holder(ws).await?;
+        let holder = match store.lock_holder(ws).await {
+            Ok(h) => h,
+            Err(e @ Error::LockFailed { .. }) => {
+                let unreadable = store.unreadable_locks(ws).await.unwrap_or_default();
+                if unreadable.is_empty() {
+                    return Err(e.into());
+                }
+                let shown: Vec<String> = unreadable.iter().map(show).collect();
+                return Err(Failure::new(
+                    exit::LOCKED,
+                    format!(
+                        "the lock cannot be released by ID: a lock record does not parse\n{}",
+                        shown.join("\n")
+                    ),
+                    "if no run holds this lock, remove it with: stateseal force-unlock --unreadable",
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
         match &holder {
             None => {
                 return Err(Failure::from(Error::NotLocked {
                     what: store.location(ws),
                 }))
             }
-            Some(h) if !force && h.id == id && !h.version.starts_with(OURS) => {
+            Some(h) if !force && h.id == id && !h.written_by_stateseal() => {
                 return Err(Failure::new(
                     exit::LOCKED,
                     format!(

@@ -68,8 +68,8 @@ enum Command {
     Lock(lock_cmd::LockArgs),
     /// Release a lock taken by `stateseal lock`.
     Unlock(lock_cmd::UnlockArgs),
-    /// Release anyone's lock (a crashed run's), given the holder's exact ID.
-    ForceUnlock(lock_cmd::UnlockArgs),
+    /// Release anyone's lock (a crashed run's), given the holder's exact ID; or, with --unreadable, remove a lock record that does not parse.
+    ForceUnlock(lock_cmd::ForceUnlockArgs),
     /// Print the root module outputs, read like terraform_remote_state does.
     Outputs(outputs_cmd::OutputsArgs),
     /// Serve states over HTTP for Terraform's and OpenTofu's backend "http" (locking, versions, encryption at rest).

@@ -22,7 +22,7 @@ pub struct OutputsArgs {
 pub fn run(ctx: &Context, args: &OutputsArgs) -> Result<(), Failure> {
     block_on(async {
         let store = open(ctx).await?;
-        let sealed = Sealed::new(&*store, &ctx.loaded()?.encryption);
+        let sealed = Sealed::new(store.clone(), ctx.loaded()?.encryption.clone());
         let outputs = sealed
             .outputs(ctx.workspace(), args.remote_state.as_deref())
             .await?;

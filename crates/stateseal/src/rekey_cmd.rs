@@ -7,7 +7,7 @@ use clap::Args;
 use stateseal_encryption::envelope::Header;
 use stateseal_encryption::{Status, Target};
 
-use crate::crypt_cmd::{decrypt_bytes, encrypt_verified, infer_target};
+use crate::crypt_cmd::{decrypt_bytes, encrypt_verified};
 use crate::failure::{exit, Failure};
 use crate::global::Context;
 use crate::io::{read_input, replace_file};
@@ -75,7 +75,7 @@ fn rekey_one(
     input.require_content()?;
     let target = target
         .cloned()
-        .unwrap_or_else(|| infer_target(&input.bytes));
+        .unwrap_or_else(|| stateseal_encryption::PayloadKind::sniff(&input.bytes).target());
     let te = loaded.encryption.target(&target);
     if !te.is_enabled() {
         return Err(Failure::new(

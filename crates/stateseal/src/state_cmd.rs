@@ -74,7 +74,7 @@ struct RestoreArgs {
 pub fn run(ctx: &Context, args: &StateArgs) -> Result<(), Failure> {
     block_on(async {
         let store = open(ctx).await?;
-        let sealed = Sealed::new(&*store, &ctx.loaded()?.encryption);
+        let sealed = Sealed::new(store.clone(), ctx.loaded()?.encryption.clone());
         let ws = ctx.workspace();
         match &args.command {
             StateCommand::Pull(a) => pull(&sealed, ws, a).await,
@@ -85,9 +85,9 @@ pub fn run(ctx: &Context, args: &StateArgs) -> Result<(), Failure> {
     })
 }
 
-async fn pull(sealed: &Sealed<'_>, ws: &str, a: &PullArgs) -> Result<(), Failure> {
+async fn pull(sealed: &Sealed, ws: &str, a: &PullArgs) -> Result<(), Failure> {
     let Some(mut pulled) = sealed.read(ws).await? else {
-        eprintln!("No state is stored at {}.", sealed.store.location(ws));
+        eprintln!("No state is stored at {}.", sealed.store().location(ws));
         return Ok(());
     };
     if pulled.status == Status::Migration {
@@ -111,14 +111,14 @@ async fn pull(sealed: &Sealed<'_>, ws: &str, a: &PullArgs) -> Result<(), Failure
     write_output(a.out.as_deref(), &pulled.plaintext)
 }
 
-async fn push(sealed: &Sealed<'_>, ws: &str, a: &PushArgs) -> Result<(), Failure> {
+async fn push(sealed: &Sealed, ws: &str, a: &PushArgs) -> Result<(), Failure> {
     let input = read_input(Some(&a.file))?;
     input.require_content()?;
     let opts = PushOptions {
         force: a.force,
         lock_timeout: Duration::from_secs(a.lock_timeout),
     };
-    let location = sealed.store.location(ws);
+    let location = sealed.store().location(ws);
     match sealed
         .push(ws, &input.bytes, &opts)
         .await
@@ -137,9 +137,9 @@ async fn push(sealed: &Sealed<'_>, ws: &str, a: &PushArgs) -> Result<(), Failure
     Ok(())
 }
 
-async fn versions(sealed: &Sealed<'_>, ws: &str, a: &VersionsArgs) -> Result<(), Failure> {
+async fn versions(sealed: &Sealed, ws: &str, a: &VersionsArgs) -> Result<(), Failure> {
     sealed.require_workspace(ws).await?;
-    let list = sealed.store.versions(ws).await?;
+    let list = sealed.store().versions(ws).await?;
     if a.json {
         let v: Vec<serde_json::Value> = list
             .iter()
@@ -159,7 +159,7 @@ async fn versions(sealed: &Sealed<'_>, ws: &str, a: &VersionsArgs) -> Result<(),
     if list.is_empty() {
         eprintln!(
             "No versions of {} (is bucket versioning enabled?).",
-            sealed.store.location(ws)
+            sealed.store().location(ws)
         );
     }
     for v in &list {
@@ -175,7 +175,7 @@ async fn versions(sealed: &Sealed<'_>, ws: &str, a: &VersionsArgs) -> Result<(),
     Ok(())
 }
 
-async fn restore(sealed: &Sealed<'_>, ws: &str, a: &RestoreArgs) -> Result<(), Failure> {
+async fn restore(sealed: &Sealed, ws: &str, a: &RestoreArgs) -> Result<(), Failure> {
     let opts = PushOptions {
         force: a.force,
         lock_timeout: Duration::from_secs(a.lock_timeout),
@@ -184,7 +184,7 @@ async fn restore(sealed: &Sealed<'_>, ws: &str, a: &RestoreArgs) -> Result<(), F
         Written::Stored { serial, lineage } => eprintln!(
             "Restored version {} to {}: serial {serial}, lineage {lineage}.",
             a.version,
-            sealed.store.location(ws)
+            sealed.store().location(ws)
         ),
         Written::Unchanged => {
             return Err(Failure::plain(exit::FAILURE, "nothing was restored"));

@@ -42,7 +42,7 @@ struct DeleteArgs {
 pub fn run(ctx: &Context, args: &WorkspaceArgs) -> Result<(), Failure> {
     block_on(async {
         let store = open(ctx).await?;
-        let sealed = Sealed::new(&*store, &ctx.loaded()?.encryption);
+        let sealed = Sealed::new(store.clone(), ctx.loaded()?.encryption.clone());
         match &args.command {
             WorkspaceCommand::List => {
                 for w in store.workspaces().await? {

@@ -6,13 +6,13 @@
 //! without them (fails under `STATESEAL_TEST_REQUIRE_PEERS`). The wrong-credentials case also
 //! uses `STATESEAL_TEST_AWS_AUTH_ENDPOINT` (a moto with IAM enforcement on).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use stateseal_store::testing::{unique, Peers, SLOW_APPLY_TF};
 use stateseal_store::LockInfo;
+use stateseal_testkit::{release, unique, Peers, SLOW_APPLY_TF};
 
 const KEY: &str = "app/terraform.tfstate";
 
@@ -154,15 +154,60 @@ impl Setup {
         None
     }
 
-    async fn wait_for_holder(&self) -> LockInfo {
-        let end = Instant::now() + Duration::from_secs(30);
+    /// Starts a Terraform apply that holds the lock until [`release`] is called on the
+    /// returned file, and waits (generously bounded) until every lock record of the mode exists.
+    async fn terraform_holding_the_lock(&self) -> (std::process::Child, PathBuf, LockInfo) {
+        let hold = self.path().join("release-apply");
+        let _ = std::fs::remove_file(&hold);
+        let mut child = self.peers.tf_spawn(
+            self.path(),
+            &[
+                "apply",
+                "-auto-approve",
+                "-no-color",
+                "-var",
+                &format!("hold_until={}", hold.display()),
+            ],
+        );
+        let end = Instant::now() + Duration::from_secs(180);
         while Instant::now() < end {
-            if let Some(h) = self.holder().await {
-                return h;
+            if self.every_lock_record_exists().await {
+                if let Some(h) = self.holder().await {
+                    return (child, hold, h);
+                }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("no lock appeared");
+        let _ = child.kill();
+        let output = child.wait_with_output().expect("wait for terraform");
+        release(&hold);
+        panic!(
+            "no lock appeared; terraform: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// Whether the lock file and the DynamoDB lock item exist, whatever they hold.
+    async fn lock_records(&self) -> (bool, bool) {
+        let file = self
+            .peers
+            .get_object(&self.bucket, &format!("{KEY}.tflock"))
+            .await
+            .is_some();
+        let item = match &self.table {
+            None => false,
+            Some(t) => self
+                .peers
+                .item_attr(t, &format!("{}/{KEY}", self.bucket), "Info")
+                .await
+                .is_some(),
+        };
+        (file, item)
+    }
+
+    async fn every_lock_record_exists(&self) -> bool {
+        let (file, item) = self.lock_records().await;
+        (file || !self.lockfile) && (item || self.table.is_none())
     }
 }
 
@@ -233,11 +278,7 @@ async fn terraform_interop(test: &str, mode: Mode) {
     let file = s.path().join("pulled.json");
     std::fs::write(&file, &pulled).unwrap();
     let before = s.object().await;
-    let mut child = s.peers.tf_spawn(
-        s.path(),
-        &["apply", "-auto-approve", "-no-color", "-var", "sleep_s=5"],
-    );
-    let holder = s.wait_for_holder().await;
+    let (mut child, hold, holder) = s.terraform_holding_the_lock().await;
     let push = s.ss(&["state", "push", "pulled.json"]);
     assert_eq!(push.code, 6, "{}", push.stderr);
     for want in [
@@ -255,6 +296,7 @@ async fn terraform_interop(test: &str, mode: Mode) {
         );
     }
     assert_eq!(s.object().await, before, "the refused push wrote nothing");
+    release(&hold);
     assert!(child.wait().unwrap().success());
 
     // A plaintext state pushed with serial + 1 is read by Terraform without a digest error.
@@ -281,13 +323,10 @@ async fn terraform_interop(test: &str, mode: Mode) {
     assert!(stale.stderr.contains("newer state"), "{}", stale.stderr);
 
     // A killed Terraform leaves its lock; force-unlock with the holder's ID clears it.
-    let mut child = s.peers.tf_spawn(
-        s.path(),
-        &["apply", "-auto-approve", "-no-color", "-var", "sleep_s=5"],
-    );
-    let holder = s.wait_for_holder().await;
+    let (mut child, hold, holder) = s.terraform_holding_the_lock().await;
     child.kill().unwrap();
     child.wait().unwrap();
+    release(&hold); // the provisioner's shell outlives the killed Terraform: let it end
     assert_eq!(
         s.holder().await.map(|h| h.id),
         Some(holder.id.clone()),
@@ -489,6 +528,96 @@ async fn encrypted_push_with_sse_kms() {
         "the old configuration can't read it any more: {}",
         old_only.stderr
     );
+}
+
+/// A DynamoDB lock item whose Info is not JSON and a `.tflock` that does not parse block
+/// `lock`, `state push` and `force-unlock ID` alike; `force-unlock` shows them as stored, and
+/// `force-unlock --unreadable` removes exactly those two records (not the `-md5` digest item),
+/// saying what it removed.
+#[tokio::test]
+async fn force_unlock_shows_and_removes_unreadable_lock_records() {
+    let Some(peers) = Peers::aws("force_unlock_shows_and_removes_unreadable_lock_records") else {
+        return;
+    };
+    let s = Setup::new(peers, Mode::Both, "").await;
+    std::fs::write(s.path().join("plain.json"), vector("state_plain.json")).unwrap();
+    ok(s.ss(&["state", "push", "plain.json"]), "first push");
+    let table = s.table.clone().unwrap();
+    let lock_id = format!("{}/{KEY}", s.bucket);
+    let digest_id = format!("{lock_id}-md5");
+    let digest = s.peers.item_attr(&table, &digest_id, "Digest").await;
+    assert!(digest.is_some());
+    s.peers
+        .put_item(&table, &lock_id, "Info", "{\"ID\": half a lock")
+        .await;
+    s.peers
+        .put_object(&s.bucket, &format!("{KEY}.tflock"), b"<<corrupt tflock>>")
+        .await;
+
+    for args in [&["lock"][..], &["state", "push", "plain.json"]] {
+        let o = s.ss(args);
+        assert_eq!(o.code, 6, "{args:?}: {}", o.stderr);
+        assert!(
+            o.stderr.contains("force-unlock --unreadable"),
+            "{args:?}: {}",
+            o.stderr
+        );
+    }
+    let o = s.ss(&["force-unlock", "some-id"]);
+    assert_eq!(o.code, 6, "{}", o.stderr);
+    for want in [
+        "{\"ID\": half a lock",
+        "<<corrupt tflock>>",
+        &format!("s3://{}/{KEY}.tflock", s.bucket),
+        &format!("DynamoDB table {table} item {lock_id:?}"),
+        "stateseal force-unlock --unreadable",
+    ] {
+        assert!(
+            o.stderr.contains(want),
+            "{want:?} missing in:\n{}",
+            o.stderr
+        );
+    }
+    assert_eq!(
+        s.lock_records().await,
+        (true, true),
+        "nothing removed without --unreadable"
+    );
+
+    let o = ok(
+        s.ss(&["force-unlock", "--unreadable"]),
+        "force-unlock --unreadable",
+    );
+    for want in [
+        &format!(
+            "Removed the unreadable lock record s3://{}/{KEY}.tflock",
+            s.bucket
+        ),
+        "<<corrupt tflock>>",
+        &format!("Removed the unreadable lock record DynamoDB table {table} item {lock_id:?}"),
+        "{\"ID\": half a lock",
+    ] {
+        assert!(
+            o.stderr.contains(want),
+            "{want:?} missing in:\n{}",
+            o.stderr
+        );
+    }
+    assert_eq!(s.lock_records().await, (false, false));
+    assert_eq!(
+        s.peers.item_attr(&table, &digest_id, "Digest").await,
+        digest,
+        "the digest item is untouched"
+    );
+    let again = s.ss(&["force-unlock", "--unreadable"]);
+    assert_eq!(again.code, 1, "{}", again.stderr);
+    assert!(
+        again.stderr.contains("no unreadable lock record"),
+        "{}",
+        again.stderr
+    );
+    let id = ok(s.ss(&["lock"]), "lock after removal").text();
+    ok(s.ss(&["unlock", id.trim()]), "unlock");
 }
 
 #[tokio::test]

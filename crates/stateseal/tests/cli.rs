@@ -1,4 +1,5 @@
-//! End-to-end tests of the file commands: the real binary, real files.
+//! End-to-end tests of the file commands, and of `state push`/`pull` on the local backend: the
+//! real binary, real files.
 
 use std::path::{Path, PathBuf};
 
@@ -504,4 +505,171 @@ fn remote_state_targets_use_their_named_block_else_default() {
         "a malformed --target is a usage error: {}",
         o.stderr
     );
+}
+
+/// `state_plain.json` with its serial and lineage replaced (and an output, so content differs).
+fn state_with(serial: u64, lineage: &str, output: &str) -> Vec<u8> {
+    let mut v: Value =
+        serde_json::from_slice(&std::fs::read(testdata("vectors/state_plain.json")).unwrap())
+            .unwrap();
+    v["serial"] = serial.into();
+    v["lineage"] = lineage.into();
+    v["outputs"] = serde_json::json!({ "marker": { "value": output, "type": "string" } });
+    serde_json::to_vec_pretty(&v).unwrap()
+}
+
+fn stored_header(path: &Path) -> (u64, String, String) {
+    let v: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    (
+        v["serial"].as_u64().unwrap(),
+        v["lineage"].as_str().unwrap().to_string(),
+        v["outputs"]["marker"]["value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    )
+}
+
+/// BACKENDS.md §1: `state push` refuses another lineage, a lower serial, and the same serial
+/// with other content, leaving the stored state untouched; `--force` overrides each.
+#[test]
+fn state_push_on_the_local_backend_refuses_other_lineages_and_lower_serials_unless_forced() {
+    let d = tempfile::tempdir().unwrap();
+    let stored = d.path().join("terraform.tfstate");
+    let push = |name: &str, body: Vec<u8>, force: bool| {
+        std::fs::write(d.path().join(name), body).unwrap();
+        let mut c = stateseal(d.path());
+        c.args(["state", "push", name]);
+        if force {
+            c.arg("--force");
+        }
+        run(&mut c)
+    };
+    const L1: &str = "11111111-1111-4111-8111-111111111111";
+    const L2: &str = "22222222-2222-4222-8222-222222222222";
+    let o = push("first.json", state_with(5, L1, "first"), false);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(stored_header(&stored), (5, L1.into(), "first".into()));
+    let before = std::fs::read(&stored).unwrap();
+
+    let refusals = [
+        (
+            state_with(9, L2, "other lineage"),
+            format!("cannot import state with lineage \"{L2}\" over unrelated state with lineage \"{L1}\""),
+        ),
+        (
+            state_with(4, L1, "older"),
+            "cannot import state with serial 4 over newer state with serial 5".to_string(),
+        ),
+        (
+            state_with(5, L1, "same serial, other content"),
+            "cannot overwrite existing state with serial 5 with a different state that has the same serial".to_string(),
+        ),
+    ];
+    for (body, message) in &refusals {
+        let o = push("refused.json", body.clone(), false);
+        assert_eq!(o.code, 1, "{message}: {}", o.stderr);
+        assert!(
+            o.stderr.contains(message.as_str()),
+            "{message}: {}",
+            o.stderr
+        );
+        assert!(o.stderr.contains("--force"), "{}", o.stderr);
+        assert_eq!(
+            std::fs::read(&stored).unwrap(),
+            before,
+            "{message}: the stored state is untouched"
+        );
+    }
+
+    // --force overrides each; the stored serial is the pushed one + 1 (OpenTofu's rule)
+    let o = push("forced.json", state_with(9, L2, "other lineage"), true);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(
+        stored_header(&stored),
+        (10, L2.into(), "other lineage".into())
+    );
+    let o = push("forced.json", state_with(2, L2, "older"), true);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(stored_header(&stored), (3, L2.into(), "older".into()));
+    let o = push("forced.json", state_with(3, L2, "same serial"), true);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(stored_header(&stored), (4, L2.into(), "same serial".into()));
+}
+
+/// Opens a pbkdf2 + aes_gcm envelope with ring directly, following ENCRYPTION-FORMAT.md (the
+/// rules the vectors were written by), not with stateseal's own key provider and method code.
+fn open_envelope_independently(envelope: &[u8], passphrase: &str, meta_key: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let env: Value = serde_json::from_slice(envelope).unwrap();
+    assert_eq!(env["encryption_version"], "v0");
+    let meta: Value =
+        serde_json::from_slice(&b64.decode(env["meta"][meta_key].as_str().unwrap()).unwrap())
+            .unwrap();
+    let salt = b64.decode(meta["salt"].as_str().unwrap()).unwrap();
+    let iterations = meta["iterations"].as_u64().unwrap() as u32;
+    let alg = match meta["hash_function"].as_str().unwrap() {
+        "sha256" => ring::pbkdf2::PBKDF2_HMAC_SHA256,
+        "sha512" => ring::pbkdf2::PBKDF2_HMAC_SHA512,
+        other => panic!("hash {other}"),
+    };
+    let mut key = vec![0u8; meta["key_length"].as_u64().unwrap() as usize];
+    ring::pbkdf2::derive(
+        alg,
+        std::num::NonZeroU32::new(iterations).unwrap(),
+        &salt,
+        passphrase.as_bytes(),
+        &mut key,
+    );
+    let aead_alg = match key.len() {
+        16 => &ring::aead::AES_128_GCM,
+        32 => &ring::aead::AES_256_GCM,
+        n => panic!("key length {n}"),
+    };
+    let key = ring::aead::LessSafeKey::new(ring::aead::UnboundKey::new(aead_alg, &key).unwrap());
+    let mut data = b64.decode(env["encrypted_data"].as_str().unwrap()).unwrap();
+    let nonce = ring::aead::Nonce::try_assume_unique_for_key(&data[..12]).unwrap();
+    let plain = key
+        .open_within(nonce, ring::aead::Aad::empty(), &mut data, 12..)
+        .unwrap();
+    plain.to_vec()
+}
+
+/// Encryption through the local backend (not only S3): what `state push` leaves on disk is a
+/// state envelope that opens under the format's rules with the configured passphrase, and
+/// `state pull` gives the state back.
+#[test]
+fn state_push_through_the_local_backend_writes_an_envelope() {
+    let d = tempfile::tempdir().unwrap();
+    // vector state-pbkdf2-aesgcm's configuration (sha512, 600000 iterations, 32-byte key)
+    std::fs::write(
+        d.path().join("main.tf"),
+        format!("terraform {{\n  backend \"local\" {{ path = \"states/app.tfstate\" }}\n  encryption {{\n{PBKDF2_MAIN}state {{ method = method.aes_gcm.main }}\n  }}\n}}\n"),
+    )
+    .unwrap();
+    std::fs::create_dir(d.path().join("states")).unwrap();
+    let plain = std::fs::read(testdata("vectors/state_plain.json")).unwrap();
+    std::fs::write(d.path().join("plain.json"), &plain).unwrap();
+    let o = run(stateseal(d.path()).args(["state", "push", "plain.json"]));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+
+    let on_disk = std::fs::read(d.path().join("states/app.tfstate")).unwrap();
+    let header: Value = serde_json::from_slice(&on_disk).unwrap();
+    assert_eq!(
+        header["lineage"], "5b3c0f4e-2d7a-4c1e-9a8b-0f1e2d3c4b5a",
+        "{header}"
+    );
+    assert_eq!(header["serial"], 3, "a new state keeps its serial");
+    assert!(header.get("resources").is_none(), "no plaintext: {header}");
+    let opened = open_envelope_independently(
+        &on_disk,
+        "correct-horse-battery-staple",
+        "key_provider.pbkdf2.main",
+    );
+    assert_eq!(opened, plain);
+
+    let o = run(stateseal(d.path()).args(["state", "pull"]));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(o.stdout, plain);
 }

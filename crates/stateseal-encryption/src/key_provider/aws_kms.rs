@@ -3,8 +3,9 @@
 //!
 //! Unlike OpenTofu, which calls `GenerateDataKey` on every setup, this provider calls only what
 //! the purpose needs: `GenerateDataKey` to encrypt, `Decrypt` to decrypt. Building it does no
-//! I/O. The SDK runs on a thread of its own ([`crate::aws::block_on_thread`]), so the provider
-//! can be called from inside a tokio runtime.
+//! I/O. The SDK runs on stateseal-aws's process-wide runtime ([`stateseal_aws::block_on_thread`]),
+//! so the provider can be called from inside a tokio runtime, and the SDK configuration (with its
+//! credentials cache: one STS AssumeRole per process) is built once per settings and shared.
 
 use std::collections::BTreeMap;
 
@@ -12,8 +13,8 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use super::{KeyProvider, Provided, ProviderError, Purpose};
-use crate::aws::{block_on_thread, describe_error, sdk_config, AwsSettings};
-use crate::secret::Secret;
+use stateseal_aws::{block_on_thread, classify, describe_error, shared_sdk_config, AwsSettings};
+use stateseal_core::Secret;
 
 /// The `key_spec` values KMS `GenerateDataKey` accepts, in OpenTofu's order.
 pub const KEY_SPECS: [&str; 2] = ["AES_256", "AES_128"];
@@ -36,6 +37,9 @@ pub struct AwsKms {
     key_spec: aws_sdk_kms::types::DataKeySpec,
     encryption_context: BTreeMap<String, String>,
     aws: AwsSettings,
+    /// Identifies `aws` for the process-wide SDK configuration cache (a digest of the settings
+    /// as configured; the settings themselves are never kept there).
+    settings_id: [u8; 32],
 }
 
 /// The stored metadata: `{"ciphertext_blob":b64}` plus `"encryption_context"` when non-empty.
@@ -104,7 +108,14 @@ pub fn build(config: &serde_json::Value) -> Result<Box<dyn KeyProvider>, String>
     c.aws.validate()?;
     // As OpenTofu does while building: the region must be known (attribute or environment).
     c.aws.region()?;
+    let mut settings_only = config.clone();
+    if let Some(obj) = settings_only.as_object_mut() {
+        obj.retain(|k, _| !OWN_ATTRIBUTES.contains(&k.as_str()));
+    }
+    let settings_id = stateseal_aws::settings_id(&settings_only);
+    stateseal_core::secret::scrub_json(&mut settings_only);
     Ok(Box::new(AwsKms {
+        settings_id,
         key_id,
         key_spec: aws_sdk_kms::types::DataKeySpec::from(key_spec.as_str()),
         encryption_context: c.encryption_context,
@@ -122,7 +133,7 @@ impl AwsKms {
     }
 
     async fn client(&self) -> Result<(aws_sdk_kms::Client, String), ProviderError> {
-        let config = sdk_config(&self.aws)
+        let config = shared_sdk_config(self.settings_id, &self.aws)
             .await
             .map_err(|e| ProviderError::Failed(format!("AWS configuration: {e}")))?;
         let region = config.region().map(|r| r.to_string()).unwrap_or_default();
@@ -146,12 +157,15 @@ impl AwsKms {
             .send()
             .await
             .map_err(|e| {
-                ProviderError::Failed(format!(
-                    "failed to generate a data key with {}: {}{}",
-                    self.describe_target(&region),
-                    describe_error(&e),
-                    hint(&e),
-                ))
+                ProviderError::service(
+                    classify(&e),
+                    format!(
+                        "failed to generate a data key with {}: {}{}",
+                        self.describe_target(&region),
+                        describe_error(&e),
+                        hint(&e),
+                    ),
+                )
             })?;
         let key = out
             .plaintext
@@ -184,12 +198,15 @@ impl AwsKms {
             .send()
             .await
             .map_err(|e| {
-                ProviderError::Failed(format!(
-                    "failed to decrypt the stored data key with {}: {}{}",
-                    self.describe_target(&region),
-                    describe_error(&e),
-                    hint(&e),
-                ))
+                ProviderError::service(
+                    classify(&e),
+                    format!(
+                        "failed to decrypt the stored data key with {}: {}{}",
+                        self.describe_target(&region),
+                        describe_error(&e),
+                        hint(&e),
+                    ),
+                )
             })?;
         out.plaintext
             .take()

@@ -12,6 +12,8 @@ use ring::rand::SecureRandom as _;
 use serde::Deserialize;
 use serde_json::json;
 
+use stateseal_core::ServiceErrorKind;
+
 use super::{KeyProvider, Provided, ProviderError, Purpose};
 use crate::http_json;
 use crate::secret::Secret;
@@ -172,12 +174,18 @@ impl GcpKms {
             endpoint.trim_end_matches('/'),
             self.key_name
         );
-        let fail = |cause: String| {
-            ProviderError::Failed(format!(
-                "failed to {op} the data key with GCP KMS key {:?}: {cause}",
-                self.key_name
-            ))
+        let fail_as = |kind: ServiceErrorKind| {
+            move |cause: String| {
+                ProviderError::service(
+                    kind,
+                    format!(
+                        "failed to {op} the data key with GCP KMS key {:?}: {cause}",
+                        self.key_name
+                    ),
+                )
+            }
         };
+        let fail = fail_as(ServiceErrorKind::Other);
         let agent = http_json::agent(None).map_err(fail)?;
         let token = self.credentials.token(&agent).map_err(fail)?;
         let auth = zeroize::Zeroizing::new(format!(
@@ -187,7 +195,7 @@ impl GcpKms {
         let mut body = body;
         let reply = http_json::send_json(&agent, "POST", &url, &[("Authorization", &auth)], &body);
         crate::secret::scrub_json(&mut body);
-        let reply = reply.map_err(fail)?;
+        let reply = reply.map_err(fail_as(ServiceErrorKind::Network))?;
         if reply.is_success() {
             return Ok(reply);
         }
@@ -201,7 +209,9 @@ impl GcpKms {
             }
             _ => "",
         };
-        Err(fail(format!("{err}{hint}")))
+        Err(fail_as(ServiceErrorKind::from_http_status(reply.status))(
+            format!("{err}{hint}"),
+        ))
     }
 
     fn body(&self, field: &str, value: &[u8]) -> serde_json::Value {

@@ -81,20 +81,67 @@ pub trait KeyProvider: Send + Sync {
 pub type KeyProviderFactory =
     Arc<dyn Fn(&serde_json::Value) -> Result<Box<dyn KeyProvider>, String> + Send + Sync>;
 
-/// A failure while producing keys.
+/// A failure while producing keys. The variant is the kind of failure; the message names the
+/// provider's key and the service's answer and never holds key material.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProviderError {
     /// The stored metadata cannot be decoded into this provider's metadata structure.
     Metadata(String),
+    /// The key service could not be reached (network, DNS, TLS, timeout).
+    Unreachable(String),
+    /// The key service refused the credentials or the operation.
+    Denied(String),
     /// Any other failure (key service errors, invalid upstream keys, ...).
     Failed(String),
 }
 
+/// The kind of a key-provider failure, for callers that choose a fix or a retry by it.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProviderErrorKind {
+    /// See [`ProviderError::Metadata`].
+    BadMetadata,
+    /// See [`ProviderError::Unreachable`].
+    Unreachable,
+    /// See [`ProviderError::Denied`].
+    Denied,
+    /// See [`ProviderError::Failed`].
+    Failed,
+}
+
+impl ProviderError {
+    pub fn kind(&self) -> ProviderErrorKind {
+        match self {
+            ProviderError::Metadata(_) => ProviderErrorKind::BadMetadata,
+            ProviderError::Unreachable(_) => ProviderErrorKind::Unreachable,
+            ProviderError::Denied(_) => ProviderErrorKind::Denied,
+            ProviderError::Failed(_) => ProviderErrorKind::Failed,
+        }
+    }
+
+    /// A service failure with `message`, classified by the service error's kind.
+    pub fn service(kind: stateseal_core::ServiceErrorKind, message: String) -> ProviderError {
+        use stateseal_core::ServiceErrorKind as K;
+        match kind {
+            K::Network => ProviderError::Unreachable(message),
+            K::AccessDenied => ProviderError::Denied(message),
+            _ => ProviderError::Failed(message),
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            ProviderError::Metadata(m)
+            | ProviderError::Unreachable(m)
+            | ProviderError::Denied(m)
+            | ProviderError::Failed(m) => m,
+        }
+    }
+}
+
 impl std::fmt::Display for ProviderError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ProviderError::Metadata(m) | ProviderError::Failed(m) => f.write_str(m),
-        }
+        f.write_str(self.message())
     }
 }
 

@@ -9,6 +9,8 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::json;
 
+use stateseal_core::ServiceErrorKind;
+
 use super::{KeyProvider, Provided, ProviderError, Purpose};
 use crate::http_json;
 use crate::secret::Secret;
@@ -208,7 +210,7 @@ impl OpenBao {
         crate::secret::scrub_json(&mut body);
         // Transport errors already name the URL.
         let reply = reply.map_err(|e| {
-            ProviderError::Failed(format!(
+            ProviderError::Unreachable(format!(
                 "failed to {what} with OpenBao transit key {:?}: {e}",
                 self.key_name
             ))
@@ -224,7 +226,12 @@ impl OpenBao {
                 404 => " (check transit_engine_path: is the transit engine mounted there?)",
                 _ => "",
             };
-            return Err(fail(format!("HTTP {}: {errors}{hint}", reply.status)));
+            return Err(ProviderError::service(
+                ServiceErrorKind::from_http_status(reply.status),
+                fail(format!("HTTP {}: {errors}{hint}", reply.status))
+                    .message()
+                    .to_string(),
+            ));
         }
         reply
             .json::<Response>()

@@ -3,7 +3,6 @@
 
 use std::num::NonZeroU32;
 
-use ring::rand::SecureRandom as _;
 use serde::{Deserialize, Serialize};
 
 use super::{KeyProvider, Provided, ProviderError, Purpose};
@@ -221,11 +220,7 @@ impl KeyProvider for Pbkdf2 {
             Purpose::Encrypt => {
                 let passphrase = passphrase.expect("checked above");
                 let mut salt = vec![0u8; self.salt_length];
-                ring::rand::SystemRandom::new()
-                    .fill(&mut salt)
-                    .map_err(|_| {
-                        ProviderError::Failed("the system random number generator failed".into())
-                    })?;
+                crate::randomness::fill(&mut salt).map_err(ProviderError::Failed)?;
                 let key = derive(
                     self.hash,
                     passphrase.expose(),

@@ -3,7 +3,6 @@
 use aes_gcm::aead::AeadInPlace as _;
 use aes_gcm::KeyInit as _;
 use ring::aead;
-use ring::rand::SecureRandom as _;
 use serde::Deserialize;
 
 use super::{keys_from_value, Method, MethodError};
@@ -82,9 +81,7 @@ impl Method for AesGcm {
             .as_ref()
             .ok_or(MethodError::NoEncryptionKey)?;
         let mut nonce = [0u8; NONCE_LEN];
-        ring::rand::SystemRandom::new()
-            .fill(&mut nonce)
-            .map_err(|_| MethodError::Failed("the system random number generator failed".into()))?;
+        crate::randomness::fill(&mut nonce).map_err(MethodError::Failed)?;
         let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(plaintext);

@@ -6,7 +6,7 @@
 Keys: "Hello world! 123" (16 bytes); stored metadata {"salt": "<b>", "n": 2}. --record appends
 each stdin it receives (one per line) to FILE; --pid writes the process ID to FILE. MODE:
   ok           (default) follow the protocol
-  hang         write the header, then sleep
+  hang [MARKER]  write the header, then (after creating the file MARKER, if given) sleep
   garbage      write the header, then text that is not JSON
   bad-magic    write a header with the wrong magic
   no-header    write the output without the header line
@@ -42,6 +42,8 @@ if mode != "no-header":
 if mode == "hang":
     sys.stderr.write("keyprovider.py: hanging on purpose\n")
     sys.stderr.flush()
+    if len(args) > 1:
+        open(args[1], "w").close()
     time.sleep(600)
 
 data = sys.stdin.read()

@@ -2,7 +2,8 @@
 # An external key provider (OpenTofu protocol, version 1) in POSIX sh.
 #
 #   keyprovider.sh            a 16-byte key 01..10; stores {"generation":1}
-#   keyprovider.sh hang       writes the header, then sleeps (replaced by sleep: one process)
+#   keyprovider.sh hang [MARKER]  writes the header, creates the file MARKER (if given), then
+#                             sleeps (replaced by sleep: one process)
 #   keyprovider.sh exit3      writes an error to stderr and exits 3
 set -e
 
@@ -10,6 +11,7 @@ case "${1:-}" in
   hang)
     echo '{"magic":"OpenTofu-External-Key-Provider","version":1}'
     echo "keyprovider.sh: hanging on purpose" >&2
+    if [ -n "${2:-}" ]; then : > "$2"; fi
     exec sleep 600
     ;;
   exit3)

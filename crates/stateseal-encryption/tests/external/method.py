@@ -4,7 +4,8 @@
     method.py [--record FILE] [MODE]
 
 Without a key, XOR with 0x5a. --record appends each stdin it receives to FILE. MODE:
-  ok (default), hang (header, then sleep), garbage (header, then not JSON), exit2.
+  ok (default), hang [MARKER] (header, then create the file MARKER if given, then sleep),
+  garbage (header, then not JSON), exit2.
 """
 import base64
 import json
@@ -21,6 +22,8 @@ sys.stdout.write(json.dumps({"magic": "OpenTofu-External-Encryption-Method", "ve
 sys.stdout.flush()
 
 if mode == "hang":
+    if len(args) > 1:
+        open(args[1], "w").close()
     time.sleep(600)
 
 data = sys.stdin.read()

@@ -1,10 +1,10 @@
 //! The S3 backend's configuration: the `backend "s3"` block, `--backend-config` overrides and
-//! the AWS environment, checked the way OpenTofu checks them (BACKENDS.md §3.1).
+//! the AWS environment, checked the way OpenTofu checks them (docs/BACKENDS.md §3.1).
 
 use std::collections::BTreeMap;
 
 use hcl::Value;
-use stateseal_encryption::aws::AwsSettings;
+use stateseal_aws::AwsSettings;
 use stateseal_encryption::config::eval::StaticEvaluator;
 use stateseal_encryption::config::syntax::{self, Block};
 use stateseal_encryption::diagnostics::Location;

@@ -1,4 +1,4 @@
-//! The S3 calls, with the headers OpenTofu sends (BACKENDS.md §3.3, §3.4, §3.6): SSE-KMS,
+//! The S3 calls, with the headers OpenTofu sends (docs/BACKENDS.md §3.3, §3.4, §3.6): SSE-KMS,
 //! SSE-S3 or SSE-C when `encrypt` is on, the SHA-256 checksum unless `skip_s3_checksum`, the
 //! canned ACL and object tags.
 
@@ -6,8 +6,9 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, ObjectCannedAcl, ServerSideEncryption};
 use base64::Engine as _;
+use bytes::Bytes;
 use md5::{Digest as _, Md5};
-pub use stateseal_encryption::aws::describe_error as describe;
+pub use stateseal_aws::describe_error as describe;
 
 use super::builder::S3Config;
 use crate::store::{Object, PutMode, Version, VersionInfo};
@@ -87,11 +88,16 @@ impl ObjectClient {
         }
     }
 
-    fn service(&self, operation: &'static str, key: &str, message: String) -> Error {
+    fn service<E>(&self, operation: &'static str, key: &str, e: SdkError<E>) -> Error
+    where
+        E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
         Error::Service {
             operation,
             what: self.url(key),
-            message,
+            kind: stateseal_aws::classify(&e),
+            message: describe(&e),
+            source: Some(Box::new(e)),
         }
     }
 
@@ -126,7 +132,7 @@ impl ObjectClient {
                             ),
                         }
                     }
-                    _ => self.service("GetObject", key, describe(&e)),
+                    _ => self.service("GetObject", key, e),
                 });
             }
         };
@@ -136,9 +142,14 @@ impl ObjectClient {
             .body
             .collect()
             .await
-            .map_err(|e| self.service("GetObject", key, e.to_string()))?
-            .into_bytes()
-            .to_vec();
+            .map_err(|e| Error::Service {
+                operation: "GetObject",
+                what: self.url(key),
+                kind: stateseal_core::ServiceErrorKind::Network,
+                message: e.to_string(),
+                source: Some(Box::new(e)),
+            })?
+            .into_bytes();
         if bytes.is_empty() {
             return Ok(None);
         }
@@ -161,7 +172,7 @@ impl ObjectClient {
         match req.send().await {
             Ok(_) => Ok(true),
             Err(e) if status(&e) == Some(404) => Ok(false),
-            Err(e) => Err(self.service("HeadObject", key, describe(&e))),
+            Err(e) => Err(self.service("HeadObject", key, e)),
         }
     }
 
@@ -173,13 +184,17 @@ impl ObjectClient {
     pub async fn put(
         &self,
         key: &str,
-        body: &[u8],
+        body: Bytes,
         mode: &PutMode,
         purpose: Purpose,
     ) -> Result<Version> {
         let mut mode = mode.clone();
         loop {
-            let e = match self.put_request(key, body, &mode, purpose).send().await {
+            let e = match self
+                .put_request(key, body.clone(), &mode, purpose)
+                .send()
+                .await
+            {
                 Ok(out) => return Ok(Version(out.e_tag.unwrap_or_default())),
                 Err(e) => e,
             };
@@ -197,7 +212,7 @@ impl ObjectClient {
                     what: self.url(key),
                     message: describe(&e),
                 },
-                _ => self.service("PutObject", key, describe(&e)),
+                _ => self.service("PutObject", key, e),
             });
         }
     }
@@ -205,7 +220,7 @@ impl ObjectClient {
     fn put_request(
         &self,
         key: &str,
-        body: &[u8],
+        body: Bytes,
         mode: &PutMode,
         purpose: Purpose,
     ) -> aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder {
@@ -217,7 +232,7 @@ impl ObjectClient {
             .key(key)
             .content_type("application/json")
             .content_length(body.len() as i64)
-            .body(ByteStream::from(body.to_vec()));
+            .body(ByteStream::from(body));
         if !cfg.skip_s3_checksum {
             req = req.checksum_algorithm(ChecksumAlgorithm::Sha256);
         }
@@ -263,7 +278,30 @@ impl ObjectClient {
         {
             Ok(_) => Ok(()),
             Err(e) if code(&e) == Some("NoSuchBucket") => Err(self.bucket_missing()),
-            Err(e) => Err(self.service("DeleteObject", key, describe(&e))),
+            Err(e) => Err(self.service("DeleteObject", key, e)),
+        }
+    }
+
+    /// DeleteObject on the condition that the object's ETag is still `etag` (`If-Match`).
+    pub async fn delete_if_match(&self, key: &str, etag: &str) -> Result<()> {
+        match self
+            .s3
+            .delete_object()
+            .bucket(&self.cfg.bucket)
+            .key(key)
+            .if_match(etag)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if code(&e) == Some("NoSuchBucket") => Err(self.bucket_missing()),
+            Err(e) if status(&e) == Some(412) || status(&e) == Some(404) => {
+                Err(Error::Precondition {
+                    what: self.url(key),
+                    message: format!("If-Match {etag}: {}", describe(&e)),
+                })
+            }
+            Err(e) => Err(self.service("DeleteObject", key, e)),
         }
     }
 
@@ -290,7 +328,7 @@ impl ObjectClient {
                     return match code(&e) {
                         Some("NoSuchBucket") => Err(self.bucket_missing()),
                         Some("AccessDenied") => Ok(keys),
-                        _ => Err(self.service("ListObjectsV2", prefix, describe(&e))),
+                        _ => Err(self.service("ListObjectsV2", prefix, e)),
                     }
                 }
             };
@@ -321,7 +359,7 @@ impl ObjectClient {
             let out = match req.send().await {
                 Ok(o) => o,
                 Err(e) if code(&e) == Some("NoSuchBucket") => return Err(self.bucket_missing()),
-                Err(e) => return Err(self.service("ListObjectVersions", key, describe(&e))),
+                Err(e) => return Err(self.service("ListObjectVersions", key, e)),
             };
             let fmt = |t: Option<&aws_sdk_s3::primitives::DateTime>| {
                 t.and_then(|t| t.fmt(aws_sdk_s3::primitives::DateTimeFormat::DateTime).ok())

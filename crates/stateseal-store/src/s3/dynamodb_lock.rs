@@ -1,4 +1,4 @@
-//! DynamoDB lock items and the `-md5` digest item (BACKENDS.md §3.3 step 4, §3.4, §3.5).
+//! DynamoDB lock items and the `-md5` digest item (docs/BACKENDS.md §3.3 step 4, §3.4, §3.5).
 //!
 //! Lock item: `{LockID: "<bucket>/<key>", Info: <LockInfo JSON>}` put with
 //! `attribute_not_exists(LockID)`. Release checks the holder's ID and deletes on the condition
@@ -10,6 +10,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::client::describe;
+use crate::store::UnreadableLock;
 use crate::{Error, LockInfo, Result};
 
 /// The lock table.
@@ -24,11 +25,25 @@ fn s(v: impl Into<String>) -> AttributeValue {
 }
 
 impl LockTable {
-    fn service(&self, operation: &'static str, lock_id: &str, message: String) -> Error {
+    /// The item, for messages.
+    pub(crate) fn item_location(&self, lock_id: &str) -> String {
+        format!("DynamoDB table {} item {lock_id:?}", self.table)
+    }
+
+    fn service<E>(&self, operation: &'static str, lock_id: &str, e: SdkError<E>) -> Error
+    where
+        E: aws_sdk_dynamodb::error::ProvideErrorMetadata
+            + std::error::Error
+            + Send
+            + Sync
+            + 'static,
+    {
         Error::Service {
             operation,
             what: format!("DynamoDB table {} item {lock_id:?}", self.table),
-            message,
+            kind: stateseal_aws::classify(&e),
+            message: describe(&e),
+            source: Some(Box::new(e)),
         }
     }
 
@@ -46,7 +61,7 @@ impl LockTable {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| self.service("GetItem", lock_id, describe(&e)))?;
+            .map_err(|e| self.service("GetItem", lock_id, e))?;
         Ok(out.item)
     }
 
@@ -61,11 +76,65 @@ impl LockTable {
         };
         let info = LockInfo::parse(raw.as_bytes()).map_err(|e| Error::LockFailed {
             message: format!(
-                "the lock item {lock_id:?} in DynamoDB table {} has unreadable Info: {e}",
+                "the lock item {lock_id:?} in DynamoDB table {} has unreadable Info: {e}\nShow and remove it with: stateseal force-unlock --unreadable",
                 self.table
             ),
         })?;
         Ok(Some((info, raw)))
+    }
+
+    /// The lock item, if there is one and its `Info` does not parse.
+    pub async fn unreadable(&self, lock_id: &str) -> Result<Option<UnreadableLock>> {
+        let Some(item) = self.get_item(lock_id, "LockID, Info").await? else {
+            return Ok(None);
+        };
+        let raw = match item.get("Info") {
+            Some(AttributeValue::S(raw)) => Some(raw.clone()),
+            _ => None,
+        };
+        let problem = match &raw {
+            Some(r) => match LockInfo::parse(r.as_bytes()) {
+                Ok(_) => return Ok(None),
+                Err(e) => e.to_string(),
+            },
+            None => "the item has no string Info attribute".to_string(),
+        };
+        Ok(Some(UnreadableLock {
+            location: self.item_location(lock_id),
+            raw: raw.map(String::into_bytes),
+            problem,
+            token: String::new(),
+        }))
+    }
+
+    /// Deletes the unreadable lock item `lock_id` on the condition that its `Info` is still
+    /// exactly as read. Only that item: the `-md5` digest item has another LockID.
+    pub async fn remove_unreadable(&self, lock_id: &str, lock: &UnreadableLock) -> Result<()> {
+        let req = self
+            .ddb
+            .delete_item()
+            .table_name(&self.table)
+            .key("LockID", s(lock_id));
+        let req = match &lock.raw {
+            Some(raw) => req
+                .condition_expression("Info = :info")
+                .expression_attribute_values(":info", s(String::from_utf8_lossy(raw))),
+            None => {
+                req.condition_expression("attribute_exists(LockID) AND attribute_not_exists(Info)")
+            }
+        };
+        req.send().await.map_err(|e| {
+            let why = match &e {
+                SdkError::ServiceError(se) if se.err().is_conditional_check_failed_exception() => {
+                    "it changed or disappeared since it was read".to_string()
+                }
+                _ => describe(&e),
+            };
+            Error::UnlockFailed {
+                message: format!("{} was not removed: {why}", lock.location),
+            }
+        })?;
+        Ok(())
     }
 
     /// Takes the lock with `info` (whose ID is already set).
@@ -168,7 +237,7 @@ impl LockTable {
             .item("Digest", s(hex))
             .send()
             .await
-            .map_err(|e| self.service("PutItem", digest_id, describe(&e)))?;
+            .map_err(|e| self.service("PutItem", digest_id, e))?;
         Ok(())
     }
 
@@ -179,7 +248,7 @@ impl LockTable {
             .key("LockID", s(digest_id))
             .send()
             .await
-            .map_err(|e| self.service("DeleteItem", digest_id, describe(&e)))?;
+            .map_err(|e| self.service("DeleteItem", digest_id, e))?;
         Ok(())
     }
 }

@@ -1,5 +1,5 @@
 //! Object keys, lock IDs and workspace listing exactly as OpenTofu lays them out
-//! (BACKENDS.md §3.2, §7.2, §7.6).
+//! (docs/BACKENDS.md §3.2, §7.2, §7.6).
 
 use crate::DEFAULT_WORKSPACE;
 

@@ -1,8 +1,8 @@
 //! The S3-native lock: `<state key>.tflock`, created with `If-None-Match: *` and the same SSE,
-//! ACL and checksum headers as the state, tagged with `lock_tags` (BACKENDS.md §3.6).
+//! ACL and checksum headers as the state, tagged with `lock_tags` (docs/BACKENDS.md §3.6).
 
 use super::client::{ObjectClient, Purpose};
-use crate::store::PutMode;
+use crate::store::{PutMode, UnreadableLock};
 use crate::{Error, LockInfo, Result};
 
 /// Lock files in the state bucket.
@@ -12,7 +12,7 @@ pub struct LockFile {
 }
 
 impl LockFile {
-    fn url(&self, key: &str) -> String {
+    pub(crate) fn url(&self, key: &str) -> String {
         format!("s3://{}/{key}", self.objects.cfg.bucket)
     }
 
@@ -24,7 +24,33 @@ impl LockFile {
         LockInfo::parse(&obj.bytes)
             .map(Some)
             .map_err(|e| Error::LockFailed {
-                message: format!("the lock file {} is unreadable: {e}", self.url(key)),
+                message: format!(
+                    "the lock file {} is unreadable: {e}\nShow and remove it with: stateseal force-unlock --unreadable",
+                    self.url(key)
+                ),
+            })
+    }
+
+    /// The lock file, if there is one and it does not parse.
+    pub async fn unreadable(&self, key: &str) -> Result<Option<UnreadableLock>> {
+        let Some(obj) = self.objects.get(key, None).await? else {
+            return Ok(None);
+        };
+        Ok(LockInfo::parse(&obj.bytes).err().map(|e| UnreadableLock {
+            location: self.url(key),
+            raw: Some(obj.bytes.to_vec()),
+            problem: e.to_string(),
+            token: obj.version.0,
+        }))
+    }
+
+    /// Deletes the unreadable lock file if its ETag is still the one read.
+    pub async fn remove_unreadable(&self, key: &str, lock: &UnreadableLock) -> Result<()> {
+        self.objects
+            .delete_if_match(key, &lock.token)
+            .await
+            .map_err(|e| Error::UnlockFailed {
+                message: format!("{} was not removed: {e}", lock.location),
             })
     }
 
@@ -34,7 +60,7 @@ impl LockFile {
             .objects
             .put(
                 key,
-                info.to_json().as_bytes(),
+                bytes::Bytes::from(info.to_json()),
                 &PutMode::Create,
                 Purpose::LockFile,
             )

@@ -3,7 +3,7 @@
 //! * [`builder`]: configuration from the `backend "s3"` block, `--backend-config` and the
 //!   environment;
 //! * the AWS SDK configuration (credentials, roles, retries, TLS) comes from the encryption
-//!   crate's shared [`stateseal_encryption::aws::sdk_config`];
+//!   crate's shared [`stateseal_aws::sdk_config`];
 //! * [`client`]: object calls with OpenTofu's headers;
 //! * [`layout`]: object keys, lock IDs, workspace listing;
 //! * [`dynamodb_lock`]: lock items and the `-md5` digest item;
@@ -11,7 +11,7 @@
 //!
 //! Locks are taken lock file first, then DynamoDB, and the lock file is removed again when
 //! DynamoDB refuses, so stateseal, OpenTofu and Terraform exclude each other when they agree on
-//! the mechanisms (BACKENDS.md §3.7).
+//! the mechanisms (docs/BACKENDS.md §3.7).
 
 pub mod builder;
 pub mod client;
@@ -23,8 +23,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use md5::{Digest as _, Md5};
-use stateseal_encryption::aws::describe_error;
+use stateseal_aws::describe_error;
 
 pub use builder::{S3Builder, S3Config};
 use client::{ObjectClient, Purpose};
@@ -32,7 +33,9 @@ use dynamodb_lock::LockTable;
 pub use layout::Layout;
 use lockfile::LockFile;
 
-use crate::store::{validate_workspace_name, Object, PutMode, Store, Version, VersionInfo};
+use crate::store::{
+    validate_workspace_name, Object, PutMode, Store, UnreadableLock, Version, VersionInfo,
+};
 use crate::{Error, LockInfo, Result, DEFAULT_WORKSPACE};
 
 /// States in an S3 bucket.
@@ -62,7 +65,7 @@ impl S3Store {
     /// with STS `GetCallerIdentity` (and the account allow/deny lists).
     pub async fn connect(cfg: S3Config) -> Result<S3Store> {
         let auth = &cfg.auth;
-        let sdk = stateseal_encryption::aws::sdk_config(auth)
+        let sdk = stateseal_aws::sdk_config(auth)
             .await
             .map_err(|e| Error::Config(format!("s3 backend: {e}")))?;
         if !cfg.skip_credentials_validation {
@@ -234,18 +237,24 @@ impl Store for S3Store {
             })
     }
 
-    async fn put(&self, workspace: &str, bytes: &[u8], mode: PutMode) -> Result<Version> {
+    async fn put(&self, workspace: &str, bytes: Bytes, mode: PutMode) -> Result<Version> {
         let key = self.key(workspace)?;
+        let digest = md5_hex(&bytes);
         let version = self.objects.put(&key, bytes, &mode, Purpose::State).await?;
         if let Some(t) = &self.table {
-            t.put_digest(&self.layout.digest_id(workspace), &md5_hex(bytes))
+            t.put_digest(&self.layout.digest_id(workspace), &digest)
                 .await
                 .map_err(|e| Error::Service {
                     operation: "PutItem",
                     what: format!("digest of s3://{}/{key}", self.cfg.bucket),
+                    kind: match &e {
+                        Error::Service { kind, .. } => *kind,
+                        _ => stateseal_core::ServiceErrorKind::Other,
+                    },
                     message: format!(
                         "the state was written, but its digest could not be stored, so the next read will report a checksum mismatch: {e}"
                     ),
+                    source: Some(Box::new(e)),
                 })?;
         }
         Ok(version)
@@ -323,6 +332,42 @@ impl Store for S3Store {
             }
         }
         Ok(None)
+    }
+
+    async fn unreadable_locks(&self, workspace: &str) -> Result<Vec<UnreadableLock>> {
+        let key = self.key(workspace)?;
+        let mut found = Vec::new();
+        if let Some(lf) = &self.lockfile {
+            found.extend(lf.unreadable(&format!("{key}.tflock")).await?);
+        }
+        if let Some(t) = &self.table {
+            found.extend(t.unreadable(&self.layout.lock_id(workspace)).await?);
+        }
+        Ok(found)
+    }
+
+    async fn remove_unreadable_lock(&self, workspace: &str, lock: &UnreadableLock) -> Result<()> {
+        let key = self.key(workspace)?;
+        let file_key = format!("{key}.tflock");
+        if let Some(lf) = self
+            .lockfile
+            .as_ref()
+            .filter(|lf| lf.url(&file_key) == lock.location)
+        {
+            return lf.remove_unreadable(&file_key, lock).await;
+        }
+        let lock_id = self.layout.lock_id(workspace);
+        if let Some(t) = self
+            .table
+            .as_ref()
+            .filter(|t| t.item_location(&lock_id) == lock.location)
+        {
+            return t.remove_unreadable(&lock_id, lock).await;
+        }
+        Err(Error::Unsupported(format!(
+            "{} is not a lock record of workspace {workspace:?}",
+            lock.location
+        )))
     }
 
     async fn versions(&self, workspace: &str) -> Result<Vec<VersionInfo>> {

@@ -3,28 +3,17 @@
 //! The endpoints come from the environment: `STATESEAL_TEST_AWS_ENDPOINT` (a plain moto) and
 //! `STATESEAL_TEST_AWS_AUTH_ENDPOINT` (a moto of its own started with
 //! `INITIAL_NO_AUTH_ACTION_COUNT=0`, for IAM enforcement). When a variable is unset the test
-//! prints a notice and skips, unless `STATESEAL_TEST_REQUIRE_PEERS` is set (as `scripts/test.sh`
-//! does): then it fails. Setup goes through `scripts/peers/aws.py` (boto3), run by
+//! skips through [`crate::skip`]: a notice, or a failure when `STATESEAL_TEST_REQUIRE_PEERS` is
+//! set (as `scripts/test.sh` does). Setup goes through `scripts/peers/aws.py` (boto3), run by
 //! `$STATESEAL_TEST_PYTHON` or the repo's `.venv/bin/python`; boto3 also serves as an
 //! independent client to check our output.
-#![allow(dead_code)]
-
 use std::path::PathBuf;
 use std::process::Command;
 
-pub const ENDPOINT_ENV: &str = "STATESEAL_TEST_AWS_ENDPOINT";
-pub const AUTH_ENDPOINT_ENV: &str = "STATESEAL_TEST_AWS_AUTH_ENDPOINT";
+pub use crate::{AUTH_ENDPOINT_VAR as AUTH_ENDPOINT_ENV, ENDPOINT_VAR as ENDPOINT_ENV};
 
 pub struct Moto {
     pub endpoint: String,
-}
-
-fn repo_root() -> PathBuf {
-    let mut p = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    while !p.join("scripts/peers/aws.py").exists() {
-        assert!(p.pop(), "scripts/peers/aws.py not found above the crate");
-    }
-    p
 }
 
 /// A name unique to this run (aliases and IAM users outlive a test in a shared moto).
@@ -37,15 +26,27 @@ pub fn unique(prefix: &str) -> String {
 }
 
 impl Moto {
-    /// The moto at `$var`, or `None` after printing a skip notice.
+    /// The moto at `$var`, or `None` after [`crate::skip`] (which fails the test when peers
+    /// are required).
     pub fn from_env(var: &str, test: &str) -> Option<Moto> {
-        match std::env::var(var) {
-            Ok(e) if !e.is_empty() => Some(Moto {
+        Moto::from_lookup(var, test, |k| std::env::var(k).ok())
+    }
+
+    /// [`Moto::from_env`] reading the environment through `env` (the harness's own test).
+    pub fn from_lookup(
+        var: &str,
+        test: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Option<Moto> {
+        match env(var) {
+            Some(e) if !e.is_empty() => Some(Moto {
                 endpoint: e.trim_end_matches('/').to_string(),
             }),
             _ => {
-                eprintln!(
-                    "SKIPPED {test}: {var} is not set (scripts/test.sh starts moto and sets it)"
+                crate::skip_with(
+                    env(crate::REQUIRE_VAR).is_some(),
+                    test,
+                    &format!("{var} is not set (scripts/test.sh starts moto and sets it)"),
                 );
                 None
             }
@@ -54,7 +55,7 @@ impl Moto {
 
     /// Runs `aws.py ARGS` against this moto and returns its stdout.
     pub fn aws_py(&self, args: &[&str]) -> String {
-        let root = repo_root();
+        let root = crate::peers::repo_root();
         let python = std::env::var_os("STATESEAL_TEST_PYTHON")
             .map(PathBuf::from)
             .unwrap_or_else(|| root.join(".venv/bin/python"));

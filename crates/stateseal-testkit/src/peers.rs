@@ -1,45 +1,41 @@
-//! Test helpers for integration tests against real peers (feature `testing`): a moto server
-//! (`STATESEAL_TEST_AWS_ENDPOINT`) and real Terraform through `scripts/peers/tf.py`.
+//! Real peers for integration tests: a moto server (`STATESEAL_TEST_AWS_ENDPOINT`), an
+//! IAM-enforcing one (`STATESEAL_TEST_AWS_AUTH_ENDPOINT`) and real Terraform through
+//! `scripts/peers/tf.py`, with SDK clients for checking what was stored.
 //!
-//! Tests call [`Peers::aws`] or [`Peers::terraform`] and return early, printing a notice, when
-//! the peer is not there. Names are unique per process and call, so tests can share one moto
+//! Tests call [`Peers::aws`] or [`Peers::terraform`] and return early when the peer is not
+//! there: with a printed notice, or a failure when peers are required (see [`crate::skip`]). Names are unique per process and call, so tests can share one moto
 //! instance and run in parallel.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-pub const ENDPOINT_VAR: &str = "STATESEAL_TEST_AWS_ENDPOINT";
-/// A second moto with IAM enforcement on (any unknown access key is refused).
-pub const AUTH_ENDPOINT_VAR: &str = "STATESEAL_TEST_AWS_AUTH_ENDPOINT";
-/// When set, a missing peer fails the test instead of skipping it (the CI script sets it).
-pub const REQUIRE_VAR: &str = "STATESEAL_TEST_REQUIRE_PEERS";
-
-fn skip(test: &str, why: &str) {
-    if std::env::var_os(REQUIRE_VAR).is_some() {
-        panic!("{test}: {why}, and {REQUIRE_VAR} is set");
-    }
-    eprintln!("SKIPPED {test}: {why}");
-}
+use crate::{skip, AUTH_ENDPOINT_VAR, ENDPOINT_VAR};
 
 /// A Terraform configuration whose every apply replaces one `terraform_data` and runs a
-/// `local-exec sleep ${var.sleep_s}` (default 0), so a test can keep an apply, and its lock,
-/// busy (TEST-PEERS gotcha 12); it has one output, `greeting`.
+/// `local-exec` that, when `-var hold_until=FILE` is given, waits until FILE exists (at most
+/// five minutes), so a test keeps an apply, and its lock, busy until IT says so, by creating
+/// FILE (see [`release`]); no sleeping on a guess (TEST-PEERS gotcha 12). One output, `greeting`.
 pub const SLOW_APPLY_TF: &str = r#"
-variable "sleep_s" {
-  type    = number
-  default = 0
+variable "hold_until" {
+  type    = string
+  default = ""
 }
 resource "terraform_data" "slow" {
   triggers_replace = [timestamp()]
   provisioner "local-exec" {
-    command = "sleep ${var.sleep_s}"
+    command = "f='${var.hold_until}'; n=0; while [ -n \"$f\" ] && [ ! -e \"$f\" ] && [ $n -lt 3000 ]; do sleep 0.1; n=$((n+1)); done"
   }
 }
 output "greeting" {
   value = "hello <&> world"
 }
 "#;
+
+/// Lets an apply of [`SLOW_APPLY_TF`] started with `-var hold_until=FILE` finish.
+pub fn release(file: &Path) {
+    std::fs::write(file, b"").unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+}
 
 /// The repository root (where `.venv` and `scripts/peers` are).
 pub fn repo_root() -> PathBuf {
@@ -212,15 +208,14 @@ impl Peers {
     }
 
     async fn sdk(&self) -> aws_config::SdkConfig {
-        let settings: stateseal_encryption::aws::AwsSettings =
-            serde_json::from_value(serde_json::json!({
-                "region": "us-east-1",
-                "access_key": "testing",
-                "secret_key": "testing",
-                "skip_metadata_api_check": true,
-            }))
-            .expect("settings");
-        stateseal_encryption::aws::sdk_config(&settings)
+        let settings: stateseal_aws::AwsSettings = serde_json::from_value(serde_json::json!({
+            "region": "us-east-1",
+            "access_key": "testing",
+            "secret_key": "testing",
+            "skip_metadata_api_check": true,
+        }))
+        .expect("settings");
+        stateseal_aws::sdk_config(&settings)
             .await
             .expect("sdk config")
             .into_builder()
@@ -303,6 +298,33 @@ impl Peers {
             .await
             .ok()?;
         Some(out.body.collect().await.ok()?.into_bytes().to_vec())
+    }
+
+    /// Writes an object as is (no conditions, no headers).
+    pub async fn put_object(&self, bucket: &str, key: &str, bytes: &[u8]) {
+        self.s3()
+            .await
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(bytes.to_vec().into())
+            .send()
+            .await
+            .expect("put object");
+    }
+
+    /// Writes a DynamoDB item `{LockID: lock_id, attr: value}` as is (a string attribute).
+    pub async fn put_item(&self, table: &str, lock_id: &str, attr: &str, value: &str) {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        self.dynamodb()
+            .await
+            .put_item()
+            .table_name(table)
+            .item("LockID", AttributeValue::S(lock_id.into()))
+            .item(attr, AttributeValue::S(value.into()))
+            .send()
+            .await
+            .expect("put item");
     }
 
     /// Every key in a bucket.

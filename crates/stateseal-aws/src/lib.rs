@@ -1,14 +1,16 @@
-//! AWS settings shared by everything that talks to AWS: the `aws_kms` key provider here, and the
-//! S3 backend elsewhere. OpenTofu copies these attributes from its S3 backend into `aws_kms`, so
+//! AWS settings shared by everything that talks to AWS: the `aws_kms` key provider and the S3
+//! backend. OpenTofu copies these attributes from its S3 backend into `aws_kms`, so
 //! they are written once, with the S3 backend's names.
 //!
 //! * [`AwsSettings`]: the common attributes (serde; embed it or deserialize it on its own);
 //! * [`sdk_config`]: an AWS SDK configuration from them: explicit static keys, or the standard
 //!   credential chain (environment, profile and shared files, web identity, ECS, instance
 //!   metadata), then `assume_role_with_web_identity` and `assume_role` through STS;
-//! * [`block_on_thread`]: runs an SDK future to completion on a thread of its own with its own
-//!   current-thread runtime, so synchronous code can call the async SDK from anywhere, inside
-//!   another tokio runtime included.
+//! * [`shared_sdk_config`]: the same, built once per process per settings and shared, for
+//!   synchronous callers (the credentials cache inside it means one STS AssumeRole per process);
+//! * [`block_on_thread`]: runs an SDK future to completion on the process-wide AWS runtime from
+//!   a thread of its own, so synchronous code can call the async SDK from anywhere, inside
+//!   another tokio runtime included, and SDK clients live in one runtime for the whole process.
 //!
 //! Nothing here does I/O until [`sdk_config`] is awaited, and even then only an
 //! `assume_role*` (STS) or an account check (`allowed_account_ids`) calls AWS before the
@@ -18,7 +20,9 @@ mod credentials;
 mod http_client;
 mod settings;
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::{Mutex, OnceLock};
 
 use aws_config::provider_config::ProviderConfig;
 use aws_config::retry::RetryConfig;
@@ -26,6 +30,8 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_sdk_sts::config::SharedCredentialsProvider;
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
+
+use stateseal_core::Secret;
 
 pub use settings::{AssumeRole, AssumeRoleWithWebIdentity, AwsSettings, Endpoints};
 
@@ -50,9 +56,24 @@ fn expand_home(p: &str) -> String {
     }
 }
 
-/// Runs `fut` to completion on a new thread with its own current-thread tokio runtime and
-/// returns its output. Safe to call from synchronous code running inside another runtime (where
-/// `Runtime::block_on` would panic); the calling thread blocks until the future is done.
+/// The process-wide runtime every synchronous SDK call runs on. It lives as long as the process,
+/// so connection pools and credential caches built on it stay valid between calls.
+fn aws_runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("stateseal-aws")
+            .enable_all()
+            .build()
+            .expect("the AWS tokio runtime builds")
+    })
+}
+
+/// Runs `fut` to completion on the process-wide AWS runtime and returns its output. A scoped
+/// thread of its own calls into the runtime, so this is safe from synchronous code running inside
+/// another runtime (where `Runtime::block_on` would panic); the calling thread blocks until the
+/// future is done.
 pub fn block_on_thread<F>(fut: F) -> F::Output
 where
     F: Future + Send,
@@ -60,18 +81,36 @@ where
 {
     std::thread::scope(|scope| {
         std::thread::Builder::new()
-            .name("stateseal-aws".into())
-            .spawn_scoped(scope, || {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a current-thread tokio runtime builds")
-                    .block_on(fut)
-            })
+            .name("stateseal-aws-call".into())
+            .spawn_scoped(scope, || aws_runtime().block_on(fut))
             .expect("spawning a thread")
             .join()
             .unwrap_or_else(|p| std::panic::resume_unwind(p))
     })
+}
+
+/// A digest that identifies AWS settings as configured (a JSON value), for [`shared_sdk_config`].
+/// The JSON text, which can hold secret keys, is wiped after hashing.
+pub fn settings_id(config: &serde_json::Value) -> [u8; 32] {
+    let text = Secret::new(config.to_string().into_bytes());
+    let d = ring::digest::digest(&ring::digest::SHA256, text.expose());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// [`sdk_config`], built once per process for each `id` (see [`settings_id`]) and shared. Await
+/// it only inside [`block_on_thread`]: the configuration's HTTP connections and credentials cache
+/// belong to the process-wide AWS runtime.
+pub async fn shared_sdk_config(id: [u8; 32], settings: &AwsSettings) -> Result<SdkConfig, String> {
+    static CACHE: OnceLock<Mutex<HashMap<[u8; 32], SdkConfig>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(c) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+        return Ok(c.clone());
+    }
+    let built = sdk_config(settings).await?;
+    let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
+    Ok(map.entry(id).or_insert(built).clone())
 }
 
 /// Builds an SDK configuration from `settings` (see the module documentation). Service clients
@@ -134,6 +173,49 @@ pub async fn sdk_config(settings: &AwsSettings) -> Result<SdkConfig, String> {
     }
     check_account(&config, settings).await?;
     Ok(config)
+}
+
+/// The kind of an SDK error: network trouble, throttling, access denied, not found, or other.
+pub fn classify<E>(err: &SdkError<E>) -> stateseal_core::ServiceErrorKind
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    use stateseal_core::ServiceErrorKind as K;
+    match err {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => K::Network,
+        SdkError::ServiceError(se) => {
+            let code = se.err().code().unwrap_or_default();
+            let status = se.raw().status().as_u16();
+            if code.starts_with("AccessDenied")
+                || matches!(
+                    code,
+                    "UnrecognizedClientException"
+                        | "InvalidClientTokenId"
+                        | "ExpiredToken"
+                        | "ExpiredTokenException"
+                        | "SignatureDoesNotMatch"
+                        | "InvalidAccessKeyId"
+                )
+            {
+                K::AccessDenied
+            } else if code.contains("Throttl")
+                || matches!(code, "SlowDown" | "RequestLimitExceeded")
+            {
+                K::Throttled
+            } else if code.starts_with("NotFound")
+                || code.starts_with("NoSuch")
+                || code == "ResourceNotFoundException"
+            {
+                K::NotFound
+            } else {
+                match K::from_http_status(status) {
+                    K::Other if code.is_empty() && status >= 500 => K::Other,
+                    k => k,
+                }
+            }
+        }
+        _ => K::Other,
+    }
 }
 
 /// A readable description of an SDK error: the service's error code and message when there is

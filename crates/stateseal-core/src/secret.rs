@@ -61,7 +61,7 @@ pub struct Keys {
 
 /// Wipes every string and number in a JSON value (used for evaluated configuration bodies, which
 /// can hold passphrases and key bytes).
-pub(crate) fn scrub_json(v: &mut serde_json::Value) {
+pub fn scrub_json(v: &mut serde_json::Value) {
     match v {
         serde_json::Value::String(s) => s.zeroize(),
         serde_json::Value::Number(_) => *v = serde_json::Value::Null,

@@ -1,11 +1,14 @@
-//! OpenTofu's successor rule in one small, dependency-free function: may a state with this
-//! serial and lineage replace the stored one? Used by the HTTP server on every update (so a
-//! retried upload is idempotent and an older or unrelated state is refused) and meant to
-//! move, unchanged, into `stateseal-core`.
+//! The successor rule as the server applies it to every upload: may a state with this serial
+//! and lineage replace the stored one? A retried upload is idempotent, and an older or
+//! unrelated state is refused (BACKENDS.md §4.4, §6).
 //!
-//! The rule (BACKENDS.md §4.4, §6): another lineage is refused; a lower serial is refused; the
-//! same serial is accepted only with the same bytes (a retry of a write that was already
-//! stored), and then nothing needs writing; a higher serial is a successor.
+//! Why not `stateseal_core::check_successor`: that one compares plaintext states (their
+//! content and whether they are empty). The server must also judge OpenTofu envelopes it has
+//! no key for, where only the plaintext `serial` and `lineage` and the bytes are known, so its
+//! rule works on those alone: another lineage is refused; a lower serial is refused; the same
+//! serial is accepted only with the same bytes (a retry of a write that was already stored),
+//! and then nothing needs writing; a higher serial is a successor. For non-empty plaintext
+//! states the two rules agree except that "same content" here means "same bytes".
 
 use std::fmt;
 

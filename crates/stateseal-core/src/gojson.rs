@@ -111,7 +111,7 @@ pub mod bytes {
     ) -> Result<Option<Vec<u8>>, D::Error> {
         match Option::<String>::deserialize(d)? {
             None => Ok(None),
-            Some(s) => crate::envelope::go_base64_decode(&s)
+            Some(s) => super::go_base64_decode(&s)
                 .map(Some)
                 .map_err(serde::de::Error::custom),
         }
@@ -155,4 +155,45 @@ mod tests {
     fn non_ascii_is_raw_utf8() {
         assert_eq!(string("žluťoučký 🦀"), "\"žluťoučký 🦀\"");
     }
+}
+
+/// Which of `fields` a JSON key fills, by Go's rule: an exact match first, then a
+/// case-insensitive one.
+pub fn field_index(fields: &[&str], key: &str) -> Option<usize> {
+    fields
+        .iter()
+        .position(|f| *f == key)
+        .or_else(|| fields.iter().position(|f| go_equal_fold(f, key)))
+}
+
+/// Go's `strings.EqualFold` restricted to what matters for ASCII field names (Go also folds the
+/// Kelvin sign and long s onto `k` and `s`).
+fn go_equal_fold(field: &str, key: &str) -> bool {
+    let mut kc = key.chars();
+    for f in field.chars() {
+        let Some(c) = kc.next() else { return false };
+        let c = match c {
+            '\u{212A}' => 'k',
+            '\u{17F}' => 's',
+            c => c.to_ascii_lowercase(),
+        };
+        if c != f {
+            return false;
+        }
+    }
+    kc.next().is_none()
+}
+
+/// Go's `base64.StdEncoding.DecodeString` as used by `encoding/json` for `[]byte`: padding is
+/// required, and `\r` and `\n` are skipped.
+pub fn go_base64_decode(s: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine as _;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let decoded = if s.bytes().any(|b| b == b'\r' || b == b'\n') {
+        let cleaned: String = s.chars().filter(|c| *c != '\r' && *c != '\n').collect();
+        engine.decode(cleaned)
+    } else {
+        engine.decode(s)
+    };
+    decoded.map_err(|e| format!("illegal base64 data: {e}"))
 }

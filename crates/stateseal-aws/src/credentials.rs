@@ -18,7 +18,7 @@ use super::settings::parse_duration;
 use super::{
     describe_error, env, expand_home, non_empty, AssumeRole, AssumeRoleWithWebIdentity, AwsSettings,
 };
-use crate::secret::Secret;
+use stateseal_core::Secret;
 
 pub(super) fn secret_string(s: &Secret) -> Result<String, String> {
     String::from_utf8(s.expose().to_vec()).map_err(|_| "a credential is not valid UTF-8".into())

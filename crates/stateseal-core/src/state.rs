@@ -1,7 +1,7 @@
 //! The little of a state file that stateseal reads: `version`, `serial`, `lineage`,
 //! `terraform_version`, `outputs`. The bytes stay opaque: the only edits are in place (the
 //! digits of `serial`, the string of `lineage`), so unknown fields, key order and formatting
-//! survive exactly (BACKENDS.md §6).
+//! survive exactly (docs/BACKENDS.md §6).
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -98,6 +98,55 @@ impl StateMeta {
     }
 }
 
+/// The few top-level fields of a state that encryption looks at (`serial`, `lineage`,
+/// `terraform_version`). Parsed with the top-level scanner, so a 64 MiB state costs a memchr
+/// pass, not a full JSON parse; keys match by Go's rules (exact, then case-insensitive).
+#[derive(Default)]
+pub struct StateHeader {
+    pub serial: Option<Value>,
+    pub lineage: Option<Value>,
+    pub terraform_version: Option<Value>,
+}
+
+impl StateHeader {
+    /// Reads the three fields of a top-level JSON object (an error when it is not one).
+    pub fn parse(bytes: &[u8]) -> Result<StateHeader, String> {
+        let mut h = StateHeader::default();
+        for (key, raw) in crate::json_scan::object_members(bytes)? {
+            let slot =
+                match crate::gojson::field_index(&["serial", "lineage", "terraform_version"], &key)
+                {
+                    Some(0) => &mut h.serial,
+                    Some(1) => &mut h.lineage,
+                    Some(2) => &mut h.terraform_version,
+                    _ => continue,
+                };
+            *slot = Some(serde_json::from_slice(raw).map_err(|e| format!("{key}: {e}"))?);
+        }
+        Ok(h)
+    }
+
+    pub fn serial(&self) -> Option<i64> {
+        self.serial.as_ref().and_then(|v| v.as_i64())
+    }
+
+    pub fn lineage(&self) -> String {
+        self.lineage
+            .as_ref()
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// A non-empty `terraform_version` string: what OpenTofu takes as "this is a state".
+    pub fn has_terraform_version(&self) -> bool {
+        self.terraform_version
+            .as_ref()
+            .and_then(|v| v.as_str())
+            .is_some_and(|v| !v.is_empty())
+    }
+}
+
 /// Compares two states the way OpenTofu decides whether anything changed: everything but
 /// `serial`, `lineage` and `terraform_version`, as JSON values (formatting does not count).
 pub fn same_content(a: &[u8], b: &[u8]) -> bool {
@@ -118,16 +167,35 @@ pub fn same_content(a: &[u8], b: &[u8]) -> bool {
 /// A brand-new empty state, as OpenTofu writes when a workspace is created on a remote backend.
 pub fn empty_state(lineage: &str, serial: u64, terraform_version: &str) -> Vec<u8> {
     let mut s = String::from("{\"version\":4,\"terraform_version\":");
-    stateseal_encryption::gojson::write_string(&mut s, terraform_version);
+    crate::gojson::write_string(&mut s, terraform_version);
     s.push_str(&format!(",\"serial\":{serial},\"lineage\":"));
-    stateseal_encryption::gojson::write_string(&mut s, lineage);
+    crate::gojson::write_string(&mut s, lineage);
     s.push_str(",\"outputs\":{},\"resources\":[],\"check_results\":null}\n");
     s.into_bytes()
 }
 
 /// A new lineage: a random UUID-shaped string, like `statemgr.NewLineage`.
 pub fn new_lineage() -> String {
-    crate::lock_info::new_lock_id()
+    random_uuid()
+}
+
+/// A random UUID-shaped string (`8-4-4-4-12` lowercase hex), as Go's `uuid.GenerateUUID`:
+/// lineages and lock IDs.
+pub fn random_uuid() -> String {
+    use ring::rand::SecureRandom as _;
+    let mut b = [0u8; 16];
+    ring::rand::SystemRandom::new()
+        .fill(&mut b)
+        .expect("the system random generator works");
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// Returns `bytes` with the top-level `serial` replaced by `serial`; nothing else changes.
@@ -137,11 +205,7 @@ pub fn with_serial(bytes: &[u8], serial: u64) -> Result<Vec<u8>, String> {
 
 /// Returns `bytes` with the top-level `lineage` replaced; nothing else changes.
 pub fn with_lineage(bytes: &[u8], lineage: &str) -> Result<Vec<u8>, String> {
-    replace_top_level(
-        bytes,
-        "lineage",
-        stateseal_encryption::gojson::string(lineage).as_bytes(),
-    )
+    replace_top_level(bytes, "lineage", crate::gojson::string(lineage).as_bytes())
 }
 
 fn replace_top_level(bytes: &[u8], key: &str, value: &[u8]) -> Result<Vec<u8>, String> {
@@ -156,8 +220,8 @@ fn replace_top_level(bytes: &[u8], key: &str, value: &[u8]) -> Result<Vec<u8>, S
 /// The byte range of the value of `key` in the top-level JSON object (the last one, as Go keeps
 /// the last of duplicate keys).
 fn top_level_value_span(bytes: &[u8], key: &str) -> Result<Option<std::ops::Range<usize>>, String> {
-    let members = stateseal_encryption::json_scan::object_members(bytes)
-        .map_err(|e| format!("not a JSON object ({e})"))?;
+    let members =
+        crate::json_scan::object_members(bytes).map_err(|e| format!("not a JSON object ({e})"))?;
     Ok(members.iter().rev().find(|(k, _)| k == key).map(|(_, v)| {
         // `v` is a subslice of `bytes`: its offset is the distance between the two starts.
         let start = v.as_ptr() as usize - bytes.as_ptr() as usize;

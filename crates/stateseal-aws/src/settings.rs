@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{env, non_empty};
-use crate::secret::Secret;
+use stateseal_core::Secret;
 
 /// The AWS attributes OpenTofu's S3 backend and `aws_kms` key provider share, with their names.
 /// Every field is optional; environment fallbacks are applied by [`sdk_config`](super::sdk_config), not here.
@@ -227,6 +227,11 @@ impl AwsSettings {
 
     /// The region: the attribute, else `AWS_REGION`, else `AWS_DEFAULT_REGION`.
     pub fn region(&self) -> Result<String, String> {
+        self.region_with(env)
+    }
+
+    /// [`region`](Self::region) with the environment read through `env` (tests give their own).
+    fn region_with(&self, env: impl Fn(&str) -> Option<String>) -> Result<String, String> {
         non_empty(&self.region)
             .map(str::to_string)
             .or_else(|| env("AWS_REGION"))
@@ -370,12 +375,33 @@ mod tests {
 
     #[test]
     fn region_is_required() {
-        if env("AWS_REGION").is_some() || env("AWS_DEFAULT_REGION").is_some() {
-            return;
-        }
-        assert!(AwsSettings::default()
-            .region()
-            .unwrap_err()
-            .contains("AWS_REGION"));
+        // The environment is given, not read: the test means the same wherever it runs.
+        let env_of = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(k, v)| *k == name && !v.is_empty())
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let none = AwsSettings::default();
+        assert_eq!(
+            none.region_with(env_of(&[])).unwrap_err(),
+            r#"the "region" attribute or the "AWS_REGION" or "AWS_DEFAULT_REGION" environment variables must be set."#
+        );
+        assert!(none
+            .region_with(env_of(&[("AWS_REGION", ""), ("AWS_DEFAULT_REGION", "")]))
+            .is_err());
+        let both = env_of(&[
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_DEFAULT_REGION", "us-east-2"),
+        ]);
+        assert_eq!(none.region_with(both).unwrap(), "eu-west-1");
+        assert_eq!(
+            none.region_with(env_of(&[("AWS_DEFAULT_REGION", "us-east-2")]))
+                .unwrap(),
+            "us-east-2"
+        );
+        let set: AwsSettings = serde_json::from_value(json!({"region": "ap-south-1"})).unwrap();
+        assert_eq!(set.region_with(both).unwrap(), "ap-south-1");
     }
 }

@@ -1,0 +1,9 @@
+//! Integration tests of the stateseal binary: the file commands, the backend commands against moto and real Terraform, key rotation, `serve`.
+//!
+//! One integration-test binary for the crate (each module below is one area), so the test
+//! suite links this crate and its dependencies once, not once per file.
+
+mod backend;
+mod cli;
+mod kms_rotation;
+mod serve;
