@@ -37,7 +37,10 @@ Exit codes:
     long_about = "Encrypt, decrypt, rekey and inspect OpenTofu-encrypted state and plan files.\n\n\
 The encryption configuration is read as OpenTofu reads it: the terraform { encryption { … } } block of the \
 *.tf and *.tf.json files in the working directory (--chdir), with TF_ENCRYPTION merged over it. Variables \
-come from --var, --var-file, TF_VAR_NAME, *.tfvars files and declared defaults.",
+come from --var, --var-file, TF_VAR_NAME, terraform.tfvars, *.auto.tfvars and declared defaults.\n\n\
+The backend block (terraform { backend \"s3\" | \"local\" { … } }) is evaluated early, as OpenTofu 1.8+ \
+does: it may use var.*, local.*, path.*, terraform.workspace and functions (not resources, data sources, \
+module outputs, or sensitive or ephemeral variables); --backend-config overrides it.",
     after_help = EXIT_CODES
 )]
 struct Cli {
@@ -69,7 +72,7 @@ enum Command {
     Unlock(lock_cmd::UnlockArgs),
     /// Release anyone's lock (a crashed run's), given the holder's exact ID.
     ForceUnlock(lock_cmd::UnlockArgs),
-    /// Print the root module outputs, read like terraform_remote_state does.
+    /// Print the root module outputs: like `tofu output` (state target), or with --remote-state NAME like terraform_remote_state.
     Outputs(outputs_cmd::OutputsArgs),
 }
 
@@ -83,7 +86,7 @@ fn main() {
         }
     };
     if let Err(f) = run(cli) {
-        eprintln!("{}", f.line());
+        eprintln!("{}", f.render());
         std::process::exit(f.code);
     }
 }

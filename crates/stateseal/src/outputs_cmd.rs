@@ -1,5 +1,6 @@
-//! `stateseal outputs`: root-module outputs, read as `terraform_remote_state` reads them (the
-//! `remote_state_data_sources` encryption target).
+//! `stateseal outputs`: root-module outputs of the backend's state. Read like `tofu output`
+//! (the `state` encryption target), or with `--remote-state NAME` like a
+//! `terraform_remote_state` data source (the `remote_state_data_sources` target).
 
 use clap::Args;
 use stateseal_store::Sealed;
@@ -9,12 +10,21 @@ use crate::failure::Failure;
 use crate::global::Context;
 
 #[derive(Args)]
+#[command(
+    long_about = "Print the root module outputs of the backend's state (the current workspace).\n\n\
+By default the state is read like `tofu output` reads it: decrypted with the `state` target of the \
+encryption configuration (its method and fallback).\n\n\
+With --remote-state NAME it is read like a `terraform_remote_state` data source named NAME in \
+another configuration reads it: with the remote_state_data_sources target, that is its \
+remote_state_data_source \"NAME\" block if there is one, else its default block."
+)]
 pub struct OutputsArgs {
     /// Print JSON like `terraform output -json`: {"NAME": {"value", "type", "sensitive"}}.
     #[arg(long)]
     json: bool,
-    /// Decrypt with the remote_state_data_source block of this name (a data source address such
-    /// as `net` or `mod.net`); default: remote_state_data_sources' default.
+    /// Read like the terraform_remote_state data source NAME (an address such as `net` or
+    /// `mod.net`): decrypt with remote_state_data_sources' block of that name, else its default.
+    /// Without this flag the state target is used, as `tofu output` does.
     #[arg(long = "remote-state", value_name = "NAME")]
     remote_state: Option<String>,
 }

@@ -2,7 +2,7 @@
 //! `terraform.workspace`, `key_provider.T.N` and built-in functions. Resources, data sources and
 //! module outputs are not available, as in OpenTofu's static context.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use hcl::eval::{Context, Evaluate as _};
 use hcl::expr::{Expression, TemplateExpr, TraversalOperator};
@@ -186,7 +186,13 @@ pub fn static_address(
 #[derive(Clone, Default)]
 pub struct StaticEvaluator {
     vars: BTreeMap<String, Value>,
-    declared: BTreeSet<String>,
+    /// Declared variables and where.
+    declared: BTreeMap<String, Location>,
+    /// Variables declared `sensitive` or `ephemeral`, and the locals derived from them, with
+    /// the mark (OpenTofu refuses such values in a backend block).
+    marks: BTreeMap<String, &'static str>,
+    /// The module directory (named in the missing-variable message).
+    dir: String,
     locals: BTreeMap<String, Result<Value, Diagnostic>>,
     path: hcl::Map<String, Value>,
     workspace: String,
@@ -212,11 +218,37 @@ impl StaticEvaluator {
             .unwrap_or_else(|_| ".".into());
         let mut path = hcl::Map::new();
         path.insert("module".into(), Value::from(dir.clone()));
-        path.insert("root".into(), Value::from(dir));
+        path.insert("root".into(), Value::from(dir.clone()));
         path.insert("cwd".into(), Value::from(cwd));
+        let marks = module
+            .variables
+            .iter()
+            .filter_map(|v| {
+                let set = |attr: &str| {
+                    v.block
+                        .body
+                        .attribute(attr)
+                        .is_some_and(|a| a.expr == Expression::Bool(true))
+                };
+                let mark = if set("sensitive") {
+                    "sensitive"
+                } else if set("ephemeral") {
+                    "ephemeral"
+                } else {
+                    return None;
+                };
+                Some((format!("var.{}", v.name), mark))
+            })
+            .collect();
         let mut ev = StaticEvaluator {
             vars,
-            declared: module.variables.iter().map(|v| v.name.clone()).collect(),
+            declared: module
+                .variables
+                .iter()
+                .map(|v| (v.name.clone(), v.block.location.clone()))
+                .collect(),
+            marks,
+            dir,
             locals: BTreeMap::new(),
             path,
             workspace: workspace.to_string(),
@@ -245,6 +277,9 @@ impl StaticEvaluator {
                 }
                 let v = self.eval(&a.expr, &a.location, &Value::Null);
                 self.locals.insert(a.name.clone(), v);
+                if let Some(mark) = self.mark(&a.expr) {
+                    self.marks.insert(format!("local.{}", a.name), mark);
+                }
                 false
             });
             if pending.len() == before {
@@ -266,6 +301,16 @@ impl StaticEvaluator {
         &self.workspace
     }
 
+    /// `Some("sensitive")` or `Some("ephemeral")` when `expr` uses a variable declared so
+    /// (directly or through locals). OpenTofu strips these marks for key providers and
+    /// refuses them in a backend block.
+    pub fn mark(&self, expr: &Expression) -> Option<&'static str> {
+        references(expr).iter().find_map(|r| {
+            let name = format!("{}.{}", r.root, r.attrs.first()?);
+            self.marks.get(&name).copied()
+        })
+    }
+
     /// Checks that every reference in `expr` is available statically.
     fn check_references(
         &self,
@@ -277,17 +322,20 @@ impl StaticEvaluator {
             let first = r.attrs.first().map(String::as_str).unwrap_or("");
             match r.root.as_str() {
                 "var" => {
-                    if !self.declared.contains(first) {
+                    let Some(declared_at) = self.declared.get(first) else {
                         return Err(Diagnostic::error(
                             "Reference to undeclared input variable",
                             format!("An input variable with the name {first:?} has not been declared. Declare it with a variable \"{first}\" {{}} block."),
                             Some(loc),
                         ));
-                    }
+                    };
                     if !self.vars.contains_key(first) {
                         return Err(Diagnostic::error(
                             "No value for required variable",
-                            format!("var.{first} has no value: set it with --var {first}=VALUE, --var-file FILE or the TF_VAR_{first} environment variable."),
+                            format!(
+                                "var.{first} (declared at {declared_at}) has no value. Set it with --var {first}=VALUE, --var-file FILE, the TF_VAR_{first} environment variable, {first} = VALUE in terraform.tfvars or a *.auto.tfvars file in {}, or a default in its declaration (stateseal does not prompt).",
+                                self.dir
+                            ),
                             Some(loc),
                         ));
                     }
@@ -299,7 +347,38 @@ impl StaticEvaluator {
                     Some(Err(d)) => return Err(d.clone()),
                     Some(Ok(_)) => {}
                 },
-                "path" | "terraform" => {}
+                "path" if matches!(first, "cwd" | "module" | "root") => {}
+                "path" => {
+                    return Err(Diagnostic::error(
+                        "Invalid \"path\" attribute",
+                        format!("The \"path\" object does not have an attribute named {first:?}. The attributes are cwd, module and root."),
+                        Some(loc),
+                    ))
+                }
+                "terraform" => match first {
+                    "workspace" => {}
+                    "applying" => {
+                        return Err(Diagnostic::error(
+                            "Invalid attribute in static context",
+                            "The applying attribute can not be used during static evaluation and is only valid in the plan and apply phases of execution",
+                            Some(loc),
+                        ))
+                    }
+                    "env" => {
+                        return Err(Diagnostic::error(
+                            "Invalid \"terraform\" attribute",
+                            "The terraform.env attribute was deprecated in v0.10 and removed in v0.12. The \"state environment\" concept was renamed to \"workspace\" in v0.12, and so the workspace name can now be accessed using the terraform.workspace attribute.",
+                            Some(loc),
+                        ))
+                    }
+                    _ => {
+                        return Err(Diagnostic::error(
+                            "Invalid \"terraform\" attribute",
+                            format!("The \"terraform\" object does not have an attribute named {first:?}. The only supported attribute is terraform.workspace, the name of the currently-selected workspace."),
+                            Some(loc),
+                        ))
+                    }
+                },
                 "key_provider" => {
                     if key_providers.is_null() {
                         return Err(Diagnostic::error("Invalid reference", "key_provider references are allowed only in key_provider and method blocks.", Some(loc)));
