@@ -16,7 +16,7 @@ pub mod external_program;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gojson;
-#[cfg(any(feature = "gcp-kms", feature = "openbao"))]
+#[cfg(any(feature = "gcp-kms", feature = "openbao", feature = "azure-vault"))]
 mod http_json;
 pub mod json_scan;
 pub mod key_provider;

@@ -7,6 +7,8 @@
 
 #[cfg(feature = "aws-kms")]
 pub mod aws_kms;
+#[cfg(feature = "azure-vault")]
+pub mod azure_vault;
 pub mod external;
 #[cfg(feature = "gcp-kms")]
 pub mod gcp_kms;

@@ -54,7 +54,10 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8(out).unwrap()
 }
 
-type Handler = dyn Fn(&Request) -> (u16, String) + Send + Sync;
+/// Status, extra response headers, body.
+pub type Answer = (u16, Vec<(String, String)>, String);
+
+type Handler = dyn Fn(&Request) -> Answer + Send + Sync;
 
 pub struct FakeServer {
     pub url: String,
@@ -66,6 +69,16 @@ pub struct FakeServer {
 impl FakeServer {
     pub fn start(
         handler: impl Fn(&Request) -> (u16, String) + Send + Sync + 'static,
+    ) -> FakeServer {
+        FakeServer::start_with_headers(move |r| {
+            let (status, body) = handler(r);
+            (status, Vec::new(), body)
+        })
+    }
+
+    /// Like [`FakeServer::start`], for handlers that also set response headers.
+    pub fn start_with_headers(
+        handler: impl Fn(&Request) -> Answer + Send + Sync + 'static,
     ) -> FakeServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -142,12 +155,13 @@ fn serve(conn: TcpStream, rec: &Mutex<Vec<Request>>, handler: &Handler) {
         headers,
         body,
     };
-    let (status, answer) = handler(&req);
+    let (status, extra, answer) = handler(&req);
     rec.lock().unwrap().push(req);
+    let extra: String = extra.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
     let mut conn = conn;
     let _ = write!(
         conn,
-        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{answer}",
         answer.len()
     );
 }
