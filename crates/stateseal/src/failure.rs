@@ -57,6 +57,12 @@ impl Failure {
         self
     }
 
+    /// Replaces the fix.
+    pub fn with_fix(mut self, fix: impl Into<String>) -> Failure {
+        self.fix = Some(fix.into());
+        self
+    }
+
     /// What is printed on stderr: `error: PROBLEM` per problem, the fix after the last.
     pub fn render(&self) -> String {
         let mut lines: Vec<String> = std::iter::once(&self.cause)

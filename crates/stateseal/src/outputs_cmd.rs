@@ -3,7 +3,7 @@
 //! `terraform_remote_state` data source (the `remote_state_data_sources` target).
 
 use clap::Args;
-use stateseal_store::Sealed;
+use stateseal_store::{Error, Sealed};
 
 use crate::backend::{block_on, open};
 use crate::failure::Failure;
@@ -33,9 +33,20 @@ pub fn run(ctx: &Context, args: &OutputsArgs) -> Result<(), Failure> {
     block_on(async {
         let store = open(ctx).await?;
         let sealed = Sealed::new(&*store, &ctx.loaded()?.encryption);
-        let outputs = sealed
+        let outputs = match sealed
             .outputs(ctx.workspace(), args.remote_state.as_deref())
-            .await?;
+            .await
+        {
+            Err(Error::Encryption {
+                source: source @ stateseal_encryption::Error::EncryptedWithoutConfig { .. },
+                what,
+            }) if args.remote_state.is_some() => {
+                return Err(Failure::from(source).context(what).with_fix(
+                    "--remote-state reads like terraform_remote_state: add remote_state_data_sources { default { method = … } } (or a remote_state_data_source \"NAME\" block) to the encryption block, or drop --remote-state to read with the state target",
+                ))
+            }
+            other => other?,
+        };
         if args.json {
             let mut obj = serde_json::Map::new();
             for (name, o) in &outputs {
