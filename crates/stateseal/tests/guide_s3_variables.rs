@@ -118,7 +118,8 @@ async fn guide_configuration_with_variables_in_the_backend_block() {
         &unique("guide-key"),
     ]);
     assert!(key_arn.starts_with("arn:aws:kms:"), "{key_arn}");
-    let role_arn = "arn:aws:iam::123456789012:role/stateseal-guide";
+    let role_arn = format!("arn:aws:iam::123456789012:role/{}", unique("guide-role"));
+    let role_arn = role_arn.as_str();
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("main.tf"), MAIN_TF).unwrap();
@@ -197,6 +198,29 @@ async fn guide_configuration_with_variables_in_the_backend_block() {
     assert_eq!(
         outputs["pet"]["value"],
         json(&plain)["outputs"]["pet"]["value"]
+    );
+
+    // Both the backend and the key provider assumed var.role_arn (moto records the sessions).
+    let sessions = peers.python_out(&[
+        "-c",
+        "import json, sys, urllib.request\n\
+d = json.load(urllib.request.urlopen(sys.argv[1] + '/moto-api/data.json'))\n\
+print(json.dumps([[r['role_arn'], r['session_name']] for r in d['sts'].get('AssumedRole', [])]))",
+        peers.endpoint(),
+    ]);
+    let sessions: Vec<(String, String)> = serde_json::from_str(&sessions).unwrap();
+    let ours: Vec<&str> = sessions
+        .iter()
+        .filter(|(arn, _)| arn == role_arn)
+        .map(|(_, s)| s.as_str())
+        .collect();
+    assert!(
+        ours.contains(&"stateseal-guide"),
+        "backend session: {sessions:?}"
+    );
+    assert!(
+        ours.iter().any(|s| *s != "stateseal-guide"),
+        "key provider session: {sessions:?}"
     );
 
     let id = String::from_utf8(ss(&["lock"]).stdout)
