@@ -304,7 +304,7 @@ terraform {
         let e = errors(configure(&m, &ev, &[], &|_| None));
         assert_eq!(e.len(), 1, "{e:?}");
         for want in [
-            "main.tf:10:5: No value for required variable: var.bucket (declared at ",
+            "main.tf:10:5: No value for required variable: var.bucket has no value (declared at ",
             "main.tf:1:1)",
             "--var bucket=VALUE",
             "--var-file FILE",

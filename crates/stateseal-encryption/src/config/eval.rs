@@ -333,8 +333,8 @@ impl StaticEvaluator {
                         return Err(Diagnostic::error(
                             "No value for required variable",
                             format!(
-                                "var.{first} (declared at {declared_at}) has no value. Set it with --var {first}=VALUE, --var-file FILE, the TF_VAR_{first} environment variable, {first} = VALUE in terraform.tfvars or a *.auto.tfvars file in {}, or a default in its declaration (stateseal does not prompt).",
-                                self.dir
+                                "var.{first} has no value (declared at {declared_at}). Set it with --var {first}=VALUE, --var-file FILE, the TF_VAR_{first} environment variable, {first} = VALUE in terraform.tfvars or a *.auto.tfvars file in {}, or a default in its declaration (stateseal does not prompt).",
+                                if self.dir == "." { "the working directory" } else { &self.dir }
                             ),
                             Some(loc),
                         ));
