@@ -549,6 +549,35 @@ mod tests {
     }
 
     #[test]
+    fn terraform_and_path_attributes_and_marks() {
+        let m = module("variable \"s\" {\n sensitive = true\n default = \"x\"\n}\nvariable \"e\" {\n ephemeral = true\n default = \"y\"\n}\nlocals {\n a = \"${var.s}-1\"\n b = upper(local.a)\n c = \"plain\"\n}\n");
+        let ev = StaticEvaluator::new(
+            &m,
+            [
+                ("s".into(), Value::from("x")),
+                ("e".into(), Value::from("y")),
+            ]
+            .into(),
+            "default",
+        );
+        for (src, summary) in [
+            (
+                "x = terraform.applying",
+                "Invalid attribute in static context",
+            ),
+            ("x = terraform.env", "Invalid \"terraform\" attribute"),
+            ("x = terraform.nope", "Invalid \"terraform\" attribute"),
+            ("x = path.nope", "Invalid \"path\" attribute"),
+        ] {
+            assert_eq!(eval_attr(&ev, src).unwrap_err().summary, summary, "{src}");
+        }
+        let expr = |s: &str| Expression::from(hcl_edit::parser::parse_expr(s).unwrap());
+        assert_eq!(ev.mark(&expr("local.b")), Some("sensitive"));
+        assert_eq!(ev.mark(&expr("\"${var.e}\"")), Some("ephemeral"));
+        assert_eq!(ev.mark(&expr("local.c")), None);
+    }
+
+    #[test]
     fn static_addresses() {
         let e = |s: &str| Expression::from(hcl_edit::parser::parse_expr(s).unwrap());
         assert_eq!(
