@@ -160,15 +160,7 @@ fn fake_azure(req: &Request, base: &str) -> Answer {
 /// One fake for the whole test binary: the endpoint overrides are process-wide variables.
 fn fake() -> &'static FakeServer {
     static FAKE: OnceLock<FakeServer> = OnceLock::new();
-    FAKE.get_or_init(|| {
-        let base = std::sync::Arc::new(OnceLock::<String>::new());
-        let b = base.clone();
-        let server = FakeServer::start_with_headers(move |req| fake_azure(req, b.get().unwrap()));
-        base.set(server.url.clone()).unwrap();
-        std::env::set_var(VAULT_ENDPOINT_ENV, &server.url);
-        std::env::set_var(AUTHORITY_HOST_ENV, &server.url);
-        server
-    })
+    fake_http::shared(&FAKE, &[VAULT_ENDPOINT_ENV, AUTHORITY_HOST_ENV], fake_azure)
 }
 
 fn encryption(provider_body: &str) -> Encryption {

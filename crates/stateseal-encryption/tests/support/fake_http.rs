@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 #[derive(Clone, Debug)]
 pub struct Request {
@@ -114,6 +114,27 @@ impl FakeServer {
             .cloned()
             .collect()
     }
+}
+
+/// One server per test binary, for code that reads the fake's address from process-wide
+/// environment variables: started on first use with `handler` (which is given the server's
+/// URL), and each of `envs` set to that URL.
+pub fn shared(
+    cell: &'static OnceLock<FakeServer>,
+    envs: &[&str],
+    handler: impl Fn(&Request, &str) -> Answer + Send + Sync + 'static,
+) -> &'static FakeServer {
+    cell.get_or_init(|| {
+        let base = Arc::new(OnceLock::<String>::new());
+        let url = base.clone();
+        let server =
+            FakeServer::start_with_headers(move |req| handler(req, url.get().expect("set below")));
+        base.set(server.url.clone()).unwrap();
+        for e in envs {
+            std::env::set_var(e, &server.url);
+        }
+        server
+    })
 }
 
 impl Drop for FakeServer {
