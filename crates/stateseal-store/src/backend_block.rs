@@ -60,7 +60,11 @@ pub fn configure(
         return Ok(Backend::Local(LocalStore::new(&module.dir)));
     };
     let mut diags = Diagnostics::default();
-    evaluate_early(&block.body, evaluator, &mut diags);
+    let subject = format!(
+        "backend.{}",
+        block.labels.first().map(String::as_str).unwrap_or("")
+    );
+    evaluate_early(&subject, &block.body, evaluator, &mut diags);
     if let Some(mark) = block_mark(&block.body, evaluator) {
         // OpenTofu stores the backend configuration in .terraform and in plan files.
         diags.push(Diagnostic::error(
@@ -99,14 +103,19 @@ fn refused(d: Diagnostic) -> Error {
 }
 
 /// Evaluates every attribute (nested blocks included), in order.
-fn evaluate_early(body: &Body, evaluator: &StaticEvaluator, diags: &mut Diagnostics) {
+fn evaluate_early(
+    subject: &str,
+    body: &Body,
+    evaluator: &StaticEvaluator,
+    diags: &mut Diagnostics,
+) {
     for a in &body.attributes {
-        if let Err(d) = evaluator.eval(&a.expr, &a.location, &Value::Null) {
+        if let Err(d) = evaluator.eval_for(subject, &a.expr, &a.location, &Value::Null) {
             diags.push(d);
         }
     }
     for b in &body.blocks {
-        evaluate_early(&b.body, evaluator, diags);
+        evaluate_early(subject, &b.body, evaluator, diags);
     }
 }
 
@@ -338,7 +347,7 @@ terraform {
         let e = errors(configure(&m, &ev, &[], &|_| None));
         assert!(
             e[0].starts_with(&format!(
-                "{}:10:5: Dynamic value in static context",
+                "{}:10:5: Dynamic value in static context: Unable to use aws_s3_bucket.b.id in static context, which is required by backend.local",
                 m.dir.join("main.tf").display()
             )),
             "{e:?}"

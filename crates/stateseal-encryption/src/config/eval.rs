@@ -275,7 +275,12 @@ impl StaticEvaluator {
                 {
                     return true;
                 }
-                let v = self.eval(&a.expr, &a.location, &Value::Null);
+                let v = self.eval_for(
+                    &format!("local.{}", a.name),
+                    &a.expr,
+                    &a.location,
+                    &Value::Null,
+                );
                 self.locals.insert(a.name.clone(), v);
                 if let Some(mark) = self.mark(&a.expr) {
                     self.marks.insert(format!("local.{}", a.name), mark);
@@ -312,12 +317,20 @@ impl StaticEvaluator {
     }
 
     /// Checks that every reference in `expr` is available statically.
+    /// `subject` is what needs the value (OpenTofu's "which is required by …").
     fn check_references(
         &self,
+        subject: &str,
         expr: &Expression,
         loc: &Location,
         key_providers: &Value,
     ) -> Result<(), Diagnostic> {
+        let unable = |r: &Reference, why: &str| {
+            format!(
+                "Unable to use {} in static context, which is required by {subject}{why}",
+                display_ref(r)
+            )
+        };
         for r in references(expr) {
             let first = r.attrs.first().map(String::as_str).unwrap_or("");
             match r.root.as_str() {
@@ -384,14 +397,24 @@ impl StaticEvaluator {
                         return Err(Diagnostic::error("Invalid reference", "key_provider references are allowed only in key_provider and method blocks.", Some(loc)));
                     }
                 }
-                "module" => return Err(Diagnostic::error("Module output not supported in static context", format!("{} cannot be used in encryption configuration.", display_ref(&r)), Some(loc))),
+                "module" => {
+                    return Err(Diagnostic::error(
+                        "Module output not supported in static context",
+                        unable(&r, "."),
+                        Some(loc),
+                    ))
+                }
                 "count" | "each" | "self" => {
-                    return Err(Diagnostic::error("Dynamic value in static context", format!("{} is not available in encryption configuration.", display_ref(&r)), Some(loc)))
+                    return Err(Diagnostic::error(
+                        "Dynamic value in static context",
+                        unable(&r, "."),
+                        Some(loc),
+                    ))
                 }
                 _ => {
                     return Err(Diagnostic::error(
                         "Dynamic value in static context",
-                        format!("{} refers to a resource or data source, which are not available when the encryption configuration is evaluated.", display_ref(&r)),
+                        unable(&r, ": resources and data sources are not available before the configuration is applied."),
                         Some(loc),
                     ))
                 }
@@ -439,7 +462,19 @@ impl StaticEvaluator {
         loc: &Location,
         key_providers: &Value,
     ) -> Result<Value, Diagnostic> {
-        self.check_references(expr, loc, key_providers)?;
+        self.eval_for("the encryption configuration", expr, loc, key_providers)
+    }
+
+    /// [`StaticEvaluator::eval`] for `subject` (`backend.s3`, `local.x`, …), named in the
+    /// diagnostics of references that are not available statically.
+    pub fn eval_for(
+        &self,
+        subject: &str,
+        expr: &Expression,
+        loc: &Location,
+        key_providers: &Value,
+    ) -> Result<Value, Diagnostic> {
+        self.check_references(subject, expr, loc, key_providers)?;
         expr.evaluate(&self.context(key_providers))
             .map_err(|e| Diagnostic::error("Invalid expression", e.to_string(), Some(loc)))
     }
