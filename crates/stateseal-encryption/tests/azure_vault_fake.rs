@@ -9,7 +9,10 @@
 //!   readable, reversible tag, enough to check what was sent back), errors as Key Vault's
 //!   `{"error":{"code","message"}}`;
 //! * the v2.0 token endpoint `/{tenant}/oauth2/v2.0/token`: the client-credentials grant with a
-//!   client secret or a client assertion (OIDC).
+//!   client secret or a client assertion (OIDC, AKS workload identity);
+//! * the instance metadata service's managed-identity token endpoint
+//!   (`GET /metadata/identity/oauth2/token`, `Metadata: true`);
+//! * and, for the Azure CLI method, a fake `az` script on `PATH`.
 #![cfg(feature = "azure-vault")]
 
 #[path = "support/fake_http.rs"]
@@ -78,6 +81,20 @@ fn token_endpoint(req: &Request) -> Answer {
 fn fake_azure(req: &Request, base: &str) -> Answer {
     if req.path == format!("/{TENANT}/oauth2/v2.0/token") {
         return token_endpoint(req);
+    }
+    if req.path == "/oidc?audience=api%3A%2F%2FAzureADTokenExchange" {
+        return match req.header("Authorization") {
+            Some("Bearer gh-request-token") => ok(json!({"count": 1, "value": "federated-jwt"})),
+            _ => (401, vec![], "{}".into()),
+        };
+    }
+    if req.path
+        == "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net"
+    {
+        return match req.header("Metadata") {
+            Some("true") => ok(json!({"access_token": "kv-token", "expires_in": "3599", "token_type": "Bearer"})),
+            _ => (400, vec![], json!({"error": "invalid_request"}).to_string()),
+        };
     }
     let Some((path, query)) = req.path.split_once('?') else {
         return vault_error(400, "BadParameter", "api-version is required");
@@ -166,7 +183,7 @@ fn fake() -> &'static FakeServer {
 fn encryption(provider_body: &str) -> Encryption {
     fake();
     let body = format!(
-        "key_provider \"azure_vault\" \"kv\" {{\n vault_uri = \"{VAULT}\"\n tenant_id = \"{TENANT}\"\n use_cli = false\n{provider_body}\n}}\nmethod \"aes_gcm\" \"m\" {{\n keys = key_provider.azure_vault.kv\n}}\nstate {{\n method = method.aes_gcm.m\n}}\n"
+        "key_provider \"azure_vault\" \"kv\" {{\n vault_uri = \"{VAULT}\"\n tenant_id = \"{TENANT}\"\n{provider_body}\n}}\nmethod \"aes_gcm\" \"m\" {{\n keys = key_provider.azure_vault.kv\n}}\nstate {{\n method = method.aes_gcm.m\n}}\n"
     );
     let dir = tempfile::tempdir().unwrap();
     let opts = Options {
@@ -315,6 +332,19 @@ fn oidc_token_file_is_a_client_assertion() {
     assert_eq!(enc.state().decrypt_state(&ct).unwrap().0, STATE);
 }
 
+/// GitHub Actions style: the federated token is fetched from the request URL with the request
+/// token, for the token-exchange audience.
+#[test]
+fn oidc_request_url_is_asked_for_the_federated_token() {
+    let enc = encryption(&format!(
+        "vault_key_name = \"gh-key\"\nkey_length = 32\nclient_id = \"app-id\"\nuse_oidc = true\noidc_request_url = \"{}/oidc\"\noidc_request_token = \"gh-request-token\"",
+        fake().url
+    ));
+    let ct = enc.state().encrypt_state(STATE).unwrap();
+    assert_eq!(enc.state().decrypt_state(&ct).unwrap().0, STATE);
+    assert!(!fake().requests_to("/oidc?").is_empty());
+}
+
 #[test]
 fn failures_name_the_key_and_cause_and_never_the_secret() {
     let enc = encryption(
@@ -337,11 +367,63 @@ fn failures_name_the_key_and_cause_and_never_the_secret() {
     );
 
     // No auth method configured at all: OpenTofu's summary, with each method's reason.
-    let err = encryption("vault_key_name = \"no-auth-key\"\nkey_length = 32")
+    let err = encryption("vault_key_name = \"no-auth-key\"\nkey_length = 32\nuse_cli = false")
         .state()
         .encrypt_state(STATE)
         .unwrap_err()
         .to_string();
     assert!(err.contains("No valid azure auth methods found"), "{err}");
     assert!(err.contains("use_cli is false"), "{err}");
+}
+
+/// Managed identity: the metadata service (`AZURE_POD_IDENTITY_AUTHORITY_HOST` moves it, as
+/// for the Azure SDK), with the `Metadata: true` header and the vault as resource.
+#[test]
+fn managed_identity_uses_the_metadata_service() {
+    std::env::set_var("AZURE_POD_IDENTITY_AUTHORITY_HOST", &fake().url);
+    let enc = encryption("vault_key_name = \"msi-key\"\nkey_length = 32\nuse_msi = true");
+    let ct = enc.state().encrypt_state(STATE).unwrap();
+    assert_eq!(enc.state().decrypt_state(&ct).unwrap().0, STATE);
+    assert!(!fake().requests_to("/metadata/identity/").is_empty());
+}
+
+/// AKS workload identity: the federated token file is the client assertion.
+#[test]
+fn workload_identity_uses_the_federated_token_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("azure-identity-token");
+    std::fs::write(&file, "federated-jwt").unwrap();
+    std::env::set_var("AZURE_CLIENT_ID", "app-id");
+    std::env::set_var("AZURE_TENANT_ID", TENANT);
+    std::env::set_var("AZURE_FEDERATED_TOKEN_FILE", &file);
+    let enc = encryption(
+        "vault_key_name = \"aks-key\"\nkey_length = 32\nuse_aks_workload_identity = true",
+    );
+    let ct = enc.state().encrypt_state(STATE).unwrap();
+    assert_eq!(enc.state().decrypt_state(&ct).unwrap().0, STATE);
+}
+
+/// The Azure CLI (the default when nothing else is configured): `az account get-access-token`
+/// for the vault resource and the configured tenant.
+#[cfg(unix)]
+#[test]
+fn azure_cli_is_asked_for_a_token() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let az = dir.path().join("az");
+    std::fs::write(
+        &az,
+        format!("#!/bin/sh\nif [ \"$*\" = \"account get-access-token --output json --resource https://vault.azure.net --tenant {TENANT}\" ]; then\n  echo '{{\"accessToken\": \"kv-token\", \"expiresOn\": \"2099-01-01 00:00:00.000000\"}}'\nelse\n  echo \"unexpected: $*\" >&2; exit 1\nfi\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    std::env::set_var("PATH", path);
+    let enc = encryption("vault_key_name = \"cli-key\"\nkey_length = 32\nuse_cli = true");
+    let ct = enc.state().encrypt_state(STATE).unwrap();
+    assert_eq!(enc.state().decrypt_state(&ct).unwrap().0, STATE);
 }
