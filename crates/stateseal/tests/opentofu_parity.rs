@@ -157,6 +157,24 @@ fn three_errors_print_three_lines_and_one_fix() {
         "the fix ends the last line: {}",
         o.stderr
     );
+
+    // The same for the encryption configuration.
+    std::fs::write(
+        d.path().join("main.tf"),
+        "terraform {\n  encryption {\n    a = 1\n    b = 2\n    c = 3\n  }\n}\n",
+    )
+    .unwrap();
+    std::fs::write(d.path().join("plain.json"), STATE).unwrap();
+    let o = stateseal(d.path(), &[], &["encrypt", "plain.json"]);
+    assert_eq!(o.code, 3, "{}", o.stderr);
+    let lines: Vec<&str> = o.stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", o.stderr);
+    for (line, n) in lines.iter().zip(3..) {
+        assert!(
+            line.starts_with("error: ") && line.contains(&format!("main.tf:{n}:5: ")),
+            "{line}"
+        );
+    }
 }
 
 #[test]
