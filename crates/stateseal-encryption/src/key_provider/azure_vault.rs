@@ -6,7 +6,7 @@
 //! with `{"alg", "value"[, "iv", "tag", "aad"]}` in base64url. Encrypting uses the key's current
 //! version (an empty version segment); decrypting uses the version and algorithm stored in the
 //! metadata. Bearer tokens come from Microsoft Entra ID for the scope that Key Vault names in
-//! its authentication challenge ([`credentials`]).
+//! its authentication challenge (see the `credentials` module).
 //!
 //! Building does no I/O. `STATESEAL_AZURE_VAULT_ENDPOINT` replaces the scheme, host and port of
 //! `vault_uri` for the HTTP calls (tests point it at a fake).
