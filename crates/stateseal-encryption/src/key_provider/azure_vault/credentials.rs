@@ -519,7 +519,8 @@ fn token_reply(reply: http_json::Reply, from: &str) -> Result<Token, String> {
         Some(serde_json::Value::String(s)) => s.parse().ok(),
         _ => None,
     }
-    .unwrap_or(300);
+    .unwrap_or(300)
+    .min(86_400); // no Instant overflow, whatever the server says
     Ok(Token {
         secret: a.access_token.expect("checked"),
         expires: Instant::now() + Duration::from_secs(seconds).saturating_sub(MARGIN),
