@@ -73,6 +73,14 @@ enum Command {
     /// Release anyone's lock (a crashed run's), given the holder's exact ID.
     ForceUnlock(lock_cmd::UnlockArgs),
     /// Print the root module outputs: like `tofu output` (state target), or with --remote-state NAME like terraform_remote_state.
+    ///
+    /// The outputs of the backend's state (the current workspace). By default the state is read
+    /// like `tofu output` reads it: decrypted with the `state` target of the encryption
+    /// configuration (its method and fallback).
+    ///
+    /// With --remote-state NAME it is read like a `terraform_remote_state` data source named NAME
+    /// reads it: with the remote_state_data_sources target, that is its
+    /// remote_state_data_source "NAME" block if there is one, else its default block.
     Outputs(outputs_cmd::OutputsArgs),
 }
 

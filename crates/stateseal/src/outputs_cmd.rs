@@ -10,14 +10,6 @@ use crate::failure::Failure;
 use crate::global::Context;
 
 #[derive(Args)]
-#[command(
-    long_about = "Print the root module outputs of the backend's state (the current workspace).\n\n\
-By default the state is read like `tofu output` reads it: decrypted with the `state` target of the \
-encryption configuration (its method and fallback).\n\n\
-With --remote-state NAME it is read like a `terraform_remote_state` data source named NAME in \
-another configuration reads it: with the remote_state_data_sources target, that is its \
-remote_state_data_source \"NAME\" block if there is one, else its default block."
-)]
 pub struct OutputsArgs {
     /// Print JSON like `terraform output -json`: {"NAME": {"value", "type", "sensitive"}}.
     #[arg(long)]
