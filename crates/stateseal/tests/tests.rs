@@ -5,4 +5,6 @@
 
 mod backend;
 mod cli;
+mod guide_s3_variables;
 mod kms_rotation;
+mod opentofu_parity;
