@@ -85,7 +85,7 @@ impl fmt::Display for Diagnostic {
         }
         write!(f, "{}", self.summary)?;
         if !self.detail.is_empty() {
-            write!(f, "; {}", self.detail)?;
+            write!(f, ": {}", self.detail)?;
         }
         Ok(())
     }

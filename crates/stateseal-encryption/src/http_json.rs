@@ -1,4 +1,5 @@
-//! Blocking JSON over HTTPS for the key services that have plain REST APIs (GCP KMS, OpenBao):
+//! Blocking JSON over HTTPS for the key services that have plain REST APIs (GCP KMS, OpenBao,
+//! Azure Key Vault):
 //! one request, one JSON answer. TLS is rustls with ring and Mozilla's roots (or a given PEM
 //! bundle). Request and response bodies can hold key material and are wiped after use.
 
@@ -37,9 +38,10 @@ pub(crate) fn agent(ca_pem: Option<&[u8]>) -> Result<ureq::Agent, String> {
         .into())
 }
 
-/// A response: status and body (wiped on drop).
+/// A response: status, the `WWW-Authenticate` challenge if any, and body (wiped on drop).
 pub(crate) struct Reply {
     pub status: u16,
+    pub www_authenticate: Option<String>,
     pub body: Zeroizing<Vec<u8>>,
 }
 
@@ -97,10 +99,19 @@ pub(crate) fn send(
     };
     let mut resp = sent.map_err(|e| format!("cannot reach {url}: {e}"))?;
     let status = resp.status().as_u16();
+    let www_authenticate = resp
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let mut buf = Zeroizing::new(Vec::new());
     std::io::Read::read_to_end(&mut resp.body_mut().as_reader(), &mut buf)
         .map_err(|e| format!("reading the response from {url} failed: {e}"))?;
-    Ok(Reply { status, body: buf })
+    Ok(Reply {
+        status,
+        www_authenticate,
+        body: buf,
+    })
 }
 
 /// [`send`] with a JSON body.
@@ -113,4 +124,41 @@ pub(crate) fn send_json(
 ) -> Result<Reply, String> {
     let bytes = Zeroizing::new(serde_json::to_vec(body).expect("JSON serializes"));
     send(agent, method, url, headers, "application/json", &bytes)
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+pub(crate) fn percent_encode(out: &mut String, s: &str) {
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+}
+
+/// An `application/x-www-form-urlencoded` body (wiped on drop: it can hold secrets).
+pub(crate) fn form_encode(pairs: &[(&str, &str)]) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(String::new());
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        percent_encode(&mut out, k);
+        out.push('=');
+        percent_encode(&mut out, v);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn form_encoding() {
+        assert_eq!(
+            &*super::form_encode(&[("grant_type", "urn:x y"), ("a", "b&c=d")]),
+            "grant_type=urn%3Ax%20y&a=b%26c%3Dd"
+        );
+    }
 }

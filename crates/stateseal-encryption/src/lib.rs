@@ -13,7 +13,7 @@ mod error;
 pub mod external_program;
 #[doc(hidden)]
 pub mod fuzzing;
-#[cfg(any(feature = "gcp-kms", feature = "openbao"))]
+#[cfg(any(feature = "gcp-kms", feature = "openbao", feature = "azure-vault"))]
 mod http_json;
 pub mod key_cache;
 pub mod key_provider;

@@ -38,6 +38,9 @@ impl Options {
 /// The loaded module and the validated encryption.
 pub struct Loaded {
     pub module: Module,
+    /// The module's static evaluator (variables resolved, locals evaluated): the encryption
+    /// configuration and the backend block are evaluated with it.
+    pub evaluator: StaticEvaluator,
     /// Shared, so that stores, servers and tasks can hold it (`Arc::clone`).
     pub encryption: std::sync::Arc<Encryption>,
     /// True when any encryption configuration was found (code, file or `TF_ENCRYPTION`).
@@ -67,18 +70,6 @@ pub fn load(
     }
     let from_env = EncryptionConfig::parse_env(opts.env_encryption.as_deref())?;
     let configured = code.is_some() || from_env.is_some();
-    let merged = match (code, from_env) {
-        (Some(c), Some(e)) => c.merge(e),
-        (Some(c), None) => c,
-        (None, Some(e)) => e,
-        (None, None) => {
-            return Ok(Loaded {
-                module,
-                encryption: Encryption::disabled().into(),
-                configured: false,
-            });
-        }
-    };
     let values = variables::resolve(&module, &opts.vars, env)?;
     let workspace = if opts.workspace.is_empty() {
         "default"
@@ -86,9 +77,14 @@ pub fn load(
         &opts.workspace
     };
     let evaluator = StaticEvaluator::new(&module, values, workspace);
-    let encryption = Encryption::new(merged, evaluator, registry)?;
+    let encryption = match (code, from_env) {
+        (Some(c), Some(e)) => Encryption::new(c.merge(e), evaluator.clone(), registry)?,
+        (Some(c), None) | (None, Some(c)) => Encryption::new(c, evaluator.clone(), registry)?,
+        (None, None) => Encryption::disabled(),
+    };
     Ok(Loaded {
         module,
+        evaluator,
         encryption: encryption.into(),
         configured,
     })

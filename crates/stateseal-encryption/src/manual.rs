@@ -58,6 +58,11 @@
 ///   federation) files.
 /// * openbao reads `BAO_ADDR`, `BAO_TOKEN`, `BAO_CACERT` and `BAO_NAMESPACE`, not the other
 ///   `BAO_*` client settings (client certificates, `BAO_SKIP_VERIFY`, …).
+/// * azure_vault picks its auth method on first use (OpenTofu does it while building, running
+///   `az account show` and fetching OIDC tokens). Client-certificate auth (PKCS#12) is not
+///   supported and says so; Azure DevOps service connections are not offered (OpenTofu's
+///   azure_vault never sets one either). Plain `http://` is refused except to this machine.
+///   Like OpenTofu it uses Key Vault's `encrypt`/`decrypt` operations, not `wrapKey`/`unwrapKey`.
 /// * external programs: a program that writes no header line fails (OpenTofu then decodes the
 ///   whole output as the body). A program still running at the timeout is killed and the
 ///   error returned at once, even if a child of it keeps its output open (OpenTofu waits for

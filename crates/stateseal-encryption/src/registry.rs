@@ -79,6 +79,8 @@ impl Default for Registry {
         r.register_key_provider("gcp_kms", key_provider::gcp_kms::build);
         #[cfg(feature = "openbao")]
         r.register_key_provider("openbao", key_provider::openbao::build);
+        #[cfg(feature = "azure-vault")]
+        r.register_key_provider("azure_vault", key_provider::azure_vault::build);
         r.register_method("aes_gcm", method::aes_gcm::build);
         r.register_method("external", method::external::build);
         r

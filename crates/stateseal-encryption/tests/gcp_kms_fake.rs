@@ -162,15 +162,14 @@ fn fake_google(req: &Request, base: &str) -> (u16, String) {
 /// One fake for the whole test binary: the endpoint overrides are process-wide variables.
 fn fake() -> &'static FakeServer {
     static FAKE: OnceLock<FakeServer> = OnceLock::new();
-    FAKE.get_or_init(|| {
-        let base = std::sync::Arc::new(OnceLock::<String>::new());
-        let b = base.clone();
-        let server = FakeServer::start(move |req| fake_google(req, b.get().unwrap()));
-        base.set(server.url.clone()).unwrap();
-        std::env::set_var(KMS_ENDPOINT_ENV, &server.url);
-        std::env::set_var(IAMCREDENTIALS_ENDPOINT_ENV, &server.url);
-        server
-    })
+    fake_http::shared(
+        &FAKE,
+        &[KMS_ENDPOINT_ENV, IAMCREDENTIALS_ENDPOINT_ENV],
+        |req, base| {
+            let (status, body) = fake_google(req, base);
+            (status, Vec::new(), body)
+        },
+    )
 }
 
 fn encryption(name: &str, provider_body: &str) -> std::sync::Arc<Encryption> {

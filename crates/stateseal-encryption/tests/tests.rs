@@ -7,6 +7,7 @@
 mod fake_http;
 
 mod aws_kms_moto;
+mod azure_vault_fake;
 mod decrypt_decision_tree;
 mod external_programs;
 mod fuzz_corpus;

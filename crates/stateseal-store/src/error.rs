@@ -50,6 +50,10 @@ pub enum Error {
     /// The backend configuration is wrong (missing bucket, bad attribute, …).
     #[error("{0}")]
     Config(String),
+    /// The backend block cannot be used: an expression OpenTofu refuses there, a variable
+    /// without a value, a wrong attribute. One diagnostic per problem, with its location.
+    #[error("{0}")]
+    Backend(stateseal_encryption::Diagnostics),
     /// Not something this backend can do.
     #[error("{0}")]
     Unsupported(String),

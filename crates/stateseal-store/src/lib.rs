@@ -4,12 +4,15 @@
 //!   semantic [`Error`]s; every backend passes [`conformance::run`];
 //! * [`LocalStore`] (OpenTofu's paths and `fcntl` lock) and, with feature `s3`,
 //!   [`s3::S3Store`] (DynamoDB locks and digests, `.tflock` lock files, SSE);
+//! * [`backend_block`]: the store a module's backend block points at (evaluated early, with
+//!   `--backend-config` overrides);
 //! * [`LockInfo`] with Go-identical JSON bytes;
 //! * [`StateMeta`]: the few fields of a state that are read, the bytes staying opaque;
 //! * [`Sealed`]: reads and writes through the directory's encryption, with OpenTofu's state
 //!   rules.
 #![forbid(unsafe_code)]
 
+pub mod backend_block;
 pub mod conformance;
 mod error;
 pub mod local;

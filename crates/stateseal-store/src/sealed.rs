@@ -270,20 +270,24 @@ impl Sealed {
         self.read_with(workspace, Target::State).await
     }
 
-    /// Root-module output values, read the way `terraform_remote_state` reads them: with the
-    /// `remote_state_data_sources` target (`remote` names a `remote_state_data_source` block,
-    /// else `default` applies), sensitivity ignored.
+    /// Root-module output values. `remote: None` reads the workspace's own state as `tofu
+    /// output` does (the `state` target); `Some(name)` reads it as a `terraform_remote_state`
+    /// data source of that name does (the `remote_state_data_sources` target: the
+    /// `remote_state_data_source` block of that name, else `default`). Sensitivity is ignored.
     pub async fn outputs(
         &self,
         workspace: &str,
         remote: Option<&str>,
     ) -> Result<Map<String, Value>> {
         self.require_workspace(workspace).await?;
-        let target = Target::RemoteState(remote.unwrap_or("").to_string());
+        let target = match remote {
+            None => Target::State,
+            Some(name) => Target::RemoteState(name.to_string()),
+        };
         match self.read_with(workspace, target).await? {
             Some(p) => Ok(p.meta.outputs),
             None => Err(Error::NotFound {
-                what: format!("remote state {}", self.store.location(workspace)),
+                what: format!("state {}", self.store.location(workspace)),
             }),
         }
     }

@@ -3,10 +3,8 @@
 
 use std::sync::Arc;
 
-use stateseal_encryption::config::eval::StaticEvaluator;
 use stateseal_encryption::Refusal;
-use stateseal_store::s3::{S3Builder, S3Store};
-use stateseal_store::{Error, LocalStore, LockInfo, Store};
+use stateseal_store::{backend_block, Error, LockInfo, Store};
 
 use crate::failure::{exit, Failure};
 use crate::global::Context;
@@ -20,78 +18,17 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
-/// The store the directory's backend configuration points at.
+/// The store the directory's backend configuration points at (evaluated by
+/// [`stateseal_store::backend_block`]; this only renders its errors).
 pub async fn open(ctx: &Context) -> Result<Arc<dyn Store>, Failure> {
     let loaded = ctx.loaded()?;
-    let module = &loaded.module;
-    let Some(block) = &module.backend else {
-        if !ctx.backend_config().is_empty() {
-            return Err(Failure::new(
-                exit::CONFIG,
-                "--backend-config was given, but the configuration has no backend block",
-                "add a terraform { backend \"s3\" { … } } block, or drop --backend-config",
-            ));
-        }
-        return Ok(Arc::new(LocalStore::new(&module.dir)));
-    };
-    let kind = block.labels.first().map(String::as_str).unwrap_or("");
-    let where_ = format!("{}:{}", block.location.file, block.location.line);
-    let evaluator = StaticEvaluator::new(module, Default::default(), ctx.workspace());
-    match kind {
-        "s3" => {
-            let mut b = S3Builder::new().with_block(block, &evaluator);
-            for kv in ctx.backend_config() {
-                b = b.with_backend_config(kv);
-            }
-            let cfg = b
-                .build_config(&|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
-                .map_err(|e| Failure::from(e).context(&where_))?;
-            Ok(Arc::new(S3Store::connect(cfg).await?))
-        }
-        "local" => {
-            let mut path = None;
-            let mut workspace_dir = None;
-            for a in &block.body.attributes {
-                let v = evaluator
-                    .eval(&a.expr, &a.location, &hcl::Value::Null)
-                    .map_err(|d| Failure::new(exit::CONFIG, d.to_string(), "use a string"))?;
-                let s = v.as_str().map(str::to_string).ok_or_else(|| {
-                    Failure::new(
-                        exit::CONFIG,
-                        format!(
-                            "{}:{}: {} must be a string",
-                            a.location.file, a.location.line, a.name
-                        ),
-                        "use a string",
-                    )
-                })?;
-                match a.name.as_str() {
-                    "path" => path = Some(s),
-                    "workspace_dir" => workspace_dir = Some(s),
-                    other => {
-                        return Err(Failure::new(
-                            exit::CONFIG,
-                            format!(
-                                "{}:{}: unsupported argument {other:?} in the local backend",
-                                a.location.file, a.location.line
-                            ),
-                            "the local backend takes path and workspace_dir",
-                        ))
-                    }
-                }
-            }
-            Ok(Arc::new(LocalStore::with_paths(
-                &module.dir,
-                path.as_deref(),
-                workspace_dir.as_deref(),
-            )))
-        }
-        other => Err(Failure::new(
-            exit::CONFIG,
-            format!("{where_}: backend {other:?} is not supported"),
-            "stateseal supports the s3 and local backends",
-        )),
-    }
+    let backend = backend_block::configure(
+        &loaded.module,
+        &loaded.evaluator,
+        ctx.backend_config(),
+        &|k| std::env::var(k).ok().filter(|v| !v.is_empty()),
+    )?;
+    Ok(Arc::from(backend.open().await?))
 }
 
 /// Terraform's lock-conflict report, on stderr: the holder's ID, Path, Operation, Who,
@@ -145,6 +82,10 @@ impl From<Error> for Failure {
                 e.to_string(),
                 "correct the backend configuration (block, --backend-config or AWS_* environment)",
             ),
+            Error::Backend(d) => Failure {
+                fix: Some("correct the backend block at the locations shown, or override it with --backend-config".into()),
+                ..Failure::from(d)
+            },
             Error::InvalidWorkspace { .. } => Failure::new(
                 exit::FAILURE,
                 e.to_string(),

@@ -1,4 +1,5 @@
-//! How the CLI fails: one line on stderr with the cause and the fix, and a documented exit code.
+//! How the CLI fails: on stderr one line per problem (`error: file:line:col: summary: detail`),
+//! the fix once at the end of the last, and a documented exit code.
 
 use std::fmt;
 
@@ -26,6 +27,8 @@ pub mod exit {
 #[derive(Debug)]
 pub struct Failure {
     pub cause: String,
+    /// Further problems of the same kind (the other diagnostics), one line each.
+    pub more: Vec<String>,
     pub fix: Option<String>,
     pub code: i32,
 }
@@ -34,6 +37,7 @@ impl Failure {
     pub fn new(code: i32, cause: impl Into<String>, fix: impl Into<String>) -> Failure {
         Failure {
             cause: cause.into(),
+            more: Vec::new(),
             fix: Some(fix.into()),
             code,
         }
@@ -42,6 +46,7 @@ impl Failure {
     pub fn plain(code: i32, cause: impl Into<String>) -> Failure {
         Failure {
             cause: cause.into(),
+            more: Vec::new(),
             fix: None,
             code,
         }
@@ -53,13 +58,22 @@ impl Failure {
         self
     }
 
-    /// The single line printed on stderr.
-    pub fn line(&self) -> String {
-        let cause = one_line(&self.cause);
-        match &self.fix {
-            Some(fix) => format!("error: {cause} (fix: {})", one_line(fix)),
-            None => format!("error: {cause}"),
+    /// Replaces the fix.
+    pub fn with_fix(mut self, fix: impl Into<String>) -> Failure {
+        self.fix = Some(fix.into());
+        self
+    }
+
+    /// What is printed on stderr: `error: PROBLEM` per problem, the fix after the last.
+    pub fn render(&self) -> String {
+        let mut lines: Vec<String> = std::iter::once(&self.cause)
+            .chain(&self.more)
+            .map(|c| format!("error: {}", one_line(c)))
+            .collect();
+        if let (Some(fix), Some(last)) = (&self.fix, lines.last_mut()) {
+            last.push_str(&format!(" (fix: {})", one_line(fix)));
         }
+        lines.join("\n")
     }
 }
 
@@ -72,23 +86,25 @@ fn one_line(s: &str) -> String {
 }
 
 impl From<Diagnostics> for Failure {
+    /// Every error, one per line (warnings only when there is no error).
     fn from(d: Diagnostics) -> Failure {
-        let n = d.errors().count();
-        let more = if n > 1 {
-            format!(" (and {} more error(s): run `stateseal validate`)", n - 1)
-        } else {
+        let mut shown: Vec<String> = d.errors().map(|e| e.to_string()).collect();
+        if shown.is_empty() {
+            shown = d.0.iter().map(|e| e.to_string()).collect();
+        }
+        let cause = if shown.is_empty() {
             String::new()
+        } else {
+            shown.remove(0)
         };
-        let first = d
-            .errors()
-            .next()
-            .map(|e| e.to_string())
-            .unwrap_or_else(|| d.to_string());
-        Failure::new(
-            exit::CONFIG,
-            format!("{first}{more}"),
-            "correct the encryption configuration at the location shown",
-        )
+        Failure {
+            more: shown,
+            ..Failure::new(
+                exit::CONFIG,
+                cause,
+                "correct the encryption configuration at the location shown",
+            )
+        }
     }
 }
 

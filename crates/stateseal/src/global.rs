@@ -15,7 +15,7 @@ pub struct GlobalArgs {
     /// Switch to DIR before doing anything (like terraform -chdir); the configuration is read from there.
     #[arg(long, global = true, value_name = "DIR")]
     pub chdir: Option<PathBuf>,
-    /// Set a variable used by the encryption configuration (repeatable).
+    /// Set a variable used by the configuration: encryption and backend blocks (repeatable).
     #[arg(long = "var", global = true, value_name = "NAME=VALUE", value_parser = VarInputs::parse_var)]
     pub vars: Vec<(String, String)>,
     /// Read variables from a .tfvars or .tfvars.json file (repeatable; applied before --var).

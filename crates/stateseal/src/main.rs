@@ -38,7 +38,10 @@ Exit codes:
     long_about = "Encrypt, decrypt, rekey and inspect OpenTofu-encrypted state and plan files.\n\n\
 The encryption configuration is read as OpenTofu reads it: the terraform { encryption { … } } block of the \
 *.tf and *.tf.json files in the working directory (--chdir), with TF_ENCRYPTION merged over it. Variables \
-come from --var, --var-file, TF_VAR_NAME, *.tfvars files and declared defaults.",
+come from --var, --var-file, TF_VAR_NAME, terraform.tfvars, *.auto.tfvars and declared defaults.\n\n\
+The backend block (terraform { backend \"s3\" | \"local\" { … } }) is evaluated early, as OpenTofu 1.8+ \
+does: it may use var.*, local.*, path.*, terraform.workspace and functions (not resources, data sources, \
+module outputs, or sensitive or ephemeral variables); --backend-config overrides it.",
     after_help = EXIT_CODES
 )]
 struct Cli {
@@ -70,7 +73,15 @@ enum Command {
     Unlock(lock_cmd::UnlockArgs),
     /// Release anyone's lock (a crashed run's), given the holder's exact ID; or, with --unreadable, remove a lock record that does not parse.
     ForceUnlock(lock_cmd::ForceUnlockArgs),
-    /// Print the root module outputs, read like terraform_remote_state does.
+    /// Print the root module outputs: like `tofu output` (state target), or with --remote-state NAME like terraform_remote_state.
+    ///
+    /// The outputs of the backend's state (the current workspace). By default the state is read
+    /// like `tofu output` reads it: decrypted with the `state` target of the encryption
+    /// configuration (its method and fallback).
+    ///
+    /// With --remote-state NAME it is read like a `terraform_remote_state` data source named NAME
+    /// reads it: with the remote_state_data_sources target, that is its
+    /// remote_state_data_source "NAME" block if there is one, else its default block.
     Outputs(outputs_cmd::OutputsArgs),
     /// Serve states over HTTP for Terraform's and OpenTofu's backend "http" (locking, versions, encryption at rest).
     Serve(serve_cmd::ServeArgs),
@@ -86,7 +97,7 @@ fn main() {
         }
     };
     if let Err(f) = run(cli) {
-        eprintln!("{}", f.line());
+        eprintln!("{}", f.render());
         std::process::exit(f.code);
     }
 }

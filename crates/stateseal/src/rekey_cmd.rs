@@ -37,7 +37,7 @@ pub fn run(ctx: &Context, args: &RekeyArgs) -> Result<(), Failure> {
         match rekey_one(loaded, args.target.as_ref(), path) {
             Ok(report) => println!("{report}"),
             Err(f) => {
-                eprintln!("{}", f.line());
+                eprintln!("{}", f.render());
                 failed.push(f);
             }
         }

@@ -2,7 +2,7 @@
 //! `terraform.workspace`, `key_provider.T.N` and built-in functions. Resources, data sources and
 //! module outputs are not available, as in OpenTofu's static context.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use hcl::eval::{Context, Evaluate as _};
 use hcl::expr::{Expression, TemplateExpr, TraversalOperator};
@@ -186,7 +186,13 @@ pub fn static_address(
 #[derive(Clone, Default)]
 pub struct StaticEvaluator {
     vars: BTreeMap<String, Value>,
-    declared: BTreeSet<String>,
+    /// Declared variables and where.
+    declared: BTreeMap<String, Location>,
+    /// Variables declared `sensitive` or `ephemeral`, and the locals derived from them, with
+    /// the mark (OpenTofu refuses such values in a backend block).
+    marks: BTreeMap<String, &'static str>,
+    /// The module directory (named in the missing-variable message).
+    dir: String,
     locals: BTreeMap<String, Result<Value, Diagnostic>>,
     path: hcl::Map<String, Value>,
     workspace: String,
@@ -212,11 +218,37 @@ impl StaticEvaluator {
             .unwrap_or_else(|_| ".".into());
         let mut path = hcl::Map::new();
         path.insert("module".into(), Value::from(dir.clone()));
-        path.insert("root".into(), Value::from(dir));
+        path.insert("root".into(), Value::from(dir.clone()));
         path.insert("cwd".into(), Value::from(cwd));
+        let marks = module
+            .variables
+            .iter()
+            .filter_map(|v| {
+                let set = |attr: &str| {
+                    v.block
+                        .body
+                        .attribute(attr)
+                        .is_some_and(|a| a.expr == Expression::Bool(true))
+                };
+                let mark = if set("sensitive") {
+                    "sensitive"
+                } else if set("ephemeral") {
+                    "ephemeral"
+                } else {
+                    return None;
+                };
+                Some((format!("var.{}", v.name), mark))
+            })
+            .collect();
         let mut ev = StaticEvaluator {
             vars,
-            declared: module.variables.iter().map(|v| v.name.clone()).collect(),
+            declared: module
+                .variables
+                .iter()
+                .map(|v| (v.name.clone(), v.block.location.clone()))
+                .collect(),
+            marks,
+            dir,
             locals: BTreeMap::new(),
             path,
             workspace: workspace.to_string(),
@@ -243,8 +275,16 @@ impl StaticEvaluator {
                 {
                     return true;
                 }
-                let v = self.eval(&a.expr, &a.location, &Value::Null);
+                let v = self.eval_for(
+                    &format!("local.{}", a.name),
+                    &a.expr,
+                    &a.location,
+                    &Value::Null,
+                );
                 self.locals.insert(a.name.clone(), v);
+                if let Some(mark) = self.mark(&a.expr) {
+                    self.marks.insert(format!("local.{}", a.name), mark);
+                }
                 false
             });
             if pending.len() == before {
@@ -266,28 +306,49 @@ impl StaticEvaluator {
         &self.workspace
     }
 
+    /// `Some("sensitive")` or `Some("ephemeral")` when `expr` uses a variable declared so
+    /// (directly or through locals). OpenTofu strips these marks for key providers and
+    /// refuses them in a backend block.
+    pub fn mark(&self, expr: &Expression) -> Option<&'static str> {
+        references(expr).iter().find_map(|r| {
+            let name = format!("{}.{}", r.root, r.attrs.first()?);
+            self.marks.get(&name).copied()
+        })
+    }
+
     /// Checks that every reference in `expr` is available statically.
+    /// `subject` is what needs the value (OpenTofu's "which is required by …").
     fn check_references(
         &self,
+        subject: &str,
         expr: &Expression,
         loc: &Location,
         key_providers: &Value,
     ) -> Result<(), Diagnostic> {
+        let unable = |r: &Reference, why: &str| {
+            format!(
+                "Unable to use {} in static context, which is required by {subject}{why}",
+                display_ref(r)
+            )
+        };
         for r in references(expr) {
             let first = r.attrs.first().map(String::as_str).unwrap_or("");
             match r.root.as_str() {
                 "var" => {
-                    if !self.declared.contains(first) {
+                    let Some(declared_at) = self.declared.get(first) else {
                         return Err(Diagnostic::error(
                             "Reference to undeclared input variable",
                             format!("An input variable with the name {first:?} has not been declared. Declare it with a variable \"{first}\" {{}} block."),
                             Some(loc),
                         ));
-                    }
+                    };
                     if !self.vars.contains_key(first) {
                         return Err(Diagnostic::error(
                             "No value for required variable",
-                            format!("var.{first} has no value: set it with --var {first}=VALUE, --var-file FILE or the TF_VAR_{first} environment variable."),
+                            format!(
+                                "var.{first} has no value (declared at {declared_at}). Set it with --var {first}=VALUE, --var-file FILE, the TF_VAR_{first} environment variable, {first} = VALUE in terraform.tfvars or a *.auto.tfvars file in {}, or a default in its declaration (stateseal does not prompt).",
+                                if self.dir == "." { "the working directory" } else { &self.dir }
+                            ),
                             Some(loc),
                         ));
                     }
@@ -299,20 +360,61 @@ impl StaticEvaluator {
                     Some(Err(d)) => return Err(d.clone()),
                     Some(Ok(_)) => {}
                 },
-                "path" | "terraform" => {}
+                "path" if matches!(first, "cwd" | "module" | "root") => {}
+                "path" => {
+                    return Err(Diagnostic::error(
+                        "Invalid \"path\" attribute",
+                        format!("The \"path\" object does not have an attribute named {first:?}. The attributes are cwd, module and root."),
+                        Some(loc),
+                    ))
+                }
+                "terraform" => match first {
+                    "workspace" => {}
+                    "applying" => {
+                        return Err(Diagnostic::error(
+                            "Invalid attribute in static context",
+                            "The applying attribute can not be used during static evaluation and is only valid in the plan and apply phases of execution",
+                            Some(loc),
+                        ))
+                    }
+                    "env" => {
+                        return Err(Diagnostic::error(
+                            "Invalid \"terraform\" attribute",
+                            "The terraform.env attribute was deprecated in v0.10 and removed in v0.12. The \"state environment\" concept was renamed to \"workspace\" in v0.12, and so the workspace name can now be accessed using the terraform.workspace attribute.",
+                            Some(loc),
+                        ))
+                    }
+                    _ => {
+                        return Err(Diagnostic::error(
+                            "Invalid \"terraform\" attribute",
+                            format!("The \"terraform\" object does not have an attribute named {first:?}. The only supported attribute is terraform.workspace, the name of the currently-selected workspace."),
+                            Some(loc),
+                        ))
+                    }
+                },
                 "key_provider" => {
                     if key_providers.is_null() {
                         return Err(Diagnostic::error("Invalid reference", "key_provider references are allowed only in key_provider and method blocks.", Some(loc)));
                     }
                 }
-                "module" => return Err(Diagnostic::error("Module output not supported in static context", format!("{} cannot be used in encryption configuration.", display_ref(&r)), Some(loc))),
+                "module" => {
+                    return Err(Diagnostic::error(
+                        "Module output not supported in static context",
+                        unable(&r, "."),
+                        Some(loc),
+                    ))
+                }
                 "count" | "each" | "self" => {
-                    return Err(Diagnostic::error("Dynamic value in static context", format!("{} is not available in encryption configuration.", display_ref(&r)), Some(loc)))
+                    return Err(Diagnostic::error(
+                        "Dynamic value in static context",
+                        unable(&r, "."),
+                        Some(loc),
+                    ))
                 }
                 _ => {
                     return Err(Diagnostic::error(
                         "Dynamic value in static context",
-                        format!("{} refers to a resource or data source, which are not available when the encryption configuration is evaluated.", display_ref(&r)),
+                        unable(&r, ": resources and data sources are not available before the configuration is applied."),
                         Some(loc),
                     ))
                 }
@@ -360,7 +462,19 @@ impl StaticEvaluator {
         loc: &Location,
         key_providers: &Value,
     ) -> Result<Value, Diagnostic> {
-        self.check_references(expr, loc, key_providers)?;
+        self.eval_for("the encryption configuration", expr, loc, key_providers)
+    }
+
+    /// [`StaticEvaluator::eval`] for `subject` (`backend.s3`, `local.x`, …), named in the
+    /// diagnostics of references that are not available statically.
+    pub fn eval_for(
+        &self,
+        subject: &str,
+        expr: &Expression,
+        loc: &Location,
+        key_providers: &Value,
+    ) -> Result<Value, Diagnostic> {
+        self.check_references(subject, expr, loc, key_providers)?;
         expr.evaluate(&self.context(key_providers))
             .map_err(|e| Diagnostic::error("Invalid expression", e.to_string(), Some(loc)))
     }
@@ -467,6 +581,35 @@ mod tests {
         );
         let d = eval_attr(&ev, "\n\nx = local.nope").unwrap_err();
         assert_eq!(d.location.unwrap().line, 3);
+    }
+
+    #[test]
+    fn terraform_and_path_attributes_and_marks() {
+        let m = module("variable \"s\" {\n sensitive = true\n default = \"x\"\n}\nvariable \"e\" {\n ephemeral = true\n default = \"y\"\n}\nlocals {\n a = \"${var.s}-1\"\n b = upper(local.a)\n c = \"plain\"\n}\n");
+        let ev = StaticEvaluator::new(
+            &m,
+            [
+                ("s".into(), Value::from("x")),
+                ("e".into(), Value::from("y")),
+            ]
+            .into(),
+            "default",
+        );
+        for (src, summary) in [
+            (
+                "x = terraform.applying",
+                "Invalid attribute in static context",
+            ),
+            ("x = terraform.env", "Invalid \"terraform\" attribute"),
+            ("x = terraform.nope", "Invalid \"terraform\" attribute"),
+            ("x = path.nope", "Invalid \"path\" attribute"),
+        ] {
+            assert_eq!(eval_attr(&ev, src).unwrap_err().summary, summary, "{src}");
+        }
+        let expr = |s: &str| Expression::from(hcl_edit::parser::parse_expr(s).unwrap());
+        assert_eq!(ev.mark(&expr("local.b")), Some("sensitive"));
+        assert_eq!(ev.mark(&expr("\"${var.e}\"")), Some("ephemeral"));
+        assert_eq!(ev.mark(&expr("local.c")), None);
     }
 
     #[test]

@@ -257,16 +257,12 @@ impl GcpKms {
 
 impl KeyProvider for GcpKms {
     fn provide(&self, purpose: Purpose<'_>) -> Result<Provided, ProviderError> {
-        match purpose {
-            Purpose::Encrypt => self.generate(),
-            Purpose::Decrypt { stored } => {
-                let meta: Metadata = super::stored_metadata(stored)?;
-                let key = (!meta.ciphertext.is_empty())
-                    .then(|| self.decrypt(&meta.ciphertext))
-                    .transpose()?;
-                Ok(Provided::for_decryption(key))
-            }
-        }
+        super::wrapped_data_key(
+            purpose,
+            || self.generate(),
+            |m: &Metadata| !m.ciphertext.is_empty(),
+            |m| self.decrypt(&m.ciphertext),
+        )
     }
 }
 

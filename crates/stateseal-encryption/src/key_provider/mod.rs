@@ -7,6 +7,8 @@
 
 #[cfg(feature = "aws-kms")]
 pub mod aws_kms;
+#[cfg(feature = "azure-vault")]
+pub mod azure_vault;
 pub mod external;
 #[cfg(feature = "gcp-kms")]
 pub mod gcp_kms;
@@ -68,6 +70,26 @@ pub fn stored_metadata<T: serde::de::DeserializeOwned + Default>(
     match stored {
         Some(s) => serde_json::from_slice(s).map_err(|e| ProviderError::Metadata(e.to_string())),
         None => Ok(T::default()),
+    }
+}
+
+/// The shape of the providers that keep a wrapped data key in their metadata (gcp_kms,
+/// openbao, azure_vault): encrypting makes a new key; decrypting decodes the stored metadata
+/// into `M` and unwraps only when `has_key` finds a wrapped key in it.
+#[cfg(any(feature = "gcp-kms", feature = "openbao", feature = "azure-vault"))]
+pub(crate) fn wrapped_data_key<M: serde::de::DeserializeOwned + Default>(
+    purpose: Purpose<'_>,
+    generate: impl FnOnce() -> Result<Provided, ProviderError>,
+    has_key: impl FnOnce(&M) -> bool,
+    unwrap: impl FnOnce(M) -> Result<Secret, ProviderError>,
+) -> Result<Provided, ProviderError> {
+    match purpose {
+        Purpose::Encrypt => generate(),
+        Purpose::Decrypt { stored } => {
+            let meta: M = stored_metadata(stored)?;
+            let key = has_key(&meta).then(|| unwrap(meta)).transpose()?;
+            Ok(Provided::for_decryption(key))
+        }
     }
 }
 

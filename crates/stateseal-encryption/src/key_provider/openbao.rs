@@ -281,16 +281,12 @@ fn plaintext(p: Option<String>) -> Result<Secret, ProviderError> {
 
 impl KeyProvider for OpenBao {
     fn provide(&self, purpose: Purpose<'_>) -> Result<Provided, ProviderError> {
-        match purpose {
-            Purpose::Encrypt => self.generate(),
-            Purpose::Decrypt { stored } => {
-                let meta: Metadata = super::stored_metadata(stored)?;
-                let key = (!meta.ciphertext.is_empty())
-                    .then(|| self.decrypt(meta))
-                    .transpose()?;
-                Ok(Provided::for_decryption(key))
-            }
-        }
+        super::wrapped_data_key(
+            purpose,
+            || self.generate(),
+            |m: &Metadata| !m.ciphertext.is_empty(),
+            |m| self.decrypt(m),
+        )
     }
 }
 

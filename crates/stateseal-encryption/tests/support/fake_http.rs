@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 #[derive(Clone, Debug)]
 pub struct Request {
@@ -54,7 +54,10 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8(out).unwrap()
 }
 
-type Handler = dyn Fn(&Request) -> (u16, String) + Send + Sync;
+/// Status, extra response headers, body.
+pub type Answer = (u16, Vec<(String, String)>, String);
+
+type Handler = dyn Fn(&Request) -> Answer + Send + Sync;
 
 pub struct FakeServer {
     pub url: String,
@@ -66,6 +69,16 @@ pub struct FakeServer {
 impl FakeServer {
     pub fn start(
         handler: impl Fn(&Request) -> (u16, String) + Send + Sync + 'static,
+    ) -> FakeServer {
+        FakeServer::start_with_headers(move |r| {
+            let (status, body) = handler(r);
+            (status, Vec::new(), body)
+        })
+    }
+
+    /// Like [`FakeServer::start`], for handlers that also set response headers.
+    pub fn start_with_headers(
+        handler: impl Fn(&Request) -> Answer + Send + Sync + 'static,
     ) -> FakeServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -101,6 +114,27 @@ impl FakeServer {
             .cloned()
             .collect()
     }
+}
+
+/// One server per test binary, for code that reads the fake's address from process-wide
+/// environment variables: started on first use with `handler` (which is given the server's
+/// URL), and each of `envs` set to that URL.
+pub fn shared(
+    cell: &'static OnceLock<FakeServer>,
+    envs: &[&str],
+    handler: impl Fn(&Request, &str) -> Answer + Send + Sync + 'static,
+) -> &'static FakeServer {
+    cell.get_or_init(|| {
+        let base = Arc::new(OnceLock::<String>::new());
+        let url = base.clone();
+        let server =
+            FakeServer::start_with_headers(move |req| handler(req, url.get().expect("set below")));
+        base.set(server.url.clone()).unwrap();
+        for e in envs {
+            std::env::set_var(e, &server.url);
+        }
+        server
+    })
 }
 
 impl Drop for FakeServer {
@@ -142,12 +176,13 @@ fn serve(conn: TcpStream, rec: &Mutex<Vec<Request>>, handler: &Handler) {
         headers,
         body,
     };
-    let (status, answer) = handler(&req);
+    let (status, extra, answer) = handler(&req);
     rec.lock().unwrap().push(req);
+    let extra: String = extra.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
     let mut conn = conn;
     let _ = write!(
         conn,
-        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{answer}",
         answer.len()
     );
 }

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use crate::http_json;
+use crate::http_json::{self, form_encode, percent_encode};
 use crate::secret::Secret;
 
 pub const IAMCREDENTIALS_ENDPOINT_ENV: &str = "STATESEAL_GCP_IAMCREDENTIALS_ENDPOINT";
@@ -199,31 +199,6 @@ fn pem_body(pem: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
         .map(Zeroizing::new)
 }
 
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-fn percent_encode(out: &mut String, s: &str) {
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-}
-
-fn form_encode(pairs: &[(&str, &str)]) -> Zeroizing<String> {
-    let mut out = Zeroizing::new(String::new());
-    for (i, (k, v)) in pairs.iter().enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
-        percent_encode(&mut out, k);
-        out.push('=');
-        percent_encode(&mut out, v);
-    }
-    out
-}
-
 #[derive(Deserialize)]
 struct TokenResponse {
     access_token: Option<Secret>,
@@ -337,14 +312,6 @@ fn impersonate(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn form_encoding() {
-        assert_eq!(
-            &*form_encode(&[("grant_type", "urn:x y"), ("a", "b&c=d")]),
-            "grant_type=urn%3Ax%20y&a=b%26c%3Dd"
-        );
-    }
 
     #[test]
     fn pem_bodies() {
