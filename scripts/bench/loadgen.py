@@ -49,7 +49,7 @@ def get(url, conc, n):
         c, path = conn_for(url)
         mine = []
         got = 0
-        for _ in range(n // conc):
+        for _ in range(max(1, -(-n // conc))):
             t = time.perf_counter()
             status, data = request(c, "GET", path)
             mine.append(time.perf_counter() - t)
@@ -71,7 +71,7 @@ def cycle(base, conc, n, body_file):
         status, _ = request(c, "POST", path, template.replace(b'"serial":1,', b'"serial":1,', 1))
         assert status == 200, status
         mine = []
-        for k in range(n // conc):
+        for k in range(max(1, -(-n // conc))):
             lid = f"{i:08x}-{k:04x}-0000-0000-000000000000"
             info = json.dumps({"ID": lid, "Operation": "OperationTypeApply", "Info": "", "Who": "bench@local",
                                "Version": "1.15.5", "Created": "2026-11-30T00:00:00Z", "Path": ""},

@@ -84,5 +84,9 @@ print(f"GET c={c:>2}: stateseal {s['rps']:>7} req/s p50 {s['p50_ms']:>7} ms p99 
 PYEOF
 done
 C=$("$PY" "$ROOT/scripts/bench/loadgen.py" cycle "http://127.0.0.1:$SP/state/bench/cycle" 8 "$CYCLES" "$WORK/state.json")
-"$PY" -c 'import json,sys; c=json.loads(sys.argv[1]); print(f"lock+write+unlock c= 8: {c[\"rps\"]} cycles/s p50 {c[\"p50_ms\"]} ms p99 {c[\"p99_ms\"]} ms")' "$C"
+"$PY" - "$C" <<'PYEOF'
+import json, sys
+c = json.loads(sys.argv[1])
+print(f"lock+write+unlock c= 8: {c['rps']} cycles/s p50 {c['p50_ms']} ms p99 {c['p99_ms']} ms")
+PYEOF
 echo "server peak RSS: $(awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' "/proc/$SERVER_PID/status")"
