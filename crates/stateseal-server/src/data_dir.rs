@@ -19,10 +19,11 @@
 //! migrate. The price — a directory scan to find the newest version — is paid once per state
 //! per process, after which the newest record is kept in memory.
 //!
-//! Crash safety: a version's data file is renamed into place and the directory fsynced before
-//! its record is; the record is the commit point. After `kill -9` a data file without a record
-//! is an unacknowledged write and is ignored (and overwritten by the next write); a write is
-//! acknowledged only once both are durable. No file is ever modified in place.
+//! Crash safety: a version's data file and its record are each written to a temporary file and
+//! fsynced, both renamed into place, and the directory fsynced; only then is the write
+//! acknowledged. A version counts only when both files are there, so after `kill -9` (or a
+//! power loss before the directory fsync) a version with one of the two is an unacknowledged
+//! write: it is ignored, and its number is never reused. No file is ever modified in place.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -309,10 +310,11 @@ impl Slot {
         create_dirs_durably(&vdir)?;
         record.seq = self.next_seq;
         let (data, meta) = self.paths(record.seq);
-        write_file_durably(&data, bytes)?;
-        sync_dir(&vdir)?;
         let json = serde_json::to_vec(&record).expect("a record serializes");
-        write_file_durably(&meta, &json)?;
+        let data_tmp = write_temp_durably(&data, bytes)?;
+        let meta_tmp = write_temp_durably(&meta, &json)?;
+        fs::rename(&data_tmp, &data).map_err(at(&data))?;
+        fs::rename(&meta_tmp, &meta).map_err(at(&meta))?;
         sync_dir(&vdir)?;
         self.next_seq += 1;
         self.current = Some(record.clone());
@@ -345,6 +347,12 @@ impl Slot {
 /// Writes `bytes` to a temporary file next to `path`, fsyncs it and renames it over `path`.
 /// (The caller fsyncs the directory.)
 fn write_file_durably(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = write_temp_durably(path, bytes)?;
+    fs::rename(&tmp, path).map_err(at(path))
+}
+
+/// Writes `bytes` to a temporary file next to `path` and fsyncs it; returns its name.
+fn write_temp_durably(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
     let tmp = path.with_file_name(format!(".tmp-{}", name.unwrap_or_default()));
     let mut f = OpenOptions::new()
@@ -355,8 +363,7 @@ fn write_file_durably(path: &Path, bytes: &[u8]) -> Result<()> {
         .map_err(at(&tmp))?;
     f.write_all(bytes).map_err(at(&tmp))?;
     f.sync_all().map_err(at(&tmp))?;
-    drop(f);
-    fs::rename(&tmp, path).map_err(at(path))
+    Ok(tmp)
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
