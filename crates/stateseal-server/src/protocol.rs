@@ -396,7 +396,12 @@ fn update(
     match check_successor(stored_snapshot.as_ref(), &offered) {
         Ok(Successor::Identical) => return Reply::ok(),
         Ok(Successor::Newer) => {}
-        Err(refusal) => return Reply::text(StatusCode::CONFLICT, refusal.to_string()),
+        Err(refusal) => {
+            return Reply::text(
+                StatusCode::CONFLICT,
+                format!("refused: {refusal}; nothing was written"),
+            )
+        }
     }
     let who = user.or(holder.map(|h| h.who)).unwrap_or_default();
     write_version(slot, app, &body, incoming, digest, who)

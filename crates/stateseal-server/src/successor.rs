@@ -8,9 +8,10 @@
 //! rule works on those alone: another lineage is refused; a lower serial is refused; the same
 //! serial is accepted only with the same bytes (a retry of a write that was already stored),
 //! and then nothing needs writing; a higher serial is a successor. For non-empty plaintext
-//! states the two rules agree except that "same content" here means "same bytes".
+//! states the two rules agree except that "same content" here means "same bytes"; both answer
+//! with core's [`Successor`] and [`Refusal`].
 
-use std::fmt;
+pub use stateseal_core::successor::{Refusal, Successor};
 
 /// What the rule looks at in a state (stored or offered).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,44 +22,6 @@ pub struct Snapshot<'a> {
     /// The bytes, or any digest of them: only compared for equality.
     pub content: &'a [u8],
 }
-
-/// An accepted offer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Successor {
-    /// Nothing is stored, or the offer has a higher serial: store it.
-    Newer,
-    /// The stored serial with the same bytes (a retried upload): answer success, write nothing.
-    Identical,
-}
-
-/// A refused offer, with what was refused and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Refusal {
-    ForeignLineage { stored: String, offered: String },
-    OlderSerial { stored: u64, offered: u64 },
-    SameSerialOtherContent { serial: u64 },
-}
-
-impl fmt::Display for Refusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Refusal::ForeignLineage { stored, offered } => write!(
-                f,
-                "refused a state with lineage {offered:?} over the stored state with lineage {stored:?}: they are unrelated states; nothing was written"
-            ),
-            Refusal::OlderSerial { stored, offered } => write!(
-                f,
-                "refused a state with serial {offered} over the stored state with serial {stored}: it is older than what is stored; nothing was written"
-            ),
-            Refusal::SameSerialOtherContent { serial } => write!(
-                f,
-                "refused a state with serial {serial}: the stored state has the same serial and other content; nothing was written"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for Refusal {}
 
 /// Decides whether `offered` may replace `stored` (`None`: nothing stored).
 pub fn check_successor(
@@ -74,13 +37,13 @@ pub fn check_successor(
     {
         return Err(Refusal::ForeignLineage {
             stored: stored.lineage.to_string(),
-            offered: offered.lineage.to_string(),
+            incoming: offered.lineage.to_string(),
         });
     }
     if offered.serial < stored.serial {
         return Err(Refusal::OlderSerial {
             stored: stored.serial,
-            offered: offered.serial,
+            incoming: offered.serial,
         });
     }
     if offered.serial == stored.serial {
@@ -127,7 +90,7 @@ mod tests {
             check_successor(Some(&cur), &s(4, "L", b"four")),
             Err(Refusal::OlderSerial {
                 stored: 5,
-                offered: 4
+                incoming: 4
             })
         );
         let foreign = check_successor(Some(&cur), &s(9, "M", b"x")).unwrap_err();
@@ -135,7 +98,7 @@ mod tests {
             foreign,
             Refusal::ForeignLineage {
                 stored: "L".into(),
-                offered: "M".into()
+                incoming: "M".into()
             }
         );
         assert!(foreign.to_string().contains("unrelated"));

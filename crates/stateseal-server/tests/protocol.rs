@@ -331,7 +331,7 @@ async fn a_lower_serial_or_a_foreign_lineage_is_409_with_a_message() {
         200
     );
     for (body, words) in [
-        (state(4, "lin-1", "four"), ["serial 4", "serial 5", "older"]),
+        (state(4, "lin-1", "four"), ["serial 4", "serial 5", "newer"]),
         (
             state(7, "other-lineage", "x"),
             ["other-lineage", "lin-1", "unrelated"],
