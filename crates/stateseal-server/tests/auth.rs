@@ -107,6 +107,11 @@ async fn missing_wrong_and_ungranted_credentials_are_refused_on_every_verb() {
                 cred.map(|c| vec![("authorization", c)]).unwrap_or_default();
             let a = h.send_with(method, &uri, body.as_deref(), &headers).await;
             assert_eq!(a.status, status, "{what}: {method} {uri}: {}", a.text());
+            assert_eq!(
+                a.www_authenticate.is_empty(),
+                status != 401,
+                "{what}: a 401, and only a 401, asks for Basic credentials"
+            );
             assert!(!a.text().is_empty());
             assert_eq!(
                 h.snapshot(),

@@ -24,6 +24,8 @@ pub struct Answer {
     pub status: u16,
     pub body: Vec<u8>,
     pub content_type: String,
+    /// The `WWW-Authenticate` header, empty when absent.
+    pub www_authenticate: String,
 }
 
 impl Answer {
@@ -93,6 +95,11 @@ impl Harness {
             .get("content-type")
             .map(|v| v.to_str().unwrap().to_string())
             .unwrap_or_default();
+        let www_authenticate = resp
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
         let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
             .await
             .unwrap()
@@ -101,6 +108,7 @@ impl Harness {
             status,
             body,
             content_type,
+            www_authenticate,
         }
     }
 
@@ -276,9 +284,15 @@ pub fn http(
         .get("content-type")
         .map(|v| v.to_str().unwrap_or_default().to_string())
         .unwrap_or_default();
+    let www_authenticate = resp
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap_or_default().to_string())
+        .unwrap_or_default();
     Ok(Answer {
         status: resp.status().as_u16(),
         body: resp.body_mut().read_to_vec()?,
         content_type,
+        www_authenticate,
     })
 }
