@@ -482,3 +482,57 @@ async fn other_methods_are_405() {
         405
     );
 }
+
+/// Hostile bodies on every verb: each is a 4xx (or a success where the body is irrelevant),
+/// never a 5xx or a panic, and nothing a refusal touched changed.
+#[tokio::test]
+async fn fail_hostile_bodies_are_refused_without_a_5xx() {
+    let (h, _) = with_state().await;
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let deep_object = format!(
+        "{{\"version\":4,\"serial\":2,\"lineage\":\"lin-1\",\"outputs\":{}1{}}}",
+        "{\"a\":".repeat(5_000),
+        "}".repeat(5_000)
+    );
+    let bodies: Vec<Vec<u8>> = vec![
+        deep.into_bytes(),
+        deep_object.into_bytes(),
+        b"\xef\xbb\xbf{\"version\":4,\"serial\":2}".to_vec(),
+        b"{\"version\":4,\"serial\":18446744073709551616,\"lineage\":\"lin-1\"}".to_vec(),
+        b"{\"version\":4,\"serial\":2.5,\"lineage\":\"lin-1\"}".to_vec(),
+        b"{\"version\":4,\"serial\":2,\"lineage\":7}".to_vec(),
+        b"\xff\xfe\x00\x01".to_vec(),
+        b"\0".to_vec(),
+        br#"{"serial":2,"lineage":"lin-1","meta":{"k":"%%%"},"encrypted_data":"@@","encryption_version":"v0"}"#.to_vec(),
+        br#"{"ID":"x","Created":"not a time"}"#.to_vec(),
+        br#"{"ID":"x","Created":"9999-99-99T99:99:99Z"}"#.to_vec(),
+        vec![b'{'; 1000],
+    ];
+    for body in &bodies {
+        for (method, uri) in [
+            ("POST", P.to_string()),
+            ("PUT", format!("{P}?ID=%ff%00")),
+            ("LOCK", P.to_string()),
+            ("UNLOCK", P.to_string()),
+            ("POST", format!("{P}/lock")),
+            ("DELETE", format!("{P}/lock")),
+        ] {
+            let before = h.snapshot();
+            let a = h.send(method, &uri, Some(body)).await;
+            assert!(
+                a.status < 500,
+                "{method} {uri} {:?}: {} {}",
+                String::from_utf8_lossy(&body[..body.len().min(40)]),
+                a.status,
+                a.text()
+            );
+            if a.status >= 400 {
+                assert_eq!(
+                    h.snapshot(),
+                    before,
+                    "{method} {uri}: a refusal changed files"
+                );
+            }
+        }
+    }
+}
