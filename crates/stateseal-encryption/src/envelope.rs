@@ -105,10 +105,12 @@ impl Envelope {
 }
 
 impl Envelope {
-    /// [`Envelope::parse`] of an owned buffer, decoding `encrypted_data` in place: the ciphertext
-    /// ends up at the start of `input`'s own allocation, so a 64 MiB file costs one buffer, not
-    /// three. When the bytes are not an envelope they come back untouched with the reason.
-    pub fn parse_owned(mut input: Vec<u8>) -> Result<Envelope, (NotEnvelope, Vec<u8>)> {
+    /// [`Envelope::parse`] of an owned buffer, decoding `encrypted_data` in place: the returned
+    /// envelope's `encrypted_data` is `input`'s own allocation, with the ciphertext at the
+    /// returned offset (hand both to [`crate::method::Method::decrypt_at`]), so a 64 MiB file
+    /// costs one buffer, not three. When the bytes are not an envelope they come back untouched
+    /// with the reason.
+    pub fn parse_owned(mut input: Vec<u8>) -> Result<(Envelope, usize), (NotEnvelope, Vec<u8>)> {
         let (span, mut env) = {
             let mut raw = match RawFields::scan(&input) {
                 Ok(r) => r,
@@ -144,11 +146,11 @@ impl Envelope {
                 .decode_inplace(&mut input[span])
                 .map(|d| d.len())
                 .unwrap_or_default();
-            input.copy_within(start..start + n, 0);
-            input.truncate(n);
+            input.truncate(start + n);
             env.encrypted_data = input;
+            return Ok((env, start));
         }
-        Ok(env)
+        Ok((env, 0))
     }
 }
 
@@ -373,5 +375,27 @@ mod tests {
         );
         assert!(matches!(Envelope::parse(b""), Err(NotEnvelope::Json(_))));
         assert!(matches!(Envelope::parse(b"[1]"), Err(NotEnvelope::Json(_))));
+    }
+
+    #[test]
+    fn parse_owned_decodes_in_place_and_leaves_bad_input_untouched() {
+        let text = br#"{"serial":1,"lineage":"l","meta":{},"encrypted_data":"AAECAw==","encryption_version":"v0"}"#;
+        let (env, offset) = Envelope::parse_owned(text.to_vec()).unwrap();
+        assert_eq!(&env.encrypted_data[offset..], &[0, 1, 2, 3]);
+        assert_eq!(Envelope::parse(text).unwrap().encrypted_data, [0, 1, 2, 3]);
+        // escaped base64 (as Go may read it) takes the slow path, at offset 0
+        let escaped = br#"{"encrypted_data":"AAEC\u0041w==","encryption_version":"v0"}"#;
+        let (env, offset) = Envelope::parse_owned(escaped.to_vec()).unwrap();
+        assert_eq!((offset, env.encrypted_data), (0, vec![0, 1, 2, 3]));
+        // bad base64: not an envelope, and the bytes come back exactly as given
+        let bad = br#"{"serial":1,"meta":{},"encrypted_data":"AA\"x==","encryption_version":"v0"}"#
+            .to_vec();
+        let bad2 = br#"{"serial":1,"meta":{},"encrypted_data":"AA!x==","encryption_version":"v0"}"#
+            .to_vec();
+        for b in [bad, bad2] {
+            let (not, back) = Envelope::parse_owned(b.clone()).unwrap_err();
+            assert!(matches!(not, NotEnvelope::Json(_)));
+            assert_eq!(back, b);
+        }
     }
 }

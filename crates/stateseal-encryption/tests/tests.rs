@@ -16,5 +16,6 @@ mod key_cache;
 mod lazy_providers;
 mod openbao_fake;
 mod pbkdf2_known_answers;
+mod provider_errors;
 mod roundtrip_props;
 mod vectors;

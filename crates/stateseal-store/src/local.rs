@@ -323,12 +323,7 @@ impl Store for LocalStore {
     }
 
     async fn delete_workspace(&self, workspace: &str) -> Result<()> {
-        if workspace == DEFAULT_WORKSPACE {
-            return Err(Error::InvalidWorkspace {
-                name: workspace.into(),
-                reason: "the default workspace can't be deleted".into(),
-            });
-        }
+        crate::store::refuse_default_deletion(workspace)?;
         self.check_workspace(workspace)?;
         let dir = self.workspace_dir.join(workspace);
         std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))

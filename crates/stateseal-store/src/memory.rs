@@ -43,6 +43,21 @@ impl MemoryStore {
     fn state(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Runs `f` on an existing workspace (after checking its name), else `NotFound`.
+    fn read_workspace<T>(
+        &self,
+        workspace: &str,
+        f: impl FnOnce(&Workspace) -> Result<T>,
+    ) -> Result<T> {
+        check(workspace)?;
+        let st = self.state();
+        let ws = st
+            .workspaces
+            .get(workspace)
+            .ok_or_else(|| not_found(workspace))?;
+        f(ws)
+    }
 }
 
 fn not_found(workspace: &str) -> Error {
@@ -104,12 +119,7 @@ impl Store for MemoryStore {
     }
 
     async fn delete_workspace(&self, workspace: &str) -> Result<()> {
-        if workspace == DEFAULT_WORKSPACE {
-            return Err(Error::InvalidWorkspace {
-                name: workspace.into(),
-                reason: "the default workspace can't be deleted".into(),
-            });
-        }
+        crate::store::refuse_default_deletion(workspace)?;
         check(workspace)?;
         match self.state().workspaces.remove(workspace) {
             Some(_) => Ok(()),
@@ -118,20 +128,14 @@ impl Store for MemoryStore {
     }
 
     async fn get(&self, workspace: &str) -> Result<Object> {
-        check(workspace)?;
-        let st = self.state();
-        let ws = st
-            .workspaces
-            .get(workspace)
-            .ok_or_else(|| not_found(workspace))?;
-        match ws.current() {
+        self.read_workspace(workspace, |ws| match ws.current() {
             Some((v, b)) if !b.is_empty() => Ok(Object {
                 bytes: b.clone(),
                 version: Version(v.to_string()),
                 version_id: Some(v.to_string()),
             }),
             _ => Err(not_found(workspace)),
-        }
+        })
     }
 
     async fn put(&self, workspace: &str, bytes: Bytes, mode: PutMode) -> Result<Version> {
@@ -208,48 +212,40 @@ impl Store for MemoryStore {
     }
 
     async fn versions(&self, workspace: &str) -> Result<Vec<VersionInfo>> {
-        check(workspace)?;
-        let st = self.state();
-        let ws = st
-            .workspaces
-            .get(workspace)
-            .ok_or_else(|| not_found(workspace))?;
-        let last = ws.history.len();
-        Ok(ws
-            .history
-            .iter()
-            .enumerate()
-            .rev()
-            .map(|(i, (v, b, t))| VersionInfo {
-                id: v.to_string(),
-                last_modified: t.rfc3339_nano(),
-                size: b.as_ref().map_or(0, |b| b.len() as u64),
-                is_latest: i + 1 == last,
-                is_delete_marker: b.is_none(),
-            })
-            .collect())
+        self.read_workspace(workspace, |ws| {
+            let last = ws.history.len();
+            Ok(ws
+                .history
+                .iter()
+                .enumerate()
+                .rev()
+                .map(|(i, (v, b, t))| VersionInfo {
+                    id: v.to_string(),
+                    last_modified: t.rfc3339_nano(),
+                    size: b.as_ref().map_or(0, |b| b.len() as u64),
+                    is_latest: i + 1 == last,
+                    is_delete_marker: b.is_none(),
+                })
+                .collect())
+        })
     }
 
     async fn get_version(&self, workspace: &str, version_id: &str) -> Result<Object> {
-        check(workspace)?;
-        let st = self.state();
-        let ws = st
-            .workspaces
-            .get(workspace)
-            .ok_or_else(|| not_found(workspace))?;
-        ws.history
-            .iter()
-            .find(|(v, _, _)| v.to_string() == version_id)
-            .and_then(|(v, b, _)| {
-                b.as_ref().map(|b| Object {
-                    bytes: b.clone(),
-                    version: Version(v.to_string()),
-                    version_id: Some(v.to_string()),
+        self.read_workspace(workspace, |ws| {
+            ws.history
+                .iter()
+                .find(|(v, _, _)| v.to_string() == version_id)
+                .and_then(|(v, b, _)| {
+                    b.as_ref().map(|b| Object {
+                        bytes: b.clone(),
+                        version: Version(v.to_string()),
+                        version_id: Some(v.to_string()),
+                    })
                 })
-            })
-            .ok_or_else(|| Error::NotFound {
-                what: format!("version {version_id:?} of memory://{workspace}"),
-            })
+                .ok_or_else(|| Error::NotFound {
+                    what: format!("version {version_id:?} of memory://{workspace}"),
+                })
+        })
     }
 }
 

@@ -458,12 +458,7 @@ impl Sealed {
     /// `workspace delete`: refuses a workspace whose state still has resources unless forced,
     /// and one that is locked.
     pub async fn delete_workspace(&self, workspace: &str, force: bool) -> Result<()> {
-        if workspace == DEFAULT_WORKSPACE {
-            return Err(Error::InvalidWorkspace {
-                name: workspace.into(),
-                reason: "the default workspace can't be deleted".into(),
-            });
-        }
+        crate::store::refuse_default_deletion(workspace)?;
         self.require_workspace(workspace).await?;
         if !force {
             if let Some(cur) = self.read_with(workspace, Target::State).await? {

@@ -129,6 +129,17 @@ pub trait Store: Send + Sync {
     async fn get_version(&self, workspace: &str, version_id: &str) -> Result<Object>;
 }
 
+/// Refuses `default` where a workspace is being deleted (it always exists).
+pub fn refuse_default_deletion(workspace: &str) -> Result<()> {
+    if workspace == DEFAULT_WORKSPACE {
+        return Err(Error::InvalidWorkspace {
+            name: workspace.into(),
+            reason: "the default workspace can't be deleted".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Checks a workspace name the way `tofu workspace new` does: it must equal Go's
 /// `url.PathEscape(name)`, so only `A-Z a-z 0-9 - _ . ~ $ & + : = @`.
 pub fn validate_workspace_name(name: &str) -> Result<()> {

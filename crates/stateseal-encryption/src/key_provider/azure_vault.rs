@@ -21,6 +21,8 @@ use ring::rand::SecureRandom as _;
 use serde::Deserialize;
 use serde_json::json;
 
+use stateseal_core::ServiceErrorKind;
+
 use super::{KeyProvider, Provided, ProviderError, Purpose};
 use crate::http_json;
 use crate::secret::Secret;
@@ -405,26 +407,29 @@ impl AzureVault {
         op: &str,
         version: &str,
         body: serde_json::Value,
-    ) -> Result<KeyOperationResult, String> {
+    ) -> Result<KeyOperationResult, (ServiceErrorKind, String)> {
+        let other = |e: String| (ServiceErrorKind::Other, e);
+        let network = |e: String| (ServiceErrorKind::Network, e);
         let mut url = format!("{}/keys/{}/", self.base(), self.key_name);
         http_json::percent_encode(&mut url, version);
         url.push_str(&format!("/{op}?api-version={API_VERSION}"));
-        check_transport(&url)?;
-        let agent = http_json::agent(None)?;
+        check_transport(&url).map_err(other)?;
+        let agent = http_json::agent(None).map_err(other)?;
         let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
         if session.is_none() {
             // The challenge: the request without body or authorization.
-            let reply = http_json::send(&agent, "POST", &url, &[], "application/json", &[])?;
+            let reply = http_json::send(&agent, "POST", &url, &[], "application/json", &[])
+                .map_err(network)?;
             let header = match (reply.status, reply.www_authenticate.as_deref()) {
                 (401, Some(h)) => h.to_string(),
                 (status, _) => {
-                    return Err(format!(
+                    return Err(other(format!(
                         "Key Vault at {url} answered HTTP {status} without an authentication challenge: {}",
                         reply.text_excerpt()
-                    ))
+                    )))
                 }
             };
-            let (scope, tenant) = parse_challenge(&header, &self.vault_host)?;
+            let (scope, tenant) = parse_challenge(&header, &self.vault_host).map_err(other)?;
             *session = Some(Session {
                 scope,
                 tenant,
@@ -434,7 +439,11 @@ impl AzureVault {
         let s = session.as_mut().expect("set above");
         let fresh = s.token.as_ref().is_some_and(|t| t.expires > Instant::now());
         if !fresh {
-            s.token = Some(self.auth.token(&agent, &s.scope, s.tenant.as_deref())?);
+            s.token = Some(
+                self.auth
+                    .token(&agent, &s.scope, s.tenant.as_deref())
+                    .map_err(other)?,
+            );
         }
         let token = s.token.as_ref().expect("set above");
         let bearer = zeroize::Zeroizing::new(format!(
@@ -445,9 +454,9 @@ impl AzureVault {
         let reply =
             http_json::send_json(&agent, "POST", &url, &[("Authorization", &bearer)], &body);
         crate::secret::scrub_json(&mut body);
-        let reply = reply?;
+        let reply = reply.map_err(network)?;
         if reply.is_success() {
-            return reply.json::<KeyOperationResult>();
+            return reply.json::<KeyOperationResult>().map_err(other);
         }
         if reply.status == 401 {
             s.token = None;
@@ -468,14 +477,25 @@ impl AzureVault {
             }
             _ => "",
         };
-        Err(format!("{err}{hint}"))
+        Err((
+            ServiceErrorKind::from_http_status(reply.status),
+            format!("{err}{hint}"),
+        ))
+    }
+
+    /// A provider error for `what`, classified by the service error's kind.
+    fn fail_as(&self, what: &str, (kind, cause): (ServiceErrorKind, String)) -> ProviderError {
+        ProviderError::service(
+            kind,
+            format!(
+                "failed to {what} key with Azure Key Vault key {:?} in {}: {cause}",
+                self.key_name, self.vault_uri
+            ),
+        )
     }
 
     fn fail(&self, what: &str, cause: String) -> ProviderError {
-        ProviderError::Failed(format!(
-            "failed to {what} key with Azure Key Vault key {:?} in {}: {cause}",
-            self.key_name, self.vault_uri
-        ))
+        self.fail_as(what, (ServiceErrorKind::Other, cause))
     }
 
     fn generate(&self) -> Result<Provided, ProviderError> {
@@ -487,7 +507,7 @@ impl AzureVault {
         let body = json!({"alg": self.algo, "value": B64URL.encode(key.expose())});
         let r = self
             .call("encrypt", "", body)
-            .map_err(|e| self.fail("encrypt", e))?;
+            .map_err(|e| self.fail_as("encrypt", e))?;
         let decode = |v: Option<String>| v.map(|s| b64url_decode(s.as_bytes())).transpose();
         let meta = (|| {
             Ok::<_, String>(Metadata {
@@ -533,7 +553,7 @@ impl AzureVault {
         }
         let r = self
             .call("decrypt", &meta.key_version, body)
-            .map_err(|e| self.fail("decrypt", e))?;
+            .map_err(|e| self.fail_as("decrypt", e))?;
         let value = r
             .value
             .ok_or_else(|| self.fail("decrypt", "Key Vault returned no value".into()))?;

@@ -105,36 +105,42 @@ impl Method for AesGcm {
         Ok(out)
     }
 
-    fn decrypt(&self, mut data: Vec<u8>) -> Result<Vec<u8>, MethodError> {
+    fn decrypt(&self, data: Vec<u8>) -> Result<Vec<u8>, MethodError> {
+        self.decrypt_at(data, 0)
+    }
+
+    fn decrypt_at(&self, mut data: Vec<u8>, offset: usize) -> Result<Vec<u8>, MethodError> {
         let cipher = self
             .decryption_key
             .as_ref()
             .ok_or(MethodError::NoDecryptionKey)?;
-        if data.is_empty() {
+        let len = data.len().saturating_sub(offset);
+        if len == 0 {
             return Err(MethodError::DecryptionFailed(
                 "cannot decrypt empty data".into(),
             ));
         }
-        if data.len() < NONCE_LEN {
+        if len < NONCE_LEN {
             return Err(MethodError::DecryptionFailed(
                 "cannot decrypt data because it is too small (likely data corruption)".into(),
             ));
         }
         let auth_failed =
             || MethodError::DecryptionFailed("cipher: message authentication failed".into());
-        if data.len() < NONCE_LEN + TAG_LEN {
+        if len < NONCE_LEN + TAG_LEN {
             return Err(auth_failed());
         }
         let mut nonce = [0u8; NONCE_LEN];
-        nonce.copy_from_slice(&data[..NONCE_LEN]);
+        nonce.copy_from_slice(&data[offset..offset + NONCE_LEN]);
         match cipher {
+            // ring decrypts and moves the plaintext to the front of the buffer in one pass.
             Cipher::Ring(key) => {
                 let plain_len = key
                     .open_within(
                         aead::Nonce::assume_unique_for_key(nonce),
                         aead::Aad::from(&self.aad),
                         &mut data,
-                        NONCE_LEN..,
+                        offset + NONCE_LEN..,
                     )
                     .map_err(|_| auth_failed())?
                     .len();
@@ -146,12 +152,12 @@ impl Method for AesGcm {
                 c.decrypt_in_place_detached(
                     &nonce.into(),
                     &self.aad,
-                    &mut data[NONCE_LEN..tag_at],
+                    &mut data[offset + NONCE_LEN..tag_at],
                     &tag,
                 )
                 .map_err(|_| auth_failed())?;
                 data.truncate(tag_at);
-                data.drain(..NONCE_LEN);
+                data.drain(..offset + NONCE_LEN);
             }
         }
         Ok(data)

@@ -14,6 +14,14 @@ pub trait Method: Send + Sync {
     fn encrypt(&self, plaintext: &[u8]) -> Result<Vec<u8>, MethodError>;
     /// Takes ownership so that large payloads can be decrypted in place.
     fn decrypt(&self, ciphertext: Vec<u8>) -> Result<Vec<u8>, MethodError>;
+
+    /// Decrypts the ciphertext at `data[offset..]` and returns the plaintext in the same buffer
+    /// (at its start). The default moves the ciphertext to the front first; a method that can
+    /// decrypt and move in one pass (aes_gcm) overrides it, which saves a pass over large files.
+    fn decrypt_at(&self, mut data: Vec<u8>, offset: usize) -> Result<Vec<u8>, MethodError> {
+        data.drain(..offset.min(data.len()));
+        self.decrypt(data)
+    }
 }
 
 /// Builds a method from its evaluated configuration body (a JSON object in which `keys`, if

@@ -12,11 +12,11 @@ use super::*;
 impl TargetEncryption {
     pub(super) fn decrypt_parsed(
         &self,
-        parsed: Result<Envelope, (NotEnvelope, Vec<u8>)>,
+        parsed: Result<(Envelope, usize), (NotEnvelope, Vec<u8>)>,
         kind: PayloadKind,
     ) -> Result<(Vec<u8>, Status), Error> {
-        let env = match parsed {
-            Ok(env) => env,
+        let (env, offset) = match parsed {
+            Ok(parsed) => parsed,
             Err((not, data)) => return self.accept_plaintext(data, kind, not),
         };
         if self.chain.is_empty() {
@@ -50,7 +50,7 @@ impl TargetEncryption {
             } else {
                 ciphertext.clone().unwrap_or_default()
             };
-            match method.decrypt(input) {
+            match method.decrypt_at(input, offset) {
                 Ok(plain) => {
                     if kind == PayloadKind::State {
                         check_passthrough(state_fields.as_ref(), &plain)?;

@@ -238,11 +238,17 @@ impl Encryption {
     /// Decrypts a state or a plan, telling which from the bytes ([`PayloadKind::sniff`]; anything
     /// but a plan is read as a state). Takes the buffer so a large file is decrypted in place.
     pub fn decrypt_inferred(&self, data: Vec<u8>) -> Result<(Target, Vec<u8>, Status), Error> {
-        let (target, te, kind) = match PayloadKind::sniff(&data) {
+        // Parsed once: the envelope (or its absence) tells the kind and is then decrypted.
+        let parsed = Envelope::parse_owned(data);
+        let kind = match &parsed {
+            Ok((env, _)) => PayloadKind::of_envelope(env),
+            Err((_, bytes)) => PayloadKind::of_plaintext(bytes),
+        };
+        let (target, te, kind) = match kind {
             PayloadKind::Plan => (Target::Plan, &self.plan, PayloadKind::Plan),
             _ => (Target::State, &self.state, PayloadKind::State),
         };
-        let (plain, status) = te.decrypt_owned(data, kind)?;
+        let (plain, status) = te.decrypt_parsed(parsed, kind)?;
         Ok((target, plain, status))
     }
 
@@ -316,8 +322,27 @@ impl PayloadKind {
         match crate::envelope::Header::parse(bytes) {
             Ok(h) if h.state_fields.is_none() => PayloadKind::Plan,
             Ok(_) => PayloadKind::State,
-            Err(_) if bytes.trim_ascii_start().starts_with(b"{") => PayloadKind::State,
-            Err(_) => PayloadKind::Unknown,
+            Err(_) => PayloadKind::of_plaintext(bytes),
+        }
+    }
+
+    /// The kind of a parsed envelope: a plan carries no `serial`/`lineage`.
+    pub fn of_envelope(env: &Envelope) -> PayloadKind {
+        if env.state_fields.is_none() {
+            PayloadKind::Plan
+        } else {
+            PayloadKind::State
+        }
+    }
+
+    /// The kind of bytes that are not an envelope: a zip is a plan, a JSON object a state.
+    pub fn of_plaintext(bytes: &[u8]) -> PayloadKind {
+        if bytes.starts_with(b"PK") {
+            PayloadKind::Plan
+        } else if bytes.trim_ascii_start().starts_with(b"{") {
+            PayloadKind::State
+        } else {
+            PayloadKind::Unknown
         }
     }
 

@@ -36,7 +36,7 @@ use lockfile::LockFile;
 use crate::store::{
     validate_workspace_name, Object, PutMode, Store, UnreadableLock, Version, VersionInfo,
 };
-use crate::{Error, LockInfo, Result, DEFAULT_WORKSPACE};
+use crate::{Error, LockInfo, Result};
 
 /// States in an S3 bucket.
 #[derive(Clone, Debug)]
@@ -214,12 +214,7 @@ impl Store for S3Store {
     }
 
     async fn delete_workspace(&self, workspace: &str) -> Result<()> {
-        if workspace == DEFAULT_WORKSPACE {
-            return Err(Error::InvalidWorkspace {
-                name: workspace.into(),
-                reason: "the default workspace can't be deleted".into(),
-            });
-        }
+        crate::store::refuse_default_deletion(workspace)?;
         let key = self.key(workspace)?;
         self.objects.delete(&key).await?;
         if let Some(t) = &self.table {
