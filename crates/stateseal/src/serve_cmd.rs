@@ -97,8 +97,9 @@ pub fn run(config_file: Option<&Path>, args: &ServeArgs) -> Result<(), Failure> 
                 )
             })?;
         let addr = listener.local_addr().unwrap_or(args.listen);
+        let shutdown = shutdown_signal()?;
         eprintln!("{}", banner(addr, &args.data_dir, &app));
-        stateseal_server::serve(listener, Arc::new(app), shutdown_signal())
+        stateseal_server::serve(listener, Arc::new(app), shutdown)
             .await
             .map_err(|e| Failure::plain(exit::FAILURE, format!("the server failed: {e}")))?;
         tracing::info!("stopped; every acknowledged write is on disk");
@@ -153,22 +154,27 @@ fn hash_password() -> Result<(), Failure> {
     Ok(())
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
+/// A future that completes on SIGINT or SIGTERM. The handlers are installed now, before the
+/// banner says the server is up, so a signal sent at once still stops it gracefully.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, Failure> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let install = |kind| {
+        signal(kind).map_err(|e| {
+            Failure::plain(
+                exit::FAILURE,
+                format!("cannot install a signal handler: {e}"),
+            )
+        })
     };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    let (mut int, mut term) = (
+        install(SignalKind::interrupt())?,
+        install(SignalKind::terminate())?,
+    );
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {},
+            _ = term.recv() => {},
         }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutting down: finishing requests in flight");
+        tracing::info!("shutting down: finishing requests in flight");
+    })
 }
