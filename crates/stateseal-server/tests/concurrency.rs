@@ -31,7 +31,12 @@ fn sixteen_clients_times_fifty_cycles_lose_no_write() {
                 for n in 0..CYCLES {
                     let id = format!("{c:08x}-{n:04x}-0000-0000-000000000000");
                     let info = lock_info(&id, &format!("client-{c}@test"));
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
                     loop {
+                        assert!(
+                            std::time::Instant::now() < deadline,
+                            "client {c} never got the lock"
+                        );
                         let a = http(&agent, "LOCK", &url, Some(info.as_bytes())).unwrap();
                         match a.status {
                             200 => break,

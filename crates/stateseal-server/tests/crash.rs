@@ -101,10 +101,15 @@ fn kill_9_during_writes_loses_no_acknowledged_write() {
             })
         })
         .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
     while total.load(Ordering::SeqCst) < 200 {
         assert!(
             !writers.iter().all(|w| w.is_finished()),
             "the writers stopped early"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "200 writes never completed"
         );
         std::thread::yield_now();
     }
