@@ -3,7 +3,7 @@
 //!
 //! | request | success | refusals |
 //! |---|---|---|
-//! | `GET` | 200 + the bytes the client stored | 404 nothing stored |
+//! | `GET` | 200 + the bytes the client stored, `ETag` | 404 nothing stored |
 //! | `POST`/`PUT` `[?ID=]` | 200 (also for a retry of the stored serial with the same bytes) | 400 not a state, 409 older serial / other lineage / same serial other bytes, 413 too large, 423 + holder when locked by another ID |
 //! | `DELETE [?ID=]` | 200 | 404, 423 + holder |
 //! | `LOCK`, `POST …/lock` | 200 (also when already held with the same ID) | 400 no lock info, 423 + holder |
@@ -13,7 +13,8 @@
 //! the lock when the ID is the holder's; an empty body, with or without `Content-Type` and the
 //! MD5 of nothing (Terraform's and OpenTofu 1.7–1.9's force-unlock), releases it whoever holds
 //! it. Logical refusals are always 4xx; a 5xx means the server itself failed (disk, keys).
-//! Nothing is ever redirected.
+//! Nothing is ever redirected. An upload may carry `If-Match`/`If-None-Match: *` (412 when the
+//! stored state is not the expected one), for clients that want optimistic concurrency.
 
 use std::sync::Arc;
 
@@ -42,6 +43,8 @@ pub struct Reply {
     pub json: bool,
     /// A 401 that asks for Basic credentials.
     pub www_authenticate: bool,
+    /// The `ETag` of a state answered by GET.
+    pub etag: Option<String>,
 }
 
 impl Reply {
@@ -51,6 +54,7 @@ impl Reply {
             body: Bytes::new(),
             json: false,
             www_authenticate: false,
+            etag: None,
         }
     }
 
@@ -60,6 +64,7 @@ impl Reply {
             body: body.into(),
             json: true,
             www_authenticate: false,
+            etag: None,
         }
     }
 
@@ -71,6 +76,7 @@ impl Reply {
             body: message.into(),
             json: false,
             www_authenticate: false,
+            etag: None,
         }
     }
 
@@ -97,6 +103,9 @@ impl IntoResponse for Reply {
         };
         r.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+        if let Some(tag) = self.etag.and_then(|t| HeaderValue::from_str(&t).ok()) {
+            r.headers_mut().insert(header::ETAG, tag);
+        }
         if self.www_authenticate {
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -152,7 +161,10 @@ pub async fn handle(
     let reply = match (&resource, m) {
         (Resource::State(p), "GET" | "HEAD") => get(&app, p).await,
         (Resource::State(p), "POST" | "PUT") => match read_body(&app, &headers, body).await {
-            Ok(b) => on_slot(&app, p, move |slot, app| update(slot, app, id, b, who)).await,
+            Ok(b) => {
+                let pre = Precondition::from_headers(&headers);
+                on_slot(&app, p, move |slot, app| update(slot, app, id, b, who, pre)).await
+            }
             Err(r) => r,
         },
         (Resource::State(p), "DELETE") => {
@@ -330,19 +342,23 @@ async fn get(app: &Arc<App>, path: &StatePath) -> Reply {
             ));
         };
         match slot.data(cur.seq) {
-            Ok(b) => Ok((b, cur.stored)),
+            Ok(b) => Ok((b, cur.stored, cur.sha256)),
             Err(e) => Err(Reply::failed("reading the state failed", e)),
         }
     })
     .await;
-    let (stored, how) = match read {
+    let (stored, how, digest) = match read {
         Ok(Ok(r)) => r,
         Ok(Err(r)) | Err(r) => return r,
     };
     let app2 = app.clone();
     let opened = tokio::task::spawn_blocking(move || app2.at_rest.open(stored, how)).await;
     match opened {
-        Ok(Ok(b)) => Reply::json(StatusCode::OK, b),
+        Ok(Ok(b)) => {
+            let mut r = Reply::json(StatusCode::OK, b);
+            r.etag = Some(format!("\"{digest}\""));
+            r
+        }
         Ok(Err(e)) => {
             app.metrics
                 .encryption_failures
@@ -350,6 +366,57 @@ async fn get(app: &Arc<App>, path: &StatePath) -> Reply {
             Reply::failed("reading the state failed", e)
         }
         Err(e) => Reply::failed("reading the state failed", e),
+    }
+}
+
+/// `If-Match` and `If-None-Match: *` on an upload: optimistic concurrency for clients that want
+/// it (an extension; Terraform and OpenTofu send neither). The entity tag is the one GET
+/// answers: the SHA-256 of the bytes the client stored.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Precondition {
+    if_match: Option<String>,
+    if_none_match_any: bool,
+}
+
+impl Precondition {
+    fn from_headers(headers: &HeaderMap) -> Precondition {
+        let text = |name| {
+            headers
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+        };
+        Precondition {
+            if_match: text(header::IF_MATCH).map(|t| t.trim().to_string()),
+            if_none_match_any: text(header::IF_NONE_MATCH).is_some_and(|t| t.trim() == "*"),
+        }
+    }
+
+    /// 412 when the stored state is not the one the client expects.
+    fn check(&self, live: Option<&VersionRecord>) -> Result<(), Reply> {
+        let failed = |why: String| {
+            Err(Reply::text(
+                StatusCode::PRECONDITION_FAILED,
+                format!("{why}; nothing was written"),
+            ))
+        };
+        if self.if_none_match_any && live.is_some() {
+            return failed("If-None-Match: * but a state is stored".into());
+        }
+        if let Some(want) = &self.if_match {
+            let current = live.map(|l| format!("\"{}\"", l.sha256));
+            let matches = match (want.as_str(), &current) {
+                (_, None) => false,
+                ("*", Some(_)) => true,
+                (w, Some(c)) => w.split(',').any(|t| t.trim().trim_start_matches("W/") == c),
+            };
+            if !matches {
+                return failed(format!(
+                    "If-Match {want} but the stored state is {}",
+                    current.as_deref().unwrap_or("absent")
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -372,6 +439,7 @@ fn update(
     id: Option<String>,
     body: Bytes,
     user: Option<String>,
+    pre: Precondition,
 ) -> Reply {
     let incoming = match classify(&body) {
         Ok(i) => i,
@@ -381,6 +449,9 @@ fn update(
         Ok(h) => h,
         Err(r) => return r,
     };
+    if let Err(r) = pre.check(slot.live()) {
+        return r;
+    }
     let digest = sha256_hex(&body);
     let stored = slot.live().cloned();
     let stored_snapshot = stored.as_ref().map(|c| Snapshot {

@@ -536,3 +536,35 @@ async fn fail_hostile_bodies_are_refused_without_a_5xx() {
         }
     }
 }
+
+/// An extension for clients that want optimistic concurrency: GET answers an ETag (SHA-256 of
+/// the stored bytes); an upload with a stale `If-Match`, or `If-None-Match: *` over a stored
+/// state, is 412 and changes nothing.
+#[tokio::test]
+async fn etag_and_conditional_uploads() {
+    let (h, s1) = with_state().await;
+    let got = h.send("GET", P, None).await;
+    let sha: String = ring::digest::digest(&ring::digest::SHA256, &s1)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(got.etag, format!("\"{sha}\""));
+    let s2 = state(2, "lin-1", "two");
+    for (name, value) in [("if-match", "\"stale\""), ("if-none-match", "*")] {
+        let before = h.snapshot();
+        let a = h.send_with("POST", P, Some(&s2), &[(name, value)]).await;
+        assert_eq!(a.status, 412, "{name}: {}", a.text());
+        assert!(a.text().contains("nothing was written"), "{}", a.text());
+        assert_eq!(h.snapshot(), before);
+    }
+    let a = h
+        .send_with("POST", P, Some(&s2), &[("if-match", &got.etag)])
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_ne!(h.send("GET", P, None).await.etag, got.etag);
+    let fresh = h
+        .send_with("POST", "/state/new", Some(&s1), &[("if-none-match", "*")])
+        .await;
+    assert_eq!(fresh.status, 200);
+}

@@ -26,6 +26,8 @@ pub struct Answer {
     pub content_type: String,
     /// The `WWW-Authenticate` header, empty when absent.
     pub www_authenticate: String,
+    /// The `ETag` header, empty when absent.
+    pub etag: String,
 }
 
 impl Answer {
@@ -90,16 +92,17 @@ impl Harness {
             .await
             .unwrap();
         let status = resp.status().as_u16();
-        let content_type = resp
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default();
-        let www_authenticate = resp
-            .headers()
-            .get("www-authenticate")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default();
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default()
+        };
+        let (content_type, www_authenticate, etag) = (
+            header("content-type"),
+            header("www-authenticate"),
+            header("etag"),
+        );
         let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
             .await
             .unwrap()
@@ -109,6 +112,7 @@ impl Harness {
             body,
             content_type,
             www_authenticate,
+            etag,
         }
     }
 
@@ -279,20 +283,22 @@ pub fn http(
         .body(body.map(<[u8]>::to_vec).unwrap_or_default())
         .unwrap();
     let mut resp = agent.run(req)?;
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap_or_default().to_string())
-        .unwrap_or_default();
-    let www_authenticate = resp
-        .headers()
-        .get("www-authenticate")
-        .map(|v| v.to_str().unwrap_or_default().to_string())
-        .unwrap_or_default();
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap_or_default().to_string())
+            .unwrap_or_default()
+    };
+    let (content_type, www_authenticate, etag) = (
+        header("content-type"),
+        header("www-authenticate"),
+        header("etag"),
+    );
     Ok(Answer {
         status: resp.status().as_u16(),
         body: resp.body_mut().read_to_vec()?,
         content_type,
         www_authenticate,
+        etag,
     })
 }
