@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 
-use crate::successor::{check_successor, Snapshot, Successor};
+use crate::successor::{check_successor, Content, Snapshot, Successor};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -457,12 +457,12 @@ fn update(
     let stored_snapshot = stored.as_ref().map(|c| Snapshot {
         serial: c.serial,
         lineage: &c.lineage,
-        content: c.sha256.as_bytes(),
+        content: Content::Opaque(c.sha256.as_bytes()),
     });
     let offered = Snapshot {
         serial: incoming.serial,
         lineage: &incoming.lineage,
-        content: digest.as_bytes(),
+        content: Content::Opaque(digest.as_bytes()),
     };
     match check_successor(stored_snapshot.as_ref(), &offered) {
         Ok(Successor::Identical) => return Reply::ok(),

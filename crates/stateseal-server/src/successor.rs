@@ -2,60 +2,23 @@
 //! and lineage replace the stored one? A retried upload is idempotent, and an older or
 //! unrelated state is refused (BACKENDS.md §4.4, §6).
 //!
-//! Why not `stateseal_core::check_successor`: that one compares plaintext states (their
-//! content and whether they are empty). The server must also judge OpenTofu envelopes it has
-//! no key for, where only the plaintext `serial` and `lineage` and the bytes are known, so its
-//! rule works on those alone: another lineage is refused; a lower serial is refused; the same
-//! serial is accepted only with the same bytes (a retry of a write that was already stored),
-//! and then nothing needs writing; a higher serial is a successor. For non-empty plaintext
-//! states the two rules agree except that "same content" here means "same bytes"; both answer
-//! with core's [`Successor`] and [`Refusal`].
+//! The rule is core's strict update rule ([`stateseal_core::check_update`]), not `state push`'s
+//! import rule: the server must also judge OpenTofu envelopes it has no key for, where only the
+//! plaintext `serial` and `lineage` and the bytes are known, so contents are compared as bytes
+//! ([`Content::Opaque`]) and an empty stored state is not a free-for-all.
 
-pub use stateseal_core::successor::{Refusal, Successor};
+pub use stateseal_core::successor::{Content, Refusal, Snapshot, Successor};
 
-/// What the rule looks at in a state (stored or offered).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Snapshot<'a> {
-    pub serial: u64,
-    /// Empty when the state carries none (then lineage is not compared).
-    pub lineage: &'a str,
-    /// The bytes, or any digest of them: only compared for equality.
-    pub content: &'a [u8],
-}
-
-/// Decides whether `offered` may replace `stored` (`None`: nothing stored).
+/// Decides whether `offered` may replace `stored` (`None`: nothing stored, anything goes):
+/// core's strict update rule.
 pub fn check_successor(
     stored: Option<&Snapshot<'_>>,
     offered: &Snapshot<'_>,
 ) -> Result<Successor, Refusal> {
-    let Some(stored) = stored else {
-        return Ok(Successor::Newer);
-    };
-    if !stored.lineage.is_empty()
-        && !offered.lineage.is_empty()
-        && stored.lineage != offered.lineage
-    {
-        return Err(Refusal::ForeignLineage {
-            stored: stored.lineage.to_string(),
-            incoming: offered.lineage.to_string(),
-        });
+    match stored {
+        None => Ok(Successor::Newer),
+        Some(stored) => stateseal_core::check_update(stored, offered),
     }
-    if offered.serial < stored.serial {
-        return Err(Refusal::OlderSerial {
-            stored: stored.serial,
-            incoming: offered.serial,
-        });
-    }
-    if offered.serial == stored.serial {
-        return if offered.content == stored.content {
-            Ok(Successor::Identical)
-        } else {
-            Err(Refusal::SameSerialOtherContent {
-                serial: offered.serial,
-            })
-        };
-    }
-    Ok(Successor::Newer)
 }
 
 #[cfg(test)]
@@ -66,7 +29,7 @@ mod tests {
         Snapshot {
             serial,
             lineage,
-            content,
+            content: Content::Opaque(content),
         }
     }
 
