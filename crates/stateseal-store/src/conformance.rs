@@ -13,6 +13,14 @@ const A: Bytes = Bytes::from_static(
 const B: Bytes = Bytes::from_static(
     b"{\"version\":4,\"serial\":2,\"lineage\":\"conformance\",\"outputs\":{},\"resources\":[]}\n",
 );
+// Each write has a higher serial than the one before, so stores that enforce OpenTofu's state
+// rules (`stateseal serve` behind `backend "http"`) accept the same sequence.
+const C: Bytes = Bytes::from_static(
+    b"{\"version\":4,\"serial\":3,\"lineage\":\"conformance\",\"outputs\":{},\"resources\":[]}\n",
+);
+const D: Bytes = Bytes::from_static(
+    b"{\"version\":4,\"serial\":4,\"lineage\":\"conformance\",\"outputs\":{},\"resources\":[]}\n",
+);
 
 /// Runs the suite. `ws` is a workspace name to create and delete (unique per run);
 /// `expect_locking` says whether the caller configured the store with locking, and
@@ -72,7 +80,7 @@ async fn only_default(store: &dyn Store, ws: &str) {
     invalid_names(store).await;
     assert_eq!(
         store.get(DEFAULT_WORKSPACE).await.unwrap().bytes,
-        A,
+        C,
         "default untouched"
     );
 }
@@ -138,10 +146,10 @@ async fn get_put(store: &dyn Store) {
         .expect("update from the current version");
     assert_ne!(v1, v2, "a new content has a new version");
     store
-        .put(DEFAULT_WORKSPACE, A, PutMode::Overwrite)
+        .put(DEFAULT_WORKSPACE, C, PutMode::Overwrite)
         .await
         .expect("overwrite");
-    assert_eq!(store.get(DEFAULT_WORKSPACE).await.unwrap().bytes, A);
+    assert_eq!(store.get(DEFAULT_WORKSPACE).await.unwrap().bytes, C);
 }
 
 async fn workspaces(store: &dyn Store, ws: &str) {
@@ -161,7 +169,7 @@ async fn workspaces(store: &dyn Store, ws: &str) {
     assert_eq!(store.get(ws).await.unwrap().bytes, B);
     assert_eq!(
         store.get(DEFAULT_WORKSPACE).await.unwrap().bytes,
-        A,
+        C,
         "workspaces are separate"
     );
     let list = store.workspaces().await.unwrap();
@@ -190,7 +198,7 @@ async fn locking(store: &dyn Store, ws: &str) {
         .expect("holder visible");
     assert_eq!(holder.id, held.id);
     store
-        .put(ws, B, PutMode::Overwrite)
+        .put(ws, D, PutMode::Overwrite)
         .await
         .expect("the holder can write");
     assert!(

@@ -1,0 +1,265 @@
+//! `backend "http"` against a live `stateseal serve` (the built binary on 127.0.0.1, a free
+//! port, a temporary data directory): the store conformance suite through `HttpStore`, the
+//! `state push|pull|versions|restore` commands through a backend block, and a lock taken with
+//! `stateseal lock` that blocks a real `terraform apply` until `stateseal force-unlock`.
+
+use std::io::BufRead as _;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use bytes::Bytes;
+use serde_json::Value;
+use stateseal_store::{conformance, HttpConfig, HttpStore, PutMode, Store, DEFAULT_WORKSPACE};
+use stateseal_testkit::{Peers, SLOW_APPLY_TF};
+
+/// A running `stateseal serve`, stopped on drop.
+struct Server {
+    child: Child,
+    base: String,
+    _data: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Server {
+        let data = tempfile::tempdir().unwrap();
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("stateseal"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data.path().join("data"))
+            .env_remove("TF_ENCRYPTION")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut base = None;
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if let Some(at) = line.find("http://127.0.0.1:") {
+                let rest = &line[at + "http://127.0.0.1:".len()..];
+                let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                base = Some(format!("http://127.0.0.1:{port}"));
+            }
+            if line.contains("body limit") {
+                break;
+            }
+        }
+        // Keep reading the request log so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server {
+            child,
+            base: base.expect("the banner names the address"),
+            _data: data,
+        }
+    }
+
+    fn url(&self, state: &str) -> String {
+        format!("{}/state/{state}", self.base)
+    }
+
+    fn backend_block(&self, state: &str) -> String {
+        let u = self.url(state);
+        format!(
+            "terraform {{\n  backend \"http\" {{\n    address        = \"{u}\"\n    lock_address   = \"{u}\"\n    unlock_address = \"{u}\"\n  }}\n}}\n"
+        )
+    }
+
+    fn store(&self, state: &str, locking: bool) -> HttpStore {
+        let mut s = std::collections::BTreeMap::new();
+        s.insert("address".to_string(), self.url(state));
+        if locking {
+            s.insert("lock_address".to_string(), self.url(state));
+            s.insert("unlock_address".to_string(), self.url(state));
+        }
+        s.insert("retry_max".to_string(), "0".to_string());
+        HttpStore::new(HttpConfig::from_settings(&s, Vec::new(), &|_| None).unwrap()).unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn stateseal(dir: &Path, args: &[&str]) -> Output {
+    Command::new(assert_cmd::cargo::cargo_bin("stateseal"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("TF_ENCRYPTION")
+        .env_remove("TF_WORKSPACE")
+        .env_remove("TF_HTTP_ADDRESS")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn ok(o: Output, what: &str) -> String {
+    assert!(
+        o.status.success(),
+        "{what} failed ({:?}):\n{}\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn state(serial: u64, greeting: &str) -> String {
+    format!(
+        "{{\n  \"version\": 4,\n  \"terraform_version\": \"1.9.0\",\n  \"serial\": {serial},\n  \"lineage\": \"2f8d7c1e-0000-4000-8000-000000000001\",\n  \"outputs\": {{\n    \"greeting\": {{\n      \"value\": \"{greeting}\",\n      \"type\": \"string\"\n    }}\n  }},\n  \"resources\": [],\n  \"check_results\": null\n}}\n"
+    )
+}
+
+#[tokio::test]
+async fn http_store_passes_the_conformance_suite_against_stateseal_serve() {
+    let server = Server::start();
+    let store = server.store("conformance/app", true);
+    conformance::run(&store, "other", true, false).await;
+
+    // The server's versions API: every write is a version, newest first, readable by ID.
+    let versions = store.versions(DEFAULT_WORKSPACE).await.unwrap();
+    assert!(versions.len() >= 4, "{versions:?}");
+    assert!(versions[0].is_latest && !versions[1].is_latest);
+    let current = store.get(DEFAULT_WORKSPACE).await.unwrap();
+    let latest = store
+        .get_version(DEFAULT_WORKSPACE, &versions[0].id)
+        .await
+        .unwrap();
+    assert_eq!(latest.bytes, current.bytes);
+    assert!(matches!(
+        store.get_version(DEFAULT_WORKSPACE, "999").await,
+        Err(stateseal_store::Error::NotFound { .. })
+    ));
+
+    // Without lock_address and unlock_address the store does not lock, as OpenTofu's client.
+    let unlocked = server.store("conformance/plain", false);
+    conformance::run(&unlocked, "other", false, false).await;
+
+    // A write while another client holds the lock is refused with the holder.
+    let held = store
+        .lock(DEFAULT_WORKSPACE, stateseal_store::LockInfo::new("held"))
+        .await
+        .unwrap();
+    let other = server.store("conformance/app", true);
+    match other
+        .put(
+            DEFAULT_WORKSPACE,
+            Bytes::from(state(99, "x")),
+            PutMode::Overwrite,
+        )
+        .await
+    {
+        Err(stateseal_store::Error::Locked { holder, .. }) => assert_eq!(holder.id, held.id),
+        r => panic!("expected Locked, got {r:?}"),
+    }
+    store.unlock(DEFAULT_WORKSPACE, &held.id).await.unwrap();
+}
+
+#[test]
+fn state_push_pull_versions_and_restore_through_a_backend_http_block() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("backend.tf"), server.backend_block("cli/app")).unwrap();
+    std::fs::write(d.join("one.json"), state(1, "one")).unwrap();
+    std::fs::write(d.join("two.json"), state(2, "two")).unwrap();
+
+    let empty = stateseal(d, &["state", "pull"]);
+    assert!(
+        !String::from_utf8_lossy(&empty.stdout).contains("serial"),
+        "nothing stored yet"
+    );
+    ok(stateseal(d, &["state", "push", "one.json"]), "push one");
+    let pulled: Value =
+        serde_json::from_str(&ok(stateseal(d, &["state", "pull"]), "pull")).unwrap();
+    assert_eq!(pulled["outputs"]["greeting"]["value"], "one");
+    ok(stateseal(d, &["state", "push", "two.json"]), "push two");
+    // An older serial is refused and changes nothing.
+    let stale = stateseal(d, &["state", "push", "one.json"]);
+    assert!(!stale.status.success());
+    assert!(
+        String::from_utf8_lossy(&stale.stderr).contains("cannot import state with serial 1"),
+        "{}",
+        String::from_utf8_lossy(&stale.stderr)
+    );
+    let pulled: Value =
+        serde_json::from_str(&ok(stateseal(d, &["state", "pull"]), "pull")).unwrap();
+    assert_eq!(pulled["outputs"]["greeting"]["value"], "two");
+    let serial_two = pulled["serial"].as_u64().unwrap();
+    assert!(serial_two >= 2, "{pulled}");
+
+    let versions: Value = serde_json::from_str(&ok(
+        stateseal(d, &["state", "versions", "--json"]),
+        "versions",
+    ))
+    .unwrap();
+    let versions = versions.as_array().unwrap();
+    assert_eq!(versions.len(), 2, "{versions:?}");
+    assert_eq!(versions[0]["is_latest"], true);
+    let first = versions[1]["version_id"].as_str().unwrap().to_string();
+    ok(stateseal(d, &["state", "restore", &first]), "restore");
+    let pulled: Value =
+        serde_json::from_str(&ok(stateseal(d, &["state", "pull"]), "pull")).unwrap();
+    assert_eq!(pulled["outputs"]["greeting"]["value"], "one");
+    assert!(pulled["serial"].as_u64().unwrap() > serial_two, "{pulled}");
+
+    // Only the default workspace exists.
+    let ws = stateseal(d, &["workspace", "new", "dev"]);
+    assert!(!ws.status.success());
+    assert!(
+        String::from_utf8_lossy(&ws.stderr).contains("only the default workspace"),
+        "{}",
+        String::from_utf8_lossy(&ws.stderr)
+    );
+}
+
+#[test]
+fn a_stateseal_lock_blocks_terraform_apply_until_force_unlock() {
+    let Some(peers) =
+        Peers::terraform_local("a_stateseal_lock_blocks_terraform_apply_until_force_unlock")
+    else {
+        return;
+    };
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("main.tf"), SLOW_APPLY_TF).unwrap();
+    std::fs::write(d.join("backend.tf"), server.backend_block("tf/app")).unwrap();
+    let tf_ok = |args: &[&str]| {
+        let o = peers.tf(d, args);
+        assert!(
+            o.status.success(),
+            "terraform {args:?}:\n{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    tf_ok(&["init", "-no-color"]);
+
+    let id = ok(
+        stateseal(d, &["lock", "--operation", "maintenance"]),
+        "stateseal lock",
+    )
+    .trim()
+    .to_string();
+    assert!(!id.is_empty());
+    let refused = peers.tf(
+        d,
+        &["apply", "-auto-approve", "-no-color", "-lock-timeout=0s"],
+    );
+    let text = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(text.contains("Error acquiring the state lock"), "{text}");
+    assert!(text.contains(&id) && text.contains("maintenance"), "{text}");
+
+    ok(stateseal(d, &["force-unlock", &id]), "force-unlock");
+    tf_ok(&["apply", "-auto-approve", "-no-color", "-lock-timeout=0s"]);
+    let pulled: Value =
+        serde_json::from_str(&ok(stateseal(d, &["state", "pull"]), "pull")).unwrap();
+    assert!(pulled["serial"].as_u64().unwrap() >= 1);
+    assert!(pulled["resources"]
+        .as_array()
+        .is_some_and(|r| !r.is_empty()));
+}
