@@ -215,10 +215,9 @@ impl std::fmt::Debug for HttpStore {
     }
 }
 
-/// One answer: status, `ETag`, body.
+/// One answer: status and body.
 struct Reply {
     status: u16,
-    etag: Option<String>,
     body: Vec<u8>,
 }
 
@@ -479,22 +478,13 @@ fn send_once(
     };
     let mut resp = sent.map_err(|e| format!("{e}"))?;
     let status = resp.status().as_u16();
-    let etag = resp
-        .headers()
-        .get("etag")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
     let mut buf = Vec::new();
     std::io::Read::read_to_end(
         &mut resp.body_mut().with_config().limit(u64::MAX).reader(),
         &mut buf,
     )
     .map_err(|e| format!("reading the response failed: {e}"))?;
-    Ok(Reply {
-        status,
-        etag,
-        body: buf,
-    })
+    Ok(Reply { status, body: buf })
 }
 
 /// The holder in a 409/423 body; a body that is not LockInfo gives an empty holder (no ID:
@@ -563,10 +553,10 @@ impl Store for HttpStore {
         let r = self.send("GET", url.clone(), None, Vec::new()).await?;
         match r.status {
             200 if !r.body.is_empty() => {
-                let version = r.etag.clone().unwrap_or_else(|| version_of(&r.body).0);
+                // The same as `stateseal serve`'s ETag; other servers' ETags mean other things.
                 Ok(Object {
+                    version: version_of(&r.body),
                     bytes: Bytes::from(r.body),
-                    version: Version(version),
                     version_id: None,
                 })
             }
