@@ -21,10 +21,18 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
+        Server::with_config("")
+    }
+
+    /// With `config` as its `--config` file (e.g. an `auth` block).
+    fn with_config(config: &str) -> Server {
         let data = tempfile::tempdir().unwrap();
+        std::fs::write(data.path().join("server.hcl"), config).unwrap();
         let mut child = Command::new(assert_cmd::cargo::cargo_bin("stateseal"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data.path().join("data"))
+            .arg("--config")
+            .arg(data.path().join("server.hcl"))
             .env_remove("TF_ENCRYPTION")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -65,13 +73,25 @@ impl Server {
     }
 
     fn store(&self, state: &str, locking: bool) -> HttpStore {
+        let lock = if locking {
+            vec![
+                ("lock_address", self.url(state)),
+                ("unlock_address", self.url(state)),
+            ]
+        } else {
+            Vec::new()
+        };
+        self.store_with(state, &lock)
+    }
+
+    /// A store on `state` with these attributes besides `address`.
+    fn store_with(&self, state: &str, attributes: &[(&str, String)]) -> HttpStore {
         let mut s = std::collections::BTreeMap::new();
         s.insert("address".to_string(), self.url(state));
-        if locking {
-            s.insert("lock_address".to_string(), self.url(state));
-            s.insert("unlock_address".to_string(), self.url(state));
-        }
         s.insert("retry_max".to_string(), "0".to_string());
+        for (k, v) in attributes {
+            s.insert(k.to_string(), v.clone());
+        }
         HttpStore::new(HttpConfig::from_settings(&s, Vec::new(), &|_| None).unwrap()).unwrap()
     }
 }
@@ -157,6 +177,53 @@ async fn http_store_passes_the_conformance_suite_against_stateseal_serve() {
     store.unlock(DEFAULT_WORKSPACE, &held.id).await.unwrap();
 }
 
+#[tokio::test]
+async fn gitlab_style_lock_methods_and_basic_auth() {
+    let hash = {
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("stateseal"))
+            .args(["serve", "hash-password"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"s3cret pass\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let server = Server::with_config(&format!(
+        "auth {{\n  user \"ci\" {{\n    password_hash = \"{hash}\"\n  }}\n  grant {{\n    to    = [\"ci\"]\n    paths = [\"team/*\"]\n    allow = [\"read\", \"write\", \"lock\"]\n  }}\n}}\n"
+    ));
+    let lock_url = format!("{}/lock", server.url("team/app"));
+    let store = server.store_with(
+        "team/app",
+        &[
+            ("username", "ci".into()),
+            ("password", "s3cret pass".into()),
+            ("lock_address", lock_url.clone()),
+            ("unlock_address", lock_url),
+            ("lock_method", "POST".into()),
+            ("unlock_method", "DELETE".into()),
+        ],
+    );
+    conformance::run(&store, "other", true, false).await;
+
+    for (user, password, want) in [("ci", "wrong", "invalid auth"), ("", "", "requires auth")] {
+        let s = server.store_with(
+            "team/app",
+            &[("username", user.into()), ("password", password.into())],
+        );
+        match s.get(DEFAULT_WORKSPACE).await {
+            Err(stateseal_store::Error::Service { kind, message, .. }) => {
+                assert_eq!(kind, stateseal_core::ServiceErrorKind::AccessDenied);
+                assert!(message.contains(want), "{message}");
+                assert!(!message.contains("wrong"), "{message}");
+            }
+            r => panic!("expected an auth failure, got {r:?}"),
+        }
+    }
+}
+
 #[test]
 fn state_push_pull_versions_and_restore_through_a_backend_http_block() {
     let server = Server::start();
@@ -204,6 +271,24 @@ fn state_push_pull_versions_and_restore_through_a_backend_http_block() {
         serde_json::from_str(&ok(stateseal(d, &["state", "pull"]), "pull")).unwrap();
     assert_eq!(pulled["outputs"]["greeting"]["value"], "one");
     assert!(pulled["serial"].as_u64().unwrap() > serial_two, "{pulled}");
+
+    // The address can come from TF_HTTP_ADDRESS instead of the block.
+    let env_dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        env_dir.path().join("backend.tf"),
+        "terraform {\n  backend \"http\" {}\n}\n",
+    )
+    .unwrap();
+    let from_env = Command::new(assert_cmd::cargo::cargo_bin("stateseal"))
+        .current_dir(env_dir.path())
+        .args(["state", "pull"])
+        .env_remove("TF_ENCRYPTION")
+        .env("TF_HTTP_ADDRESS", server.url("cli/app"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let pulled: Value = serde_json::from_str(&ok(from_env, "pull with TF_HTTP_ADDRESS")).unwrap();
+    assert_eq!(pulled["outputs"]["greeting"]["value"], "one");
 
     // Only the default workspace exists.
     let ws = stateseal(d, &["workspace", "new", "dev"]);
