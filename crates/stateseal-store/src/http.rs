@@ -371,6 +371,23 @@ impl HttpStore {
         }
     }
 
+    /// Why a server that enforces the state rules (409) refused `offered`: the same rule
+    /// checked here against what is stored, as a typed [`Error::Refused`].
+    async fn refusal(&self, workspace: &str, offered: &[u8]) -> Option<Error> {
+        let stored = self.get(workspace).await.ok()?;
+        let stored_meta = crate::StateMeta::parse(&stored.bytes).ok()?;
+        let offered_meta = crate::StateMeta::parse(offered).ok()?;
+        let refusal = stateseal_core::check_update(
+            &stateseal_core::Snapshot::of_state(&stored_meta, &stored.bytes),
+            &stateseal_core::Snapshot::of_state(&offered_meta, offered),
+        )
+        .err()?;
+        Some(Error::Refused {
+            what: self.config.address.clone(),
+            refusal,
+        })
+    }
+
     fn update_url(&self) -> String {
         let held = self.held.lock().expect("lock id").clone();
         match held {
@@ -617,13 +634,16 @@ impl Store for HttpStore {
                 holder: Box::new(holder_of(&r)),
                 message: format!("HTTP {} from {url}", r.status),
             }),
-            409 => Err(Error::Service {
-                operation: "upload",
-                what: what(),
-                kind: ServiceErrorKind::Other,
-                message: format!("the server refused the state (HTTP 409): {}", r.excerpt()),
-                source: None,
-            }),
+            409 => Err(self
+                .refusal(workspace, &bytes)
+                .await
+                .unwrap_or_else(|| Error::Service {
+                    operation: "upload",
+                    what: what(),
+                    kind: ServiceErrorKind::Other,
+                    message: format!("the server refused the state (HTTP 409): {}", r.excerpt()),
+                    source: None,
+                })),
             _ => Err(self.failed("upload", &url, &r)),
         }
     }

@@ -153,6 +153,23 @@ async fn http_store_passes_the_conformance_suite_against_stateseal_serve() {
         Err(stateseal_store::Error::NotFound { .. })
     ));
 
+    // The server's 409 comes back as the typed refusal.
+    let older = b"{\"version\":4,\"serial\":1,\"lineage\":\"conformance\",\"outputs\":{},\"resources\":[]}\n";
+    match store
+        .put(
+            DEFAULT_WORKSPACE,
+            Bytes::from_static(older),
+            PutMode::Overwrite,
+        )
+        .await
+    {
+        Err(stateseal_store::Error::Refused {
+            refusal: stateseal_core::Refusal::OlderSerial { stored, incoming },
+            ..
+        }) => assert_eq!((stored, incoming), (4, 1)),
+        r => panic!("expected an OlderSerial refusal, got {r:?}"),
+    }
+
     // Without lock_address and unlock_address the store does not lock, as OpenTofu's client.
     let unlocked = server.store("conformance/plain", false);
     conformance::run(&unlocked, "other", false, false).await;
