@@ -299,7 +299,7 @@ fn http(
             _ => diags.push(Diagnostic::error(
                 "Unsupported argument",
                 format!(
-                    "An argument named {:?} is not expected here: the http backend takes address, lock_address, unlock_address, update_method, lock_method, unlock_method, username, password, headers, retry_max, retry_wait_min, retry_wait_max and client_ca_certificate_pem.",
+                    "An argument named {:?} is not expected here: the http backend takes address, lock_address, unlock_address, update_method, lock_method, unlock_method, username, password, headers, retry_max, retry_wait_min, retry_wait_max, client_ca_certificate_pem, client_certificate_pem and client_private_key_pem.",
                     a.name
                 ),
                 Some(&a.location),

@@ -2,7 +2,8 @@
 //! OpenTofu's client does (BACKENDS.md §4): `GET address`, `<update_method> address[?ID=lock]`
 //! with `Content-Type: application/json` and `Content-MD5`, `<lock_method> lock_address` and
 //! `<unlock_method> unlock_address` with the LockInfo JSON, preemptive Basic auth, extra
-//! headers, and go-retryablehttp's retries (connection errors, 429, 5xx but 501).
+//! headers, a private CA and a client certificate, and go-retryablehttp's retries (connection
+//! errors, 429, 5xx but 501). `skip_cert_verification = true` is refused.
 //!
 //! The protocol has one state per address, so only `default` exists. Against a
 //! `stateseal serve` (docs/SERVER.md) the server's extensions are used too: `versions` and
@@ -42,6 +43,9 @@ pub struct HttpConfig {
     pub retry_wait_max: Duration,
     /// PEM bundle that replaces the system roots.
     pub client_ca_certificate_pem: Option<String>,
+    /// mTLS: the client's certificate chain and its key (PEM).
+    pub client_certificate_pem: Option<String>,
+    pub client_private_key_pem: Option<Secret>,
 }
 
 impl std::fmt::Debug for HttpConfig {
@@ -128,8 +132,10 @@ impl HttpConfig {
         if get("skip_cert_verification").is_some_and(|v| v == "true") {
             problems.push("skip_cert_verification = true is refused: stateseal always verifies the server's certificate (give client_ca_certificate_pem for a private CA)".into());
         }
-        if get("client_certificate_pem").is_some() || get("client_private_key_pem").is_some() {
-            problems.push("client_certificate_pem / client_private_key_pem (mTLS) are not supported by stateseal's http backend yet".into());
+        let client_certificate_pem = get("client_certificate_pem").filter(|v| !v.is_empty());
+        let client_private_key_pem = get("client_private_key_pem").filter(|v| !v.is_empty());
+        if client_certificate_pem.is_some() != client_private_key_pem.is_some() {
+            problems.push("client_certificate_pem and client_private_key_pem go together: give both for a client certificate, or neither".into());
         }
         let mut number = |name: &str, default: u64| -> u64 {
             match get(name) {
@@ -177,7 +183,9 @@ impl HttpConfig {
             retry_max: retry_max.min(u32::MAX as u64) as u32,
             retry_wait_min: Duration::from_secs(retry_wait_min),
             retry_wait_max: Duration::from_secs(retry_wait_max),
-            client_ca_certificate_pem: get("client_ca_certificate_pem"),
+            client_ca_certificate_pem: get("client_ca_certificate_pem").filter(|v| !v.is_empty()),
+            client_certificate_pem,
+            client_private_key_pem: client_private_key_pem.map(|k| Secret::new(k.into_bytes())),
             address,
         };
         for (name, m) in [
@@ -250,27 +258,40 @@ fn stateseal_parts(address: &str) -> Option<(String, String)> {
     Some((base, rest[at + "/state/".len()..].to_string()))
 }
 
+/// The certificates in a PEM attribute (at least one).
+fn pem_certificates(pem: &str, name: &str) -> Result<Vec<ureq::tls::Certificate<'static>>> {
+    let certs = ureq::tls::parse_pem(pem.as_bytes())
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::Config(format!("{name} is not valid PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(Error::Config(format!("{name} holds no certificate")));
+    }
+    Ok(certs)
+}
+
 impl HttpStore {
     /// A store for `config` (no I/O).
     pub fn new(config: HttpConfig) -> Result<HttpStore> {
         let mut tls = ureq::tls::TlsConfig::builder();
         if let Some(pem) = &config.client_ca_certificate_pem {
-            let certs = ureq::tls::parse_pem(pem.as_bytes())
-                .filter_map(|item| match item {
-                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
-                    Ok(_) => None,
-                    Err(e) => Some(Err(e)),
-                })
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| {
-                    Error::Config(format!("client_ca_certificate_pem is not valid PEM: {e}"))
-                })?;
-            if certs.is_empty() {
-                return Err(Error::Config(
-                    "client_ca_certificate_pem holds no certificate".into(),
-                ));
-            }
+            let certs = pem_certificates(pem, "client_ca_certificate_pem")?;
             tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
+        }
+        if let (Some(chain), Some(key)) = (
+            &config.client_certificate_pem,
+            &config.client_private_key_pem,
+        ) {
+            let certs = pem_certificates(chain, "client_certificate_pem")?;
+            // The key's parse error is not shown: it could quote key material.
+            let key = ureq::tls::PrivateKey::from_pem(key.expose()).map_err(|_| {
+                Error::Config("client_private_key_pem holds no valid PEM private key".into())
+            })?;
+            tls = tls.client_cert(Some(ureq::tls::ClientCert::new_with_certs(&certs, key)));
         }
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)

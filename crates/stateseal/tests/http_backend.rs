@@ -43,10 +43,15 @@ impl Server {
         let mut base = None;
         for line in lines.by_ref() {
             let line = line.unwrap();
-            if let Some(at) = line.find("http://127.0.0.1:") {
-                let rest = &line[at + "http://127.0.0.1:".len()..];
+            if let Some(at) = line.find("://127.0.0.1:") {
+                let scheme = if line[..at].ends_with("https") {
+                    "https"
+                } else {
+                    "http"
+                };
+                let rest = &line[at + "://127.0.0.1:".len()..];
                 let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
-                base = Some(format!("http://127.0.0.1:{port}"));
+                base = Some(format!("{scheme}://127.0.0.1:{port}"));
             }
             if line.contains("body limit") {
                 break;
@@ -237,6 +242,51 @@ async fn gitlab_style_lock_methods_and_basic_auth() {
                 assert!(!message.contains("wrong"), "{message}");
             }
             r => panic!("expected an auth failure, got {r:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn https_with_a_private_ca_and_a_client_certificate() {
+    let certs = tempfile::tempdir().unwrap();
+    stateseal_testkit::certs::make_certs(certs.path());
+    let c = certs.path().display();
+    let server = Server::with_config(&format!(
+        "tls {{\n  cert_file = \"{c}/server.pem\"\n  key_file = \"{c}/server.key\"\n  client_ca_file = \"{c}/ca.pem\"\n}}\n"
+    ));
+    assert!(server.base.starts_with("https://"), "{}", server.base);
+    let read = |name: &str| std::fs::read_to_string(certs.path().join(name)).unwrap();
+    let ca = ("client_ca_certificate_pem", read("ca.pem"));
+    let store = server.store_with(
+        "tls/app",
+        &[
+            ca.clone(),
+            ("client_certificate_pem", read("client.pem")),
+            ("client_private_key_pem", read("client.key")),
+        ],
+    );
+    assert!(matches!(
+        store.get(DEFAULT_WORKSPACE).await,
+        Err(stateseal_store::Error::NotFound { .. })
+    ));
+    store
+        .put(
+            DEFAULT_WORKSPACE,
+            Bytes::from(state(1, "tls")),
+            PutMode::Create,
+        )
+        .await
+        .unwrap();
+    assert!(store.get(DEFAULT_WORKSPACE).await.is_ok());
+
+    // Without the client certificate, or without the CA, nothing is read.
+    for attributes in [vec![ca], Vec::new()] {
+        let s = server.store_with("tls/app", &attributes);
+        match s.get(DEFAULT_WORKSPACE).await {
+            Err(stateseal_store::Error::Service { kind, .. }) => {
+                assert_eq!(kind, stateseal_core::ServiceErrorKind::Network)
+            }
+            r => panic!("expected a TLS failure, got {r:?}"),
         }
     }
 }
