@@ -392,6 +392,13 @@ impl HttpStore {
         }
     }
 
+    /// LOCK or UNLOCK (or their configured methods): the lock info as the body.
+    async fn send_lock_info(&self, method: &str, url: &str, info: &LockInfo) -> Result<Reply> {
+        let body = info.to_json().into_bytes();
+        self.send(method, url.to_string(), Some(body), Vec::new())
+            .await
+    }
+
     /// Why a server that enforces the state rules (409) refused `offered`: the same rule
     /// checked here against what is stored, as a typed [`Error::Refused`].
     async fn refusal(&self, workspace: &str, offered: &[u8]) -> Option<Error> {
@@ -682,14 +689,8 @@ impl Store for HttpStore {
         if info.path.is_empty() {
             info.path = self.config.address.clone();
         }
-        let method = self.config.lock_method.clone();
         let r = self
-            .send(
-                &method,
-                url.clone(),
-                Some(info.to_json().into_bytes()),
-                Vec::new(),
-            )
+            .send_lock_info(&self.config.lock_method, &url, &info)
             .await?;
         match r.status {
             200 => {
@@ -719,14 +720,8 @@ impl Store for HttpStore {
         }
         let mut info = LockInfo::new("");
         info.id = id.to_string();
-        let method = self.config.unlock_method.clone();
         let r = self
-            .send(
-                &method,
-                url.clone(),
-                Some(info.to_json().into_bytes()),
-                Vec::new(),
-            )
+            .send_lock_info(&self.config.unlock_method, &url, &info)
             .await?;
         match r.status {
             200 => {
