@@ -654,6 +654,7 @@ impl Store for HttpStore {
             .await?;
         match r.status {
             200 | 201 | 204 => Ok(version),
+            412 if mode == PutMode::Create => Err(Error::AlreadyExists { what: what() }),
             412 => Err(Error::Precondition {
                 what: what(),
                 message: r.excerpt(),
