@@ -309,6 +309,13 @@ impl HttpStore {
         })
     }
 
+    /// Speaks only the protocol, as to a server other than `stateseal serve`, even when the
+    /// server is one (no versions, no lock holder, conditional writes checked client-side).
+    pub fn plain_protocol(self) -> HttpStore {
+        let _ = self.stateseal.set(false);
+        self
+    }
+
     fn check_workspace(&self, workspace: &str) -> Result<()> {
         if workspace != DEFAULT_WORKSPACE {
             crate::store::validate_workspace_name(workspace)?;

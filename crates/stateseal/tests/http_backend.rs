@@ -202,6 +202,70 @@ async fn http_store_passes_the_conformance_suite_against_stateseal_serve() {
     store.unlock(DEFAULT_WORKSPACE, &held.id).await.unwrap();
 }
 
+/// What a server other than `stateseal serve` gets: the plain protocol only.
+#[tokio::test]
+async fn the_plain_protocol_alone_reads_writes_and_locks() {
+    let server = Server::start();
+    let plain = server.store("plain/app", false).plain_protocol();
+    conformance::run(&plain, "other", false, false).await;
+    assert!(matches!(
+        plain.versions(DEFAULT_WORKSPACE).await,
+        Err(stateseal_store::Error::Unsupported(_))
+    ));
+
+    let a = server.store("plain/app", true).plain_protocol();
+    let b = server.store("plain/app", true).plain_protocol();
+    assert!(matches!(
+        a.lock_holder(DEFAULT_WORKSPACE).await,
+        Err(stateseal_store::Error::Unsupported(_))
+    ));
+    let held = a
+        .lock(DEFAULT_WORKSPACE, stateseal_store::LockInfo::new("a"))
+        .await
+        .unwrap();
+    match b
+        .lock(DEFAULT_WORKSPACE, stateseal_store::LockInfo::new("b"))
+        .await
+    {
+        Err(stateseal_store::Error::Locked { holder, .. }) => assert_eq!(holder.id, held.id),
+        r => panic!("expected Locked, got {r:?}"),
+    }
+    let current = a.get(DEFAULT_WORKSPACE).await.unwrap();
+    let next = b"{\"version\":4,\"serial\":9,\"lineage\":\"conformance\",\"outputs\":{},\"resources\":[]}\n";
+    assert!(
+        matches!(
+            b.put(
+                DEFAULT_WORKSPACE,
+                Bytes::from_static(next),
+                PutMode::Update(current.version.clone())
+            )
+            .await,
+            Err(stateseal_store::Error::Locked { .. })
+        ),
+        "a write without the holder's ID is refused"
+    );
+    a.put(
+        DEFAULT_WORKSPACE,
+        Bytes::from_static(next),
+        PutMode::Update(current.version),
+    )
+    .await
+    .expect("the holder writes with ?ID=");
+    match b.unlock(DEFAULT_WORKSPACE, "not-the-id").await {
+        Err(stateseal_store::Error::LockMismatch { holder, .. }) => {
+            assert_eq!(holder.id, held.id)
+        }
+        r => panic!("expected LockMismatch, got {r:?}"),
+    }
+    // Another client releases by ID (force-unlock), as Terraform does.
+    b.unlock(DEFAULT_WORKSPACE, &held.id).await.unwrap();
+    let again = b
+        .lock(DEFAULT_WORKSPACE, stateseal_store::LockInfo::new("b"))
+        .await
+        .unwrap();
+    b.unlock(DEFAULT_WORKSPACE, &again.id).await.unwrap();
+}
+
 #[tokio::test]
 async fn gitlab_style_lock_methods_and_basic_auth() {
     let hash = {
