@@ -876,5 +876,17 @@ mod tests {
         s.insert("address".to_string(), "http://x/y".to_string());
         let c = HttpConfig::from_settings(&s, Vec::new(), &|_| None).unwrap();
         assert!(!format!("{c:?}").contains("hunter2"));
+        s.insert("client_private_key_pem".to_string(), "KEY".to_string());
+        let e = HttpConfig::from_settings(&s, Vec::new(), &|_| None).unwrap_err();
+        assert!(e[0].contains("go together"), "{e:?}");
+        s.insert(
+            "client_certificate_pem".to_string(),
+            "not a pem".to_string(),
+        );
+        let c = HttpConfig::from_settings(&s, Vec::new(), &|_| None).unwrap();
+        assert!(!format!("{c:?}").contains("KEY"));
+        assert!(
+            matches!(HttpStore::new(c), Err(Error::Config(m)) if m.contains("client_certificate_pem"))
+        );
     }
 }

@@ -202,6 +202,43 @@ async fn http_store_passes_the_conformance_suite_against_stateseal_serve() {
     store.unlock(DEFAULT_WORKSPACE, &held.id).await.unwrap();
 }
 
+#[tokio::test]
+async fn connection_failures_are_retried_then_reported_as_network_errors() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut s = std::collections::BTreeMap::new();
+    s.insert(
+        "address".to_string(),
+        format!("http://127.0.0.1:{port}/state/x"),
+    );
+    s.insert("retry_max".to_string(), "2".to_string());
+    s.insert("retry_wait_min".to_string(), "0".to_string());
+    let store =
+        HttpStore::new(HttpConfig::from_settings(&s, Vec::new(), &|_| None).unwrap()).unwrap();
+    match store.get(DEFAULT_WORKSPACE).await {
+        Err(stateseal_store::Error::Service {
+            kind,
+            message,
+            what,
+            ..
+        }) => {
+            assert_eq!(kind, stateseal_core::ServiceErrorKind::Network);
+            assert!(
+                message.contains("giving up after 3 attempt(s)"),
+                "{message}"
+            );
+            assert!(
+                what.contains(&format!("GET http://127.0.0.1:{port}/state/x")),
+                "{what}"
+            );
+        }
+        r => panic!("expected a network error, got {r:?}"),
+    }
+}
+
 /// What a server other than `stateseal serve` gets: the plain protocol only.
 #[tokio::test]
 async fn the_plain_protocol_alone_reads_writes_and_locks() {
