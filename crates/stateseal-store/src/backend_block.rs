@@ -14,6 +14,7 @@ use stateseal_encryption::config::module::Module;
 use stateseal_encryption::config::syntax::{Block, Body};
 use stateseal_encryption::{Diagnostic, Diagnostics, Location};
 
+use crate::http::{HttpConfig, HttpStore};
 #[cfg(feature = "s3")]
 use crate::s3::{S3Builder, S3Config, S3Store};
 use crate::{Error, LocalStore, Result, Store};
@@ -24,6 +25,7 @@ pub enum Backend {
     Local(LocalStore),
     #[cfg(feature = "s3")]
     S3(Box<S3Config>),
+    Http(Box<HttpConfig>),
 }
 
 impl Backend {
@@ -33,6 +35,7 @@ impl Backend {
             Backend::Local(s) => Ok(Box::new(s)),
             #[cfg(feature = "s3")]
             Backend::S3(cfg) => Ok(Box::new(S3Store::connect(*cfg).await?)),
+            Backend::Http(cfg) => Ok(Box::new(HttpStore::new(*cfg)?)),
         }
     }
 }
@@ -90,9 +93,10 @@ pub fn configure(
             }
         }
         "local" => local(module, block, evaluator, backend_config),
+        "http" => http(block, evaluator, backend_config, env),
         other => Err(refused(Diagnostic::error(
             "Unsupported backend type",
-            format!("There is no backend type named {other:?} in stateseal: it supports \"s3\" and \"local\"."),
+            format!("There is no backend type named {other:?} in stateseal: it supports \"s3\", \"http\" and \"local\"."),
             Some(&block.location),
         ))),
     }
@@ -241,6 +245,109 @@ fn local(
     )))
 }
 
+/// `backend "http" { address, lock_address, …, headers = {…} }` (OpenTofu's attributes, see
+/// [`crate::http::ATTRIBUTES`]), each but `headers` overridable with `--backend-config K=V`,
+/// then `TF_HTTP_*` from `env`.
+fn http(
+    block: &Block,
+    evaluator: &StaticEvaluator,
+    backend_config: &[String],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Backend> {
+    let known = |k: &str| crate::http::ATTRIBUTES.iter().any(|(n, _)| *n == k);
+    let mut diags = Diagnostics::default();
+    let mut settings: BTreeMap<String, String> = BTreeMap::new();
+    let mut headers = Vec::new();
+    for a in &block.body.attributes {
+        let value = match evaluator.eval(&a.expr, &a.location, &Value::Null) {
+            Ok(v) => v,
+            Err(d) => {
+                diags.push(d);
+                continue;
+            }
+        };
+        let wrong_type = |want: &str| {
+            Diagnostic::error(
+                "Incorrect attribute value type",
+                format!(
+                    "Inappropriate value for attribute {:?}: {want} required.",
+                    a.name
+                ),
+                Some(&a.location),
+            )
+        };
+        match (a.name.as_str(), value) {
+            ("headers", Value::Object(map)) => {
+                for (k, v) in map {
+                    match v {
+                        Value::String(s) => headers.push((k, s)),
+                        _ => diags.push(wrong_type("map of string")),
+                    }
+                }
+            }
+            ("headers", _) => diags.push(wrong_type("map of string")),
+            (name, Value::String(s)) if known(name) => {
+                settings.insert(a.name.clone(), s);
+            }
+            (name, Value::Number(n)) if known(name) => {
+                settings.insert(a.name.clone(), n.to_string());
+            }
+            (name, Value::Bool(b)) if known(name) => {
+                settings.insert(a.name.clone(), b.to_string());
+            }
+            (name, _) if known(name) => diags.push(wrong_type("string")),
+            _ => diags.push(Diagnostic::error(
+                "Unsupported argument",
+                format!(
+                    "An argument named {:?} is not expected here: the http backend takes address, lock_address, unlock_address, update_method, lock_method, unlock_method, username, password, headers, retry_max, retry_wait_min, retry_wait_max, client_ca_certificate_pem, client_certificate_pem and client_private_key_pem.",
+                    a.name
+                ),
+                Some(&a.location),
+            )),
+        }
+    }
+    for b in &block.body.blocks {
+        diags.push(Diagnostic::error(
+            "Unsupported block type",
+            format!(
+                "Blocks of type {:?} are not expected in the http backend.",
+                b.kind
+            ),
+            Some(&b.location),
+        ));
+    }
+    for arg in backend_config {
+        match arg.split_once('=') {
+            Some((k, v)) if known(k.trim()) => {
+                settings.insert(k.trim().to_string(), v.to_string());
+            }
+            _ => diags.push(Diagnostic::error(
+                "Invalid http backend configuration",
+                format!("--backend-config {arg}: the http backend takes KEY=VALUE for one of its attributes (address, lock_address, unlock_address, username, password, …)."),
+                None,
+            )),
+        }
+    }
+    if diags.has_errors() {
+        return Err(Error::Backend(diags));
+    }
+    match HttpConfig::from_settings(&settings, headers, env) {
+        Ok(config) => Ok(Backend::Http(Box::new(config))),
+        Err(problems) => Err(Error::Backend(Diagnostics(
+            problems
+                .into_iter()
+                .map(|p| {
+                    Diagnostic::error(
+                        "Invalid http backend configuration",
+                        p,
+                        Some(&block.location),
+                    )
+                })
+                .collect(),
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,6 +491,46 @@ terraform {
         let e = errors(configure(&none, &ev, &["key=k".into()], &|_| None));
         assert!(e[0].contains("has no terraform { backend"), "{e:?}");
         drop(d);
+    }
+
+    #[test]
+    fn http_blocks_take_opentofus_attributes_and_overrides() {
+        let (_d, m) = module(
+            "terraform {\n  backend \"http\" {\n    address = \"http://127.0.0.1:1/state/a\"\n    lock_address = \"http://127.0.0.1:1/state/a\"\n    retry_max = 0\n    headers = { X-Team = \"a\" }\n  }\n}\n",
+        );
+        let ev = evaluator(&m, &[]);
+        let Backend::Http(c) = configure(
+            &m,
+            &ev,
+            &["unlock_address=http://127.0.0.1:1/state/a".into()],
+            &|k| (k == "TF_HTTP_USERNAME").then(|| "ci".to_string()),
+        )
+        .unwrap() else {
+            panic!("http expected")
+        };
+        assert_eq!(c.address, "http://127.0.0.1:1/state/a");
+        assert_eq!(
+            c.unlock_address.as_deref(),
+            Some("http://127.0.0.1:1/state/a")
+        );
+        assert_eq!(c.retry_max, 0);
+        assert_eq!(c.username.as_deref(), Some("ci"));
+        assert_eq!(c.headers, [("X-Team".to_string(), "a".to_string())]);
+        let (_d, m) = module(
+            "terraform {\n  backend \"http\" {\n    address = \"http://h/state/a\"\n    skip_cert_verification = true\n    bucket = \"b\"\n  }\n}\n",
+        );
+        let e = errors(configure(&m, &evaluator(&m, &[]), &[], &|_| None));
+        assert!(e[0].contains(":5:5: Unsupported argument"), "{e:?}");
+        let e = errors(configure(
+            &m,
+            &evaluator(&m, &[]),
+            &["bucket=x".into()],
+            &|_| None,
+        ));
+        assert!(
+            e.iter().any(|l| l.contains("--backend-config bucket=x")),
+            "{e:?}"
+        );
     }
 
     #[cfg(feature = "s3")]

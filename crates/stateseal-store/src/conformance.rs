@@ -13,25 +13,91 @@ const A: Bytes = Bytes::from_static(
 const B: Bytes = Bytes::from_static(
     b"{\"version\":4,\"serial\":2,\"lineage\":\"conformance\",\"outputs\":{},\"resources\":[]}\n",
 );
+// Each write has a higher serial than the one before, so stores that enforce OpenTofu's state
+// rules (`stateseal serve` behind `backend "http"`) accept the same sequence.
+const C: Bytes = Bytes::from_static(
+    b"{\"version\":4,\"serial\":3,\"lineage\":\"conformance\",\"outputs\":{},\"resources\":[]}\n",
+);
+const D: Bytes = Bytes::from_static(
+    b"{\"version\":4,\"serial\":4,\"lineage\":\"conformance\",\"outputs\":{},\"resources\":[]}\n",
+);
 
 /// Runs the suite. `ws` is a workspace name to create and delete (unique per run);
-/// `expect_locking` says whether the caller configured the store with locking. The suite checks that
-/// the store agrees, so its locking part cannot be skipped by a store that lost its locks.
-pub async fn run(store: &dyn Store, ws: &str, expect_locking: bool) {
+/// `expect_locking` says whether the caller configured the store with locking, and
+/// `expect_workspaces` whether the backend has workspaces besides `default`. The suite checks
+/// that the store agrees, so its locking or workspace part cannot be skipped by a store that
+/// lost them.
+pub async fn run(store: &dyn Store, ws: &str, expect_locking: bool, expect_workspaces: bool) {
     assert_eq!(
         store.locking_enabled(),
         expect_locking,
         "locking_enabled() matches the store's configuration"
     );
-    workspaces_and_get_put(store, ws).await;
+    assert_eq!(
+        store.supports_workspaces(),
+        expect_workspaces,
+        "supports_workspaces() matches the backend"
+    );
+    get_put(store).await;
+    if expect_workspaces {
+        workspaces(store, ws).await;
+    } else {
+        only_default(store, ws).await;
+    }
     if expect_locking {
         locking(store, DEFAULT_WORKSPACE).await;
-        locking(store, ws).await;
+        if expect_workspaces {
+            locking(store, ws).await;
+        }
     }
-    deletion(store, ws).await;
+    if expect_workspaces {
+        deletion(store, ws).await;
+    }
 }
 
-async fn workspaces_and_get_put(store: &dyn Store, ws: &str) {
+/// A backend with only `default` lists only it and refuses to make or delete others.
+async fn only_default(store: &dyn Store, ws: &str) {
+    assert!(
+        matches!(store.create_workspace(ws).await, Err(Error::Unsupported(_))),
+        "creating a workspace is Unsupported"
+    );
+    assert_eq!(store.workspaces().await.unwrap(), [DEFAULT_WORKSPACE]);
+    assert!(
+        matches!(store.get(ws).await, Err(Error::Unsupported(_))),
+        "another workspace's state is Unsupported"
+    );
+    assert!(
+        matches!(store.delete_workspace(ws).await, Err(Error::Unsupported(_))),
+        "deleting a workspace is Unsupported"
+    );
+    assert!(
+        matches!(
+            store.delete_workspace(DEFAULT_WORKSPACE).await,
+            Err(Error::InvalidWorkspace { .. })
+        ),
+        "default can't be deleted"
+    );
+    invalid_names(store).await;
+    assert_eq!(
+        store.get(DEFAULT_WORKSPACE).await.unwrap().bytes,
+        C,
+        "default untouched"
+    );
+}
+
+async fn invalid_names(store: &dyn Store) {
+    for bad in ["a/b", "", "..", "sp ace"] {
+        assert!(
+            matches!(
+                store.get(bad).await,
+                Err(Error::InvalidWorkspace { ref name, .. }) if name == bad
+            ),
+            "workspace {bad:?} is refused as invalid"
+        );
+    }
+}
+
+async fn get_put(store: &dyn Store) {
     let list = store.workspaces().await.expect("list workspaces");
     assert_eq!(list, [DEFAULT_WORKSPACE], "a fresh store has only default");
     assert!(
@@ -80,11 +146,13 @@ async fn workspaces_and_get_put(store: &dyn Store, ws: &str) {
         .expect("update from the current version");
     assert_ne!(v1, v2, "a new content has a new version");
     store
-        .put(DEFAULT_WORKSPACE, A, PutMode::Overwrite)
+        .put(DEFAULT_WORKSPACE, C, PutMode::Overwrite)
         .await
         .expect("overwrite");
-    assert_eq!(store.get(DEFAULT_WORKSPACE).await.unwrap().bytes, A);
+    assert_eq!(store.get(DEFAULT_WORKSPACE).await.unwrap().bytes, C);
+}
 
+async fn workspaces(store: &dyn Store, ws: &str) {
     store.create_workspace(ws).await.expect("create workspace");
     if store.workspace_needs_state() {
         store
@@ -101,7 +169,7 @@ async fn workspaces_and_get_put(store: &dyn Store, ws: &str) {
     assert_eq!(store.get(ws).await.unwrap().bytes, B);
     assert_eq!(
         store.get(DEFAULT_WORKSPACE).await.unwrap().bytes,
-        A,
+        C,
         "workspaces are separate"
     );
     let list = store.workspaces().await.unwrap();
@@ -110,16 +178,7 @@ async fn workspaces_and_get_put(store: &dyn Store, ws: &str) {
         [DEFAULT_WORKSPACE, ws],
         "new workspace is listed after default"
     );
-
-    for bad in ["a/b", "", "..", "sp ace"] {
-        assert!(
-            matches!(
-                store.get(bad).await,
-                Err(Error::InvalidWorkspace { ref name, .. }) if name == bad
-            ),
-            "workspace {bad:?} is refused as invalid"
-        );
-    }
+    invalid_names(store).await;
 }
 
 async fn locking(store: &dyn Store, ws: &str) {
@@ -139,7 +198,7 @@ async fn locking(store: &dyn Store, ws: &str) {
         .expect("holder visible");
     assert_eq!(holder.id, held.id);
     store
-        .put(ws, B, PutMode::Overwrite)
+        .put(ws, D, PutMode::Overwrite)
         .await
         .expect("the holder can write");
     assert!(

@@ -3,7 +3,8 @@
 //! * [`Store`]: workspaces, get, conditional put, delete, lock, unlock, versions, with
 //!   semantic [`Error`]s; every backend passes [`conformance::run`];
 //! * [`LocalStore`] (OpenTofu's paths and `fcntl` lock) and, with feature `s3`,
-//!   [`s3::S3Store`] (DynamoDB locks and digests, `.tflock` lock files, SSE);
+//!   [`s3::S3Store`] (DynamoDB locks and digests, `.tflock` lock files, SSE), and
+//!   [`HttpStore`] (`backend "http"`, e.g. against `stateseal serve`);
 //! * [`backend_block`]: the store a module's backend block points at (evaluated early, with
 //!   `--backend-config` overrides);
 //! * [`LockInfo`] with Go-identical JSON bytes;
@@ -15,6 +16,7 @@
 pub mod backend_block;
 pub mod conformance;
 mod error;
+pub mod http;
 pub mod local;
 pub mod lock_info;
 pub mod manual;
@@ -25,6 +27,7 @@ pub mod sealed;
 pub mod store;
 
 pub use error::{Error, Result};
+pub use http::{HttpConfig, HttpStore};
 pub use local::LocalStore;
 pub use lock_info::LockInfo;
 pub use memory::MemoryStore;

@@ -256,7 +256,7 @@ mod tests {
     #[tokio::test]
     async fn passes_the_conformance_suite() {
         let store = MemoryStore::new();
-        crate::conformance::run(&store, "conformance-ws", true).await;
+        crate::conformance::run(&store, "conformance-ws", true, true).await;
     }
 
     #[tokio::test]

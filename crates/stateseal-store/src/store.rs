@@ -80,6 +80,12 @@ pub trait Store: Send + Sync {
     /// is a directory of its own (local).
     fn workspace_needs_state(&self) -> bool;
 
+    /// False when the backend has only `default` (http: one state per address); then
+    /// `workspaces()` is `["default"]` and creating or deleting one is [`Error::Unsupported`].
+    fn supports_workspaces(&self) -> bool {
+        true
+    }
+
     /// `default` first, then the others sorted.
     async fn workspaces(&self) -> Result<Vec<String>>;
 

@@ -13,7 +13,7 @@ use stateseal_testkit::{release, unique, Peers, SLOW_APPLY_TF};
 #[tokio::test]
 async fn local_conformance() {
     let d = tempfile::tempdir().unwrap();
-    conformance::run(&LocalStore::new(d.path()), "conf-ws", true).await;
+    conformance::run(&LocalStore::new(d.path()), "conf-ws", true, true).await;
     // The sidecar is gone after unlock, and OpenTofu's file names were used.
     assert!(d.path().join("terraform.tfstate").exists());
     assert!(!d.path().join(".terraform.tfstate.lock.info").exists());
@@ -235,7 +235,7 @@ async fn s3_conformance(test: &str, table: bool, lockfile: bool) {
         peers.mktable(&t).await;
     }
     let store = s3_store(&peers, &bucket, table.then_some(t.as_str()), lockfile).await;
-    conformance::run(&store, "conf:ws@1", table || lockfile).await;
+    conformance::run(&store, "conf:ws@1", table || lockfile, true).await;
     let keys = peers.keys(&bucket).await;
     assert!(
         keys.iter().all(|k| !k.ends_with(".tflock")),
@@ -487,7 +487,7 @@ async fn s3_conformance_with_every_storage_option() {
     let store = S3Store::connect(b.build_config(&|_| None).unwrap())
         .await
         .unwrap();
-    conformance::run(&store, "ws", true).await; // use_lockfile=true
+    conformance::run(&store, "ws", true, true).await; // use_lockfile=true
 
     // workspace_key_prefix = "": workspaces live at <ws>/<key>.
     store

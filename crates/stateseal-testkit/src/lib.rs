@@ -6,6 +6,7 @@
 //! `STATESEAL_TEST_REQUIRE_PEERS` is set (as `scripts/test.sh` does), and then it fails. That
 //! rule lives in [`skip`] and nowhere else.
 
+pub mod certs;
 pub mod moto;
 pub mod peers;
 

@@ -140,6 +140,16 @@ fn release(ctx: &Context, id: &str, force: bool) -> Result<(), Failure> {
         require_locking(&*store, ws)?;
         let holder = match store.lock_holder(ws).await {
             Ok(h) => h,
+            Err(Error::Unsupported(why)) => {
+                // An http backend server other than stateseal serve can't say who holds the
+                // lock: release by ID, as Terraform does, and let the server check it.
+                store.unlock(ws, id).await?;
+                eprintln!(
+                    "Released lock {id} on {} (the holder is not known: {why}).",
+                    store.location(ws)
+                );
+                return Ok(());
+            }
             Err(e @ Error::LockFailed { .. }) => {
                 let unreadable = store.unreadable_locks(ws).await.unwrap_or_default();
                 if unreadable.is_empty() {

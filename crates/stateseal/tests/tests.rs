@@ -6,6 +6,7 @@
 mod backend;
 mod cli;
 mod guide_s3_variables;
+mod http_backend;
 mod kms_rotation;
 mod opentofu_parity;
 mod serve;
