@@ -188,6 +188,50 @@ pub(super) fn config_error(summary: &str, detail: String, loc: &Location) -> Err
 }
 
 impl TargetEncryption {
+    /// The key providers reachable from the method `method_idx`, dependencies first.
+    pub(super) fn reachable_providers(&self, method_idx: usize) -> Vec<usize> {
+        let s = &self.shared;
+        let mut order = Vec::new();
+        fn visit(i: usize, deps: &[Vec<usize>], order: &mut Vec<usize>) {
+            if order.contains(&i) {
+                return;
+            }
+            for d in &deps[i] {
+                visit(*d, deps, order);
+            }
+            order.push(i);
+        }
+        for p in &s.method_deps[method_idx] {
+            visit(*p, &s.provider_deps, &mut order);
+        }
+        order
+    }
+
+    /// Per method of the chain (primary first): its address and the metadata keys its key
+    /// providers store (`key_provider.TYPE.NAME` or their `encrypted_metadata_alias`). This is
+    /// what tells, without a key, which method wrote an envelope. An alias that does not
+    /// evaluate falls back to the address.
+    pub fn method_metadata_keys(&self) -> Vec<(String, BTreeSet<String>)> {
+        let s = &self.shared;
+        self.chain
+            .iter()
+            .map(|&m| {
+                let keys = self
+                    .reachable_providers(m)
+                    .into_iter()
+                    .map(|i| {
+                        let kp = &s.config.key_providers[i];
+                        kp.alias
+                            .as_ref()
+                            .and_then(|a| storage_key(&s.evaluator, kp, a).ok())
+                            .unwrap_or_else(|| kp.address())
+                    })
+                    .collect();
+                (s.config.methods[m].address(), keys)
+            })
+            .collect()
+    }
+
     /// Sets up the method at `chain[pos]`: evaluates and calls the key providers it reaches,
     /// in dependency order, then builds the method.
     pub(super) fn setup(
@@ -203,20 +247,7 @@ impl TargetEncryption {
                 meta: BTreeMap::new(),
             });
         }
-        // Providers reachable from the method, dependencies first.
-        let mut order = Vec::new();
-        fn visit(i: usize, deps: &[Vec<usize>], order: &mut Vec<usize>) {
-            if order.contains(&i) {
-                return;
-            }
-            for d in &deps[i] {
-                visit(*d, deps, order);
-            }
-            order.push(i);
-        }
-        for p in &s.method_deps[method_idx] {
-            visit(*p, &s.provider_deps, &mut order);
-        }
+        let order = self.reachable_providers(method_idx);
         let mut values = hcl::Map::new();
         let mut meta = BTreeMap::new();
         let mut used_keys = BTreeSet::new();
