@@ -180,12 +180,7 @@ pub fn classify(d: &Description, methods: &MethodKeys) -> (Class, Option<String>
     if !d.encrypted {
         return (Class::Plaintext, None);
     }
-    let stored: BTreeSet<String> = d
-        .metadata
-        .iter()
-        .flatten()
-        .map(|m| m.key.clone())
-        .collect();
+    let stored: BTreeSet<String> = d.metadata.iter().flatten().map(|m| m.key.clone()).collect();
     let matching: Vec<usize> = methods
         .iter()
         .enumerate()
@@ -317,10 +312,7 @@ async fn audit_state(
         Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 400) => {
             sse = Some("SSE-C".into())
         }
-        Err(e) => problems.push(format!(
-            "HeadObject: {}",
-            stateseal_aws::describe_error(&e)
-        )),
+        Err(e) => problems.push(format!("HeadObject: {}", stateseal_aws::describe_error(&e))),
     }
     let versions = match objects.versions(&key).await {
         Ok(v) => Some(v.iter().filter(|v| !v.is_delete_marker).count()),
@@ -414,10 +406,23 @@ pub async fn bucket_checks(fleet: &Fleet) -> BucketChecks {
                     .unwrap_or_else(|| "Disabled".into()),
             )
         }
-        Err(e) => c.problems.push(format!(
-            "GetBucketVersioning: {}",
-            stateseal_aws::describe_error(&e)
-        )),
+        // Some S3-compatibles (moto) answer 200 with another root element, which the SDK
+        // refuses: read the status from the body.
+        Err(e) => match e
+            .raw_response()
+            .filter(|r| r.status().is_success())
+            .and_then(|r| r.body().bytes())
+            .and_then(|b| xml_text(b, "Status"))
+        {
+            Some(status) => c.versioning = Some(status),
+            None if e.raw_response().is_some_and(|r| r.status().is_success()) => {
+                c.versioning = Some("Disabled".into())
+            }
+            None => c.problems.push(format!(
+                "GetBucketVersioning: {}",
+                stateseal_aws::describe_error(&e)
+            )),
+        },
     }
     if let Ok(enc) = s3.get_bucket_encryption().bucket(b).send().await {
         let rule = enc
@@ -449,6 +454,14 @@ pub async fn bucket_checks(fleet: &Fleet) -> BucketChecks {
         );
     }
     c
+}
+
+/// The text of the first `<tag>…</tag>` in an XML body.
+fn xml_text(body: &[u8], tag: &str) -> Option<String> {
+    let body = std::str::from_utf8(body).ok()?;
+    let start = body.find(&format!("<{tag}>"))? + tag.len() + 2;
+    let len = body[start..].find(&format!("</{tag}>"))?;
+    Some(body[start..start + len].to_string())
 }
 
 /// Does the policy deny requests with `aws:SecureTransport = false`?

@@ -35,7 +35,10 @@ impl Fleet {
     pub fn workspace_of<'k>(&self, key: &'k str) -> (String, &'k str) {
         let wkp = &self.store.config().workspace_key_prefix;
         if !wkp.is_empty() {
-            if let Some(rest) = key.strip_prefix(wkp.as_str()).and_then(|r| r.strip_prefix('/')) {
+            if let Some(rest) = key
+                .strip_prefix(wkp.as_str())
+                .and_then(|r| r.strip_prefix('/'))
+            {
                 if let Some((ws, tail)) = rest.split_once('/') {
                     if !ws.is_empty() {
                         return (ws.to_string(), tail);
@@ -96,7 +99,8 @@ pub async fn discover(
     .await;
     for (key, got) in read {
         let Some(object) = got? else {
-            inv.other.push((key, "empty or deleted while listing".into()));
+            inv.other
+                .push((key, "empty or deleted while listing".into()));
             continue;
         };
         let description = describe(&object.bytes);

@@ -46,7 +46,9 @@ pub fn parse_url(url: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("{url:?} is not an s3:// URL: expected s3://BUCKET[/PREFIX]"))?;
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     if bucket.is_empty() {
-        return Err(format!("{url:?} names no bucket: expected s3://BUCKET[/PREFIX]"));
+        return Err(format!(
+            "{url:?} names no bucket: expected s3://BUCKET[/PREFIX]"
+        ));
     }
     Ok((bucket.to_string(), prefix.to_string()))
 }

@@ -208,7 +208,12 @@ async fn compare_and_delete(fleet: &Fleet, lock: &HeldLock) -> BreakOutcome {
     match lock.source {
         LockSource::Lockfile => {
             let key = format!("{}.tflock", lock.state);
-            match fleet.store.objects().delete_if_match(&key, &lock.token).await {
+            match fleet
+                .store
+                .objects()
+                .delete_if_match(&key, &lock.token)
+                .await
+            {
                 Ok(()) => BreakOutcome::Broken,
                 Err(Error::Precondition { message, .. }) => BreakOutcome::Changed(message),
                 Err(e) => BreakOutcome::Failed(e.to_string()),
@@ -260,7 +265,11 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
         "m" => 60,
         "h" => 3600,
         "d" => 86400,
-        _ => return Err(format!("{s:?}: the unit must be s, m, h or d (e.g. 30m, 2h, 7d)")),
+        _ => {
+            return Err(format!(
+                "{s:?}: the unit must be s, m, h or d (e.g. 30m, 2h, 7d)"
+            ))
+        }
     };
     Ok(Duration::from_secs(n.saturating_mul(secs)))
 }

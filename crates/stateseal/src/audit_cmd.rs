@@ -72,7 +72,12 @@ pub fn run(ctx: &Context, args: &AuditArgs) -> Result<(), Failure> {
         return Ok(());
     }
     for (s, why) in &offenders {
-        eprintln!("offender: s3://{}/{}: {}", report.bucket, s.key, why.join("; "));
+        eprintln!(
+            "offender: s3://{}/{}: {}",
+            report.bucket,
+            s.key,
+            why.join("; ")
+        );
     }
     Err(Failure::plain(
         exit::CHECK,

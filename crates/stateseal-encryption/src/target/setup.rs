@@ -10,7 +10,7 @@ use crate::config::eval::StaticEvaluator;
 use crate::config::syntax::Attribute;
 use crate::config::{EncryptionConfig, KeyProviderBlock, MethodBlock};
 use crate::diagnostics::{Diagnostic, Location};
-use crate::key_cache::{CacheKey, KeyCache};
+use crate::key_cache::{CacheKey, InFlight, KeyCache};
 use crate::key_provider::{KeyProvider, ProviderError, Purpose};
 use crate::method::Method;
 use crate::registry::{Registry, UNENCRYPTED};
@@ -31,6 +31,8 @@ pub(super) struct Shared {
     pub(super) keys: Mutex<KeyCache>,
     /// How often each key-provider type was called (cache misses), for [`Encryption::key_provider_calls`].
     pub(super) calls: Mutex<BTreeMap<String, u64>>,
+    /// Decryption keys being derived right now (one derivation per key, however many ask).
+    pub(super) in_flight: InFlight,
 }
 
 impl Shared {
@@ -273,8 +275,15 @@ impl TargetEncryption {
                 Some(m) => {
                     let stored_meta = m.get(&key).map(Vec::as_slice);
                     let id = CacheKey::new(&key, stored_meta, &upstream);
-                    let cached = s.keys.lock().unwrap_or_else(|p| p.into_inner()).get(&id);
-                    let keys = match cached {
+                    let cached = || s.keys.lock().unwrap_or_else(|p| p.into_inner()).get(&id);
+                    let gate = match cached() {
+                        Some(_) => None,
+                        None => Some(s.in_flight.gate(&id)),
+                    };
+                    let _derive = gate
+                        .as_ref()
+                        .map(|g| g.lock().unwrap_or_else(|p| p.into_inner()));
+                    let keys = match cached() {
                         Some(k) => k,
                         None => {
                             let provided = s.call_provider(
@@ -284,11 +293,13 @@ impl TargetEncryption {
                                 Purpose::Decrypt {
                                     stored: stored_meta,
                                 },
-                            )?;
+                            );
+                            let provided = provided.inspect_err(|_| s.in_flight.done(&id))?;
                             s.keys
                                 .lock()
                                 .unwrap_or_else(|p| p.into_inner())
                                 .insert(id.clone(), provided.keys.clone());
+                            s.in_flight.done(&id);
                             provided.keys
                         }
                     };
