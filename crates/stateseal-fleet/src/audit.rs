@@ -31,6 +31,18 @@ pub enum Class {
     Unknown,
 }
 
+impl Class {
+    /// The name used in JSON and tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Plaintext => "plaintext",
+            Class::Primary => "primary",
+            Class::Fallback => "fallback",
+            Class::Unknown => "unknown",
+        }
+    }
+}
+
 /// What `--require` can ask of every state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Requirement {
@@ -56,10 +68,7 @@ impl Requirement {
             }
             Requirement::Primary if state.encryption != Class::Primary => Some(format!(
                 "is {}, not on the primary method",
-                serde_json::to_value(state.encryption)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default()
+                state.encryption.name()
             )),
             Requirement::SseKms if state.sse.as_deref() != Some("aws:kms") => Some(format!(
                 "has server-side encryption {}, not aws:kms",

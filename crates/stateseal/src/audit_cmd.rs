@@ -103,10 +103,7 @@ fn render(r: &Report) -> String {
             vec![
                 s.key.clone(),
                 s.workspace.clone(),
-                serde_json::to_value(s.encryption)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default(),
+                s.encryption.name().to_string(),
                 s.key_providers
                     .iter()
                     .map(|k| k.key.clone())

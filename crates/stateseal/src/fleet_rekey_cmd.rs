@@ -65,10 +65,7 @@ fn render(r: &Report) -> String {
             vec![
                 s.key.clone(),
                 s.workspace.clone(),
-                serde_json::to_value(s.was)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default(),
+                s.was.name().to_string(),
                 s.outcome.word().to_string(),
                 detail,
             ]
