@@ -495,3 +495,68 @@ fn denies_insecure_transport(policy: &str) -> bool {
                 == Some("false")
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stateseal_encryption::describe::describe;
+
+    fn envelope(meta_keys: &[&str]) -> Description {
+        let meta: serde_json::Map<String, Value> = meta_keys
+            .iter()
+            .map(|k| (k.to_string(), Value::from("e30=")))
+            .collect();
+        let bytes = serde_json::json!({
+            "serial": 1, "lineage": "l", "meta": meta,
+            "encrypted_data": "AAAA", "encryption_version": "v0"
+        });
+        describe(bytes.to_string().as_bytes())
+    }
+
+    fn methods(list: &[(&str, &[&str])]) -> MethodKeys {
+        list.iter()
+            .map(|(m, keys)| (m.to_string(), keys.iter().map(|k| k.to_string()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn the_metadata_keys_tell_primary_fallback_and_unknown() {
+        let chain = methods(&[
+            ("method.aes_gcm.new", &["key_provider.pbkdf2.new"]),
+            ("method.aes_gcm.old", &["key_provider.pbkdf2.old"]),
+            ("method.unencrypted.u", &[]),
+        ]);
+        let primary = envelope(&["key_provider.pbkdf2.new"]);
+        assert_eq!(classify(&primary, &chain).0, Class::Primary);
+        let (class, method) = classify(&envelope(&["key_provider.pbkdf2.old"]), &chain);
+        assert_eq!(
+            (class, method.as_deref()),
+            (Class::Fallback, Some("method.aes_gcm.old"))
+        );
+        assert_eq!(
+            classify(&envelope(&["key_provider.pbkdf2.x"]), &chain).0,
+            Class::Unknown
+        );
+        let plain =
+            describe(br#"{"version":4,"terraform_version":"1.9.0","serial":1,"lineage":"l"}"#);
+        assert_eq!(classify(&plain, &chain).0, Class::Plaintext);
+        // Two methods with the same providers: only decrypting can tell.
+        let same = methods(&[
+            ("method.aes_gcm.a", &["key_provider.pbkdf2.k"]),
+            ("method.aes_gcm.b", &["key_provider.pbkdf2.k"]),
+        ]);
+        assert_eq!(
+            classify(&envelope(&["key_provider.pbkdf2.k"]), &same).0,
+            Class::Unknown
+        );
+    }
+
+    #[test]
+    fn a_tls_only_policy_is_recognised() {
+        let deny = r#"{"Statement":[{"Effect":"Deny","Condition":{"Bool":{"aws:SecureTransport":"false"}}}]}"#;
+        assert!(denies_insecure_transport(deny));
+        let allow = r#"{"Statement":{"Effect":"Allow","Condition":{"Bool":{"aws:SecureTransport":"false"}}}}"#;
+        assert!(!denies_insecure_transport(allow));
+        assert!(!denies_insecure_transport("not json"));
+    }
+}

@@ -273,3 +273,21 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     };
     Ok(Duration::from_secs(n.saturating_mul(secs)))
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations_parse_with_a_unit() {
+        use std::time::Duration;
+        assert_eq!(super::parse_duration("0s"), Ok(Duration::ZERO));
+        assert_eq!(super::parse_duration("90m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(super::parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(
+            super::parse_duration("7d"),
+            Ok(Duration::from_secs(604_800))
+        );
+        for bad in ["", "h", "2", "2w", "-1h", "1.5h"] {
+            assert!(super::parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}
