@@ -190,3 +190,36 @@ async fn fleet_audit_locks_and_rekey_with_terraform_and_sigkill() {
         .unwrap();
     assert_eq!(new.state().decrypt_state(&tf).unwrap().1, Status::Satisfied);
 }
+
+/// `rekey FILE` keeps its behaviour: the s3-only flags are refused with files, and files and a
+/// URL are not mixed.
+#[test]
+fn rekey_of_files_refuses_the_fleet_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.tfstate"), plain_state(1)).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(assert_cmd::cargo::cargo_bin("stateseal"))
+            .current_dir(dir.path())
+            .args(args)
+            .env_remove("TF_ENCRYPTION")
+            .output()
+            .unwrap()
+    };
+    for args in [
+        &["rekey", "a.tfstate", "--apply"][..],
+        &["rekey", "a.tfstate", "s3://bucket/x"][..],
+        &["audit", "s3:///x"][..],
+    ] {
+        let out = run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(
+        std::fs::read(dir.path().join("a.tfstate")).unwrap(),
+        plain_state(1)
+    );
+}
