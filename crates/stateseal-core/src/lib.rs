@@ -20,4 +20,4 @@ pub use diagnostics::{Diagnostic, Diagnostics, Location, Severity};
 pub use secret::{Keys, Secret};
 pub use service::ServiceErrorKind;
 pub use state::{StateHeader, StateMeta};
-pub use successor::{check_successor, Refusal, Successor};
+pub use successor::{check_successor, check_update, Content, Refusal, Snapshot, Successor};

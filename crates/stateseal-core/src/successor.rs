@@ -41,50 +41,97 @@ pub enum Successor {
     Newer,
 }
 
-/// OpenTofu's rule for replacing `stored` (with bytes `stored_bytes`) by `incoming`:
-/// an empty stored state (no resources, no outputs) or an unknown lineage on either side accepts
-/// anything; otherwise the lineage must match, the serial must not go down, and an equal serial
-/// must carry the same content (everything but `serial`, `lineage`, `terraform_version`).
+/// What the successor rule looks at in a state, stored or offered: its serial and lineage
+/// (empty when it carries none), and its content for equality (plaintext JSON, or the bytes of
+/// an envelope nobody here can read).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Snapshot<'a> {
+    pub serial: u64,
+    pub lineage: &'a str,
+    pub content: Content<'a>,
+}
+
+impl<'a> Snapshot<'a> {
+    /// A plaintext state's snapshot.
+    pub fn of_state(meta: &'a StateMeta, bytes: &'a [u8]) -> Snapshot<'a> {
+        Snapshot {
+            serial: meta.serial,
+            lineage: &meta.lineage,
+            content: Content::State(bytes),
+        }
+    }
+}
+
+/// How two snapshots' contents are compared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Content<'a> {
+    /// A plaintext state: compared as JSON without `serial`, `lineage`, `terraform_version`.
+    State(&'a [u8]),
+    /// Bytes (or a digest of them) compared exactly: an envelope without its key.
+    Opaque(&'a [u8]),
+}
+
+impl Content<'_> {
+    fn same(&self, other: &Content<'_>) -> bool {
+        match (self, other) {
+            (Content::State(a), Content::State(b)) => same_content(a, b),
+            (Content::Opaque(a), Content::Opaque(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// The strict successor rule, for an update of a stored state: another lineage is refused
+/// (when both carry one), a lower serial is refused, the same serial is accepted only with the
+/// same content (`Identical`: a retry, nothing to write), a higher serial is `Newer`.
+pub fn check_update(stored: &Snapshot<'_>, offered: &Snapshot<'_>) -> Result<Successor, Refusal> {
+    if !stored.lineage.is_empty()
+        && !offered.lineage.is_empty()
+        && stored.lineage != offered.lineage
+    {
+        return Err(Refusal::ForeignLineage {
+            stored: stored.lineage.to_string(),
+            incoming: offered.lineage.to_string(),
+        });
+    }
+    if offered.serial < stored.serial {
+        return Err(Refusal::OlderSerial {
+            stored: stored.serial,
+            incoming: offered.serial,
+        });
+    }
+    if offered.serial == stored.serial {
+        return if offered.content.same(&stored.content) {
+            Ok(Successor::Identical)
+        } else {
+            Err(Refusal::SameSerialOtherContent {
+                serial: offered.serial,
+            })
+        };
+    }
+    Ok(Successor::Newer)
+}
+
+/// OpenTofu's rule for `state push` (`statemgr.CheckValidImport`): an empty stored state (no
+/// resources, no outputs) or an unknown lineage on either side accepts anything; otherwise
+/// [`check_update`]'s strict rule, with contents compared as JSON.
 pub fn check_successor(
     stored: &StateMeta,
     stored_bytes: &[u8],
     incoming: &StateMeta,
     incoming_bytes: &[u8],
 ) -> Result<Successor, Refusal> {
-    let identical = || {
-        incoming.serial == stored.serial
-            && incoming.lineage == stored.lineage
-            && same_content(incoming_bytes, stored_bytes)
-    };
+    let verdict = check_update(
+        &Snapshot::of_state(stored, stored_bytes),
+        &Snapshot::of_state(incoming, incoming_bytes),
+    );
     if stored.is_empty() || incoming.lineage.is_empty() || stored.lineage.is_empty() {
-        return Ok(if identical() {
-            Successor::Identical
-        } else {
-            Successor::Newer
+        return Ok(match verdict {
+            Ok(Successor::Identical) => Successor::Identical,
+            _ => Successor::Newer,
         });
     }
-    if incoming.lineage != stored.lineage {
-        return Err(Refusal::ForeignLineage {
-            stored: stored.lineage.clone(),
-            incoming: incoming.lineage.clone(),
-        });
-    }
-    if incoming.serial < stored.serial {
-        return Err(Refusal::OlderSerial {
-            stored: stored.serial,
-            incoming: incoming.serial,
-        });
-    }
-    if incoming.serial == stored.serial {
-        return if identical() {
-            Ok(Successor::Identical)
-        } else {
-            Err(Refusal::SameSerialOtherContent {
-                serial: incoming.serial,
-            })
-        };
-    }
-    Ok(Successor::Newer)
+    verdict
 }
 
 #[cfg(test)]
@@ -127,6 +174,42 @@ mod tests {
                 incoming: "M".into()
             })
         );
+    }
+
+    #[test]
+    fn the_strict_update_rule_compares_opaque_bytes() {
+        let snap = |serial, lineage, content: &'static [u8]| Snapshot {
+            serial,
+            lineage,
+            content: Content::Opaque(content),
+        };
+        let cur = snap(5, "L", b"five");
+        assert_eq!(
+            check_update(&cur, &snap(6, "L", b"six")),
+            Ok(Successor::Newer)
+        );
+        assert_eq!(
+            check_update(&cur, &snap(5, "L", b"five")),
+            Ok(Successor::Identical)
+        );
+        assert_eq!(
+            check_update(&cur, &snap(5, "L", b"other")),
+            Err(Refusal::SameSerialOtherContent { serial: 5 })
+        );
+        assert_eq!(
+            check_update(&cur, &snap(4, "L", b"four")),
+            Err(Refusal::OlderSerial {
+                stored: 5,
+                incoming: 4
+            })
+        );
+        assert!(matches!(
+            check_update(&cur, &snap(9, "M", b"x")),
+            Err(Refusal::ForeignLineage { .. })
+        ));
+        // a missing lineage is not compared, but the serial still is
+        assert_eq!(check_update(&cur, &snap(6, "", b"b")), Ok(Successor::Newer));
+        assert!(check_update(&cur, &snap(4, "", b"b")).is_err());
     }
 
     #[test]

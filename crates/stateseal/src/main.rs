@@ -14,6 +14,7 @@ mod lock_cmd;
 mod locks_cmd;
 mod outputs_cmd;
 mod rekey_cmd;
+mod serve_cmd;
 mod state_cmd;
 mod validate_cmd;
 mod workspace_cmd;
@@ -91,6 +92,8 @@ enum Command {
     /// reads it: with the remote_state_data_sources target, that is its
     /// remote_state_data_source "NAME" block if there is one, else its default block.
     Outputs(outputs_cmd::OutputsArgs),
+    /// Serve states over HTTP for Terraform's and OpenTofu's backend "http" (locking, versions, encryption at rest).
+    Serve(serve_cmd::ServeArgs),
 }
 
 fn main() {
@@ -124,6 +127,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Unlock(a) => lock_cmd::unlock(&ctx, &a),
         Command::ForceUnlock(a) => lock_cmd::force_unlock(&ctx, &a),
         Command::Outputs(a) => outputs_cmd::run(&ctx, &a),
+        Command::Serve(a) => serve_cmd::run(cli.global.config.as_deref(), &a),
     }
 }
 

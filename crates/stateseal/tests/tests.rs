@@ -1,4 +1,4 @@
-//! Integration tests of the stateseal binary: the file commands, the backend commands against moto and real Terraform, key rotation.
+//! Integration tests of the stateseal binary: the file commands, the backend commands against moto and real Terraform, key rotation, `serve`.
 //!
 //! One integration-test binary for the crate (each module below is one area), so the test
 //! suite links this crate and its dependencies once, not once per file.
@@ -9,3 +9,4 @@ mod fleet_cli;
 mod guide_s3_variables;
 mod kms_rotation;
 mod opentofu_parity;
+mod serve;

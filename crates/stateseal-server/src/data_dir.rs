@@ -1,0 +1,395 @@
+//! The embedded storage: a data directory of plain files, one directory per state, every
+//! acknowledged version kept.
+//!
+//! ```text
+//! <data-dir>/.lock                                 held (flock) by the serving process
+//! <data-dir>/states/<seg>/<seg>/@/lock.json        the lock holder (LockInfo JSON), if held
+//! <data-dir>/states/<seg>/<seg>/@/v/<seq>.bin      version <seq>: the stored bytes (an envelope
+//!                                                  when encryption is on)
+//! <data-dir>/states/<seg>/<seg>/@/v/<seq>.json     its record: serial, lineage, size, time, who…
+//! ```
+//!
+//! Segments are percent-encoded ([`StatePath::encoded_segments`]); `@` is always encoded, so
+//! the `@` directory never collides with a state's sub-path. `<seq>` is a zero-padded counter.
+//!
+//! Why files and not an embedded database: a version is one immutable file that `stateseal`,
+//! `cat` or a backup tool reads directly; durability rests on the one well-known recipe
+//! (write a temporary file, fsync it, rename it into place, fsync the directory) instead of a
+//! database's own journal and compaction; and there is no extra dependency or file format to
+//! migrate. The price — a directory scan to find the newest version — is paid once per state
+//! per process, after which the newest record is kept in memory.
+//!
+//! Crash safety: a version's data file and its record are each written to a temporary file and
+//! fsynced, both renamed into place, and the directory fsynced; only then is the write
+//! acknowledged. A version counts only when both files are there, so after `kill -9` (or a
+//! power loss before the directory fsync) a version with one of the two is an unacknowledged
+//! write: it is ignored, and its number is never reused. No file is ever modified in place.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use stateseal_store::LockInfo;
+
+use crate::state_path::StatePath;
+
+/// How a version's bytes relate to what the client sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stored {
+    /// The client sent plaintext; the server stored it encrypted (and decrypts it on GET).
+    ServerEncrypted,
+    /// The client sent an envelope; stored byte for byte.
+    ClientEnvelope,
+    /// Plaintext stored as is (no encryption configured).
+    Plaintext,
+    /// A deletion (no bytes).
+    Deleted,
+}
+
+/// The record of one version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionRecord {
+    pub seq: u64,
+    pub serial: u64,
+    pub lineage: String,
+    /// Size of the bytes the client sent.
+    pub size: u64,
+    /// RFC 3339, UTC.
+    pub time: String,
+    /// The lock holder's `Who` (or the authenticated user) that wrote it; may be empty.
+    pub who: String,
+    pub stored: Stored,
+    /// Lowercase hex SHA-256 of the bytes the client sent (for idempotent retries).
+    pub sha256: String,
+}
+
+/// One state's files and what is known of them. Every operation on a state runs with its slot
+/// locked, so operations on one state are serialized.
+#[derive(Debug)]
+pub struct Slot {
+    dir: PathBuf,
+    loaded: bool,
+    current: Option<VersionRecord>,
+    next_seq: u64,
+    lock: Option<LockInfo>,
+}
+
+/// A data directory.
+pub struct DataDir {
+    root: PathBuf,
+    slots: Mutex<HashMap<StatePath, Arc<tokio::sync::Mutex<Slot>>>>,
+    /// Holds the directory's exclusive flock for the life of the server.
+    _owner: File,
+}
+
+impl std::fmt::Debug for DataDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataDir").field("root", &self.root).finish()
+    }
+}
+
+/// An error with the file it concerns.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {source}")]
+pub struct StorageError {
+    pub path: String,
+    #[source]
+    pub source: io::Error,
+}
+
+fn at(path: &Path) -> impl FnOnce(io::Error) -> StorageError + '_ {
+    move |source| StorageError {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+impl DataDir {
+    /// Opens (creating) a data directory and takes its exclusive lock, so two servers never
+    /// write the same directory.
+    pub fn open(root: &Path) -> Result<DataDir> {
+        fs::create_dir_all(root.join("states")).map_err(at(root))?;
+        let lock_path = root.join(".lock");
+        let owner = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(at(&lock_path))?;
+        rustix::fs::flock(&owner, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
+            |e| StorageError {
+                path: lock_path.display().to_string(),
+                source: io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!("the data directory is in use by another stateseal server ({e})"),
+                ),
+            },
+        )?;
+        Ok(DataDir {
+            root: root.to_path_buf(),
+            slots: Mutex::default(),
+            _owner: owner,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The states that have files, whose path starts with `prefix`, sorted (blocking).
+    pub fn list(&self, prefix: &str) -> Result<Vec<StatePath>> {
+        fn walk(dir: &Path, rel: &mut Vec<String>, out: &mut Vec<StatePath>) -> Result<()> {
+            let entries = match fs::read_dir(dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(at(dir)(e)),
+            };
+            for e in entries {
+                let e = e.map_err(at(dir))?;
+                if !e.file_type().map_err(at(dir))?.is_dir() {
+                    continue;
+                }
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name == "@" {
+                    if let Ok(p) = StatePath::parse(&rel.join("/")) {
+                        out.push(p);
+                    }
+                } else {
+                    rel.push(name);
+                    walk(&e.path(), rel, out)?;
+                    rel.pop();
+                }
+            }
+            Ok(())
+        }
+        let mut out = Vec::new();
+        walk(&self.root.join("states"), &mut Vec::new(), &mut out)?;
+        out.retain(|p| p.as_str().starts_with(prefix));
+        out.sort();
+        Ok(out)
+    }
+
+    /// The state's slot, locked (waits for other operations on the same state).
+    pub async fn slot(&self, path: &StatePath) -> tokio::sync::OwnedMutexGuard<Slot> {
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            slots
+                .entry(path.clone())
+                .or_insert_with(|| {
+                    let mut dir = self.root.join("states");
+                    for seg in path.encoded_segments() {
+                        dir.push(seg);
+                    }
+                    dir.push("@");
+                    Arc::new(tokio::sync::Mutex::new(Slot {
+                        dir,
+                        loaded: false,
+                        current: None,
+                        next_seq: 1,
+                        lock: None,
+                    }))
+                })
+                .clone()
+        };
+        slot.lock_owned().await
+    }
+}
+
+impl Slot {
+    /// Reads the lock and finds the newest committed version (blocking; once per process).
+    pub fn load(&mut self) -> Result<()> {
+        if self.loaded {
+            return Ok(());
+        }
+        let lock_path = self.dir.join("lock.json");
+        self.lock = match fs::read(&lock_path) {
+            Ok(b) => Some(LockInfo::parse(&b).map_err(|e| StorageError {
+                path: lock_path.display().to_string(),
+                source: io::Error::new(io::ErrorKind::InvalidData, e),
+            })?),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(at(&lock_path)(e)),
+        };
+        let vdir = self.dir.join("v");
+        let mut newest: Option<u64> = None;
+        let mut highest_seen = 0;
+        match fs::read_dir(&vdir) {
+            Ok(entries) => {
+                for e in entries {
+                    let e = e.map_err(at(&vdir))?;
+                    let name = e.file_name();
+                    let name = name.to_string_lossy();
+                    let Some((stem, ext)) = name.split_once('.') else {
+                        continue;
+                    };
+                    let Ok(seq) = stem.parse::<u64>() else {
+                        continue;
+                    };
+                    highest_seen = highest_seen.max(seq);
+                    if ext == "json" && vdir.join(format!("{stem}.bin")).exists() {
+                        newest = newest.max(Some(seq));
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(at(&vdir)(e)),
+        }
+        self.current = match newest {
+            Some(seq) => Some(self.record(seq)?),
+            None => None,
+        };
+        // A data file left by a crashed write is never reused as a number.
+        self.next_seq = highest_seen + 1;
+        self.loaded = true;
+        Ok(())
+    }
+
+    /// The newest version's record (a deletion included).
+    pub fn current(&self) -> Option<&VersionRecord> {
+        self.current.as_ref()
+    }
+
+    /// The newest version unless it is a deletion: what GET answers.
+    pub fn live(&self) -> Option<&VersionRecord> {
+        self.current
+            .as_ref()
+            .filter(|c| c.stored != Stored::Deleted)
+    }
+
+    /// The lock holder.
+    pub fn lock_holder(&self) -> Option<&LockInfo> {
+        self.lock.as_ref()
+    }
+
+    fn paths(&self, seq: u64) -> (PathBuf, PathBuf) {
+        let v = self.dir.join("v");
+        (
+            v.join(format!("{seq:020}.bin")),
+            v.join(format!("{seq:020}.json")),
+        )
+    }
+
+    /// The record of version `seq`.
+    pub fn record(&self, seq: u64) -> Result<VersionRecord> {
+        let (_, meta) = self.paths(seq);
+        let bytes = fs::read(&meta).map_err(at(&meta))?;
+        serde_json::from_slice(&bytes).map_err(|e| StorageError {
+            path: meta.display().to_string(),
+            source: io::Error::new(io::ErrorKind::InvalidData, e),
+        })
+    }
+
+    /// The stored bytes of version `seq`.
+    pub fn data(&self, seq: u64) -> Result<Vec<u8>> {
+        let (data, _) = self.paths(seq);
+        fs::read(&data).map_err(at(&data))
+    }
+
+    /// Every committed version, newest first.
+    pub fn versions(&self) -> Result<Vec<VersionRecord>> {
+        let newest = self.current.as_ref().map_or(0, |c| c.seq);
+        let mut out = Vec::new();
+        for seq in (1..=newest).rev() {
+            let (data, meta) = self.paths(seq);
+            if meta.exists() && data.exists() {
+                out.push(self.record(seq)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores a new version durably; returns once it is committed.
+    pub fn append(&mut self, mut record: VersionRecord, bytes: &[u8]) -> Result<VersionRecord> {
+        let vdir = self.dir.join("v");
+        create_dirs_durably(&vdir)?;
+        record.seq = self.next_seq;
+        let (data, meta) = self.paths(record.seq);
+        let json = serde_json::to_vec(&record).expect("a record serializes");
+        let data_tmp = write_temp_durably(&data, bytes)?;
+        let meta_tmp = write_temp_durably(&meta, &json)?;
+        fs::rename(&data_tmp, &data).map_err(at(&data))?;
+        fs::rename(&meta_tmp, &meta).map_err(at(&meta))?;
+        sync_dir(&vdir)?;
+        self.next_seq += 1;
+        self.current = Some(record.clone());
+        Ok(record)
+    }
+
+    /// Records the lock holder durably.
+    pub fn set_lock(&mut self, info: LockInfo) -> Result<()> {
+        create_dirs_durably(&self.dir)?;
+        let path = self.dir.join("lock.json");
+        write_file_durably(&path, info.to_json().as_bytes())?;
+        sync_dir(&self.dir)?;
+        self.lock = Some(info);
+        Ok(())
+    }
+
+    /// Removes the lock record durably.
+    pub fn clear_lock(&mut self) -> Result<()> {
+        let path = self.dir.join("lock.json");
+        match fs::remove_file(&path) {
+            Ok(()) => sync_dir(&self.dir)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(at(&path)(e)),
+        }
+        self.lock = None;
+        Ok(())
+    }
+}
+
+/// Writes `bytes` to a temporary file next to `path`, fsyncs it and renames it over `path`.
+/// (The caller fsyncs the directory.)
+fn write_file_durably(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = write_temp_durably(path, bytes)?;
+    fs::rename(&tmp, path).map_err(at(path))
+}
+
+/// Writes `bytes` to a temporary file next to `path` and fsyncs it; returns its name.
+fn write_temp_durably(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(".tmp-{}", name.unwrap_or_default()));
+    let mut f = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&tmp)
+        .map_err(at(&tmp))?;
+    f.write_all(bytes).map_err(at(&tmp))?;
+    f.sync_all().map_err(at(&tmp))?;
+    Ok(tmp)
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(at(dir))
+}
+
+/// `mkdir -p`, fsyncing each parent of a directory it created, so the new entries survive a
+/// crash.
+fn create_dirs_durably(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut missing = Vec::new();
+    let mut cur = dir;
+    while !cur.is_dir() {
+        missing.push(cur.to_path_buf());
+        match cur.parent() {
+            Some(p) => cur = p,
+            None => break,
+        }
+    }
+    fs::create_dir_all(dir).map_err(at(dir))?;
+    for d in missing.iter().rev() {
+        if let Some(parent) = d.parent() {
+            sync_dir(parent)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,137 @@
+//! `stateseal serve`: an HTTP state backend for Terraform's and OpenTofu's `backend "http"`,
+//! with locking, every version kept, and OpenTofu-format encryption at rest.
+//!
+//! * [`protocol`]: the verbs on `/state/<path>` and their answers, for every client version;
+//! * [`state_path`]: validation of `<path>`;
+//! * [`successor`]: the serial and lineage rule on bodies the server may not be able to read;
+//! * [`data_dir`]: the embedded storage (a directory of files, crash-safe);
+//! * [`at_rest`]: envelopes stored as sent, plaintext encrypted with the server's key;
+//! * [`versions`]: the JSON API (states, versions, locks), rollback and `/healthz`;
+//! * [`auth`]: users (argon2id), tokens (SHA-256), grants;
+//! * [`metrics`]: `/metrics` (Prometheus), labelled by route template;
+//! * [`tls`]: HTTPS through rustls, with optional client certificates;
+//! * [`config`]: the server configuration file.
+//!
+//! The library never prints: it logs through `tracing`, and the binary decides what to show.
+#![forbid(unsafe_code)]
+
+pub mod at_rest;
+pub mod auth;
+pub mod config;
+pub mod data_dir;
+pub mod metrics;
+pub mod protocol;
+pub mod state_path;
+pub mod successor;
+pub mod tls;
+pub mod versions;
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::routing::{any, get, post};
+use axum::Router;
+
+pub use at_rest::AtRest;
+pub use config::ServerConfig;
+pub use data_dir::DataDir;
+
+/// Everything a request handler needs.
+#[derive(Debug)]
+pub struct App {
+    pub data: DataDir,
+    pub at_rest: AtRest,
+    pub max_body_bytes: u64,
+    pub auth: Option<auth::Auth>,
+    pub metrics: metrics::Metrics,
+    /// Set when the configuration has a `tls` block.
+    pub tls: Option<Tls>,
+}
+
+/// A TLS acceptor (the keys stay inside rustls).
+#[derive(Clone)]
+pub struct Tls(pub tokio_rustls::TlsAcceptor);
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tls")
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("data directory: {0}")]
+    DataDir(#[from] data_dir::StorageError),
+    #[error("encryption at rest could not be set up: {0}")]
+    Encryption(#[from] stateseal_encryption::Error),
+    #[error("TLS could not be set up: {0}")]
+    Tls(String),
+}
+
+impl App {
+    /// Opens the data directory and sets up encryption (deriving keys once, now).
+    pub fn open(data_dir: &Path, config: ServerConfig) -> Result<App, StartError> {
+        let tls = match &config.tls {
+            Some(t) => Some(Tls(t.acceptor().map_err(StartError::Tls)?)),
+            None => None,
+        };
+        let data = DataDir::open(data_dir)?;
+        let at_rest = AtRest::new(config.encryption, config.require_client_encryption)?;
+        if !at_rest.encrypts() {
+            tracing::warn!(
+                "encryption at rest is OFF: plaintext states are stored as sent; add an encryption block to the server configuration"
+            );
+        }
+        Ok(App {
+            data,
+            at_rest,
+            max_body_bytes: config.max_body_bytes,
+            auth: config.auth,
+            metrics: metrics::Metrics::default(),
+            tls,
+        })
+    }
+}
+
+/// The routes. Nothing redirects: an unknown path is a plain 404.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/state", any(protocol::no_path))
+        .route("/state/", any(protocol::no_path))
+        .route("/state/{*path}", any(protocol::handle))
+        .route("/v1/states", get(versions::states))
+        .route("/v1/locks", get(versions::locks))
+        .route("/v1/versions/{*path}", get(versions::versions))
+        .route("/v1/rollback/{*path}", post(versions::rollback))
+        .route("/healthz", get(versions::healthz))
+        .route("/metrics", get(metrics::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            metrics::track,
+        ))
+        .with_state(app)
+}
+
+/// Serves (over TLS when configured) until `shutdown` completes, then finishes the requests
+/// in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    match app.tls.clone() {
+        None => {
+            axum::serve(listener, router(app))
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Some(Tls(acceptor)) => {
+            let tls = tls::TlsListener::new(listener, acceptor)?;
+            axum::serve(tls, router(app))
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
+}

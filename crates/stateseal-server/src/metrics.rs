@@ -1,0 +1,202 @@
+//! `/metrics` in Prometheus' text format. Requests are labelled by route *template*
+//! (`/state/{*path}`), never by the raw path, and by a closed set of methods, so the number of
+//! series stays bounded whatever clients send (BACKENDS.md §4.4).
+//!
+//! * `stateseal_http_requests_total{route,method,status}`
+//! * `stateseal_http_request_duration_seconds{route,method}` (histogram)
+//! * `stateseal_state_wait_seconds_total`, `stateseal_state_waits_total`: time requests spent
+//!   waiting for another operation on the same state to finish (operations on one state are
+//!   serialized)
+//! * `stateseal_lock_conflicts_total`: LOCKs refused because someone else holds the lock
+//! * `stateseal_write_conflicts_total{reason}`: uploads refused with 409 or 423
+//! * `stateseal_encryption_failures_total`: encrypting or decrypting at rest failed
+//! * `stateseal_states`: states with files in the data directory
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::App;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// The server's counters.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(&'static str, &'static str, u16), u64>>,
+    latency: Mutex<BTreeMap<(&'static str, &'static str), Histogram>>,
+    pub lock_conflicts: AtomicU64,
+    pub write_conflicts_locked: AtomicU64,
+    pub write_conflicts_successor: AtomicU64,
+    pub encryption_failures: AtomicU64,
+    state_wait_nanos: AtomicU64,
+    state_waits: AtomicU64,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+fn method_label(m: &str) -> &'static str {
+    match m {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "LOCK" => "LOCK",
+        "UNLOCK" => "UNLOCK",
+        _ => "other",
+    }
+}
+
+fn route_label(route: Option<&str>) -> &'static str {
+    match route {
+        Some("/state/{*path}") => "/state/{*path}",
+        Some("/state") | Some("/state/") => "/state",
+        Some("/v1/states") => "/v1/states",
+        Some("/v1/locks") => "/v1/locks",
+        Some("/v1/versions/{*path}") => "/v1/versions/{*path}",
+        Some("/v1/rollback/{*path}") => "/v1/rollback/{*path}",
+        Some("/healthz") => "/healthz",
+        Some("/metrics") => "/metrics",
+        _ => "unmatched",
+    }
+}
+
+impl Metrics {
+    /// Records a wait for a state's slot.
+    pub fn state_wait(&self, waited: std::time::Duration) {
+        self.state_wait_nanos.fetch_add(
+            u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        self.state_waits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn observe(&self, route: &'static str, method: &'static str, status: u16, seconds: f64) {
+        *self
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((route, method, status))
+            .or_default() += 1;
+        let mut lat = self.latency.lock().unwrap_or_else(|p| p.into_inner());
+        let h = lat.entry((route, method)).or_default();
+        for (i, le) in BUCKETS.iter().enumerate() {
+            if seconds <= *le {
+                h.counts[i] += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += seconds;
+    }
+
+    /// The text exposition. `states` is the current number of stored states.
+    pub fn render(&self, states: usize) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP stateseal_http_requests_total HTTP requests by route template, method and status.\n# TYPE stateseal_http_requests_total counter\n");
+        for ((route, method, status), n) in self
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(out, "stateseal_http_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}} {n}");
+        }
+        out.push_str("# HELP stateseal_http_request_duration_seconds Request latency by route template and method.\n# TYPE stateseal_http_request_duration_seconds histogram\n");
+        for ((route, method), h) in self
+            .latency
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let labels = format!("route=\"{route}\",method=\"{method}\"");
+            for (le, n) in BUCKETS.iter().zip(h.counts) {
+                let _ = writeln!(
+                    out,
+                    "stateseal_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {n}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "stateseal_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "stateseal_http_request_duration_seconds_sum{{{labels}}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "stateseal_http_request_duration_seconds_count{{{labels}}} {}",
+                h.count
+            );
+        }
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let _ = write!(
+            out,
+            "# HELP stateseal_lock_conflicts_total LOCKs refused because another ID holds the lock.\n# TYPE stateseal_lock_conflicts_total counter\nstateseal_lock_conflicts_total {}\n\
+# HELP stateseal_write_conflicts_total Uploads refused: locked by another ID, or not a successor of the stored state.\n# TYPE stateseal_write_conflicts_total counter\n\
+stateseal_write_conflicts_total{{reason=\"locked\"}} {}\nstateseal_write_conflicts_total{{reason=\"successor\"}} {}\n\
+# HELP stateseal_encryption_failures_total Encryption or decryption at rest that failed.\n# TYPE stateseal_encryption_failures_total counter\nstateseal_encryption_failures_total {}\n\
+# HELP stateseal_state_wait_seconds_total Time spent waiting for other operations on the same state.\n# TYPE stateseal_state_wait_seconds_total counter\nstateseal_state_wait_seconds_total {}\n\
+# HELP stateseal_state_waits_total Operations that waited for the state.\n# TYPE stateseal_state_waits_total counter\nstateseal_state_waits_total {}\n\
+# HELP stateseal_states States stored in the data directory.\n# TYPE stateseal_states gauge\nstateseal_states {states}\n",
+            load(&self.lock_conflicts),
+            load(&self.write_conflicts_locked),
+            load(&self.write_conflicts_successor),
+            load(&self.encryption_failures),
+            load(&self.state_wait_nanos) as f64 / 1e9,
+            load(&self.state_waits),
+        );
+        out
+    }
+}
+
+/// Middleware: times every request and counts it under its route template.
+pub async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let route = route_label(
+        req.extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str),
+    );
+    let method = method_label(req.method().as_str());
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    app.metrics.observe(
+        route,
+        method,
+        resp.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
+    resp
+}
+
+/// `GET /metrics`.
+pub async fn metrics(State(app): State<Arc<App>>) -> String {
+    let app2 = app.clone();
+    let states = tokio::task::spawn_blocking(move || app2.data.list("").map_or(0, |l| l.len()))
+        .await
+        .unwrap_or(0);
+    app.metrics.render(states)
+}

@@ -1,0 +1,272 @@
+//! The JSON API over what the server keeps, and rollback:
+//!
+//! * `GET /v1/states[?prefix=P]`: the states under a prefix, each with its newest version and
+//!   its lock holder (`null` when free);
+//! * `GET /v1/locks[?prefix=P]`: only the held locks;
+//! * `GET /v1/versions/<path>`: every version of a state, newest first (seq, serial, lineage,
+//!   size, time, who, encrypted, stored);
+//! * `GET /v1/versions/<path>?seq=N`: the bytes of version N, as the client sent them;
+//! * `POST /v1/rollback/<path>?seq=N[&ID=lock]`: writes version N again as a *new* version
+//!   whose serial is one above the current one (never a rewind), under the same lock rules as
+//!   an upload. A client-encrypted version can't be rolled back here: its serial is inside the
+//!   ciphertext, which the server can't rewrite (use `stateseal state restore` with the key).
+//!
+//! Plus `GET /healthz`, which also says whether encryption at rest is on.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use serde::Serialize;
+use serde_json::{json, Value};
+use stateseal_store::LockInfo;
+
+use crate::at_rest::Incoming;
+use crate::auth::{authorize, Permission};
+use crate::data_dir::{Slot, Stored, VersionRecord};
+use crate::protocol::{check_holder, sha256_hex, with_slot, write_version, Reply};
+use crate::state_path::{query_value, StatePath};
+use crate::App;
+
+#[derive(Serialize)]
+struct VersionView<'a> {
+    seq: u64,
+    serial: u64,
+    lineage: &'a str,
+    size: u64,
+    time: &'a str,
+    who: &'a str,
+    encrypted: bool,
+    stored: Stored,
+}
+
+fn view(r: &VersionRecord) -> Value {
+    serde_json::to_value(VersionView {
+        seq: r.seq,
+        serial: r.serial,
+        lineage: &r.lineage,
+        size: r.size,
+        time: &r.time,
+        who: &r.who,
+        encrypted: matches!(r.stored, Stored::ServerEncrypted | Stored::ClientEnvelope),
+        stored: r.stored,
+    })
+    .expect("serializes")
+}
+
+fn lock_value(h: Option<&LockInfo>) -> Value {
+    h.map_or(Value::Null, |h| {
+        serde_json::from_str(&h.to_json()).expect("lock info is JSON")
+    })
+}
+
+fn path_after(uri: &Uri, prefix: &str) -> Result<StatePath, Reply> {
+    let raw = uri.path().strip_prefix(prefix).unwrap_or_default();
+    StatePath::parse(raw).map_err(|e| Reply::text(StatusCode::BAD_REQUEST, e.to_string()))
+}
+
+async fn listed(
+    app: &Arc<App>,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<Vec<(StatePath, Value)>, Reply> {
+    let who = authorize(app, headers, None, Permission::Read).await?;
+    let prefix = query_value(uri.query(), "prefix").unwrap_or_default();
+    let app2 = app.clone();
+    let paths = tokio::task::spawn_blocking(move || app2.data.list(&prefix))
+        .await
+        .map_err(|e| Reply::failed("listing states failed", e))?
+        .map_err(|e| Reply::failed("listing states failed", e))?;
+    let mut out = Vec::with_capacity(paths.len());
+    for p in paths {
+        if let (Some(auth), Some(who)) = (&app.auth, &who) {
+            if !auth.allows(who, &p, Permission::Read) {
+                continue;
+            }
+        }
+        let entry = with_slot(app, &p, |slot: &mut Slot, _: &App| {
+            json!({
+                "current": slot.live().map(view),
+                "lock": lock_value(slot.lock_holder()),
+            })
+        })
+        .await?;
+        out.push((p, entry));
+    }
+    Ok(out)
+}
+
+/// `GET /v1/states`.
+pub async fn states(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap) -> Reply {
+    match listed(&app, &uri, &headers).await {
+        Ok(list) => {
+            let states: Vec<Value> = list
+                .into_iter()
+                .map(|(p, mut v)| {
+                    v["path"] = Value::from(p.as_str());
+                    v
+                })
+                .collect();
+            Reply::json(StatusCode::OK, json!({ "states": states }).to_string())
+        }
+        Err(r) => r,
+    }
+}
+
+/// `GET /v1/locks`.
+pub async fn locks(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap) -> Reply {
+    match listed(&app, &uri, &headers).await {
+        Ok(list) => {
+            let locks: Vec<Value> = list
+                .into_iter()
+                .filter(|(_, v)| !v["lock"].is_null())
+                .map(|(p, v)| json!({ "path": p.as_str(), "lock": v["lock"] }))
+                .collect();
+            Reply::json(StatusCode::OK, json!({ "locks": locks }).to_string())
+        }
+        Err(r) => r,
+    }
+}
+
+/// `GET /v1/versions/<path>[?seq=N]`.
+pub async fn versions(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap) -> Reply {
+    let path = match path_after(&uri, "/v1/versions/") {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if let Err(r) = authorize(&app, &headers, Some(&path), Permission::Read).await {
+        return r;
+    }
+    let seq = match query_value(uri.query(), "seq").map(|s| s.parse::<u64>()) {
+        None => None,
+        Some(Ok(n)) => Some(n),
+        Some(Err(_)) => return Reply::text(StatusCode::BAD_REQUEST, "seq must be a number"),
+    };
+    let shown = path.as_str().to_string();
+    with_slot(&app, &path, move |slot: &mut Slot, app: &App| match seq {
+        None => match slot.versions() {
+            Ok(v) if v.is_empty() => Reply::text(StatusCode::NOT_FOUND, "no state is stored here"),
+            Ok(v) => Reply::json(
+                StatusCode::OK,
+                json!({ "path": shown, "versions": v.iter().map(view).collect::<Vec<_>>() })
+                    .to_string(),
+            ),
+            Err(e) => Reply::failed("reading the versions failed", e),
+        },
+        Some(n) => match version_bytes(slot, app, n) {
+            Ok((_, bytes)) => Reply::json(StatusCode::OK, bytes),
+            Err(r) => r,
+        },
+    })
+    .await
+    .unwrap_or_else(|r| r)
+}
+
+/// Version `n`'s record and the bytes its client sent.
+fn version_bytes(slot: &Slot, app: &App, n: u64) -> Result<(VersionRecord, Vec<u8>), Reply> {
+    let missing = || Reply::text(StatusCode::NOT_FOUND, format!("there is no version {n}"));
+    let newest = slot.current().map_or(0, |c| c.seq);
+    if n == 0 || n > newest {
+        return Err(missing());
+    }
+    let record = slot.record(n).map_err(|_| missing())?;
+    if record.stored == Stored::Deleted {
+        return Err(Reply::text(
+            StatusCode::NOT_FOUND,
+            format!("version {n} is a deletion"),
+        ));
+    }
+    let stored = slot
+        .data(n)
+        .map_err(|e| Reply::failed("reading the version failed", e))?;
+    let bytes = app
+        .at_rest
+        .open(stored, record.stored)
+        .map_err(|e| Reply::failed("reading the version failed", e))?;
+    Ok((record, bytes))
+}
+
+/// `POST /v1/rollback/<path>?seq=N[&ID=lock]`.
+pub async fn rollback(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap) -> Reply {
+    let path = match path_after(&uri, "/v1/rollback/") {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let user = match authorize(&app, &headers, Some(&path), Permission::Admin).await {
+        Ok(w) => w.map(|p| p.0),
+        Err(r) => return r,
+    };
+    let Some(Ok(n)) = query_value(uri.query(), "seq").map(|s| s.parse::<u64>()) else {
+        return Reply::text(
+            StatusCode::BAD_REQUEST,
+            "rollback needs ?seq=N, a version number from GET /v1/versions/<path>",
+        );
+    };
+    let id = query_value(uri.query(), "ID");
+    let shown = path.to_string();
+    with_slot(&app, &path, move |slot: &mut Slot, app: &App| {
+        let holder = match check_holder(slot, id.as_deref()) {
+            Ok(h) => h,
+            Err(r) => return r,
+        };
+        let (old, bytes) = match version_bytes(slot, app, n) {
+            Ok(v) => v,
+            Err(r) => return r,
+        };
+        if old.stored == Stored::ClientEnvelope {
+            return Reply::text(
+                StatusCode::CONFLICT,
+                format!("version {n} was encrypted by the client: its serial is inside the ciphertext, which this server can't rewrite; restore it with `stateseal state restore` and the client's key; nothing was written"),
+            );
+        }
+        let current = slot.live().cloned();
+        if let Some(cur) = &current {
+            if !cur.lineage.is_empty() && cur.lineage != old.lineage {
+                return Reply::text(
+                    StatusCode::CONFLICT,
+                    format!("version {n} has lineage {:?}, the current state {:?}: they are unrelated states; nothing was written", old.lineage, cur.lineage),
+                );
+            }
+        }
+        let serial = current.as_ref().map_or(old.serial, |c| c.serial.max(old.serial)) + 1;
+        let body = match stateseal_store::state::with_serial(&bytes, serial) {
+            Ok(b) => b,
+            Err(e) => return Reply::failed("rewriting the serial failed", e),
+        };
+        let digest = sha256_hex(&body);
+        let incoming = Incoming {
+            serial,
+            lineage: old.lineage.clone(),
+            encrypted: false,
+        };
+        let who = user.or(holder.map(|h| h.who)).unwrap_or_default();
+        let reply = write_version(slot, app, &body, incoming, digest, who);
+        if reply.status != StatusCode::OK {
+            return reply;
+        }
+        tracing::info!(path = %shown, seq = n, serial, "rollback");
+        Reply::json(
+            StatusCode::OK,
+            json!({ "rolled_back_to": n, "serial": serial, "lineage": old.lineage }).to_string(),
+        )
+    })
+    .await
+    .unwrap_or_else(|r| r)
+}
+
+/// `GET /healthz`.
+pub async fn healthz(State(app): State<Arc<App>>) -> Reply {
+    let encrypts = app.at_rest.encrypts();
+    let mut body = json!({
+        "status": "ok",
+        "encryption_at_rest": if encrypts { "on" } else { "off" },
+        "require_client_encryption": app.at_rest.requires_client_encryption(),
+        "auth": app.auth.is_some(),
+    });
+    if !encrypts {
+        body["warning"] = Value::from(
+            "encryption at rest is OFF: plaintext states are stored unencrypted; add an encryption block to the server configuration",
+        );
+    }
+    Reply::json(StatusCode::OK, body.to_string())
+}

@@ -1,0 +1,304 @@
+//! Test harness: an in-process server (the axum router driven with `tower::ServiceExt::oneshot`,
+//! no sockets) over a fresh data directory, plus a snapshot of every file it holds, so a test
+//! can show that a refused request changed nothing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::Request;
+use base64::Engine as _;
+use md5::{Digest as _, Md5};
+use stateseal_server::{App, ServerConfig};
+use tower::ServiceExt as _;
+
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub app: Arc<App>,
+}
+
+/// A response: status and body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub content_type: String,
+    /// The `WWW-Authenticate` header, empty when absent.
+    pub www_authenticate: String,
+    /// The `ETag` header, empty when absent.
+    pub etag: String,
+}
+
+impl Answer {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+impl Harness {
+    pub fn new() -> Harness {
+        Harness::with_config("")
+    }
+
+    /// A server with this configuration file content (no `TF_ENCRYPTION`).
+    pub fn with_config(src: &str) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ServerConfig::parse("server.hcl", src, None).expect("valid config");
+        let app = App::open(&dir.path().join("data"), config).expect("server starts");
+        Harness {
+            dir,
+            app: Arc::new(app),
+        }
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Sends a request with `Content-Type: application/json` and `Content-MD5` when a body is
+    /// given (as Terraform does).
+    pub async fn send(&self, method: &str, uri: &str, body: Option<&[u8]>) -> Answer {
+        self.send_with(method, uri, body, &[]).await
+    }
+
+    /// [`Harness::send`] with extra headers.
+    pub async fn send_with(
+        &self,
+        method: &str,
+        uri: &str,
+        body: Option<&[u8]>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut req = Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .header("content-md5", content_md5(b))
+                .header("content-length", b.len());
+        }
+        let req = req
+            .body(Body::from(body.map(<[u8]>::to_vec).unwrap_or_default()))
+            .unwrap();
+        self.raw(req).await
+    }
+
+    pub async fn raw(&self, req: Request<Body>) -> Answer {
+        let resp = stateseal_server::router(self.app.clone())
+            .oneshot(req)
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default()
+        };
+        let (content_type, www_authenticate, etag) = (
+            header("content-type"),
+            header("www-authenticate"),
+            header("etag"),
+        );
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap()
+            .to_vec();
+        Answer {
+            status,
+            body,
+            content_type,
+            www_authenticate,
+            etag,
+        }
+    }
+
+    /// Every file under the data directory (but the directory's own lock file), with contents.
+    pub fn snapshot(&self) -> BTreeMap<PathBuf, Vec<u8>> {
+        let mut out = BTreeMap::new();
+        walk(&self.data(), &self.data(), &mut out);
+        out
+    }
+
+    /// The committed version files (`*.bin`) of a state, oldest first.
+    pub fn version_files(&self, rel_state_dir: &str) -> Vec<PathBuf> {
+        let v = self.data().join("states").join(rel_state_dir).join("@/v");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&v)
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        files.retain(|p| p.extension().is_some_and(|e| e == "bin"));
+        files.sort();
+        files
+    }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            walk(root, &p, out);
+        } else if p != root.join(".lock") {
+            out.insert(
+                p.strip_prefix(root).unwrap().to_path_buf(),
+                std::fs::read(&p).unwrap(),
+            );
+        }
+    }
+}
+
+pub fn content_md5(body: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(Md5::digest(body))
+}
+
+/// A plaintext state as Terraform writes it.
+pub fn state(serial: u64, lineage: &str, greeting: &str) -> Vec<u8> {
+    format!(
+        "{{\n  \"version\": 4,\n  \"terraform_version\": \"1.15.5\",\n  \"serial\": {serial},\n  \"lineage\": \"{lineage}\",\n  \"outputs\": {{\n    \"greeting\": {{\n      \"value\": \"{greeting}\",\n      \"type\": \"string\"\n    }}\n  }},\n  \"resources\": [],\n  \"check_results\": null\n}}\n"
+    )
+    .into_bytes()
+}
+
+/// Lock info as Terraform sends it (`Path` empty for http).
+pub fn lock_info(id: &str, who: &str) -> String {
+    format!(
+        r#"{{"ID":"{id}","Operation":"OperationTypeApply","Info":"","Who":"{who}","Version":"1.15.5","Created":"2026-11-30T03:04:05.123456789Z","Path":""}}"#
+    )
+}
+
+/// A server on a real socket (127.0.0.1, a free port) with its own runtime, for clients in
+/// other processes (Terraform). Stops on drop, finishing requests in flight.
+pub struct Live {
+    pub h: Harness,
+    pub addr: std::net::SocketAddr,
+    rt: Option<tokio::runtime::Runtime>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Live {
+    pub fn start(config: &str) -> Live {
+        let h = Harness::with_config(config);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        rt.spawn(stateseal_server::serve(listener, h.app.clone(), async {
+            let _ = stopped.await;
+        }));
+        Live {
+            h,
+            addr,
+            rt: Some(rt),
+            stop: Some(stop),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Starts the graceful shutdown (no new connections; requests in flight finish).
+    pub fn begin_shutdown(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+
+    /// A request through the router, on the server's runtime.
+    pub fn send(&self, method: &str, uri: &str, body: Option<&[u8]>) -> Answer {
+        self.send_with(method, uri, body, &[])
+    }
+
+    /// [`Live::send`] with extra headers.
+    pub fn send_with(
+        &self,
+        method: &str,
+        uri: &str,
+        body: Option<&[u8]>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        self.rt
+            .as_ref()
+            .unwrap()
+            .block_on(self.h.send_with(method, uri, body, headers))
+    }
+
+    /// The `backend "http"` block for state `name`, locking on.
+    pub fn backend_block(&self, name: &str) -> String {
+        let url = self.url(&format!("/state/{name}"));
+        format!(
+            "terraform {{\n  backend \"http\" {{\n    address        = \"{url}\"\n    lock_address   = \"{url}\"\n    unlock_address = \"{url}\"\n  }}\n}}\n"
+        )
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_timeout(std::time::Duration::from_secs(10));
+        }
+    }
+}
+
+/// A blocking HTTP client over real sockets that also sends LOCK and UNLOCK and never turns a
+/// status into an error.
+pub fn http_agent() -> ureq::Agent {
+    ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .allow_non_standard_methods(true)
+            .timeout_global(Some(std::time::Duration::from_secs(120)))
+            .build(),
+    )
+}
+
+/// One request over a socket (`Content-Type` and `Content-MD5` with a body, as Terraform).
+pub fn http(
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    body: Option<&[u8]>,
+) -> Result<Answer, ureq::Error> {
+    let mut req = ureq::http::Request::builder().method(method).uri(url);
+    if let Some(b) = body {
+        req = req
+            .header("content-type", "application/json")
+            .header("content-md5", content_md5(b));
+    }
+    let req = req
+        .body(body.map(<[u8]>::to_vec).unwrap_or_default())
+        .unwrap();
+    let mut resp = agent.run(req)?;
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap_or_default().to_string())
+            .unwrap_or_default()
+    };
+    let (content_type, www_authenticate, etag) = (
+        header("content-type"),
+        header("www-authenticate"),
+        header("etag"),
+    );
+    Ok(Answer {
+        status: resp.status().as_u16(),
+        body: resp.body_mut().read_to_vec()?,
+        content_type,
+        www_authenticate,
+        etag,
+    })
+}
