@@ -156,8 +156,13 @@ async fn fleet_audit_locks_and_rekey_with_terraform_and_sigkill() {
     let killed_locks = rerun["summary"]["skipped_locked"].as_u64().unwrap() - 1;
     assert!(killed_locks <= 1, "{rerun}");
     release(&hold);
-    let status = child.wait_with_output().unwrap();
-    assert!(status.status.success());
+    let tf = child.wait_with_output().unwrap();
+    assert!(
+        tf.status.success(),
+        "terraform apply failed:\n{}\n{}",
+        String::from_utf8_lossy(&tf.stdout),
+        String::from_utf8_lossy(&tf.stderr)
+    );
 
     // Break the killed run's stale lock (only what is listed), then finish the job.
     ok(
