@@ -8,19 +8,4 @@
 # (stopped on exit), and the peers venv. See pull.py for what is timed.
 set -euo pipefail
 
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$root"
-bash scripts/peers/venv.sh >&2
-
-bin="${STATESEAL_BIN:-}"
-if [ -z "$bin" ]; then
-  echo "== building stateseal (release)" >&2
-  cargo build --release -p stateseal >&2
-  bin="${CARGO_TARGET_DIR:-$root/target}/release/stateseal"
-fi
-
-url="$(bash scripts/peers/moto.sh start)"
-port="${url##*:}"
-trap 'bash scripts/peers/moto.sh stop "$port" >/dev/null 2>&1 || true' EXIT
-
-.venv/bin/python scripts/bench/pull.py --endpoint "$url" --bin "$bin" "$@"
+exec bash "$(dirname "${BASH_SOURCE[0]}")/with_moto.sh" scripts/bench/pull.py "$@"

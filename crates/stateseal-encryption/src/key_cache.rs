@@ -8,6 +8,7 @@
 //! [`Keys`], whose bytes are zeroized when an entry is evicted or the cache is dropped.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
 
 use crate::secret::Keys;
 
@@ -37,6 +38,25 @@ impl CacheKey {
             field(&u.0);
         }
         CacheKey(b)
+    }
+}
+
+/// One gate per key being derived right now, so that concurrent readers of states sharing a
+/// salt (a parallel fleet rekey) derive it once: the first takes the gate and derives, the
+/// others wait on it and then find the key cached. Keys that differ never wait for each other.
+#[derive(Default)]
+pub struct InFlight(Mutex<BTreeMap<CacheKey, Arc<Mutex<()>>>>);
+
+impl InFlight {
+    /// The gate for `k` (shared by everyone asking for `k` until [`InFlight::done`]).
+    pub fn gate(&self, k: &CacheKey) -> Arc<Mutex<()>> {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry(k.clone()).or_default().clone()
+    }
+
+    /// Forgets the gate of `k` once its key is cached (later readers find it there).
+    pub fn done(&self, k: &CacheKey) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(k);
     }
 }
 

@@ -21,6 +21,8 @@ pub mod exit {
     pub const INPUT: i32 = 5;
     /// A state lock is held by someone else.
     pub const LOCKED: i32 = 6;
+    /// A `--require` or verification check failed (the offenders are listed).
+    pub const CHECK: i32 = 8;
 }
 
 /// A CLI error: what happened, what to do about it, and the exit code.

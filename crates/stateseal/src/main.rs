@@ -1,13 +1,17 @@
 //! `stateseal`: encrypt, decrypt, rekey and inspect OpenTofu state and plan files.
 #![forbid(unsafe_code)]
 
+mod audit_cmd;
 mod backend;
 mod crypt_cmd;
 mod failure;
+mod fleet_cmd;
+mod fleet_rekey_cmd;
 mod global;
 mod inspect_cmd;
 mod io;
 mod lock_cmd;
+mod locks_cmd;
 mod outputs_cmd;
 mod rekey_cmd;
 mod serve_cmd;
@@ -28,7 +32,8 @@ Exit codes:
   4  decryption failed: wrong passphrase or key, or the data was modified
   5  unexpected input: empty, neither envelope nor valid plaintext, unknown envelope version,
      plaintext without an unencrypted method, or a serial/lineage mismatch
-  6  the state is locked by someone else";
+  6  the state is locked by someone else
+  8  a --require check failed (audit), listing each offender";
 
 #[derive(Parser)]
 #[command(
@@ -57,8 +62,12 @@ enum Command {
     Decrypt(crypt_cmd::CryptArgs),
     /// Encrypt a plaintext state or plan file into an OpenTofu v0 envelope.
     Encrypt(crypt_cmd::CryptArgs),
-    /// Re-encrypt files with the primary method (reading them with the primary or a fallback).
+    /// Re-encrypt files, or every state under s3://BUCKET[/PREFIX], with the primary method (reading them with the primary or a fallback).
     Rekey(rekey_cmd::RekeyArgs),
+    /// Audit every state under s3://BUCKET[/PREFIX] without a key: plaintext, primary or fallback, SSE, locks, digests, bucket hardening.
+    Audit(audit_cmd::AuditArgs),
+    /// List and safely break the held locks of every state under s3://BUCKET[/PREFIX].
+    Locks(locks_cmd::LocksArgs),
     /// Describe a file without any key: encrypted or plain, state or plan, metadata, serial, lineage, sizes.
     Inspect(inspect_cmd::InspectArgs),
     /// Check the encryption configuration and list its key providers, methods and targets. Contacts no key service.
@@ -108,6 +117,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Decrypt(a) => crypt_cmd::decrypt(&ctx, &a),
         Command::Encrypt(a) => crypt_cmd::encrypt(&ctx, &a),
         Command::Rekey(a) => rekey_cmd::run(&ctx, &a),
+        Command::Audit(a) => audit_cmd::run(&ctx, &a),
+        Command::Locks(a) => locks_cmd::run(&ctx, &a),
         Command::Inspect(a) => inspect_cmd::run(&a),
         Command::Validate(a) => validate_cmd::run(&ctx, &a),
         Command::State(a) => state_cmd::run(&ctx, &a),

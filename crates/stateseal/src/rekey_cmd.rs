@@ -17,12 +17,44 @@ pub struct RekeyArgs {
     /// Which target's configuration to use: state, plan or remote:NAME. Default: inferred per file.
     #[arg(long, value_name = "TARGET", value_parser = crate::parse_target)]
     pub target: Option<Target>,
-    /// The files to rekey in place.
-    #[arg(value_name = "FILE", required = true)]
+    /// The files to rekey in place, or one s3://BUCKET[/PREFIX]: every state under it.
+    #[arg(value_name = "FILE|S3_URL", required = true)]
     pub files: Vec<PathBuf>,
+    /// s3:// only: rewrite the states (without it, a dry run prints the plan).
+    #[arg(long)]
+    pub apply: bool,
+    /// s3:// only: how many states to rekey at a time.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub concurrency: usize,
+    /// s3:// only: print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(ctx: &Context, args: &RekeyArgs) -> Result<(), Failure> {
+    let urls: Vec<&str> = args
+        .files
+        .iter()
+        .filter_map(|f| f.to_str().filter(|s| s.starts_with("s3://")))
+        .collect();
+    match (urls.as_slice(), args.files.len()) {
+        ([url], 1) => return crate::fleet_rekey_cmd::run(ctx, url, args),
+        ([], _) if args.apply || args.json => {
+            return Err(Failure::new(
+                exit::USAGE,
+                "--apply and --json apply to `rekey s3://BUCKET[/PREFIX]` only",
+                "files are always rekeyed in place; drop the option",
+            ))
+        }
+        ([], _) => {}
+        _ => {
+            return Err(Failure::new(
+                exit::USAGE,
+                "rekey takes either files or one s3://BUCKET[/PREFIX]",
+                "run one rekey per bucket",
+            ))
+        }
+    }
     let loaded = ctx.loaded()?;
     if let [only] = args.files.as_slice() {
         let report = rekey_one(loaded, args.target.as_ref(), only).map_err(|f| Failure {

@@ -17,7 +17,7 @@ use stateseal_testkit::{release, unique, Peers, SLOW_APPLY_TF};
 const KEY: &str = "app/terraform.tfstate";
 
 /// The slow-apply configuration plus a sensitive and a structured output.
-fn main_tf() -> String {
+pub(crate) fn main_tf() -> String {
     format!(
         "{SLOW_APPLY_TF}{}",
         r#"
@@ -32,14 +32,14 @@ output "list" {
     )
 }
 
-struct Out {
-    code: i32,
-    stdout: Vec<u8>,
-    stderr: String,
+pub(crate) struct Out {
+    pub(crate) code: i32,
+    pub(crate) stdout: Vec<u8>,
+    pub(crate) stderr: String,
 }
 
 impl Out {
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.stdout).into_owned()
     }
 }
@@ -63,33 +63,33 @@ fn stateseal(dir: &Path, args: &[&str]) -> Out {
     out(c.output().unwrap())
 }
 
-fn ok(o: Out, what: &str) -> Out {
+pub(crate) fn ok(o: Out, what: &str) -> Out {
     assert_eq!(o.code, 0, "{what} failed:\n{}\n{}", o.text(), o.stderr);
     o
 }
 
-fn json(bytes: &[u8]) -> Value {
+pub(crate) fn json(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(bytes)))
 }
 
 #[derive(Clone, Copy, PartialEq)]
-enum Mode {
+pub(crate) enum Mode {
     DynamoDb,
     LockFile,
     Both,
 }
 
-struct Setup {
-    peers: Peers,
+pub(crate) struct Setup {
+    pub(crate) peers: Peers,
     dir: tempfile::TempDir,
-    bucket: String,
+    pub(crate) bucket: String,
     table: Option<String>,
     lockfile: bool,
 }
 
 impl Setup {
-    async fn new(peers: Peers, mode: Mode, extra: &str) -> Setup {
+    pub(crate) async fn new(peers: Peers, mode: Mode, extra: &str) -> Setup {
         let bucket = unique("e2e");
         peers.mkbucket(&bucket, true).await;
         let table = (mode != Mode::LockFile).then(|| unique("locks"));
@@ -117,15 +117,15 @@ impl Setup {
         }
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
-    fn ss(&self, args: &[&str]) -> Out {
+    pub(crate) fn ss(&self, args: &[&str]) -> Out {
         stateseal(self.path(), args)
     }
 
-    fn tf(&self, args: &[&str]) -> Out {
+    pub(crate) fn tf(&self, args: &[&str]) -> Out {
         out(self.peers.tf(self.path(), args))
     }
 
@@ -156,7 +156,9 @@ impl Setup {
 
     /// Starts a Terraform apply that holds the lock until [`release`] is called on the
     /// returned file, and waits (generously bounded) until every lock record of the mode exists.
-    async fn terraform_holding_the_lock(&self) -> (std::process::Child, PathBuf, LockInfo) {
+    pub(crate) async fn terraform_holding_the_lock(
+        &self,
+    ) -> (std::process::Child, PathBuf, LockInfo) {
         let hold = self.path().join("release-apply");
         let _ = std::fs::remove_file(&hold);
         let mut child = self.peers.tf_spawn(

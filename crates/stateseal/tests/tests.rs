@@ -5,6 +5,7 @@
 
 mod backend;
 mod cli;
+mod fleet_cli;
 mod guide_s3_variables;
 mod http_backend;
 mod kms_rotation;

@@ -157,6 +157,7 @@ impl Encryption {
             method_deps,
             keys: Default::default(),
             calls: Default::default(),
+            in_flight: Default::default(),
         });
         let mk = |name: String, chain: Vec<usize>| TargetEncryption {
             shared: shared.clone(),

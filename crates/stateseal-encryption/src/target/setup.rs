@@ -10,7 +10,7 @@ use crate::config::eval::StaticEvaluator;
 use crate::config::syntax::Attribute;
 use crate::config::{EncryptionConfig, KeyProviderBlock, MethodBlock};
 use crate::diagnostics::{Diagnostic, Location};
-use crate::key_cache::{CacheKey, KeyCache};
+use crate::key_cache::{CacheKey, InFlight, KeyCache};
 use crate::key_provider::{KeyProvider, ProviderError, Purpose};
 use crate::method::Method;
 use crate::registry::{Registry, UNENCRYPTED};
@@ -31,6 +31,8 @@ pub(super) struct Shared {
     pub(super) keys: Mutex<KeyCache>,
     /// How often each key-provider type was called (cache misses), for [`Encryption::key_provider_calls`].
     pub(super) calls: Mutex<BTreeMap<String, u64>>,
+    /// Decryption keys being derived right now (one derivation per key, however many ask).
+    pub(super) in_flight: InFlight,
 }
 
 impl Shared {
@@ -188,6 +190,50 @@ pub(super) fn config_error(summary: &str, detail: String, loc: &Location) -> Err
 }
 
 impl TargetEncryption {
+    /// The key providers reachable from the method `method_idx`, dependencies first.
+    pub(super) fn reachable_providers(&self, method_idx: usize) -> Vec<usize> {
+        let s = &self.shared;
+        let mut order = Vec::new();
+        fn visit(i: usize, deps: &[Vec<usize>], order: &mut Vec<usize>) {
+            if order.contains(&i) {
+                return;
+            }
+            for d in &deps[i] {
+                visit(*d, deps, order);
+            }
+            order.push(i);
+        }
+        for p in &s.method_deps[method_idx] {
+            visit(*p, &s.provider_deps, &mut order);
+        }
+        order
+    }
+
+    /// Per method of the chain (primary first): its address and the metadata keys its key
+    /// providers store (`key_provider.TYPE.NAME` or their `encrypted_metadata_alias`). This is
+    /// what tells, without a key, which method wrote an envelope. An alias that does not
+    /// evaluate falls back to the address.
+    pub fn method_metadata_keys(&self) -> Vec<(String, BTreeSet<String>)> {
+        let s = &self.shared;
+        self.chain
+            .iter()
+            .map(|&m| {
+                let keys = self
+                    .reachable_providers(m)
+                    .into_iter()
+                    .map(|i| {
+                        let kp = &s.config.key_providers[i];
+                        kp.alias
+                            .as_ref()
+                            .and_then(|a| storage_key(&s.evaluator, kp, a).ok())
+                            .unwrap_or_else(|| kp.address())
+                    })
+                    .collect();
+                (s.config.methods[m].address(), keys)
+            })
+            .collect()
+    }
+
     /// Sets up the method at `chain[pos]`: evaluates and calls the key providers it reaches,
     /// in dependency order, then builds the method.
     pub(super) fn setup(
@@ -203,20 +249,7 @@ impl TargetEncryption {
                 meta: BTreeMap::new(),
             });
         }
-        // Providers reachable from the method, dependencies first.
-        let mut order = Vec::new();
-        fn visit(i: usize, deps: &[Vec<usize>], order: &mut Vec<usize>) {
-            if order.contains(&i) {
-                return;
-            }
-            for d in &deps[i] {
-                visit(*d, deps, order);
-            }
-            order.push(i);
-        }
-        for p in &s.method_deps[method_idx] {
-            visit(*p, &s.provider_deps, &mut order);
-        }
+        let order = self.reachable_providers(method_idx);
         let mut values = hcl::Map::new();
         let mut meta = BTreeMap::new();
         let mut used_keys = BTreeSet::new();
@@ -242,8 +275,15 @@ impl TargetEncryption {
                 Some(m) => {
                     let stored_meta = m.get(&key).map(Vec::as_slice);
                     let id = CacheKey::new(&key, stored_meta, &upstream);
-                    let cached = s.keys.lock().unwrap_or_else(|p| p.into_inner()).get(&id);
-                    let keys = match cached {
+                    let cached = || s.keys.lock().unwrap_or_else(|p| p.into_inner()).get(&id);
+                    let gate = match cached() {
+                        Some(_) => None,
+                        None => Some(s.in_flight.gate(&id)),
+                    };
+                    let _derive = gate
+                        .as_ref()
+                        .map(|g| g.lock().unwrap_or_else(|p| p.into_inner()));
+                    let keys = match cached() {
                         Some(k) => k,
                         None => {
                             let provided = s.call_provider(
@@ -253,11 +293,13 @@ impl TargetEncryption {
                                 Purpose::Decrypt {
                                     stored: stored_meta,
                                 },
-                            )?;
+                            );
+                            let provided = provided.inspect_err(|_| s.in_flight.done(&id))?;
                             s.keys
                                 .lock()
                                 .unwrap_or_else(|p| p.into_inner())
                                 .insert(id.clone(), provided.keys.clone());
+                            s.in_flight.done(&id);
                             provided.keys
                         }
                     };

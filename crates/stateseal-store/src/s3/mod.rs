@@ -138,6 +138,30 @@ impl S3Store {
         &self.layout
     }
 
+    /// The same connection (clients, credentials, SSE, lock settings) for the state stored at
+    /// `key`, as its `default` workspace: fleet operations address every state of a bucket this
+    /// way (`lock_id`, `-md5` digest and `.tflock` all follow from `key`).
+    pub fn for_key(&self, key: &str) -> S3Store {
+        S3Store {
+            layout: Layout {
+                bucket: self.cfg.bucket.clone(),
+                key: key.to_string(),
+                workspace_key_prefix: self.layout.workspace_key_prefix.clone(),
+            },
+            ..self.clone()
+        }
+    }
+
+    /// Object calls in the bucket, with the configured SSE headers.
+    pub fn objects(&self) -> &ObjectClient {
+        &self.objects
+    }
+
+    /// The DynamoDB lock table, when `dynamodb_table` is set.
+    pub fn lock_table(&self) -> Option<&LockTable> {
+        self.table.as_ref()
+    }
+
     fn key(&self, workspace: &str) -> Result<String> {
         validate_workspace_name(workspace)?;
         Ok(self.layout.state_key(workspace))

@@ -1,0 +1,562 @@
+//! The audit: per state, without any key, whether it is plaintext or which method wrote it
+//! (primary, fallback, unknown), its key providers' public metadata, SSE, size, serial,
+//! lineage, versions, lock and digest; and the bucket's own hardening. With `decrypt`, each
+//! state is also decrypted to prove it is readable. Serialized, [`Report`] is
+//! `stateseal audit --json` (stable names: CI gates depend on them).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use md5::{Digest as _, Md5};
+use serde::Serialize;
+use serde_json::Value;
+use stateseal_encryption::describe::{Description, MetadataEntry};
+use stateseal_encryption::{Encryption, PayloadKind, Status};
+use stateseal_store::Result;
+
+use crate::discovery::{self, FoundState};
+use crate::locks::{self, HeldLock};
+use crate::{parallel, Event, Fleet};
+
+/// Which method a state is encrypted with, as far as can be told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Class {
+    Plaintext,
+    Primary,
+    Fallback,
+    /// Encrypted by no method of the configuration, or by metadata that several methods share
+    /// (decrypting tells them apart).
+    Unknown,
+}
+
+impl Class {
+    /// The name used in JSON and tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Plaintext => "plaintext",
+            Class::Primary => "primary",
+            Class::Fallback => "fallback",
+            Class::Unknown => "unknown",
+        }
+    }
+}
+
+/// What `--require` can ask of every state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Requirement {
+    Encrypted,
+    Primary,
+    SseKms,
+}
+
+impl Requirement {
+    pub fn name(self) -> &'static str {
+        match self {
+            Requirement::Encrypted => "encrypted",
+            Requirement::Primary => "primary",
+            Requirement::SseKms => "sse-kms",
+        }
+    }
+
+    /// Why `state` violates this requirement, if it does.
+    pub fn violation(self, state: &StateReport) -> Option<String> {
+        match self {
+            Requirement::Encrypted if state.encryption == Class::Plaintext => {
+                Some("is plaintext".into())
+            }
+            Requirement::Primary if state.encryption != Class::Primary => Some(format!(
+                "is {}, not on the primary method",
+                state.encryption.name()
+            )),
+            Requirement::SseKms if state.sse.as_deref() != Some("aws:kms") => Some(format!(
+                "has server-side encryption {}, not aws:kms",
+                state.sse.as_deref().unwrap_or("none")
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// The lock of one state.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LockStatus {
+    pub held: bool,
+    /// Every record that holds it (a DynamoDB item, a lock file, or both).
+    pub records: Vec<HeldLock>,
+}
+
+/// One state.
+#[derive(Clone, Debug, Serialize)]
+pub struct StateReport {
+    pub key: String,
+    pub workspace: String,
+    pub encryption: Class,
+    /// The method that wrote it, when the metadata tells.
+    pub method: Option<String>,
+    /// The key providers' stored metadata (address or alias, and public parameters).
+    pub key_providers: Vec<MetadataEntry>,
+    /// `AES256`, `aws:kms`, `aws:kms:dsse`, `SSE-C`, or null.
+    pub sse: Option<String>,
+    pub sse_kms_key_id: Option<String>,
+    pub serial: Value,
+    pub lineage: Value,
+    pub size: usize,
+    pub last_modified: Option<String>,
+    /// Object versions (null when the listing failed).
+    pub versions: Option<usize>,
+    pub lock: LockStatus,
+    /// `match`, `mismatch`, `absent` (no digest item) or `no-table`.
+    pub digest: String,
+    /// With `decrypt`: `ok` or why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decrypt: Option<String>,
+    /// Problems reading the object's details (HeadObject, versions, digest).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
+/// The bucket's hardening.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct BucketChecks {
+    /// `Enabled`, `Suspended` or `Disabled`.
+    pub versioning: Option<String>,
+    /// The default SSE algorithm (and KMS key), null when none is configured.
+    pub default_encryption: Option<String>,
+    pub default_kms_key_id: Option<String>,
+    /// All four public-access-block settings on.
+    pub public_access_blocked: bool,
+    /// A bucket policy denies `aws:SecureTransport = false`.
+    pub tls_only_policy: bool,
+    /// Whether the configured lock table exists; null when no table is configured.
+    pub lock_table_exists: Option<bool>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub states: usize,
+    pub plaintext: usize,
+    pub primary: usize,
+    pub fallback: usize,
+    pub unknown: usize,
+    pub locked: usize,
+}
+
+/// An object that is not a state.
+#[derive(Clone, Debug, Serialize)]
+pub struct OtherObject {
+    pub key: String,
+    pub reason: String,
+}
+
+/// `stateseal audit --json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub bucket: String,
+    pub prefix: String,
+    pub states: Vec<StateReport>,
+    pub bucket_checks: BucketChecks,
+    pub summary: Summary,
+    pub lock_files: Vec<String>,
+    pub plans: Vec<String>,
+    pub other: Vec<OtherObject>,
+}
+
+impl Report {
+    /// Every state violating one of `requirements`, with the reasons.
+    pub fn violations(&self, requirements: &[Requirement]) -> Vec<(&StateReport, Vec<String>)> {
+        self.states
+            .iter()
+            .filter_map(|s| {
+                let why: Vec<String> = requirements
+                    .iter()
+                    .filter_map(|r| r.violation(s).map(|v| format!("{} ({})", v, r.name())))
+                    .collect();
+                (!why.is_empty()).then_some((s, why))
+            })
+            .collect()
+    }
+}
+
+/// Per method of the state target (primary first): its address and metadata keys.
+pub type MethodKeys = Vec<(String, BTreeSet<String>)>;
+
+/// Which method wrote a state, from its metadata keys alone.
+pub fn classify(d: &Description, methods: &MethodKeys) -> (Class, Option<String>) {
+    if !d.encrypted {
+        return (Class::Plaintext, None);
+    }
+    let stored: BTreeSet<String> = d.metadata.iter().flatten().map(|m| m.key.clone()).collect();
+    let matching: Vec<usize> = methods
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, keys))| !keys.is_empty() && *keys == stored)
+        .map(|(i, _)| i)
+        .collect();
+    match matching.as_slice() {
+        [0] => (Class::Primary, Some(methods[0].0.clone())),
+        [i] => (Class::Fallback, Some(methods[*i].0.clone())),
+        _ => (Class::Unknown, None),
+    }
+}
+
+/// Options of an audit.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub decrypt: bool,
+    pub concurrency: usize,
+}
+
+/// Audits every state under the fleet's prefix.
+pub async fn audit(
+    fleet: &Fleet,
+    encryption: Arc<Encryption>,
+    opts: &Options,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Report> {
+    let inv = discovery::discover(fleet, opts.concurrency, on_event).await?;
+    let methods = encryption.state().method_metadata_keys();
+    let mut by_state: BTreeMap<String, Vec<HeldLock>> = BTreeMap::new();
+    for l in locks::list(fleet).await? {
+        by_state.entry(l.state.clone()).or_default().push(l);
+    }
+    on_event(Event::Started {
+        states: inv.states.len(),
+    });
+    let jobs: Vec<(FoundState, Vec<HeldLock>)> = inv
+        .states
+        .into_iter()
+        .map(|s| {
+            let l = by_state.remove(&s.key).unwrap_or_default();
+            (s, l)
+        })
+        .collect();
+    let states = parallel::run(
+        jobs,
+        opts.concurrency,
+        |(found, locks)| {
+            let fleet = fleet.clone();
+            let methods = methods.clone();
+            let encryption = encryption.clone();
+            let decrypt = opts.decrypt;
+            async move { audit_state(&fleet, found, locks, &methods, encryption, decrypt).await }
+        },
+        |s: &StateReport| {
+            on_event(Event::Finished {
+                key: s.key.clone(),
+                outcome: "audited".into(),
+            })
+        },
+    )
+    .await;
+    let mut summary = Summary {
+        states: states.len(),
+        ..Summary::default()
+    };
+    for s in &states {
+        *match s.encryption {
+            Class::Plaintext => &mut summary.plaintext,
+            Class::Primary => &mut summary.primary,
+            Class::Fallback => &mut summary.fallback,
+            Class::Unknown => &mut summary.unknown,
+        } += 1;
+        summary.locked += usize::from(s.lock.held);
+    }
+    Ok(Report {
+        bucket: fleet.bucket().to_string(),
+        prefix: fleet.prefix.clone(),
+        states,
+        bucket_checks: bucket_checks(fleet).await,
+        summary,
+        lock_files: inv.lock_files,
+        plans: inv.plans,
+        other: inv
+            .other
+            .into_iter()
+            .map(|(key, reason)| OtherObject { key, reason })
+            .collect(),
+    })
+}
+
+async fn audit_state(
+    fleet: &Fleet,
+    found: FoundState,
+    locks: Vec<HeldLock>,
+    methods: &MethodKeys,
+    encryption: Arc<Encryption>,
+    decrypt: bool,
+) -> StateReport {
+    let FoundState {
+        key,
+        workspace,
+        object,
+        description,
+    } = found;
+    let (mut encryption_class, mut method) = classify(&description, methods);
+    let mut problems = Vec::new();
+    let objects = fleet.store.objects();
+    let (mut sse, mut sse_kms_key_id, mut last_modified) = (None, None, None);
+    let mut head = objects.s3.head_object().bucket(fleet.bucket()).key(&key);
+    if let Some(k) = &fleet.store.config().sse_customer_key {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        head = head
+            .sse_customer_algorithm("AES256")
+            .sse_customer_key(b64.encode(k.expose()))
+            .sse_customer_key_md5(b64.encode(Md5::digest(k.expose())));
+    }
+    match head.send().await {
+        Ok(h) => {
+            sse = h.server_side_encryption().map(|s| s.as_str().to_string());
+            if h.sse_customer_algorithm().is_some() {
+                sse = Some("SSE-C".into());
+            }
+            sse_kms_key_id = h.ssekms_key_id().map(String::from);
+            last_modified = h.last_modified().map(|t| t.to_string());
+        }
+        // An SSE-C object answers 400 to a HEAD without its key.
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 400) => {
+            sse = Some("SSE-C".into())
+        }
+        Err(e) => problems.push(format!("HeadObject: {}", stateseal_aws::describe_error(&e))),
+    }
+    let versions = match objects.versions(&key).await {
+        Ok(v) => Some(v.iter().filter(|v| !v.is_delete_marker).count()),
+        Err(e) => {
+            problems.push(format!("ListObjectVersions: {e}"));
+            None
+        }
+    };
+    let digest = match fleet.store.lock_table() {
+        None => "no-table".to_string(),
+        Some(t) => match t.digest(&format!("{}/{key}-md5", fleet.bucket())).await {
+            Ok(None) => "absent".into(),
+            Ok(Some(d)) => {
+                let actual: String = Md5::digest(&object.bytes)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                if d == actual { "match" } else { "mismatch" }.into()
+            }
+            Err(e) => {
+                problems.push(format!("digest: {e}"));
+                "unknown".into()
+            }
+        },
+    };
+    let decrypt = if decrypt {
+        let bytes = Bytes::clone(&object.bytes);
+        let enc = encryption.clone();
+        let res = tokio::task::spawn_blocking(move || {
+            enc.state()
+                .decrypt_owned(Vec::from(bytes), PayloadKind::State)
+        })
+        .await;
+        Some(match res {
+            Ok(Ok((_, status))) => {
+                if encryption_class != Class::Plaintext {
+                    encryption_class = match status {
+                        Status::Satisfied => Class::Primary,
+                        Status::Migration => Class::Fallback,
+                    };
+                    if encryption_class == Class::Primary {
+                        method = encryption.state().method_chain().into_iter().next();
+                    }
+                }
+                "ok".to_string()
+            }
+            Ok(Err(e)) => {
+                if encryption_class != Class::Plaintext {
+                    encryption_class = Class::Unknown;
+                }
+                e.to_string()
+            }
+            Err(e) => format!("the decryption task failed: {e}"),
+        })
+    } else {
+        None
+    };
+    StateReport {
+        key,
+        workspace,
+        encryption: encryption_class,
+        method,
+        key_providers: description.metadata.clone().unwrap_or_default(),
+        sse,
+        sse_kms_key_id,
+        serial: description.serial.clone().unwrap_or(Value::Null),
+        lineage: description.lineage.clone().unwrap_or(Value::Null),
+        size: object.bytes.len(),
+        last_modified,
+        versions,
+        lock: LockStatus {
+            held: !locks.is_empty(),
+            records: locks,
+        },
+        digest,
+        decrypt,
+        problems,
+    }
+}
+
+/// Versioning, default encryption, public access block, TLS-only policy, lock table.
+pub async fn bucket_checks(fleet: &Fleet) -> BucketChecks {
+    let s3 = &fleet.store.objects().s3;
+    let b = fleet.bucket();
+    let mut c = BucketChecks::default();
+    match s3.get_bucket_versioning().bucket(b).send().await {
+        Ok(v) => {
+            c.versioning = Some(
+                v.status()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_else(|| "Disabled".into()),
+            )
+        }
+        // Some S3-compatibles (moto) answer 200 with another root element, which the SDK
+        // refuses: read the status from the body.
+        Err(e) => match e
+            .raw_response()
+            .filter(|r| r.status().is_success())
+            .and_then(|r| r.body().bytes())
+            .and_then(|b| xml_text(b, "Status"))
+        {
+            Some(status) => c.versioning = Some(status),
+            None if e.raw_response().is_some_and(|r| r.status().is_success()) => {
+                c.versioning = Some("Disabled".into())
+            }
+            None => c.problems.push(format!(
+                "GetBucketVersioning: {}",
+                stateseal_aws::describe_error(&e)
+            )),
+        },
+    }
+    if let Ok(enc) = s3.get_bucket_encryption().bucket(b).send().await {
+        let rule = enc
+            .server_side_encryption_configuration()
+            .and_then(|c| c.rules().first())
+            .and_then(|r| r.apply_server_side_encryption_by_default());
+        c.default_encryption = rule.map(|r| r.sse_algorithm().as_str().to_string());
+        c.default_kms_key_id = rule.and_then(|r| r.kms_master_key_id().map(String::from));
+    }
+    if let Ok(p) = s3.get_public_access_block().bucket(b).send().await {
+        c.public_access_blocked = p.public_access_block_configuration().is_some_and(|p| {
+            p.block_public_acls() == Some(true)
+                && p.ignore_public_acls() == Some(true)
+                && p.block_public_policy() == Some(true)
+                && p.restrict_public_buckets() == Some(true)
+        });
+    }
+    if let Ok(p) = s3.get_bucket_policy().bucket(b).send().await {
+        c.tls_only_policy = p.policy().is_some_and(denies_insecure_transport);
+    }
+    if let Some(t) = fleet.store.lock_table() {
+        c.lock_table_exists = Some(
+            t.ddb
+                .describe_table()
+                .table_name(&t.table)
+                .send()
+                .await
+                .is_ok(),
+        );
+    }
+    c
+}
+
+/// The text of the first `<tag>…</tag>` in an XML body.
+fn xml_text(body: &[u8], tag: &str) -> Option<String> {
+    let body = std::str::from_utf8(body).ok()?;
+    let start = body.find(&format!("<{tag}>"))? + tag.len() + 2;
+    let len = body[start..].find(&format!("</{tag}>"))?;
+    Some(body[start..start + len].to_string())
+}
+
+/// Does the policy deny requests with `aws:SecureTransport = false`?
+fn denies_insecure_transport(policy: &str) -> bool {
+    let Ok(v) = serde_json::from_str::<Value>(policy) else {
+        return false;
+    };
+    let statements = match &v["Statement"] {
+        Value::Array(a) => a.clone(),
+        s @ Value::Object(_) => vec![s.clone()],
+        _ => return false,
+    };
+    statements.iter().any(|s| {
+        s["Effect"] == "Deny"
+            && s["Condition"]["Bool"]["aws:SecureTransport"]
+                .as_str()
+                .or_else(|| {
+                    s["Condition"]["Bool"]["aws:SecureTransport"]
+                        .as_bool()
+                        .map(|b| if b { "true" } else { "false" })
+                })
+                == Some("false")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stateseal_encryption::describe::describe;
+
+    fn envelope(meta_keys: &[&str]) -> Description {
+        let meta: serde_json::Map<String, Value> = meta_keys
+            .iter()
+            .map(|k| (k.to_string(), Value::from("e30=")))
+            .collect();
+        let bytes = serde_json::json!({
+            "serial": 1, "lineage": "l", "meta": meta,
+            "encrypted_data": "AAAA", "encryption_version": "v0"
+        });
+        describe(bytes.to_string().as_bytes())
+    }
+
+    fn methods(list: &[(&str, &[&str])]) -> MethodKeys {
+        list.iter()
+            .map(|(m, keys)| (m.to_string(), keys.iter().map(|k| k.to_string()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn the_metadata_keys_tell_primary_fallback_and_unknown() {
+        let chain = methods(&[
+            ("method.aes_gcm.new", &["key_provider.pbkdf2.new"]),
+            ("method.aes_gcm.old", &["key_provider.pbkdf2.old"]),
+            ("method.unencrypted.u", &[]),
+        ]);
+        let primary = envelope(&["key_provider.pbkdf2.new"]);
+        assert_eq!(classify(&primary, &chain).0, Class::Primary);
+        let (class, method) = classify(&envelope(&["key_provider.pbkdf2.old"]), &chain);
+        assert_eq!(
+            (class, method.as_deref()),
+            (Class::Fallback, Some("method.aes_gcm.old"))
+        );
+        assert_eq!(
+            classify(&envelope(&["key_provider.pbkdf2.x"]), &chain).0,
+            Class::Unknown
+        );
+        let plain =
+            describe(br#"{"version":4,"terraform_version":"1.9.0","serial":1,"lineage":"l"}"#);
+        assert_eq!(classify(&plain, &chain).0, Class::Plaintext);
+        // Two methods with the same providers: only decrypting can tell.
+        let same = methods(&[
+            ("method.aes_gcm.a", &["key_provider.pbkdf2.k"]),
+            ("method.aes_gcm.b", &["key_provider.pbkdf2.k"]),
+        ]);
+        assert_eq!(
+            classify(&envelope(&["key_provider.pbkdf2.k"]), &same).0,
+            Class::Unknown
+        );
+    }
+
+    #[test]
+    fn a_tls_only_policy_is_recognised() {
+        let deny = r#"{"Statement":[{"Effect":"Deny","Condition":{"Bool":{"aws:SecureTransport":"false"}}}]}"#;
+        assert!(denies_insecure_transport(deny));
+        let allow = r#"{"Statement":{"Effect":"Allow","Condition":{"Bool":{"aws:SecureTransport":"false"}}}}"#;
+        assert!(!denies_insecure_transport(allow));
+        assert!(!denies_insecure_transport("not json"));
+    }
+}

@@ -1,0 +1,195 @@
+//! Bulk rekey (docs/FLEET.md §2): every state not on the primary method is rewritten with it,
+//! each in one locked transaction: take the lock as OpenTofu and Terraform do, read, decrypt
+//! (primary or fallback), encrypt with the primary and prove the round trip, write on the
+//! condition that the object is still the version read (with the configured SSE and the
+//! DynamoDB digest), release. States already on the primary are skipped, so a re-run after a
+//! crash finishes the job; a locked state is skipped and reported, never forced. The bytes
+//! written are the exact plaintext read, so serial and lineage are unchanged, and the envelope
+//! carries only what the primary method's providers write (no new metadata fields).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::Value;
+use stateseal_encryption::{Encryption, Status, Target};
+use stateseal_store::{Error, Result, Sealed, Store, DEFAULT_WORKSPACE};
+
+use crate::audit::{classify, Class};
+use crate::discovery::{self, FoundState};
+use crate::{parallel, Event, Fleet};
+
+/// The lock operation recorded while a state is rekeyed.
+pub const OPERATION: &str = "stateseal-rekey";
+
+/// What happened to one state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "result", content = "detail")]
+pub enum Outcome {
+    /// Dry run: would be rekeyed.
+    Planned,
+    /// Rewritten with the primary method.
+    Rekeyed,
+    /// Already on the primary method: nothing to do.
+    AlreadyPrimary,
+    /// Someone holds the lock: skipped, untouched. The detail names the holder.
+    SkippedLocked(String),
+    /// Not rewritten (it is unchanged); the detail says why.
+    Failed(String),
+}
+
+impl Outcome {
+    /// The short word for progress lines.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Outcome::Planned => "planned",
+            Outcome::Rekeyed => "rekeyed",
+            Outcome::AlreadyPrimary => "already-primary",
+            Outcome::SkippedLocked(_) => "skipped-locked",
+            Outcome::Failed(_) => "failed",
+        }
+    }
+}
+
+/// One state's line of the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct StateResult {
+    pub key: String,
+    pub workspace: String,
+    /// What the audit saw before the run.
+    pub was: Class,
+    pub serial: Value,
+    pub lineage: Value,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub states: usize,
+    pub planned: usize,
+    pub rekeyed: usize,
+    pub already_primary: usize,
+    pub skipped_locked: usize,
+    pub failed: usize,
+}
+
+/// `stateseal rekey s3://… --json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub bucket: String,
+    pub prefix: String,
+    pub apply: bool,
+    pub states: Vec<StateResult>,
+    pub summary: Summary,
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub apply: bool,
+    pub concurrency: usize,
+}
+
+/// Rekeys every state under the fleet's prefix onto the primary method of the `state` target.
+pub async fn rekey(
+    fleet: &Fleet,
+    encryption: Arc<Encryption>,
+    opts: &Options,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Report> {
+    let inv = discovery::discover(fleet, opts.concurrency, on_event).await?;
+    let methods = encryption.state().method_metadata_keys();
+    on_event(Event::Started {
+        states: inv.states.len(),
+    });
+    let apply = opts.apply;
+    let states = parallel::run(
+        inv.states,
+        opts.concurrency,
+        |found| {
+            let fleet = fleet.clone();
+            let encryption = encryption.clone();
+            let (was, _) = classify(&found.description, &methods);
+            async move {
+                let outcome = match (was, apply) {
+                    (Class::Primary, _) => Outcome::AlreadyPrimary,
+                    (_, false) => Outcome::Planned,
+                    (_, true) => match rekey_one(&fleet, encryption, &found.key).await {
+                        Ok(o) => o,
+                        Err(Error::Locked { holder, .. }) => Outcome::SkippedLocked(format!(
+                            "locked by {} (ID {}, operation {}, since {})",
+                            holder.who,
+                            holder.id,
+                            holder.operation,
+                            holder.created.rfc3339_nano()
+                        )),
+                        Err(e) => Outcome::Failed(e.to_string()),
+                    },
+                };
+                result(found, was, outcome)
+            }
+        },
+        |r: &StateResult| {
+            on_event(Event::Finished {
+                key: r.key.clone(),
+                outcome: r.outcome.word().into(),
+            })
+        },
+    )
+    .await;
+    let mut summary = Summary {
+        states: states.len(),
+        ..Summary::default()
+    };
+    for s in &states {
+        *match s.outcome {
+            Outcome::Planned => &mut summary.planned,
+            Outcome::Rekeyed => &mut summary.rekeyed,
+            Outcome::AlreadyPrimary => &mut summary.already_primary,
+            Outcome::SkippedLocked(_) => &mut summary.skipped_locked,
+            Outcome::Failed(_) => &mut summary.failed,
+        } += 1;
+    }
+    Ok(Report {
+        bucket: fleet.bucket().to_string(),
+        prefix: fleet.prefix.clone(),
+        apply,
+        states,
+        summary,
+    })
+}
+
+fn result(found: FoundState, was: Class, outcome: Outcome) -> StateResult {
+    StateResult {
+        key: found.key,
+        workspace: found.workspace,
+        was,
+        serial: found.description.serial.unwrap_or(Value::Null),
+        lineage: found.description.lineage.unwrap_or(Value::Null),
+        outcome,
+    }
+}
+
+/// One state's locked transaction. A held lock is not waited for ([`Error::Locked`]).
+async fn rekey_one(fleet: &Fleet, encryption: Arc<Encryption>, key: &str) -> Result<Outcome> {
+    let store: Arc<dyn Store> = Arc::new(fleet.store.for_key(key));
+    let sealed = Sealed::new(store.clone(), encryption);
+    let what = store.location(DEFAULT_WORKSPACE);
+    sealed
+        .locked(DEFAULT_WORKSPACE, OPERATION, Duration::ZERO, async {
+            let read = store.get(DEFAULT_WORKSPACE).await?;
+            let (plaintext, status, _) = sealed
+                .unseal(Target::State, read.bytes.clone(), what.clone())
+                .await?;
+            if status == Status::Satisfied {
+                return Ok(Outcome::AlreadyPrimary);
+            }
+            let sealed_bytes = sealed.seal_verified(Bytes::from(plaintext), what).await?;
+            sealed
+                .write(DEFAULT_WORKSPACE, sealed_bytes, Some(&read.version))
+                .await?;
+            Ok(Outcome::Rekeyed)
+        })
+        .await
+}

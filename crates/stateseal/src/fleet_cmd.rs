@@ -1,0 +1,142 @@
+//! What the fleet commands (`audit`, `rekey s3://…`, `locks`) share: the S3 connection (the
+//! directory's `backend "s3"` block with its bucket and key ignored, `--backend-config`, AWS_*),
+//! and rendering the library's progress events: a progress bar on a terminal, else one line per
+//! finished state when asked (for logs).
+
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use stateseal_fleet::{parse_url, Event, Fleet};
+use stateseal_store::backend_block::{self, Backend};
+use stateseal_store::s3::{S3Builder, S3Store};
+
+use crate::failure::{exit, Failure};
+use crate::global::Context;
+
+/// Connects to the bucket of `url` with the directory's S3 settings.
+pub async fn connect(ctx: &Context, url: &str) -> Result<Fleet, Failure> {
+    let (bucket, prefix) = parse_url(url).map_err(|e| {
+        Failure::new(
+            exit::USAGE,
+            e,
+            "name the bucket to scan, e.g. s3://my-states or s3://my-states/team-a/",
+        )
+    })?;
+    let loaded = ctx.loaded()?;
+    // The URL picks the bucket; the key is unused (every state is addressed by its own key).
+    let mut overrides = ctx.backend_config().to_vec();
+    overrides.push(format!("bucket={bucket}"));
+    overrides.push("key=fleet".to_string());
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let is_s3 = loaded
+        .module
+        .backend
+        .as_ref()
+        .is_some_and(|b| b.labels.first().map(String::as_str) == Some("s3"));
+    let cfg = if is_s3 {
+        match backend_block::configure(&loaded.module, &loaded.evaluator, &overrides, &env)? {
+            Backend::S3(cfg) => *cfg,
+            _ => {
+                return Err(Failure::plain(
+                    exit::CONFIG,
+                    "the backend block is not an s3 backend",
+                ))
+            }
+        }
+    } else {
+        let mut b = S3Builder::new();
+        for o in &overrides {
+            b = b.with_backend_config(o);
+        }
+        b.build_config(&env)?
+    };
+    Ok(Fleet::new(S3Store::connect(cfg).await?, prefix))
+}
+
+/// Renders progress events.
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    /// Without a terminal: print `KEY: OUTCOME` per finished state on stderr.
+    log_lines: bool,
+    verb: &'static str,
+}
+
+impl Progress {
+    pub fn new(verb: &'static str, log_lines: bool) -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            b.set_style(
+                ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len} ({per_sec})")
+                    .expect("a valid template")
+                    .progress_chars("=> "),
+            );
+            b
+        });
+        Progress {
+            bar,
+            log_lines,
+            verb,
+        }
+    }
+
+    pub fn on_event(&mut self, e: Event) {
+        match (e, &self.bar) {
+            (Event::Listed { objects }, Some(b)) => {
+                b.set_message("reading");
+                b.set_length(objects as u64);
+                b.set_position(0);
+            }
+            (Event::Read { .. }, Some(b)) => b.inc(1),
+            (Event::Started { states }, Some(b)) => {
+                b.set_message(self.verb);
+                b.set_length(states as u64);
+                b.set_position(0);
+            }
+            (Event::Finished { .. }, Some(b)) => b.inc(1),
+            (Event::Finished { key, outcome }, None) if self.log_lines => {
+                eprintln!("{key}: {outcome}")
+            }
+            _ => {}
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// Prints a value as pretty JSON on stdout.
+pub fn print_json(v: &impl serde::Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).expect("reports serialize")
+    );
+}
+
+/// Left-aligned columns, two spaces apart.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  "));
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(header.to_vec());
+    for r in rows {
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    out
+}
