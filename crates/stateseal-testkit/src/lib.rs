@@ -7,6 +7,7 @@
 //! rule lives in [`skip`] and nowhere else.
 
 pub mod certs;
+pub mod heavy;
 pub mod moto;
 pub mod peers;
 

@@ -75,6 +75,8 @@ pub struct Peers {
     pub endpoint: Option<String>,
     /// The IAM-enforcing moto's URL, when set.
     pub auth_endpoint: Option<String>,
+    /// Held by tests that drive real Terraform (see [`crate::heavy::permit`]).
+    _terraform: Option<std::sync::Arc<crate::heavy::Permit>>,
 }
 
 impl Peers {
@@ -88,6 +90,7 @@ impl Peers {
             endpoint: var(ENDPOINT_VAR),
             auth_endpoint: var(AUTH_ENDPOINT_VAR),
             root,
+            _terraform: None,
         }
     }
 
@@ -107,16 +110,22 @@ impl Peers {
         Some(p)
     }
 
-    /// moto and Terraform (the venv) are required.
+    /// moto and Terraform (the venv) are required. The test holds a Terraform permit for as
+    /// long as it keeps the returned peers (see [`crate::heavy`]).
     pub fn terraform(test: &str) -> Option<Peers> {
         let p = Peers::aws(test)?;
-        p.has_python(test).then_some(p)
+        p.has_python(test).then(|| p.with_terraform_permit())
     }
 
-    /// Terraform only (local backend tests).
+    /// Terraform only (local backend tests), with a Terraform permit like [`Peers::terraform`].
     pub fn terraform_local(test: &str) -> Option<Peers> {
         let p = Peers::find();
-        p.has_python(test).then_some(p)
+        p.has_python(test).then(|| p.with_terraform_permit())
+    }
+
+    fn with_terraform_permit(mut self) -> Peers {
+        self._terraform = Some(crate::heavy::permit());
+        self
     }
 
     fn has_python(&self, test: &str) -> bool {
