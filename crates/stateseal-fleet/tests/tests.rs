@@ -1,1 +1,4 @@
+//! Integration tests of stateseal-fleet against moto (and real Terraform): audit, rekey and lock
+//! health over a bucket. One test binary for the crate (each module below is one area).
+
 mod fleet;
