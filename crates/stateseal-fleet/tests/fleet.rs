@@ -58,22 +58,11 @@ fn derivations(e: &Encryption) -> u64 {
 }
 
 async fn s3(peers: &Peers, bucket: &str, table: &str, lockfile: bool) -> S3Store {
-    let e = peers.endpoint();
     let mut b = S3Builder::new();
-    for kv in [
-        format!("bucket={bucket}"),
-        "key=unused".into(),
-        "region=us-east-1".into(),
-        format!("endpoints={{s3=\"{e}\", dynamodb=\"{e}\", sts=\"{e}\"}}"),
-        "use_path_style=true".into(),
-        "access_key=testing".into(),
-        "secret_key=testing".into(),
-        format!("use_lockfile={lockfile}"),
-        format!("dynamodb_table={table}"),
-        "skip_credentials_validation=true".into(),
-    ] {
+    for kv in peers.s3_backend_config(bucket, "unused", Some(table), lockfile) {
         b = b.with_backend_config(&kv);
     }
+    b = b.with_backend_config("skip_credentials_validation=true");
     S3Store::connect(b.build_config(&|_| None).unwrap())
         .await
         .unwrap()

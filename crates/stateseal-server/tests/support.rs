@@ -92,17 +92,7 @@ impl Harness {
             .await
             .unwrap();
         let status = resp.status().as_u16();
-        let header = |name: &str| {
-            resp.headers()
-                .get(name)
-                .map(|v| v.to_str().unwrap().to_string())
-                .unwrap_or_default()
-        };
-        let (content_type, www_authenticate, etag) = (
-            header("content-type"),
-            header("www-authenticate"),
-            header("etag"),
-        );
+        let (content_type, www_authenticate, etag) = answer_headers(resp.headers());
         let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
             .await
             .unwrap()
@@ -150,6 +140,18 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
             );
         }
     }
+}
+
+/// The headers an [`Answer`] keeps: Content-Type, WWW-Authenticate and ETag (empty when absent
+/// or not text), for both the in-process and the network client.
+fn answer_headers(h: &axum::http::HeaderMap) -> (String, String, String) {
+    let get = |name: &str| {
+        h.get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    (get("content-type"), get("www-authenticate"), get("etag"))
 }
 
 pub fn content_md5(body: &[u8]) -> String {
@@ -283,17 +285,7 @@ pub fn http(
         .body(body.map(<[u8]>::to_vec).unwrap_or_default())
         .unwrap();
     let mut resp = agent.run(req)?;
-    let header = |name: &str| {
-        resp.headers()
-            .get(name)
-            .map(|v| v.to_str().unwrap_or_default().to_string())
-            .unwrap_or_default()
-    };
-    let (content_type, www_authenticate, etag) = (
-        header("content-type"),
-        header("www-authenticate"),
-        header("etag"),
-    );
+    let (content_type, www_authenticate, etag) = answer_headers(resp.headers());
     Ok(Answer {
         status: resp.status().as_u16(),
         body: resp.body_mut().read_to_vec()?,

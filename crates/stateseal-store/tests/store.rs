@@ -203,22 +203,9 @@ async fn local_lock_interoperates_with_terraform() {
 }
 
 async fn s3_store(peers: &Peers, bucket: &str, table: Option<&str>, lockfile: bool) -> S3Store {
-    let e = peers.endpoint();
     let mut b = S3Builder::new();
-    for kv in [
-        format!("bucket={bucket}"),
-        "key=app/terraform.tfstate".into(),
-        "region=us-east-1".into(),
-        format!("endpoints={{s3=\"{e}\", dynamodb=\"{e}\", sts=\"{e}\"}}"),
-        "use_path_style=true".into(),
-        "access_key=testing".into(),
-        "secret_key=testing".into(),
-        format!("use_lockfile={lockfile}"),
-    ] {
+    for kv in peers.s3_backend_config(bucket, "app/terraform.tfstate", table, lockfile) {
         b = b.with_backend_config(&kv);
-    }
-    if let Some(t) = table {
-        b = b.with_backend_config(&format!("dynamodb_table={t}"));
     }
     let cfg = b.build_config(&|_| None).unwrap();
     S3Store::connect(cfg).await.unwrap()

@@ -371,6 +371,30 @@ impl Peers {
         }
     }
 
+    /// `--backend-config` pairs for an S3 store on moto (bucket, key, lock file on or off, and
+    /// a DynamoDB table when given), for tests that build a store with `S3Builder`.
+    pub fn s3_backend_config(
+        &self,
+        bucket: &str,
+        key: &str,
+        table: Option<&str>,
+        lockfile: bool,
+    ) -> Vec<String> {
+        let e = self.endpoint();
+        let mut kv = vec![
+            format!("bucket={bucket}"),
+            format!("key={key}"),
+            "region=us-east-1".into(),
+            format!("endpoints={{s3=\"{e}\", dynamodb=\"{e}\", sts=\"{e}\"}}"),
+            "use_path_style=true".into(),
+            "access_key=testing".into(),
+            "secret_key=testing".into(),
+            format!("use_lockfile={lockfile}"),
+        ];
+        kv.extend(table.map(|t| format!("dynamodb_table={t}")));
+        kv
+    }
+
     /// A `backend "s3"` block pointed at moto.
     pub fn backend_block(&self, bucket: &str, extra: &str) -> String {
         let e = self.endpoint();
