@@ -16,7 +16,7 @@ use stateseal_encryption::envelope::{Header, VERSION};
 use stateseal_encryption::{Encryption, TargetEncryption};
 use stateseal_store::StateMeta;
 
-use crate::data_dir::Stored;
+use crate::storage::Stored;
 
 /// What an uploaded body is.
 #[derive(Clone, Debug, PartialEq, Eq)]

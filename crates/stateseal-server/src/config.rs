@@ -13,8 +13,18 @@
 //! }
 //! ```
 //!
-//! an `auth { … }` block (see [`crate::auth`]) and a `tls { … }` block (see [`crate::tls`]; file
-//! names relative to the working directory).
+//! an `auth { … }` block (see [`crate::auth`]), a `tls { … }` block (see [`crate::tls`]; file
+//! names relative to the working directory) and, to keep states in S3 instead of the data
+//! directory, a `storage "s3" { … }` block (see [`crate::s3`]) with the attributes of
+//! OpenTofu's `backend "s3"` block but `key` (each state is stored under its own path):
+//!
+//! ```hcl
+//! storage "s3" {
+//!   bucket         = "team-states"
+//!   region         = "eu-west-1"
+//!   dynamodb_table = "tf-locks"   # and/or use_lockfile = true
+//! }
+//! ```
 //!
 //! `TF_ENCRYPTION` is merged over the `encryption` block by OpenTofu's rules, as the CLI does.
 
@@ -40,6 +50,18 @@ pub struct ServerConfig {
     pub auth: Option<crate::auth::Auth>,
     /// The `tls` block; `None`: plain HTTP.
     pub tls: Option<crate::tls::TlsSettings>,
+    /// Where states are kept.
+    pub storage: StorageConfig,
+}
+
+/// Where states are kept.
+#[derive(Debug, Default)]
+pub enum StorageConfig {
+    /// The data directory (`--data-dir`).
+    #[default]
+    DataDir,
+    /// `storage "s3" { … }`.
+    S3(Box<stateseal_store::s3::S3Config>),
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -50,6 +72,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("encryption_configured", &self.encryption_configured)
             .field("auth", &self.auth)
             .field("tls", &self.tls)
+            .field("storage", &self.storage)
             .finish()
     }
 }
@@ -93,6 +116,7 @@ impl ServerConfig {
             encryption_configured: false,
             auth: None,
             tls: None,
+            storage: StorageConfig::DataDir,
         };
         for a in &body.attributes {
             let value = match evaluator.eval(&a.expr, &a.location, &hcl::Value::Null) {
@@ -140,14 +164,20 @@ impl ServerConfig {
                     Ok(t) => cfg.tls = Some(t),
                     Err(d) => diags.0.extend(d.0),
                 },
-                "encryption" | "auth" | "tls" => diags.push(Diagnostic::error(
+                "storage" if matches!(cfg.storage, StorageConfig::DataDir) => {
+                    match storage_block(b, &evaluator) {
+                        Ok(s) => cfg.storage = s,
+                        Err(d) => diags.push(d),
+                    }
+                }
+                "encryption" | "auth" | "tls" | "storage" => diags.push(Diagnostic::error(
                     format!("Duplicate {} block", b.kind),
                     format!("Only one {} block is allowed.", b.kind),
                     Some(&b.location),
                 )),
                 other => diags.push(Diagnostic::error(
                     "Unsupported block type",
-                    format!("Blocks of type {other:?} are not expected here; the server knows encryption, auth and tls."),
+                    format!("Blocks of type {other:?} are not expected here; the server knows encryption, auth, tls and storage."),
                     Some(&b.location),
                 )),
             }
@@ -176,6 +206,35 @@ impl ServerConfig {
         }
         Ok(cfg)
     }
+}
+
+/// Reads a `storage "s3"` block with the store crate's S3 settings (the `backend "s3"`
+/// attributes but `key`; region and credentials may come from the AWS environment).
+fn storage_block(
+    b: &stateseal_encryption::config::syntax::Block,
+    ev: &StaticEvaluator,
+) -> Result<StorageConfig, Diagnostic> {
+    if b.labels.first().map(String::as_str) != Some("s3") || b.labels.len() != 1 {
+        return Err(Diagnostic::error(
+            "Unsupported storage",
+            format!(
+                "storage {:?} is not known: write storage \"s3\" {{ … }} to keep states in S3, or leave the block out to keep them in the data directory (--data-dir).",
+                b.labels.join(" ")
+            ),
+            Some(&b.location),
+        ));
+    }
+    stateseal_store::s3::S3Builder::new()
+        .with_block(b, ev)
+        .build_config_without_key(&|k| std::env::var(k).ok())
+        .map(|c| StorageConfig::S3(Box::new(c)))
+        .map_err(|e| {
+            let message = match e {
+                stateseal_store::Error::Config(m) => m,
+                other => other.to_string(),
+            };
+            Diagnostic::error("Invalid storage \"s3\" block", message, Some(&b.location))
+        })
 }
 
 /// Reads a `tls` block.

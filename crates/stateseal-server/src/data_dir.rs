@@ -29,43 +29,16 @@ use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use serde::{Deserialize, Serialize};
+use async_trait::async_trait;
+use bytes::Bytes;
 use stateseal_store::LockInfo;
 
 use crate::state_path::StatePath;
-
-/// How a version's bytes relate to what the client sent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stored {
-    /// The client sent plaintext; the server stored it encrypted (and decrypts it on GET).
-    ServerEncrypted,
-    /// The client sent an envelope; stored byte for byte.
-    ClientEnvelope,
-    /// Plaintext stored as is (no encryption configured).
-    Plaintext,
-    /// A deletion (no bytes).
-    Deleted,
-}
-
-/// The record of one version.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VersionRecord {
-    pub seq: u64,
-    pub serial: u64,
-    pub lineage: String,
-    /// Size of the bytes the client sent.
-    pub size: u64,
-    /// RFC 3339, UTC.
-    pub time: String,
-    /// The lock holder's `Who` (or the authenticated user) that wrote it; may be empty.
-    pub who: String,
-    pub stored: Stored,
-    /// Lowercase hex SHA-256 of the bytes the client sent (for idempotent retries).
-    pub sha256: String,
-}
+use crate::storage::{self, Description, Live, Released, Storage, Taken};
+pub use crate::storage::{Stored, VersionRecord};
 
 /// One state's files and what is known of them. Every operation on a state runs with its slot
 /// locked, so operations on one state are serialized.
@@ -84,6 +57,9 @@ pub struct DataDir {
     slots: Mutex<HashMap<StatePath, Arc<tokio::sync::Mutex<Slot>>>>,
     /// Holds the directory's exclusive flock for the life of the server.
     _owner: File,
+    /// Waits for a state's slot: total nanoseconds, count.
+    wait_nanos: AtomicU64,
+    waits: AtomicU64,
 }
 
 impl std::fmt::Debug for DataDir {
@@ -135,6 +111,8 @@ impl DataDir {
             root: root.to_path_buf(),
             slots: Mutex::default(),
             _owner: owner,
+            wait_nanos: AtomicU64::new(0),
+            waits: AtomicU64::new(0),
         })
     }
 
@@ -142,42 +120,20 @@ impl DataDir {
         &self.root
     }
 
-    /// The states that have files, whose path starts with `prefix`, sorted (blocking).
-    pub fn list(&self, prefix: &str) -> Result<Vec<StatePath>> {
-        fn walk(dir: &Path, rel: &mut Vec<String>, out: &mut Vec<StatePath>) -> Result<()> {
-            let entries = match fs::read_dir(dir) {
-                Ok(e) => e,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-                Err(e) => return Err(at(dir)(e)),
-            };
-            for e in entries {
-                let e = e.map_err(at(dir))?;
-                if !e.file_type().map_err(at(dir))?.is_dir() {
-                    continue;
-                }
-                let name = e.file_name().to_string_lossy().into_owned();
-                if name == "@" {
-                    if let Ok(p) = StatePath::parse(&rel.join("/")) {
-                        out.push(p);
-                    }
-                } else {
-                    rel.push(name);
-                    walk(&e.path(), rel, out)?;
-                    rel.pop();
-                }
-            }
-            Ok(())
-        }
-        let mut out = Vec::new();
-        walk(&self.root.join("states"), &mut Vec::new(), &mut out)?;
-        out.retain(|p| p.as_str().starts_with(prefix));
-        out.sort();
-        Ok(out)
-    }
-
     /// The state's slot, locked (waits for other operations on the same state).
     pub async fn slot(&self, path: &StatePath) -> tokio::sync::OwnedMutexGuard<Slot> {
-        let slot = {
+        let waiting = std::time::Instant::now();
+        let guard = self.unlocked_slot(path).lock_owned().await;
+        self.wait_nanos.fetch_add(
+            u64::try_from(waiting.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        self.waits.fetch_add(1, Ordering::Relaxed);
+        guard
+    }
+
+    fn unlocked_slot(&self, path: &StatePath) -> Arc<tokio::sync::Mutex<Slot>> {
+        {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
             slots
                 .entry(path.clone())
@@ -196,8 +152,160 @@ impl DataDir {
                     }))
                 })
                 .clone()
-        };
-        slot.lock_owned().await
+        }
+    }
+
+    /// Runs `op` on the state's slot: locked (operations on one state are serialized), loaded,
+    /// and on the blocking pool (files are fsynced).
+    pub async fn with_slot<T: Send + 'static>(
+        &self,
+        path: &StatePath,
+        op: impl FnOnce(&mut Slot) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let guard = self.slot(path).await;
+        tokio::task::spawn_blocking(move || {
+            let mut slot = guard;
+            slot.load()?;
+            op(&mut slot)
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(StorageError {
+                path: "(a storage task)".into(),
+                source: io::Error::other(e.to_string()),
+            })
+        })
+    }
+}
+
+#[async_trait]
+impl Storage for DataDir {
+    fn describe(&self) -> Description {
+        let root = fs::canonicalize(&self.root).unwrap_or_else(|_| self.root.clone());
+        Description {
+            kind: "data_dir",
+            location: root.display().to_string(),
+            details: "embedded data directory; every version kept; locks in lock.json".into(),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> storage::Result<Vec<StatePath>> {
+        let (root, prefix) = (self.root.clone(), prefix.to_string());
+        let listed = tokio::task::spawn_blocking(move || list_states(&root, &prefix)).await;
+        listed
+            .unwrap_or_else(|e| {
+                Err(StorageError {
+                    path: "(listing states)".into(),
+                    source: io::Error::other(e.to_string()),
+                })
+            })
+            .map_err(Into::into)
+    }
+
+    async fn live(&self, path: &StatePath) -> storage::Result<Option<Live>> {
+        Ok(self
+            .with_slot(path, |slot| {
+                Ok(slot.live().map(|r| Live {
+                    record: r.clone(),
+                    token: r.seq.to_string(),
+                }))
+            })
+            .await?)
+    }
+
+    async fn read_live(&self, path: &StatePath) -> storage::Result<Option<(VersionRecord, Bytes)>> {
+        Ok(self
+            .with_slot(path, |slot| match slot.live().cloned() {
+                Some(r) => Ok(Some((r.clone(), Bytes::from(slot.data(r.seq)?)))),
+                None => Ok(None),
+            })
+            .await?)
+    }
+
+    async fn append(
+        &self,
+        path: &StatePath,
+        expected: Option<&str>,
+        record: VersionRecord,
+        bytes: Bytes,
+    ) -> storage::Result<()> {
+        let expected = expected.map(str::to_string);
+        self.with_slot(path, move |slot| {
+            if slot.live().map(|r| r.seq.to_string()) != expected {
+                return Ok(Err(storage::Error::Changed));
+            }
+            slot.append(record, &bytes).map(|_| Ok(()))
+        })
+        .await?
+    }
+
+    async fn versions(&self, path: &StatePath) -> storage::Result<Vec<VersionRecord>> {
+        Ok(self.with_slot(path, |slot| slot.versions()).await?)
+    }
+
+    async fn version(
+        &self,
+        path: &StatePath,
+        seq: u64,
+    ) -> storage::Result<Option<(VersionRecord, Bytes)>> {
+        Ok(self
+            .with_slot(path, move |slot| {
+                let newest = slot.current().map_or(0, |c| c.seq);
+                if seq == 0 || seq > newest {
+                    return Ok(None);
+                }
+                let Ok(record) = slot.record(seq) else {
+                    return Ok(None);
+                };
+                let bytes = if record.stored == Stored::Deleted {
+                    Bytes::new()
+                } else {
+                    Bytes::from(slot.data(seq)?)
+                };
+                Ok(Some((record, bytes)))
+            })
+            .await?)
+    }
+
+    async fn lock_holder(&self, path: &StatePath) -> storage::Result<Option<LockInfo>> {
+        Ok(self
+            .with_slot(path, |slot| Ok(slot.lock_holder().cloned()))
+            .await?)
+    }
+
+    async fn lock(&self, path: &StatePath, info: LockInfo) -> storage::Result<Taken> {
+        Ok(self
+            .with_slot(path, move |slot| match slot.lock_holder() {
+                // A retried LOCK whose first 200 was lost.
+                Some(h) if h.id == info.id => Ok(Taken::Yes(h.clone())),
+                Some(h) => Ok(Taken::HeldBy(h.clone())),
+                None => {
+                    slot.set_lock(info.clone())?;
+                    Ok(Taken::Yes(info))
+                }
+            })
+            .await?)
+    }
+
+    async fn unlock(&self, path: &StatePath, id: &str) -> storage::Result<Released> {
+        let id = id.to_string();
+        Ok(self
+            .with_slot(path, move |slot| match slot.lock_holder() {
+                None => Ok(Released::NotLocked),
+                Some(h) if h.id != id => Ok(Released::HeldBy(h.clone())),
+                Some(_) => {
+                    slot.clear_lock()?;
+                    Ok(Released::Yes)
+                }
+            })
+            .await?)
+    }
+
+    fn waits(&self) -> (f64, u64) {
+        (
+            self.wait_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+            self.waits.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -342,6 +450,39 @@ impl Slot {
         self.lock = None;
         Ok(())
     }
+}
+
+/// The states that have files under `root`, whose path starts with `prefix`, sorted (blocking).
+fn list_states(root: &Path, prefix: &str) -> Result<Vec<StatePath>> {
+    fn walk(dir: &Path, rel: &mut Vec<String>, out: &mut Vec<StatePath>) -> Result<()> {
+        let entries = match fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(at(dir)(e)),
+        };
+        for e in entries {
+            let e = e.map_err(at(dir))?;
+            if !e.file_type().map_err(at(dir))?.is_dir() {
+                continue;
+            }
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name == "@" {
+                if let Ok(p) = StatePath::parse(&rel.join("/")) {
+                    out.push(p);
+                }
+            } else {
+                rel.push(name);
+                walk(&e.path(), rel, out)?;
+                rel.pop();
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(&root.join("states"), &mut Vec::new(), &mut out)?;
+    out.retain(|p| p.as_str().starts_with(prefix));
+    out.sort();
+    Ok(out)
 }
 
 /// Writes `bytes` to a temporary file next to `path`, fsyncs it and renames it over `path`.

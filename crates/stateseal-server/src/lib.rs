@@ -4,7 +4,9 @@
 //! * [`protocol`]: the verbs on `/state/<path>` and their answers, for every client version;
 //! * [`state_path`]: validation of `<path>`;
 //! * [`successor`]: the serial and lineage rule on bodies the server may not be able to read;
-//! * [`data_dir`]: the embedded storage (a directory of files, crash-safe);
+//! * [`storage`]: the one interface to where states are kept, implemented by
+//! * [`data_dir`]: the embedded storage (a directory of files, crash-safe), and
+//! * [`s3`]: `storage "s3"`, states in a bucket laid out as `backend "s3"` lays them out;
 //! * [`at_rest`]: envelopes stored as sent, plaintext encrypted with the server's key;
 //! * [`versions`]: the JSON API (states, versions, locks), rollback and `/healthz`;
 //! * [`auth`]: users (argon2id), tokens (SHA-256), grants;
@@ -21,7 +23,9 @@ pub mod config;
 pub mod data_dir;
 pub mod metrics;
 pub mod protocol;
+pub mod s3;
 pub mod state_path;
+pub mod storage;
 pub mod successor;
 pub mod tls;
 pub mod versions;
@@ -36,11 +40,12 @@ use axum::Router;
 pub use at_rest::AtRest;
 pub use config::ServerConfig;
 pub use data_dir::DataDir;
+pub use storage::Storage;
 
 /// Everything a request handler needs.
 #[derive(Debug)]
 pub struct App {
-    pub data: DataDir,
+    pub storage: Arc<dyn Storage>,
     pub at_rest: AtRest,
     pub max_body_bytes: u64,
     pub auth: Option<auth::Auth>,
@@ -64,6 +69,10 @@ impl std::fmt::Debug for Tls {
 pub enum StartError {
     #[error("data directory: {0}")]
     DataDir(#[from] data_dir::StorageError),
+    #[error(transparent)]
+    S3(#[from] s3::S3StartError),
+    #[error("the configuration has a storage \"s3\" block: start the server with App::connect")]
+    NeedsConnect,
     #[error("encryption at rest could not be set up: {0}")]
     Encryption(#[from] stateseal_encryption::Error),
     #[error("TLS could not be set up: {0}")]
@@ -71,13 +80,34 @@ pub enum StartError {
 }
 
 impl App {
-    /// Opens the data directory and sets up encryption (deriving keys once, now).
+    /// Opens the storage the configuration names (the data directory at `data_dir`, or
+    /// connects to S3) and sets up encryption (deriving keys once, now).
+    pub async fn connect(data_dir: &Path, mut config: ServerConfig) -> Result<App, StartError> {
+        let storage: Arc<dyn Storage> = match std::mem::take(&mut config.storage) {
+            config::StorageConfig::DataDir => Arc::new(DataDir::open(data_dir)?),
+            config::StorageConfig::S3(cfg) => Arc::new(s3::S3Storage::connect(*cfg).await?),
+        };
+        App::with_storage(storage, config)
+    }
+
+    /// Opens the data directory and sets up encryption (deriving keys once, now): [`App::connect`]
+    /// for a configuration without a `storage` block, without a runtime.
     pub fn open(data_dir: &Path, config: ServerConfig) -> Result<App, StartError> {
+        if !matches!(config.storage, config::StorageConfig::DataDir) {
+            return Err(StartError::NeedsConnect);
+        }
+        App::with_storage(Arc::new(DataDir::open(data_dir)?), config)
+    }
+
+    /// Serves from `storage` with the rest of `config` (its `storage` block is not used).
+    pub fn with_storage(
+        storage: Arc<dyn Storage>,
+        config: ServerConfig,
+    ) -> Result<App, StartError> {
         let tls = match &config.tls {
             Some(t) => Some(Tls(t.acceptor().map_err(StartError::Tls)?)),
             None => None,
         };
-        let data = DataDir::open(data_dir)?;
         let at_rest = AtRest::new(config.encryption, config.require_client_encryption)?;
         if !at_rest.encrypts() {
             tracing::warn!(
@@ -85,7 +115,7 @@ impl App {
             );
         }
         Ok(App {
-            data,
+            storage,
             at_rest,
             max_body_bytes: config.max_body_bytes,
             auth: config.auth,

@@ -10,7 +10,9 @@
 //! * `stateseal_lock_conflicts_total`: LOCKs refused because someone else holds the lock
 //! * `stateseal_write_conflicts_total{reason}`: uploads refused with 409 or 423
 //! * `stateseal_encryption_failures_total`: encrypting or decrypting at rest failed
-//! * `stateseal_states`: states with files in the data directory
+//! * `stateseal_states`: states stored
+//! * `stateseal_storage_info{kind,location}`: where (`data_dir` and its directory, or `s3` and
+//!   `s3://bucket`)
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -22,6 +24,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use crate::storage::Description;
 use crate::App;
 
 /// Upper bounds of the latency buckets, in seconds.
@@ -45,8 +48,6 @@ pub struct Metrics {
     pub write_conflicts_locked: AtomicU64,
     pub write_conflicts_successor: AtomicU64,
     pub encryption_failures: AtomicU64,
-    state_wait_nanos: AtomicU64,
-    state_waits: AtomicU64,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -83,15 +84,6 @@ fn route_label(route: Option<&str>) -> &'static str {
 }
 
 impl Metrics {
-    /// Records a wait for a state's slot.
-    pub fn state_wait(&self, waited: std::time::Duration) {
-        self.state_wait_nanos.fetch_add(
-            u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
-        self.state_waits.fetch_add(1, Ordering::Relaxed);
-    }
-
     fn observe(&self, route: &'static str, method: &'static str, status: u16, seconds: f64) {
         *self
             .requests
@@ -110,8 +102,9 @@ impl Metrics {
         h.sum += seconds;
     }
 
-    /// The text exposition. `states` is the current number of stored states.
-    pub fn render(&self, states: usize) -> String {
+    /// The text exposition. `states` is the current number of stored states, `waits` the
+    /// storage's [`crate::storage::Storage::waits`].
+    pub fn render(&self, storage: &Description, states: usize, waits: (f64, u64)) -> String {
         let mut out = String::new();
         out.push_str("# HELP stateseal_http_requests_total HTTP requests by route template, method and status.\n# TYPE stateseal_http_requests_total counter\n");
         for ((route, method, status), n) in self
@@ -161,16 +154,26 @@ stateseal_write_conflicts_total{{reason=\"locked\"}} {}\nstateseal_write_conflic
 # HELP stateseal_encryption_failures_total Encryption or decryption at rest that failed.\n# TYPE stateseal_encryption_failures_total counter\nstateseal_encryption_failures_total {}\n\
 # HELP stateseal_state_wait_seconds_total Time spent waiting for other operations on the same state.\n# TYPE stateseal_state_wait_seconds_total counter\nstateseal_state_wait_seconds_total {}\n\
 # HELP stateseal_state_waits_total Operations that waited for the state.\n# TYPE stateseal_state_waits_total counter\nstateseal_state_waits_total {}\n\
-# HELP stateseal_states States stored in the data directory.\n# TYPE stateseal_states gauge\nstateseal_states {states}\n",
+# HELP stateseal_states States stored.\n# TYPE stateseal_states gauge\nstateseal_states {states}\n\
+# HELP stateseal_storage_info Where states are kept.\n# TYPE stateseal_storage_info gauge\nstateseal_storage_info{{kind=\"{}\",location=\"{}\"}} 1\n",
             load(&self.lock_conflicts),
             load(&self.write_conflicts_locked),
             load(&self.write_conflicts_successor),
             load(&self.encryption_failures),
-            load(&self.state_wait_nanos) as f64 / 1e9,
-            load(&self.state_waits),
+            waits.0,
+            waits.1,
+            storage.kind,
+            label_value(&storage.location),
         );
         out
     }
+}
+
+/// A Prometheus label value: backslash, double quote and newline escaped.
+fn label_value(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Middleware: times every request and counts it under its route template.
@@ -194,9 +197,7 @@ pub async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
 
 /// `GET /metrics`.
 pub async fn metrics(State(app): State<Arc<App>>) -> String {
-    let app2 = app.clone();
-    let states = tokio::task::spawn_blocking(move || app2.data.list("").map_or(0, |l| l.len()))
-        .await
-        .unwrap_or(0);
-    app.metrics.render(states)
+    let states = app.storage.list("").await.map_or(0, |l| l.len());
+    app.metrics
+        .render(&app.storage.describe(), states, app.storage.waits())
 }

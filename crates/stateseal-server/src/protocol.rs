@@ -31,8 +31,8 @@ use stateseal_store::LockInfo;
 
 use crate::at_rest::{classify, Incoming, SealError};
 use crate::auth::{authorize, Permission};
-use crate::data_dir::{Slot, Stored, VersionRecord};
 use crate::state_path::{query_value, Resource, StatePath};
+use crate::storage::{Error as StorageError, Released, Stored, Taken, VersionRecord};
 use crate::App;
 
 /// An answer: status, body, and whether the body is JSON.
@@ -161,19 +161,14 @@ pub async fn handle(
     let reply = match (&resource, m) {
         (Resource::State(p), "GET" | "HEAD") => get(&app, p).await,
         (Resource::State(p), "POST" | "PUT") => match read_body(&app, &headers, body).await {
-            Ok(b) => {
-                let pre = Precondition::from_headers(&headers);
-                on_slot(&app, p, move |slot, app| update(slot, app, id, b, who, pre)).await
-            }
+            Ok(b) => update(&app, p, id, b, who, Precondition::from_headers(&headers)).await,
             Err(r) => r,
         },
-        (Resource::State(p), "DELETE") => {
-            on_slot(&app, p, move |slot, _| delete(slot, id, who)).await
-        }
+        (Resource::State(p), "DELETE") => delete(&app, p, id, who).await,
         (Resource::State(p), "LOCK") | (Resource::Lock(p), "LOCK" | "POST") => {
             match read_body(&app, &headers, body).await {
                 Ok(b) => match parse_lock_info(&b) {
-                    Ok(Some(info)) => on_slot(&app, p, move |slot, _| lock(slot, info)).await,
+                    Ok(Some(info)) => lock(&app, p, info).await,
                     Ok(None) => Reply::text(
                         StatusCode::BAD_REQUEST,
                         "LOCK needs the lock info (LockInfo JSON with a non-empty ID) as its body",
@@ -186,19 +181,17 @@ pub async fn handle(
         (Resource::State(p), "UNLOCK") | (Resource::Lock(p), "UNLOCK" | "DELETE") => {
             match read_body(&app, &headers, body).await {
                 Ok(b) => match parse_lock_info(&b) {
-                    Ok(info) => on_slot(&app, p, move |slot, _| unlock(slot, info)).await,
+                    Ok(info) => unlock(&app, p, info).await,
                     Err(r) => r,
                 },
                 Err(r) => r,
             }
         }
-        (Resource::Lock(p), "GET" | "HEAD") => {
-            on_slot(&app, p, |slot, _| match slot.lock_holder() {
-                Some(h) => Reply::json(StatusCode::OK, h.to_json()),
-                None => Reply::text(StatusCode::NOT_FOUND, "the state is not locked"),
-            })
-            .await
-        }
+        (Resource::Lock(p), "GET" | "HEAD") => match app.storage.lock_holder(p).await {
+            Ok(Some(h)) => Reply::json(StatusCode::OK, h.to_json()),
+            Ok(None) => Reply::text(StatusCode::NOT_FOUND, "the state is not locked"),
+            Err(e) => Reply::failed("reading the lock failed", e),
+        },
         (Resource::State(_), _) => Reply::text(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{m} is not a state operation: use GET, POST, PUT, DELETE, LOCK or UNLOCK"),
@@ -226,36 +219,6 @@ pub async fn handle(
         "request"
     );
     reply
-}
-
-/// Runs `op` on the state's slot: locked (operations on one state are serialized), loaded,
-/// and on the blocking pool (files are fsynced, states encrypted).
-pub(crate) async fn with_slot<T: Send + 'static>(
-    app: &Arc<App>,
-    path: &StatePath,
-    op: impl FnOnce(&mut Slot, &App) -> T + Send + 'static,
-) -> Result<T, Reply> {
-    let waiting = std::time::Instant::now();
-    let guard = app.data.slot(path).await;
-    app.metrics.state_wait(waiting.elapsed());
-    let app = app.clone();
-    let ran = tokio::task::spawn_blocking(move || {
-        let mut slot = guard;
-        match slot.load() {
-            Ok(()) => Ok(op(&mut slot, &app)),
-            Err(e) => Err(Reply::failed("reading the state's files failed", e)),
-        }
-    })
-    .await;
-    ran.unwrap_or_else(|e| Err(Reply::failed("the request failed", e)))
-}
-
-async fn on_slot(
-    app: &Arc<App>,
-    path: &StatePath,
-    op: impl FnOnce(&mut Slot, &App) -> Reply + Send + 'static,
-) -> Reply {
-    with_slot(app, path, op).await.unwrap_or_else(|r| r)
 }
 
 /// Reads the body, up to the limit (413 beyond it), and checks `Content-MD5` when sent (400 on
@@ -331,41 +294,37 @@ fn parse_lock_info(body: &[u8]) -> Result<Option<LockInfo>, Reply> {
     }
 }
 
-/// Reads the stored bytes with the state's slot locked, then decrypts them without it, so
-/// GETs of one state run in parallel.
+/// Reads the stored bytes, then decrypts them on the blocking pool.
 async fn get(app: &Arc<App>, path: &StatePath) -> Reply {
-    let read = with_slot(app, path, |slot, _| {
-        let Some(cur) = slot.live().cloned() else {
-            return Err(Reply::text(
-                StatusCode::NOT_FOUND,
-                "no state is stored here",
-            ));
-        };
-        match slot.data(cur.seq) {
-            Ok(b) => Ok((b, cur.stored, cur.sha256)),
-            Err(e) => Err(Reply::failed("reading the state failed", e)),
-        }
-    })
-    .await;
-    let (stored, how, digest) = match read {
-        Ok(Ok(r)) => r,
-        Ok(Err(r)) | Err(r) => return r,
+    let (record, stored) = match app.storage.read_live(path).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return Reply::text(StatusCode::NOT_FOUND, "no state is stored here"),
+        Err(e) => return Reply::failed("reading the state failed", e),
     };
-    let app2 = app.clone();
-    let opened = tokio::task::spawn_blocking(move || app2.at_rest.open(stored, how)).await;
-    match opened {
-        Ok(Ok(b)) => {
+    match open(app, stored, record.stored).await {
+        Ok(b) => {
             let mut r = Reply::json(StatusCode::OK, b);
-            r.etag = Some(format!("\"{digest}\""));
+            r.etag = Some(format!("\"{}\"", record.sha256));
             r
         }
+        Err(r) => r,
+    }
+}
+
+/// What the client stored, from stored bytes (decrypted on the blocking pool when the server
+/// encrypted them).
+pub(crate) async fn open(app: &Arc<App>, stored: Bytes, how: Stored) -> Result<Vec<u8>, Reply> {
+    let app2 = app.clone();
+    let opened = tokio::task::spawn_blocking(move || app2.at_rest.open(stored.to_vec(), how)).await;
+    match opened {
+        Ok(Ok(b)) => Ok(b),
         Ok(Err(e)) => {
             app.metrics
                 .encryption_failures
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Reply::failed("reading the state failed", e)
+            Err(Reply::failed("reading the state failed", e))
         }
-        Err(e) => Reply::failed("reading the state failed", e),
+        Err(e) => Err(Reply::failed("reading the state failed", e)),
     }
 }
 
@@ -420,11 +379,16 @@ impl Precondition {
     }
 }
 
-/// 423 unless the state is free or `id` is the holder's.
-pub(crate) fn check_holder(slot: &Slot, id: Option<&str>) -> Result<Option<LockInfo>, Reply> {
-    match slot.lock_holder() {
-        Some(h) if Some(h.id.as_str()) != id => Err(Reply::locked(h)),
-        h => Ok(h.cloned()),
+/// 423 unless the state is free or `id` is the holder's; else the holder, if any.
+pub(crate) async fn check_holder(
+    app: &App,
+    path: &StatePath,
+    id: Option<&str>,
+) -> Result<Option<LockInfo>, Reply> {
+    match app.storage.lock_holder(path).await {
+        Ok(Some(h)) if Some(h.id.as_str()) != id => Err(Reply::locked(&h)),
+        Ok(h) => Ok(h),
+        Err(e) => Err(Reply::failed("reading the lock failed", e)),
     }
 }
 
@@ -433,69 +397,112 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn update(
-    slot: &mut Slot,
-    app: &App,
-    id: Option<String>,
-    body: Bytes,
-    user: Option<String>,
-    pre: Precondition,
-) -> Reply {
-    let incoming = match classify(&body) {
-        Ok(i) => i,
-        Err(e) => return Reply::text(StatusCode::BAD_REQUEST, format!("{e}; nothing was written")),
-    };
-    let holder = match check_holder(slot, id.as_deref()) {
-        Ok(h) => h,
-        Err(r) => return r,
-    };
-    if let Err(r) = pre.check(slot.live()) {
-        return r;
-    }
-    let digest = sha256_hex(&body);
-    let stored = slot.live().cloned();
-    let stored_snapshot = stored.as_ref().map(|c| Snapshot {
-        serial: c.serial,
-        lineage: &c.lineage,
-        content: Content::Opaque(c.sha256.as_bytes()),
-    });
-    let offered = Snapshot {
-        serial: incoming.serial,
-        lineage: &incoming.lineage,
-        content: Content::Opaque(digest.as_bytes()),
-    };
-    match check_successor(stored_snapshot.as_ref(), &offered) {
-        Ok(Successor::Identical) => return Reply::ok(),
-        Ok(Successor::Newer) => {}
-        Err(refusal) => {
-            return Reply::text(
-                StatusCode::CONFLICT,
-                format!("refused: {refusal}; nothing was written"),
-            )
-        }
-    }
-    let who = user.or(holder.map(|h| h.who)).unwrap_or_default();
-    write_version(slot, app, &body, incoming, digest, who)
+/// What to do, decided from the live version.
+pub(crate) enum Decision {
+    /// Store `body` (what the client sent, or a rollback's rewrite) as the new version.
+    Write {
+        body: Bytes,
+        incoming: Incoming,
+        /// The answer once it is stored.
+        then: Reply,
+    },
+    /// Delete the state.
+    Delete,
+    /// Write nothing; answer this.
+    Answer(Reply),
 }
 
-/// Stores an accepted upload as the state's new version (encrypting plaintext when the server
-/// encrypts). `digest` is [`sha256_hex`] of `body`.
-pub(crate) fn write_version(
-    slot: &mut Slot,
-    app: &App,
-    body: &[u8],
-    incoming: Incoming,
-    digest: String,
-    who: String,
+/// How often a write is decided again because another writer (another server instance on
+/// the same bucket) changed the state in between, before giving up with 409.
+const ATTEMPTS: usize = 8;
+
+/// The write path shared by uploads, deletions and rollbacks: checks the lock (423 unless the
+/// state is free or `id` holds it), reads the live version, lets `decide` choose, and stores
+/// the result on the condition that the live version is still the one decided on, deciding
+/// again when it is not.
+pub(crate) async fn write_decided(
+    app: &Arc<App>,
+    path: &StatePath,
+    id: Option<&str>,
+    user: Option<String>,
+    mut decide: impl FnMut(Option<&VersionRecord>) -> Decision + Send,
 ) -> Reply {
-    let (sealed, how) = match app.at_rest.seal(body, &incoming) {
+    for _ in 0..ATTEMPTS {
+        let holder = match check_holder(app, path, id).await {
+            Ok(h) => h,
+            Err(r) => return r,
+        };
+        let live = match app.storage.live(path).await {
+            Ok(l) => l,
+            Err(e) => return Reply::failed("reading the state failed", e),
+        };
+        let who = user.clone().or(holder.map(|h| h.who)).unwrap_or_default();
+        let expected = live.as_ref().map(|l| l.token.as_str());
+        let (record, bytes, then) = match decide(live.as_ref().map(|l| &l.record)) {
+            Decision::Answer(r) => return r,
+            Decision::Delete => {
+                let Some(l) = &live else {
+                    return Reply::text(StatusCode::NOT_FOUND, "no state is stored here");
+                };
+                let record = VersionRecord {
+                    seq: 0,
+                    size: 0,
+                    time: GoTime::now().rfc3339_nano(),
+                    who,
+                    stored: Stored::Deleted,
+                    sha256: sha256_hex(b""),
+                    version_id: None,
+                    ..l.record.clone()
+                };
+                (record, Bytes::new(), Reply::ok())
+            }
+            Decision::Write {
+                body,
+                incoming,
+                then,
+            } => match seal(app, body, incoming, who).await {
+                Ok((record, bytes)) => (record, bytes, then),
+                Err(r) => return r,
+            },
+        };
+        match app.storage.append(path, expected, record, bytes).await {
+            Ok(()) => return then,
+            Err(StorageError::Changed) => continue,
+            Err(e) => return Reply::failed("storing the state failed", e),
+        }
+    }
+    Reply::text(
+        StatusCode::CONFLICT,
+        format!("refused: the state kept changing while this write was decided ({ATTEMPTS} times); nothing was written"),
+    )
+}
+
+/// The bytes to store for an accepted body (encrypted on the blocking pool when the server
+/// encrypts plaintext) and their record.
+async fn seal(
+    app: &Arc<App>,
+    body: Bytes,
+    incoming: Incoming,
+    who: String,
+) -> Result<(VersionRecord, Bytes), Reply> {
+    let app2 = app.clone();
+    let sealed = tokio::task::spawn_blocking(move || {
+        let sealed = app2.at_rest.seal(&body, &incoming);
+        (sealed, body, incoming)
+    })
+    .await;
+    let (sealed, body, incoming) = match sealed {
         Ok(s) => s,
-        Err(SealError::BadRequest(m)) => return Reply::text(StatusCode::BAD_REQUEST, m),
+        Err(e) => return Err(Reply::failed("storing the state failed", e)),
+    };
+    let (sealed, how) = match sealed {
+        Ok(s) => s,
+        Err(SealError::BadRequest(m)) => return Err(Reply::text(StatusCode::BAD_REQUEST, m)),
         Err(SealError::Failed(m)) => {
             app.metrics
                 .encryption_failures
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return Reply::failed("storing the state failed", m);
+            return Err(Reply::failed("storing the state failed", m));
         }
     };
     let record = VersionRecord {
@@ -506,66 +513,91 @@ pub(crate) fn write_version(
         time: GoTime::now().rfc3339_nano(),
         who,
         stored: how,
-        sha256: digest,
+        sha256: sha256_hex(&body),
+        version_id: None,
     };
-    match slot.append(record, sealed.as_deref().unwrap_or(body)) {
-        Ok(_) => Reply::ok(),
-        Err(e) => Reply::failed("storing the state failed", e),
-    }
+    Ok((record, sealed.map(Bytes::from).unwrap_or(body)))
 }
 
-fn delete(slot: &mut Slot, id: Option<String>, user: Option<String>) -> Reply {
-    let holder = match check_holder(slot, id.as_deref()) {
-        Ok(h) => h,
-        Err(r) => return r,
+async fn update(
+    app: &Arc<App>,
+    path: &StatePath,
+    id: Option<String>,
+    body: Bytes,
+    user: Option<String>,
+    pre: Precondition,
+) -> Reply {
+    let incoming = match classify(&body) {
+        Ok(i) => i,
+        Err(e) => return Reply::text(StatusCode::BAD_REQUEST, format!("{e}; nothing was written")),
     };
-    let Some(cur) = slot.live().cloned() else {
-        return Reply::text(StatusCode::NOT_FOUND, "no state is stored here");
-    };
-    let record = VersionRecord {
-        seq: 0,
-        size: 0,
-        time: GoTime::now().rfc3339_nano(),
-        who: user.or(holder.map(|h| h.who)).unwrap_or_default(),
-        stored: Stored::Deleted,
-        sha256: sha256_hex(b""),
-        ..cur
-    };
-    match slot.append(record, b"") {
-        Ok(_) => Reply::ok(),
-        Err(e) => Reply::failed("deleting the state failed", e),
-    }
+    let digest = sha256_hex(&body);
+    write_decided(app, path, id.as_deref(), user, |live| {
+        if let Err(r) = pre.check(live) {
+            return Decision::Answer(r);
+        }
+        let stored_snapshot = live.map(|c| Snapshot {
+            serial: c.serial,
+            lineage: &c.lineage,
+            content: Content::Opaque(c.sha256.as_bytes()),
+        });
+        let offered = Snapshot {
+            serial: incoming.serial,
+            lineage: &incoming.lineage,
+            content: Content::Opaque(digest.as_bytes()),
+        };
+        match check_successor(stored_snapshot.as_ref(), &offered) {
+            Ok(Successor::Identical) => Decision::Answer(Reply::ok()),
+            Ok(Successor::Newer) => Decision::Write {
+                body: body.clone(),
+                incoming: incoming.clone(),
+                then: Reply::ok(),
+            },
+            Err(refusal) => Decision::Answer(Reply::text(
+                StatusCode::CONFLICT,
+                format!("refused: {refusal}; nothing was written"),
+            )),
+        }
+    })
+    .await
 }
 
-fn lock(slot: &mut Slot, info: LockInfo) -> Reply {
-    match slot.lock_holder() {
-        // A retried LOCK whose first 200 was lost.
-        Some(h) if h.id == info.id => return Reply::json(StatusCode::OK, h.to_json()),
-        Some(h) => return Reply::locked(h),
-        None => {}
-    }
-    let json = info.to_json();
-    match slot.set_lock(info) {
-        Ok(()) => Reply::json(StatusCode::OK, json),
+async fn delete(
+    app: &Arc<App>,
+    path: &StatePath,
+    id: Option<String>,
+    user: Option<String>,
+) -> Reply {
+    write_decided(app, path, id.as_deref(), user, |_| Decision::Delete).await
+}
+
+async fn lock(app: &Arc<App>, path: &StatePath, info: LockInfo) -> Reply {
+    match app.storage.lock(path, info).await {
+        Ok(Taken::Yes(stored)) => Reply::json(StatusCode::OK, stored.to_json()),
+        Ok(Taken::HeldBy(h)) => Reply::locked(&h),
         Err(e) => Reply::failed("recording the lock failed", e),
     }
 }
 
-fn unlock(slot: &mut Slot, info: Option<LockInfo>) -> Reply {
-    let Some(holder) = slot.lock_holder().cloned() else {
-        return Reply::ok();
+async fn unlock(app: &Arc<App>, path: &StatePath, info: Option<LockInfo>) -> Reply {
+    let id = match info {
+        Some(i) => i.id,
+        None => match app.storage.lock_holder(path).await {
+            Ok(None) => return Reply::ok(),
+            Ok(Some(holder)) => {
+                tracing::warn!(
+                    lock_id = %holder.id,
+                    who = %holder.who,
+                    "force-unlock: an UNLOCK without lock info released the lock"
+                );
+                holder.id
+            }
+            Err(e) => return Reply::failed("reading the lock failed", e),
+        },
     };
-    match &info {
-        Some(i) if i.id != holder.id => return Reply::locked(&holder),
-        Some(_) => {}
-        None => tracing::warn!(
-            lock_id = %holder.id,
-            who = %holder.who,
-            "force-unlock: an UNLOCK without lock info released the lock"
-        ),
-    }
-    match slot.clear_lock() {
-        Ok(()) => Reply::ok(),
+    match app.storage.unlock(path, &id).await {
+        Ok(Released::Yes | Released::NotLocked) => Reply::ok(),
+        Ok(Released::HeldBy(h)) => Reply::locked(&h),
         Err(e) => Reply::failed("releasing the lock failed", e),
     }
 }

@@ -23,9 +23,9 @@ use stateseal_store::LockInfo;
 
 use crate::at_rest::Incoming;
 use crate::auth::{authorize, Permission};
-use crate::data_dir::{Slot, Stored, VersionRecord};
-use crate::protocol::{check_holder, sha256_hex, with_slot, write_version, Reply};
+use crate::protocol::{open, write_decided, Decision, Reply};
 use crate::state_path::{query_value, StatePath};
+use crate::storage::{Stored, VersionRecord};
 use crate::App;
 
 #[derive(Serialize)]
@@ -38,6 +38,9 @@ struct VersionView<'a> {
     who: &'a str,
     encrypted: bool,
     stored: Stored,
+    /// The S3 object version (S3 storage only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version_id: Option<&'a str>,
 }
 
 fn view(r: &VersionRecord) -> Value {
@@ -50,6 +53,7 @@ fn view(r: &VersionRecord) -> Value {
         who: &r.who,
         encrypted: matches!(r.stored, Stored::ServerEncrypted | Stored::ClientEnvelope),
         stored: r.stored,
+        version_id: r.version_id.as_deref(),
     })
     .expect("serializes")
 }
@@ -72,10 +76,10 @@ async fn listed(
 ) -> Result<Vec<(StatePath, Value)>, Reply> {
     let who = authorize(app, headers, None, Permission::Read).await?;
     let prefix = query_value(uri.query(), "prefix").unwrap_or_default();
-    let app2 = app.clone();
-    let paths = tokio::task::spawn_blocking(move || app2.data.list(&prefix))
+    let paths = app
+        .storage
+        .list(&prefix)
         .await
-        .map_err(|e| Reply::failed("listing states failed", e))?
         .map_err(|e| Reply::failed("listing states failed", e))?;
     let mut out = Vec::with_capacity(paths.len());
     for p in paths {
@@ -84,13 +88,13 @@ async fn listed(
                 continue;
             }
         }
-        let entry = with_slot(app, &p, |slot: &mut Slot, _: &App| {
-            json!({
-                "current": slot.live().map(view),
-                "lock": lock_value(slot.lock_holder()),
-            })
-        })
-        .await?;
+        let failed = |e| Reply::failed("reading the state failed", e);
+        let live = app.storage.live(&p).await.map_err(failed)?;
+        let lock = app.storage.lock_holder(&p).await.map_err(failed)?;
+        let entry = json!({
+            "current": live.map(|l| view(&l.record)),
+            "lock": lock_value(lock.as_ref()),
+        });
         out.push((p, entry));
     }
     Ok(out)
@@ -142,47 +146,46 @@ pub async fn versions(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap)
         Some(Ok(n)) => Some(n),
         Some(Err(_)) => return Reply::text(StatusCode::BAD_REQUEST, "seq must be a number"),
     };
-    let shown = path.as_str().to_string();
-    with_slot(&app, &path, move |slot: &mut Slot, app: &App| match seq {
-        None => match slot.versions() {
+    match seq {
+        None => match app.storage.versions(&path).await {
             Ok(v) if v.is_empty() => Reply::text(StatusCode::NOT_FOUND, "no state is stored here"),
             Ok(v) => Reply::json(
                 StatusCode::OK,
-                json!({ "path": shown, "versions": v.iter().map(view).collect::<Vec<_>>() })
+                json!({ "path": path.as_str(), "versions": v.iter().map(view).collect::<Vec<_>>() })
                     .to_string(),
             ),
             Err(e) => Reply::failed("reading the versions failed", e),
         },
-        Some(n) => match version_bytes(slot, app, n) {
+        Some(n) => match version_bytes(&app, &path, n).await {
             Ok((_, bytes)) => Reply::json(StatusCode::OK, bytes),
             Err(r) => r,
         },
-    })
-    .await
-    .unwrap_or_else(|r| r)
+    }
 }
 
 /// Version `n`'s record and the bytes its client sent.
-fn version_bytes(slot: &Slot, app: &App, n: u64) -> Result<(VersionRecord, Vec<u8>), Reply> {
-    let missing = || Reply::text(StatusCode::NOT_FOUND, format!("there is no version {n}"));
-    let newest = slot.current().map_or(0, |c| c.seq);
-    if n == 0 || n > newest {
-        return Err(missing());
-    }
-    let record = slot.record(n).map_err(|_| missing())?;
+async fn version_bytes(
+    app: &Arc<App>,
+    path: &StatePath,
+    n: u64,
+) -> Result<(VersionRecord, Vec<u8>), Reply> {
+    let (record, stored) = match app.storage.version(path, n).await {
+        Ok(Some(v)) => v,
+        Ok(None) => {
+            return Err(Reply::text(
+                StatusCode::NOT_FOUND,
+                format!("there is no version {n}"),
+            ))
+        }
+        Err(e) => return Err(Reply::failed("reading the version failed", e)),
+    };
     if record.stored == Stored::Deleted {
         return Err(Reply::text(
             StatusCode::NOT_FOUND,
             format!("version {n} is a deletion"),
         ));
     }
-    let stored = slot
-        .data(n)
-        .map_err(|e| Reply::failed("reading the version failed", e))?;
-    let bytes = app
-        .at_rest
-        .open(stored, record.stored)
-        .map_err(|e| Reply::failed("reading the version failed", e))?;
+    let bytes = open(app, stored, record.stored).await?;
     Ok((record, bytes))
 }
 
@@ -203,55 +206,49 @@ pub async fn rollback(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap)
         );
     };
     let id = query_value(uri.query(), "ID");
-    let shown = path.to_string();
-    with_slot(&app, &path, move |slot: &mut Slot, app: &App| {
-        let holder = match check_holder(slot, id.as_deref()) {
-            Ok(h) => h,
-            Err(r) => return r,
-        };
-        let (old, bytes) = match version_bytes(slot, app, n) {
-            Ok(v) => v,
-            Err(r) => return r,
-        };
-        if old.stored == Stored::ClientEnvelope {
-            return Reply::text(
-                StatusCode::CONFLICT,
-                format!("version {n} was encrypted by the client: its serial is inside the ciphertext, which this server can't rewrite; restore it with `stateseal state restore` and the client's key; nothing was written"),
-            );
-        }
-        let current = slot.live().cloned();
-        if let Some(cur) = &current {
+    let (old, bytes) = match version_bytes(&app, &path, n).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if old.stored == Stored::ClientEnvelope {
+        return Reply::text(
+            StatusCode::CONFLICT,
+            format!("version {n} was encrypted by the client: its serial is inside the ciphertext, which this server can't rewrite; restore it with `stateseal state restore` and the client's key; nothing was written"),
+        );
+    }
+    let reply = write_decided(&app, &path, id.as_deref(), user, |current| {
+        if let Some(cur) = current {
             if !cur.lineage.is_empty() && cur.lineage != old.lineage {
-                return Reply::text(
+                return Decision::Answer(Reply::text(
                     StatusCode::CONFLICT,
                     format!("version {n} has lineage {:?}, the current state {:?}: they are unrelated states; nothing was written", old.lineage, cur.lineage),
-                );
+                ));
             }
         }
-        let serial = current.as_ref().map_or(old.serial, |c| c.serial.max(old.serial)) + 1;
+        let serial = current.map_or(old.serial, |c| c.serial.max(old.serial)) + 1;
         let body = match stateseal_store::state::with_serial(&bytes, serial) {
             Ok(b) => b,
-            Err(e) => return Reply::failed("rewriting the serial failed", e),
+            Err(e) => return Decision::Answer(Reply::failed("rewriting the serial failed", e)),
         };
-        let digest = sha256_hex(&body);
-        let incoming = Incoming {
-            serial,
-            lineage: old.lineage.clone(),
-            encrypted: false,
-        };
-        let who = user.or(holder.map(|h| h.who)).unwrap_or_default();
-        let reply = write_version(slot, app, &body, incoming, digest, who);
-        if reply.status != StatusCode::OK {
-            return reply;
+        Decision::Write {
+            body: body.into(),
+            incoming: Incoming {
+                serial,
+                lineage: old.lineage.clone(),
+                encrypted: false,
+            },
+            then: Reply::json(
+                StatusCode::OK,
+                json!({ "rolled_back_to": n, "serial": serial, "lineage": old.lineage })
+                    .to_string(),
+            ),
         }
-        tracing::info!(path = %shown, seq = n, serial, "rollback");
-        Reply::json(
-            StatusCode::OK,
-            json!({ "rolled_back_to": n, "serial": serial, "lineage": old.lineage }).to_string(),
-        )
     })
-    .await
-    .unwrap_or_else(|r| r)
+    .await;
+    if reply.status == StatusCode::OK {
+        tracing::info!(path = %path, seq = n, "rollback");
+    }
+    reply
 }
 
 /// `GET /healthz`.
@@ -262,6 +259,7 @@ pub async fn healthz(State(app): State<Arc<App>>) -> Reply {
         "encryption_at_rest": if encrypts { "on" } else { "off" },
         "require_client_encryption": app.at_rest.requires_client_encryption(),
         "auth": app.auth.is_some(),
+        "storage": app.storage.describe(),
     });
     if !encrypts {
         body["warning"] = Value::from(

@@ -16,8 +16,9 @@ use crate::failure::{exit, Failure};
     long_about = "Serve states over HTTP for Terraform's and OpenTofu's backend \"http\", with locking, \
 every version kept, and encryption at rest.\n\n\
 The global --config FILE names the server configuration (HCL: max_body_bytes, require_client_encryption, \
-an OpenTofu encryption { … } block whose state target encrypts plaintext uploads, auth { user, token, grant } \
-and tls { cert_file, key_file, client_ca_file }). TF_ENCRYPTION is \
+an OpenTofu encryption { … } block whose state target encrypts plaintext uploads, auth { user, token, grant }, \
+tls { cert_file, key_file, client_ca_file } and storage \"s3\" { … } with the attributes of a backend \"s3\" block \
+but key, to keep states in S3 instead of --data-dir). TF_ENCRYPTION is \
 merged over that block.\n\n\
 Point Terraform or OpenTofu at it with:\n\n\
   terraform {\n    backend \"http\" {\n      address        = \"http://127.0.0.1:8080/state/NAME\"\n      \
@@ -80,11 +81,11 @@ pub fn run(config_file: Option<&Path>, args: &ServeArgs) -> Result<(), Failure> 
         .build()
         .map_err(|e| Failure::plain(exit::FAILURE, format!("cannot start the runtime: {e}")))?;
     runtime.block_on(async {
-        let app = App::open(&args.data_dir, config).map_err(|e| {
+        let app = App::connect(&args.data_dir, config).await.map_err(|e| {
             Failure::new(
                 exit::CONFIG,
                 e.to_string(),
-                "check --data-dir and the encryption block of --config",
+                "check --data-dir and the encryption and storage blocks of --config",
             )
         })?;
         let listener = tokio::net::TcpListener::bind(args.listen)
@@ -98,17 +99,17 @@ pub fn run(config_file: Option<&Path>, args: &ServeArgs) -> Result<(), Failure> 
             })?;
         let addr = listener.local_addr().unwrap_or(args.listen);
         let shutdown = shutdown_signal()?;
-        eprintln!("{}", banner(addr, &args.data_dir, &app));
+        eprintln!("{}", banner(addr, &app));
         stateseal_server::serve(listener, Arc::new(app), shutdown)
             .await
             .map_err(|e| Failure::plain(exit::FAILURE, format!("the server failed: {e}")))?;
-        tracing::info!("stopped; every acknowledged write is on disk");
+        tracing::info!("stopped; every acknowledged write is stored");
         Ok(())
     })
 }
 
-fn banner(addr: SocketAddr, data_dir: &Path, app: &App) -> String {
-    let data = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+fn banner(addr: SocketAddr, app: &App) -> String {
+    let storage = app.storage.describe();
     let encryption = if app.at_rest.encrypts() {
         format!(
             "on: plaintext uploads are encrypted with {} (state target); client envelopes are stored as sent",
@@ -124,9 +125,10 @@ fn banner(addr: SocketAddr, data_dir: &Path, app: &App) -> String {
         ""
     };
     format!(
-        "stateseal serve {version}\n  states      {scheme}://{addr}/state/<path>\n  data        {data} (embedded data directory; every version kept)\n  encryption  {encryption}{client}\n  auth        {auth}\n  body limit  {limit} bytes",
+        "stateseal serve {version}\n  states      {scheme}://{addr}/state/<path>\n  data        {location} ({details})\n  encryption  {encryption}{client}\n  auth        {auth}\n  body limit  {limit} bytes",
         version = env!("CARGO_PKG_VERSION"),
-        data = data.display(),
+        location = storage.location,
+        details = storage.details,
         limit = app.max_body_bytes,
         scheme = if app.tls.is_some() { "https" } else { "http" },
         auth = if app.auth.is_some() {

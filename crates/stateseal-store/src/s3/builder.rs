@@ -199,6 +199,26 @@ impl S3Builder {
             .insert(name.to_string(), Setting { value, origin });
     }
 
+    /// Like [`S3Builder::build_config`], for a connection that addresses many states, each by
+    /// its own key through [`crate::s3::S3Store::for_key`] (`stateseal serve`'s `storage "s3"`):
+    /// `key` must not be set, and the returned configuration's `key` is empty.
+    pub fn build_config_without_key(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<S3Config> {
+        if let Some(k) = self.settings.get("key") {
+            return Err(Error::Config(format!(
+                "{}: key is not allowed here: each state is stored under its own key",
+                k.origin
+            )));
+        }
+        let mut with_key = self.clone();
+        with_key.set("key", Value::String("unused".into()), String::new());
+        let mut cfg = with_key.build_config(env)?;
+        cfg.key.clear();
+        Ok(cfg)
+    }
+
     /// Checks everything and resolves defaults from `env` (`AWS_REGION`, endpoints, …).
     pub fn build_config(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<S3Config> {
         let mut errors = self.errors.clone();

@@ -14,6 +14,9 @@ use super::builder::S3Config;
 use crate::store::{Object, PutMode, Version, VersionInfo};
 use crate::{Error, Result};
 
+/// S3 user metadata (`x-amz-meta-*`), names without the prefix.
+pub type Metadata = std::collections::HashMap<String, String>;
+
 /// The HTTP status of a failed call.
 pub fn status<E>(e: &SdkError<E>) -> Option<u16> {
     e.raw_response().map(|r| r.status().as_u16())
@@ -103,6 +106,18 @@ impl ObjectClient {
 
     /// GetObject. `Ok(None)` when the key does not exist or the object is empty.
     pub async fn get(&self, key: &str, version_id: Option<&str>) -> Result<Option<Object>> {
+        Ok(self
+            .get_with_metadata(key, version_id)
+            .await?
+            .map(|(o, _)| o))
+    }
+
+    /// [`ObjectClient::get`] with the object's user metadata.
+    pub async fn get_with_metadata(
+        &self,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<Option<(Object, Metadata)>> {
         let mut req = self.s3.get_object().bucket(&self.cfg.bucket).key(key);
         if let Some(v) = version_id {
             req = req.version_id(v);
@@ -138,6 +153,7 @@ impl ObjectClient {
         };
         let etag = out.e_tag.clone().unwrap_or_default();
         let version_id = out.version_id.clone();
+        let metadata = out.metadata.clone().unwrap_or_default();
         let bytes = out
             .body
             .collect()
@@ -153,11 +169,49 @@ impl ObjectClient {
         if bytes.is_empty() {
             return Ok(None);
         }
-        Ok(Some(Object {
-            bytes,
-            version: Version(etag),
-            version_id,
-        }))
+        Ok(Some((
+            Object {
+                bytes,
+                version: Version(etag),
+                version_id,
+            },
+            metadata,
+        )))
+    }
+
+    /// HeadObject of one version: its user metadata, `None` when it does not exist.
+    pub async fn metadata(&self, key: &str, version_id: Option<&str>) -> Result<Option<Metadata>> {
+        let mut req = self.s3.head_object().bucket(&self.cfg.bucket).key(key);
+        if let Some(v) = version_id {
+            req = req.version_id(v);
+        }
+        if let Some((alg, k, md5)) = sse_c(&self.cfg) {
+            req = req
+                .sse_customer_algorithm(alg)
+                .sse_customer_key(k)
+                .sse_customer_key_md5(md5);
+        }
+        match req.send().await {
+            Ok(out) => Ok(Some(out.metadata.unwrap_or_default())),
+            Err(e) if matches!(status(&e), Some(404) | Some(405)) => Ok(None),
+            Err(e) => Err(self.service("HeadObject", key, e)),
+        }
+    }
+
+    /// The bucket's versioning status (`Enabled`, `Suspended`), `None` when it was never turned
+    /// on.
+    pub async fn versioning(&self) -> Result<Option<String>> {
+        match self
+            .s3
+            .get_bucket_versioning()
+            .bucket(&self.cfg.bucket)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.status.map(|s| s.as_str().to_string())),
+            Err(e) if code(&e) == Some("NoSuchBucket") => Err(self.bucket_missing()),
+            Err(e) => Err(self.service("GetBucketVersioning", "", e)),
+        }
     }
 
     /// HeadObject: does the key exist (used where GET answered oddly)?
@@ -188,10 +242,24 @@ impl ObjectClient {
         mode: &PutMode,
         purpose: Purpose,
     ) -> Result<Version> {
+        self.put_with_metadata(key, body, mode, purpose, &Metadata::new())
+            .await
+    }
+
+    /// [`ObjectClient::put`] with user metadata.
+    pub async fn put_with_metadata(
+        &self,
+        key: &str,
+        body: Bytes,
+        mode: &PutMode,
+        purpose: Purpose,
+        metadata: &Metadata,
+    ) -> Result<Version> {
         let mut mode = mode.clone();
         loop {
             let e = match self
                 .put_request(key, body.clone(), &mode, purpose)
+                .set_metadata((!metadata.is_empty()).then(|| metadata.clone()))
                 .send()
                 .await
             {

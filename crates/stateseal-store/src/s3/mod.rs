@@ -28,6 +28,7 @@ use md5::{Digest as _, Md5};
 use stateseal_aws::describe_error;
 
 pub use builder::{S3Builder, S3Config};
+pub use client::Metadata;
 use client::{ObjectClient, Purpose};
 use dynamodb_lock::LockTable;
 pub use layout::Layout;
@@ -167,12 +168,69 @@ impl S3Store {
         Ok(self.layout.state_key(workspace))
     }
 
+    /// The state with its user metadata (checked against the DynamoDB digest like
+    /// [`Store::get`]); `None` when absent or empty.
+    pub async fn get_with_metadata(&self, workspace: &str) -> Result<Option<(Object, Metadata)>> {
+        let key = self.key(workspace)?;
+        self.read_consistent(workspace, &key).await
+    }
+
+    /// [`Store::put`] with user metadata on the object (the `-md5` digest item is updated the
+    /// same way).
+    pub async fn put_with_metadata(
+        &self,
+        workspace: &str,
+        bytes: Bytes,
+        mode: PutMode,
+        metadata: &Metadata,
+    ) -> Result<Version> {
+        let key = self.key(workspace)?;
+        let digest = md5_hex(&bytes);
+        let version = self
+            .objects
+            .put_with_metadata(&key, bytes, &mode, Purpose::State, metadata)
+            .await?;
+        if let Some(t) = &self.table {
+            t.put_digest(&self.layout.digest_id(workspace), &digest)
+                .await
+                .map_err(|e| Error::Service {
+                    operation: "PutItem",
+                    what: format!("digest of s3://{}/{key}", self.cfg.bucket),
+                    kind: match &e {
+                        Error::Service { kind, .. } => *kind,
+                        _ => stateseal_core::ServiceErrorKind::Other,
+                    },
+                    message: format!(
+                        "the state was written, but its digest could not be stored, so the next read will report a checksum mismatch: {e}"
+                    ),
+                    source: Some(Box::new(e)),
+                })?;
+        }
+        Ok(version)
+    }
+
+    /// Deletes the state object (a delete marker in a versioned bucket) and its `-md5` digest
+    /// item, as OpenTofu deletes a workspace; unlike [`Store::delete_workspace`], also for
+    /// `default`.
+    pub async fn delete_state(&self, workspace: &str) -> Result<()> {
+        let key = self.key(workspace)?;
+        self.objects.delete(&key).await?;
+        if let Some(t) = &self.table {
+            t.delete_digest(&self.layout.digest_id(workspace)).await?;
+        }
+        Ok(())
+    }
+
     /// The object, checked against the DynamoDB digest when a table is configured: a mismatch
     /// is retried every `consistency_delay` until `consistency_timeout`, then an error.
-    async fn read_consistent(&self, workspace: &str, key: &str) -> Result<Option<Object>> {
+    async fn read_consistent(
+        &self,
+        workspace: &str,
+        key: &str,
+    ) -> Result<Option<(Object, Metadata)>> {
         let deadline = Instant::now() + self.consistency_timeout;
         loop {
-            let obj = match self.objects.get(key, None).await {
+            let obj = match self.objects.get_with_metadata(key, None).await {
                 Ok(o) => o,
                 // Some S3-compatibles answer GET oddly: ask HEAD whether it is really there.
                 Err(e @ Error::Service { .. }) => match self.objects.exists(key).await {
@@ -188,7 +246,10 @@ impl S3Store {
             let Ok(Some(expected)) = table.digest(&self.layout.digest_id(workspace)).await else {
                 return Ok(obj);
             };
-            let actual = obj.as_ref().map(|o| md5_hex(&o.bytes)).unwrap_or_default();
+            let actual = obj
+                .as_ref()
+                .map(|(o, _)| md5_hex(&o.bytes))
+                .unwrap_or_default();
             if actual == expected {
                 return Ok(obj);
             }
@@ -239,44 +300,22 @@ impl Store for S3Store {
 
     async fn delete_workspace(&self, workspace: &str) -> Result<()> {
         crate::store::refuse_default_deletion(workspace)?;
-        let key = self.key(workspace)?;
-        self.objects.delete(&key).await?;
-        if let Some(t) = &self.table {
-            t.delete_digest(&self.layout.digest_id(workspace)).await?;
-        }
-        Ok(())
+        self.delete_state(workspace).await
     }
 
     async fn get(&self, workspace: &str) -> Result<Object> {
         let key = self.key(workspace)?;
         self.read_consistent(workspace, &key)
             .await?
+            .map(|(o, _)| o)
             .ok_or_else(|| Error::NotFound {
                 what: format!("state s3://{}/{key}", self.cfg.bucket),
             })
     }
 
     async fn put(&self, workspace: &str, bytes: Bytes, mode: PutMode) -> Result<Version> {
-        let key = self.key(workspace)?;
-        let digest = md5_hex(&bytes);
-        let version = self.objects.put(&key, bytes, &mode, Purpose::State).await?;
-        if let Some(t) = &self.table {
-            t.put_digest(&self.layout.digest_id(workspace), &digest)
-                .await
-                .map_err(|e| Error::Service {
-                    operation: "PutItem",
-                    what: format!("digest of s3://{}/{key}", self.cfg.bucket),
-                    kind: match &e {
-                        Error::Service { kind, .. } => *kind,
-                        _ => stateseal_core::ServiceErrorKind::Other,
-                    },
-                    message: format!(
-                        "the state was written, but its digest could not be stored, so the next read will report a checksum mismatch: {e}"
-                    ),
-                    source: Some(Box::new(e)),
-                })?;
-        }
-        Ok(version)
+        self.put_with_metadata(workspace, bytes, mode, &Metadata::new())
+            .await
     }
 
     async fn lock(&self, workspace: &str, mut info: LockInfo) -> Result<LockInfo> {

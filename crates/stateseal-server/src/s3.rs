@@ -1,0 +1,414 @@
+//! `storage "s3" { … }`: states in an S3 bucket, laid out exactly as OpenTofu's and Terraform's
+//! `backend "s3" { key = "<path>" }` lays them out, so they share states and locks with the
+//! server:
+//!
+//! * the state at `/state/<path>` is the object `<path>`;
+//! * its lock is the DynamoDB item `LockID = "<bucket>/<path>"` and/or the object
+//!   `<path>.tflock` (whichever of `dynamodb_table` and `use_lockfile` is configured; both,
+//!   as OpenTofu takes them, when both are); its digest is the item `"<bucket>/<path>-md5"`;
+//! * versions are the bucket's object versions (versioning must be on), numbered from the
+//!   oldest (1) up; each version the server writes carries its record (serial, lineage,
+//!   size, who, time, how it was stored, SHA-256 of what the client sent) as user metadata
+//!   (`x-amz-meta-stateseal-*`). A version written by Terraform or OpenTofu directly has no
+//!   such metadata: its serial and lineage are read from the object itself.
+//!
+//! Nothing is cached between requests: several server instances on one bucket are safe. A
+//! write is a `PutObject` with `If-Match` on the ETag of the version it was decided on (or
+//! `If-None-Match: *` when there was none), and the lock holder is always read from DynamoDB
+//! and the lock file. Every S3 call goes through the store crate's [`S3Store`] (one per state,
+//! from [`S3Store::for_key`]), so SSE, ACLs, tags, checksums and the digest item follow the
+//! same settings as `stateseal`'s own `backend "s3"`.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use stateseal_store::s3::dynamodb_lock::LockTable;
+use stateseal_store::s3::lockfile::LockFile;
+use stateseal_store::s3::{Metadata, S3Config, S3Store};
+use stateseal_store::{Error as StoreError, LockInfo, PutMode, Store, Version, DEFAULT_WORKSPACE};
+
+use crate::at_rest::classify;
+use crate::state_path::StatePath;
+use crate::storage::{
+    Description, Error, Live, Released, Result, Storage, Stored, Taken, VersionRecord,
+};
+
+/// The prefix of the server's user-metadata names.
+const META: &str = "stateseal-";
+
+/// States in an S3 bucket.
+#[derive(Debug)]
+pub struct S3Storage {
+    /// Connected with an empty key: [`S3Store::for_key`] addresses each state.
+    store: S3Store,
+    details: String,
+}
+
+/// Why `storage "s3"` could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("storage \"s3\": {0}")]
+pub struct S3StartError(pub String);
+
+impl S3Storage {
+    /// Connects, and checks that the bucket keeps versions and that a lock is configured.
+    pub async fn connect(cfg: S3Config) -> std::result::Result<S3Storage, S3StartError> {
+        let locks = match (&cfg.dynamodb_table, cfg.use_lockfile) {
+            (Some(t), true) => format!("locks in DynamoDB table {t} and <path>.tflock objects"),
+            (Some(t), false) => format!("locks in DynamoDB table {t}"),
+            (None, true) => "locks in <path>.tflock objects".to_string(),
+            (None, false) => {
+                return Err(S3StartError(
+                    "no lock is configured: set use_lockfile = true and/or dynamodb_table, the same as your Terraform and OpenTofu backend \"s3\" blocks use".into(),
+                ))
+            }
+        };
+        let bucket = cfg.bucket.clone();
+        let mut store = S3Store::connect(cfg)
+            .await
+            .map_err(|e| S3StartError(e.to_string()))?;
+        // Another instance may be between writing an object and its digest: look again soon.
+        store.consistency_delay = Duration::from_millis(100);
+        let versioning = store
+            .objects()
+            .versioning()
+            .await
+            .map_err(|e| S3StartError(e.to_string()))?;
+        if versioning.as_deref() != Some("Enabled") {
+            return Err(S3StartError(format!(
+                "versioning is {} on bucket {bucket}: the server keeps every version as an object version, so it must be Enabled (aws s3api put-bucket-versioning --bucket {bucket} --versioning-configuration Status=Enabled)",
+                versioning.as_deref().unwrap_or("off")
+            )));
+        }
+        Ok(S3Storage {
+            store,
+            details: format!(
+                "/state/<path> is the object <path>; {locks}; every version kept (bucket versioning Enabled)"
+            ),
+        })
+    }
+
+    fn at(&self, path: &StatePath) -> S3Store {
+        self.store.for_key(path.as_str())
+    }
+
+    fn lock_file(&self) -> Option<LockFile> {
+        self.store.config().use_lockfile.then(|| LockFile {
+            objects: self.store.objects().clone(),
+        })
+    }
+
+    fn lock_table(&self) -> Option<&LockTable> {
+        self.store.lock_table()
+    }
+
+    /// The record of one stored object (`version_id` when known).
+    fn record(
+        bytes: &[u8],
+        metadata: &Metadata,
+        version_id: Option<String>,
+        last_modified: &str,
+    ) -> VersionRecord {
+        from_metadata(metadata, version_id.clone()).unwrap_or_else(|| {
+            // Written by Terraform or OpenTofu directly: the object is what the client sent.
+            let (serial, lineage, stored) = match classify(bytes) {
+                Ok(i) if i.encrypted => (i.serial, i.lineage, Stored::ClientEnvelope),
+                Ok(i) => (i.serial, i.lineage, Stored::Plaintext),
+                Err(_) => (0, String::new(), Stored::Plaintext),
+            };
+            VersionRecord {
+                seq: 0,
+                serial,
+                lineage,
+                size: bytes.len() as u64,
+                time: last_modified.to_string(),
+                who: String::new(),
+                stored,
+                sha256: crate::protocol::sha256_hex(bytes),
+                version_id,
+            }
+        })
+    }
+
+    /// The state's object versions, newest first, with their numbers (oldest = 1).
+    async fn listed(&self, path: &StatePath) -> Result<Vec<(u64, stateseal_store::VersionInfo)>> {
+        let list = self.store.objects().versions(path.as_str()).await?;
+        let n = list.len() as u64;
+        Ok(list
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (n - i as u64, v))
+            .collect())
+    }
+
+    /// One version's record (and bytes, unless it is a delete marker).
+    async fn one_version(
+        &self,
+        path: &StatePath,
+        seq: u64,
+        v: &stateseal_store::VersionInfo,
+        with_bytes: bool,
+    ) -> Result<Option<(VersionRecord, Bytes)>> {
+        let objects = self.store.objects();
+        let key = path.as_str();
+        if v.is_delete_marker {
+            let record = VersionRecord {
+                seq,
+                serial: 0,
+                lineage: String::new(),
+                size: 0,
+                time: v.last_modified.clone(),
+                who: String::new(),
+                stored: Stored::Deleted,
+                sha256: crate::protocol::sha256_hex(b""),
+                version_id: Some(v.id.clone()),
+            };
+            return Ok(Some((record, Bytes::new())));
+        }
+        if !with_bytes {
+            if let Some(mut r) = objects
+                .metadata(key, Some(&v.id))
+                .await?
+                .and_then(|m| from_metadata(&m, Some(v.id.clone())))
+            {
+                r.seq = seq;
+                return Ok(Some((r, Bytes::new())));
+            }
+        }
+        let Some((obj, meta)) = objects.get_with_metadata(key, Some(&v.id)).await? else {
+            return Ok(None);
+        };
+        let mut r = S3Storage::record(&obj.bytes, &meta, Some(v.id.clone()), &v.last_modified);
+        r.seq = seq;
+        Ok(Some((r, obj.bytes)))
+    }
+}
+
+/// The metadata the server writes with a version.
+fn to_metadata(r: &VersionRecord) -> Metadata {
+    [
+        ("serial", r.serial.to_string()),
+        ("lineage", escape(&r.lineage)),
+        ("size", r.size.to_string()),
+        ("time", r.time.clone()),
+        ("who", escape(&r.who)),
+        ("stored", r.stored.as_str().to_string()),
+        ("sha256", r.sha256.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (format!("{META}{k}"), v))
+    .collect()
+}
+
+/// A version's record from its metadata; `None` unless the server wrote it.
+fn from_metadata(m: &Metadata, version_id: Option<String>) -> Option<VersionRecord> {
+    let get = |k: &str| m.get(&format!("{META}{k}"));
+    Some(VersionRecord {
+        seq: 0,
+        serial: get("serial")?.parse().ok()?,
+        lineage: unescape(get("lineage")?)?,
+        size: get("size")?.parse().ok()?,
+        time: get("time")?.clone(),
+        who: unescape(get("who")?)?,
+        stored: Stored::parse(get("stored")?)?,
+        sha256: get("sha256")?.clone(),
+        version_id,
+    })
+}
+
+/// Percent-encodes everything but unreserved ASCII, so any text fits an HTTP header.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~@".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn unescape(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[async_trait]
+impl Storage for S3Storage {
+    fn describe(&self) -> Description {
+        Description {
+            kind: "s3",
+            location: format!("s3://{}", self.store.config().bucket),
+            details: self.details.clone(),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<StatePath>> {
+        let keys = self.store.objects().list(prefix).await?;
+        let mut out: Vec<StatePath> = keys
+            .iter()
+            .filter(|k| !k.ends_with(".tflock"))
+            .filter_map(|k| StatePath::parse(k).ok())
+            .filter(|p| p.as_str().starts_with(prefix))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    async fn live(&self, path: &StatePath) -> Result<Option<Live>> {
+        let Some((obj, meta)) = self.at(path).get_with_metadata(DEFAULT_WORKSPACE).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Live {
+            record: S3Storage::record(&obj.bytes, &meta, obj.version_id, ""),
+            token: obj.version.0,
+        }))
+    }
+
+    async fn read_live(&self, path: &StatePath) -> Result<Option<(VersionRecord, Bytes)>> {
+        let Some((obj, meta)) = self.at(path).get_with_metadata(DEFAULT_WORKSPACE).await? else {
+            return Ok(None);
+        };
+        let record = S3Storage::record(&obj.bytes, &meta, obj.version_id, "");
+        Ok(Some((record, obj.bytes)))
+    }
+
+    async fn append(
+        &self,
+        path: &StatePath,
+        expected: Option<&str>,
+        record: VersionRecord,
+        bytes: Bytes,
+    ) -> Result<()> {
+        let store = self.at(path);
+        if record.stored == Stored::Deleted {
+            // A delete marker; the condition was checked when the live version was read.
+            store.delete_state(DEFAULT_WORKSPACE).await?;
+            return Ok(());
+        }
+        let mode = match expected {
+            Some(etag) => PutMode::Update(Version(etag.to_string())),
+            None => PutMode::Create,
+        };
+        match store
+            .put_with_metadata(DEFAULT_WORKSPACE, bytes, mode, &to_metadata(&record))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(StoreError::Precondition { .. } | StoreError::AlreadyExists { .. }) => {
+                Err(Error::Changed)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn versions(&self, path: &StatePath) -> Result<Vec<VersionRecord>> {
+        let mut out = Vec::new();
+        for (seq, v) in self.listed(path).await? {
+            if let Some((r, _)) = self.one_version(path, seq, &v, false).await? {
+                out.push(r);
+            }
+        }
+        // A delete marker shows the serial and lineage of the state it deleted.
+        for i in (0..out.len()).rev() {
+            if out[i].stored == Stored::Deleted {
+                if let Some(older) = out.get(i + 1).cloned() {
+                    out[i].serial = older.serial;
+                    out[i].lineage = older.lineage;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn version(&self, path: &StatePath, seq: u64) -> Result<Option<(VersionRecord, Bytes)>> {
+        let listed = self.listed(path).await?;
+        match listed.iter().find(|(n, _)| *n == seq) {
+            Some((n, v)) => self.one_version(path, *n, v, true).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn lock_holder(&self, path: &StatePath) -> Result<Option<LockInfo>> {
+        Ok(self.at(path).lock_holder(DEFAULT_WORKSPACE).await?)
+    }
+
+    async fn lock(&self, path: &StatePath, info: LockInfo) -> Result<Taken> {
+        match self.at(path).lock(DEFAULT_WORKSPACE, info).await {
+            Ok(stored) => Ok(Taken::Yes(stored)),
+            Err(StoreError::Locked { holder, .. }) => Ok(Taken::HeldBy(*holder)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Releases each configured mechanism held with `id`. A lock taken through one mechanism
+    /// only (a Terraform with only `dynamodb_table`) is released where it is.
+    async fn unlock(&self, path: &StatePath, id: &str) -> Result<Released> {
+        let mut released = Released::NotLocked;
+        if let Some(lf) = self.lock_file() {
+            let result = lf.unlock(&format!("{}.tflock", path.as_str()), id).await;
+            if let Some(r) = released_by(result)? {
+                released = r;
+            }
+        }
+        if matches!(released, Released::HeldBy(_)) {
+            return Ok(released);
+        }
+        if let Some(t) = self.lock_table() {
+            let lock_id = self.at(path).layout().lock_id(DEFAULT_WORKSPACE);
+            if let Some(r) = released_by(t.unlock(&lock_id, id).await)? {
+                released = r;
+            }
+        }
+        Ok(released)
+    }
+}
+
+/// One lock mechanism's release: `None` when it was not locked.
+fn released_by(result: stateseal_store::Result<()>) -> Result<Option<Released>> {
+    match result {
+        Ok(()) => Ok(Some(Released::Yes)),
+        Err(StoreError::NotLocked { .. }) => Ok(None),
+        Err(StoreError::LockMismatch { holder, .. }) => Ok(Some(Released::HeldBy(*holder))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_survive_metadata() {
+        let r = VersionRecord {
+            seq: 0,
+            serial: 7,
+            lineage: "a b/ç%".into(),
+            size: 12,
+            time: "2026-11-30T05:00:00.123Z".into(),
+            who: "ci@host (ü)".into(),
+            stored: Stored::ServerEncrypted,
+            sha256: "ab".repeat(32),
+            version_id: Some("v1".into()),
+        };
+        let m = to_metadata(&r);
+        assert!(m.values().all(|v| v.is_ascii()), "{m:?}");
+        assert_eq!(from_metadata(&m, Some("v1".into())), Some(r));
+        assert_eq!(from_metadata(&Metadata::new(), None), None);
+        assert_eq!(unescape("%4"), None);
+        assert_eq!(unescape("%ZZ"), None);
+    }
+}

@@ -1,0 +1,178 @@
+//! Where the server keeps states, versions and locks: one [`Storage`] trait, implemented by the
+//! embedded data directory ([`crate::data_dir::DataDir`]) and by an S3 bucket
+//! ([`crate::s3::S3Storage`], `storage "s3" { … }`). The protocol and the versions API go
+//! through it and nothing else.
+//!
+//! Writes are optimistic: a handler reads the live version (with its [`Live::token`]), decides,
+//! and [`Storage::append`]s on the condition that the live version is still that one; when
+//! another writer got there first ([`Error::Changed`]) it reads and decides again. So no
+//! storage keeps a "current version" that another server instance could make stale: the data
+//! directory is owned by one process (it holds the directory's lock), and on S3 every decision
+//! starts from what the bucket holds (conditional writes on the ETag; the DynamoDB item and
+//! the `.tflock` object are the lock holder).
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use stateseal_store::LockInfo;
+
+use crate::state_path::StatePath;
+
+/// How a version's bytes relate to what the client sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stored {
+    /// The client sent plaintext; the server stored it encrypted (and decrypts it on GET).
+    ServerEncrypted,
+    /// The client sent an envelope; stored byte for byte.
+    ClientEnvelope,
+    /// Plaintext stored as is (no encryption configured).
+    Plaintext,
+    /// A deletion (no bytes).
+    Deleted,
+}
+
+impl Stored {
+    /// The name in records and S3 metadata (`server_encrypted`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stored::ServerEncrypted => "server_encrypted",
+            Stored::ClientEnvelope => "client_envelope",
+            Stored::Plaintext => "plaintext",
+            Stored::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Stored> {
+        [
+            Stored::ServerEncrypted,
+            Stored::ClientEnvelope,
+            Stored::Plaintext,
+            Stored::Deleted,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// The record of one version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionRecord {
+    /// 1 for the oldest kept version, counting up.
+    pub seq: u64,
+    pub serial: u64,
+    pub lineage: String,
+    /// Size of the bytes the client sent.
+    pub size: u64,
+    /// RFC 3339, UTC.
+    pub time: String,
+    /// The lock holder's `Who` (or the authenticated user) that wrote it; may be empty.
+    pub who: String,
+    pub stored: Stored,
+    /// Lowercase hex SHA-256 of the bytes the client sent (for idempotent retries).
+    pub sha256: String,
+    /// The S3 object version, on S3 storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+}
+
+/// The live (newest, not deleted) version of a state and what names it for a conditional
+/// [`Storage::append`].
+#[derive(Clone, Debug)]
+pub struct Live {
+    pub record: VersionRecord,
+    /// Data directory: the version number; S3: the object's ETag.
+    pub token: String,
+}
+
+/// The outcome of [`Storage::lock`].
+#[derive(Clone, Debug)]
+pub enum Taken {
+    /// Taken (or already held with the same ID): the record as stored.
+    Yes(LockInfo),
+    /// Held by someone else.
+    HeldBy(LockInfo),
+}
+
+/// The outcome of [`Storage::unlock`].
+#[derive(Clone, Debug)]
+pub enum Released {
+    Yes,
+    NotLocked,
+    /// Held with another ID: nothing was released.
+    HeldBy(LockInfo),
+}
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Files(#[from] crate::data_dir::StorageError),
+    #[error(transparent)]
+    S3(#[from] stateseal_store::Error),
+    /// A conditional append found another live version (another writer was first).
+    #[error("the state changed while it was being written")]
+    Changed,
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// What the banner, `/healthz` and `/metrics` say about the storage.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Description {
+    /// `data_dir` or `s3`.
+    pub kind: &'static str,
+    /// A directory, or `s3://bucket`.
+    pub location: String,
+    /// Locking and versioning, in words.
+    pub details: String,
+}
+
+/// Where states, versions and locks are kept.
+#[async_trait]
+pub trait Storage: Send + Sync + Debug {
+    fn describe(&self) -> Description;
+
+    /// The states whose path starts with `prefix`, sorted.
+    async fn list(&self, prefix: &str) -> Result<Vec<StatePath>>;
+
+    /// The live version's record, `None` when nothing is stored (or it was deleted).
+    async fn live(&self, path: &StatePath) -> Result<Option<Live>>;
+
+    /// The live version's record and stored bytes (an envelope when encrypted at rest).
+    async fn read_live(&self, path: &StatePath) -> Result<Option<(VersionRecord, Bytes)>>;
+
+    /// Stores a new version (`record.stored == Deleted`: deletes the state), on the condition
+    /// that the live version is still `expected` ([`Live::token`]; `None`: nothing live), else
+    /// [`Error::Changed`]. Returns once the write is durable.
+    async fn append(
+        &self,
+        path: &StatePath,
+        expected: Option<&str>,
+        record: VersionRecord,
+        bytes: Bytes,
+    ) -> Result<()>;
+
+    /// Every kept version, newest first.
+    async fn versions(&self, path: &StatePath) -> Result<Vec<VersionRecord>>;
+
+    /// Version `seq`'s record and stored bytes (`None`: no such version).
+    async fn version(&self, path: &StatePath, seq: u64) -> Result<Option<(VersionRecord, Bytes)>>;
+
+    /// The lock holder.
+    async fn lock_holder(&self, path: &StatePath) -> Result<Option<LockInfo>>;
+
+    /// Takes the lock, unless someone else holds it.
+    async fn lock(&self, path: &StatePath, info: LockInfo) -> Result<Taken>;
+
+    /// Releases the lock if its holder's ID is `id`.
+    async fn unlock(&self, path: &StatePath, id: &str) -> Result<Released>;
+
+    /// Time spent waiting for other operations on the same state (seconds, waits), for
+    /// storages that serialize operations on a state.
+    fn waits(&self) -> (f64, u64) {
+        (0.0, 0)
+    }
+}
