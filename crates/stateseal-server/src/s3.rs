@@ -347,7 +347,8 @@ impl Storage for S3Storage {
     }
 
     async fn lock(&self, path: &StatePath, info: LockInfo) -> Result<Taken> {
-        match self.at(path).lock(DEFAULT_WORKSPACE, info).await {
+        // Stored as the client sent it (its Path too), as on the data directory.
+        match self.at(path).lock_as_given(DEFAULT_WORKSPACE, info).await {
             Ok(stored) => Ok(Taken::Yes(stored)),
             Err(StoreError::Locked { holder, .. }) => Ok(Taken::HeldBy(*holder)),
             Err(e) => Err(e.into()),

@@ -76,7 +76,7 @@ async fn a_client_envelope_is_stored_byte_for_byte_and_its_serial_enforced() {
     assert_eq!(std::fs::read(&files[0]).unwrap(), e3, "stored as sent");
     assert_eq!(h.send("GET", P, None).await.body, e3, "returned as sent");
     // The envelope's plaintext serial and lineage are enforced.
-    let before = h.snapshot();
+    let before = h.snapshot().await;
     let e2 = client
         .state()
         .encrypt_state(&state(2, "lin-c", "y"))
@@ -88,13 +88,13 @@ async fn a_client_envelope_is_stored_byte_for_byte_and_its_serial_enforced() {
         .encrypt_state(&state(4, "lin-other", "y"))
         .unwrap();
     assert_eq!(h.send("POST", P, Some(&other)).await.status, 409);
-    assert_eq!(h.snapshot(), before);
+    assert_eq!(h.snapshot().await, before);
 }
 
 #[tokio::test]
 async fn require_client_encryption_refuses_plaintext() {
     let h = Harness::with_config(&server_config("require_client_encryption = true"));
-    let before = h.snapshot();
+    let before = h.snapshot().await;
     let a = h.send("POST", P, Some(&state(1, "l", "x"))).await;
     assert_eq!(a.status, 400);
     assert!(
@@ -102,7 +102,7 @@ async fn require_client_encryption_refuses_plaintext() {
         "{}",
         a.text()
     );
-    assert_eq!(h.snapshot(), before);
+    assert_eq!(h.snapshot().await, before);
     let e = reader().state().encrypt_state(&state(1, "l", "x")).unwrap();
     assert_eq!(h.send("POST", P, Some(&e)).await.status, 200);
 }

@@ -102,7 +102,7 @@ async fn missing_wrong_and_ungranted_credentials_are_refused_on_every_verb() {
     ];
     for (what, cred, path, status) in cases {
         for (method, uri, body) in verbs(path) {
-            let before = h.snapshot();
+            let before = h.snapshot().await;
             let headers: Vec<(&str, &str)> =
                 cred.map(|c| vec![("authorization", c)]).unwrap_or_default();
             let a = h.send_with(method, &uri, body.as_deref(), &headers).await;
@@ -114,7 +114,7 @@ async fn missing_wrong_and_ungranted_credentials_are_refused_on_every_verb() {
             );
             assert!(!a.text().is_empty());
             assert_eq!(
-                h.snapshot(),
+                h.snapshot().await,
                 before,
                 "{what}: {method} {uri} changed something"
             );
@@ -125,13 +125,13 @@ async fn missing_wrong_and_ungranted_credentials_are_refused_on_every_verb() {
         .into_iter()
         .filter(|(m, u, _)| *m == "DELETE" && !u.ends_with("/lock") || u.contains("rollback"))
     {
-        let before = h.snapshot();
+        let before = h.snapshot().await;
         let a = h
             .send_with(method, &uri, None, &[("authorization", &ci)])
             .await;
         assert_eq!(a.status, 403, "{method} {uri}: {}", a.text());
         assert!(a.text().contains("admin"), "{}", a.text());
-        assert_eq!(h.snapshot(), before);
+        assert_eq!(h.snapshot().await, before);
     }
 }
 

@@ -6,13 +6,55 @@ use axum::http::Request;
 
 use crate::support::{content_md5, lock_info, state, Harness};
 
+/// The rules that run on every storage: here on a data directory, and on S3 (moto: a fresh
+/// versioned bucket and lock table each, DynamoDB and lock files) in `on_s3`.
+macro_rules! on_every_storage {
+    ($($rule:ident),* $(,)?) => {
+        mod on_data_dir {
+            $(
+                #[tokio::test]
+                async fn $rule() {
+                    super::$rule(crate::support::Harness::new()).await
+                }
+            )*
+        }
+        mod on_s3 {
+            $(
+                #[tokio::test]
+                async fn $rule() {
+                    let Some(h) = crate::support::Harness::s3(stringify!($rule), "").await else {
+                        return;
+                    };
+                    super::$rule(h).await
+                }
+            )*
+        }
+    };
+}
+
+on_every_storage!(
+    get_of_a_missing_state_is_404,
+    update_then_get_returns_the_exact_bytes_with_post_or_put,
+    lock_and_unlock_answer_200,
+    a_conflict_is_423_with_the_holders_full_lock_info,
+    a_repeated_lock_with_the_holders_id_is_200,
+    unlock_accepts_the_four_body_shapes,
+    unlock_with_another_id_is_423_and_keeps_the_lock,
+    force_unlock_then_the_old_holder_can_not_write,
+    an_update_while_locked_needs_the_holders_id,
+    the_same_serial_with_other_bytes_is_409,
+    a_lower_serial_or_a_foreign_lineage_is_409_with_a_message,
+    a_body_that_is_not_a_state_is_400,
+    delete_keeps_versions_and_then_get_is_404,
+    etag_and_conditional_uploads,
+);
+
 const P: &str = "/state/team-a/prod";
 const ID_A: &str = "aaaaaaaa-1111-2222-3333-444444444444";
 const ID_B: &str = "bbbbbbbb-1111-2222-3333-444444444444";
 
-/// A server with serial 1 stored at `P`.
-async fn with_state() -> (Harness, Vec<u8>) {
-    let h = Harness::new();
+/// The server `h` with serial 1 stored at `P`.
+async fn with_state(h: Harness) -> (Harness, Vec<u8>) {
     let s1 = state(1, "lin-1", "hello");
     let a = h.send("POST", P, Some(&s1)).await;
     assert_eq!((a.status, a.body.as_slice()), (200, &b""[..]));
@@ -26,7 +68,7 @@ async fn refused(
     uri: &str,
     body: Option<&[u8]>,
 ) -> crate::support::Answer {
-    let before = h.snapshot();
+    let before = h.snapshot().await;
     let a = h.send(method, uri, body).await;
     assert!(
         (400..500).contains(&a.status),
@@ -35,7 +77,7 @@ async fn refused(
         a.text()
     );
     assert_eq!(
-        h.snapshot(),
+        h.snapshot().await,
         before,
         "{method} {uri} changed the stored files"
     );
@@ -44,7 +86,7 @@ async fn refused(
 
 #[tokio::test]
 async fn invalid_paths_are_400_and_never_redirected() {
-    let (h, _) = with_state().await;
+    let (h, _) = with_state(Harness::new()).await;
     for uri in [
         "/state",
         "/state/",
@@ -71,17 +113,14 @@ async fn invalid_paths_are_400_and_never_redirected() {
     assert!(a.text().contains("longer than"), "{}", a.text());
 }
 
-#[tokio::test]
-async fn get_of_a_missing_state_is_404() {
-    let h = Harness::new();
+async fn get_of_a_missing_state_is_404(h: Harness) {
     let a = refused(&h, "GET", "/state/nothing/here", None).await;
     assert_eq!(a.status, 404);
     assert!(a.text().contains("no state"), "{}", a.text());
 }
 
-#[tokio::test]
-async fn update_then_get_returns_the_exact_bytes_with_post_or_put() {
-    let (h, s1) = with_state().await;
+async fn update_then_get_returns_the_exact_bytes_with_post_or_put(h: Harness) {
+    let (h, s1) = with_state(h).await;
     let a = h.send("GET", P, None).await;
     assert_eq!((a.status, &a.body), (200, &s1));
     assert_eq!(a.content_type, "application/json");
@@ -97,9 +136,8 @@ async fn update_then_get_returns_the_exact_bytes_with_post_or_put() {
     );
 }
 
-#[tokio::test]
-async fn lock_and_unlock_answer_200() {
-    let (h, _) = with_state().await;
+async fn lock_and_unlock_answer_200(h: Harness) {
+    let (h, _) = with_state(h).await;
     let info = lock_info(ID_A, "alice@ci");
     let a = h.send("LOCK", P, Some(info.as_bytes())).await;
     assert_eq!(a.status, 200, "{}", a.text());
@@ -111,9 +149,8 @@ async fn lock_and_unlock_answer_200() {
     assert_eq!(h.send("LOCK", P, Some(other.as_bytes())).await.status, 200);
 }
 
-#[tokio::test]
-async fn a_conflict_is_423_with_the_holders_full_lock_info() {
-    let (h, _) = with_state().await;
+async fn a_conflict_is_423_with_the_holders_full_lock_info(h: Harness) {
+    let (h, _) = with_state(h).await;
     let holder = lock_info(ID_A, "alice@ci");
     assert_eq!(h.send("LOCK", P, Some(holder.as_bytes())).await.status, 200);
     let a = refused(&h, "LOCK", P, Some(lock_info(ID_B, "bob@ci").as_bytes())).await;
@@ -122,20 +159,23 @@ async fn a_conflict_is_423_with_the_holders_full_lock_info() {
     assert_eq!(a.text(), holder, "the holder's LockInfo, as Go marshals it");
 }
 
-#[tokio::test]
-async fn a_repeated_lock_with_the_holders_id_is_200() {
-    let (h, _) = with_state().await;
+async fn a_repeated_lock_with_the_holders_id_is_200(h: Harness) {
+    let (h, _) = with_state(h).await;
     let holder = lock_info(ID_A, "alice@ci");
     assert_eq!(h.send("LOCK", P, Some(holder.as_bytes())).await.status, 200);
-    let before = h.snapshot();
+    let before = h.snapshot().await;
     let a = h.send("LOCK", P, Some(holder.as_bytes())).await;
     assert_eq!((a.status, a.text()), (200, holder.clone()));
-    assert_eq!(h.snapshot(), before, "a repeated LOCK changes nothing");
+    assert_eq!(
+        h.snapshot().await,
+        before,
+        "a repeated LOCK changes nothing"
+    );
 }
 
 #[tokio::test]
 async fn post_and_delete_on_the_lock_url_lock_and_unlock() {
-    let (h, _) = with_state().await;
+    let (h, _) = with_state(Harness::new()).await;
     let lock_url = format!("{P}/lock");
     let holder = lock_info(ID_A, "alice@ci");
     assert_eq!(
@@ -168,7 +208,7 @@ async fn post_and_delete_on_the_lock_url_lock_and_unlock() {
 
 #[tokio::test]
 async fn lock_needs_lock_info() {
-    let (h, _) = with_state().await;
+    let (h, _) = with_state(Harness::new()).await;
     for body in [&b""[..], b"not json", b"{\"Who\":\"x\"}", b"[1]"] {
         let a = refused(&h, "LOCK", P, Some(body)).await;
         assert_eq!(a.status, 400, "{:?}", String::from_utf8_lossy(body));
@@ -177,9 +217,8 @@ async fn lock_needs_lock_info() {
 }
 
 /// The four UNLOCK body shapes of BACKENDS.md §4.4, each releasing a held lock.
-#[tokio::test]
-async fn unlock_accepts_the_four_body_shapes() {
-    let (h, _) = with_state().await;
+async fn unlock_accepts_the_four_body_shapes(h: Harness) {
+    let (h, _) = with_state(h).await;
     let holder = lock_info(ID_A, "alice@ci");
     let id_only = format!(
         r#"{{"ID":"{ID_A}","Operation":"","Info":"","Who":"","Version":"","Created":"0001-01-01T00:00:00Z","Path":""}}"#
@@ -217,9 +256,8 @@ async fn unlock_accepts_the_four_body_shapes() {
     }
 }
 
-#[tokio::test]
-async fn unlock_with_another_id_is_423_and_keeps_the_lock() {
-    let (h, _) = with_state().await;
+async fn unlock_with_another_id_is_423_and_keeps_the_lock(h: Harness) {
+    let (h, _) = with_state(h).await;
     let holder = lock_info(ID_A, "alice@ci");
     assert_eq!(h.send("LOCK", P, Some(holder.as_bytes())).await.status, 200);
     let id_only_other = format!(r#"{{"ID":"{ID_B}"}}"#);
@@ -234,18 +272,17 @@ async fn unlock_with_another_id_is_423_and_keeps_the_lock() {
 
 #[tokio::test]
 async fn unlock_of_a_free_state_is_200() {
-    let (h, _) = with_state().await;
-    let before = h.snapshot();
+    let (h, _) = with_state(Harness::new()).await;
+    let before = h.snapshot().await;
     let a = h
         .send("UNLOCK", P, Some(lock_info(ID_A, "a@b").as_bytes()))
         .await;
     assert_eq!((a.status, a.body.as_slice()), (200, &b""[..]));
-    assert_eq!(h.snapshot(), before);
+    assert_eq!(h.snapshot().await, before);
 }
 
-#[tokio::test]
-async fn force_unlock_then_the_old_holder_can_not_write() {
-    let (h, _) = with_state().await;
+async fn force_unlock_then_the_old_holder_can_not_write(h: Harness) {
+    let (h, _) = with_state(h).await;
     let holder = lock_info(ID_A, "crashed@ci");
     assert_eq!(h.send("LOCK", P, Some(holder.as_bytes())).await.status, 200);
     // Terraform's force-unlock: an empty body with the MD5 of nothing.
@@ -273,9 +310,8 @@ async fn force_unlock_then_the_old_holder_can_not_write() {
     assert_eq!((a.status, a.text()), (423, next));
 }
 
-#[tokio::test]
-async fn an_update_while_locked_needs_the_holders_id() {
-    let (h, s1) = with_state().await;
+async fn an_update_while_locked_needs_the_holders_id(h: Harness) {
+    let (h, s1) = with_state(h).await;
     let holder = lock_info(ID_A, "alice@ci");
     assert_eq!(h.send("LOCK", P, Some(holder.as_bytes())).await.status, 200);
     let s2 = state(2, "lin-1", "changed");
@@ -300,17 +336,16 @@ async fn an_update_while_locked_needs_the_holders_id() {
 
 #[tokio::test]
 async fn a_retried_upload_of_the_stored_serial_with_the_same_bytes_is_200() {
-    let (h, s1) = with_state().await;
-    let before = h.snapshot();
+    let (h, s1) = with_state(Harness::new()).await;
+    let before = h.snapshot().await;
     let a = h.send("POST", P, Some(&s1)).await;
     assert_eq!((a.status, a.body.as_slice()), (200, &b""[..]));
-    assert_eq!(h.snapshot(), before, "nothing new is stored");
+    assert_eq!(h.snapshot().await, before, "nothing new is stored");
     assert_eq!(h.version_files("team-a/prod").len(), 1);
 }
 
-#[tokio::test]
-async fn the_same_serial_with_other_bytes_is_409() {
-    let (h, _) = with_state().await;
+async fn the_same_serial_with_other_bytes_is_409(h: Harness) {
+    let (h, _) = with_state(h).await;
     let a = refused(&h, "POST", P, Some(&state(1, "lin-1", "different"))).await;
     assert_eq!(a.status, 409);
     assert!(
@@ -321,9 +356,8 @@ async fn the_same_serial_with_other_bytes_is_409() {
 }
 
 /// A lower serial and a foreign lineage: 409 with a message naming both sides and why.
-#[tokio::test]
-async fn a_lower_serial_or_a_foreign_lineage_is_409_with_a_message() {
-    let (h, _) = with_state().await;
+async fn a_lower_serial_or_a_foreign_lineage_is_409_with_a_message(h: Harness) {
+    let (h, _) = with_state(h).await;
     assert_eq!(
         h.send("POST", P, Some(&state(5, "lin-1", "five")))
             .await
@@ -344,9 +378,8 @@ async fn a_lower_serial_or_a_foreign_lineage_is_409_with_a_message() {
     }
 }
 
-#[tokio::test]
-async fn a_body_that_is_not_a_state_is_400() {
-    let (h, _) = with_state().await;
+async fn a_body_that_is_not_a_state_is_400(h: Harness) {
+    let (h, _) = with_state(h).await;
     let plan_envelope = br#"{"meta":{},"encrypted_data":"AAAA","encryption_version":"v0"}"#;
     let future_envelope = br#"{"serial":3,"lineage":"lin-1","meta":{},"encrypted_data":"AAAA","encryption_version":"v9"}"#;
     for body in [
@@ -373,10 +406,10 @@ async fn a_body_that_is_not_a_state_is_400() {
 
 #[tokio::test]
 async fn content_md5_is_verified() {
-    let (h, s1) = with_state().await;
+    let (h, s1) = with_state(Harness::new()).await;
     let s2 = state(2, "lin-1", "two");
     for md5 in [content_md5(b"something else"), "not base64!".to_string()] {
-        let before = h.snapshot();
+        let before = h.snapshot().await;
         let a = h
             .raw(
                 Request::builder()
@@ -389,7 +422,7 @@ async fn content_md5_is_verified() {
             .await;
         assert_eq!(a.status, 400);
         assert!(a.text().contains("Content-MD5"), "{}", a.text());
-        assert_eq!(h.snapshot(), before);
+        assert_eq!(h.snapshot().await, before);
     }
     assert_eq!(h.send("GET", P, None).await.body, s1);
     // Without the header, nothing is checked.
@@ -418,7 +451,7 @@ async fn a_body_over_the_limit_is_413_streamed_or_declared() {
     // Streamed in chunks without a length.
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
         big.chunks(100).map(|c| Ok(c.to_vec())).collect();
-    let before = h.snapshot();
+    let before = h.snapshot().await;
     let a = h
         .raw(
             Request::builder()
@@ -429,7 +462,7 @@ async fn a_body_over_the_limit_is_413_streamed_or_declared() {
         )
         .await;
     assert_eq!(a.status, 413, "{}", a.text());
-    assert_eq!(h.snapshot(), before);
+    assert_eq!(h.snapshot().await, before);
     assert_eq!(h.send("GET", P, None).await.body, s);
 }
 
@@ -450,18 +483,21 @@ fn futures_stream(
     Iter(items.into_iter())
 }
 
-#[tokio::test]
-async fn delete_keeps_versions_and_then_get_is_404() {
-    let (h, _) = with_state().await;
+async fn delete_keeps_versions_and_then_get_is_404(h: Harness) {
+    let (h, _) = with_state(h).await;
     let a = h.send("DELETE", P, None).await;
     assert_eq!((a.status, a.body.as_slice()), (200, &b""[..]));
     assert_eq!(h.send("GET", P, None).await.status, 404);
     assert_eq!(refused(&h, "DELETE", P, None).await.status, 404);
-    assert_eq!(
-        h.version_files("team-a/prod").len(),
-        2,
-        "the old version is kept"
-    );
+    let v = h.send("GET", "/v1/versions/team-a/prod", None).await;
+    let v: serde_json::Value = serde_json::from_slice(&v.body).unwrap();
+    let kinds: Vec<&str> = v["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["stored"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["deleted", "plaintext"], "the old version is kept");
     // A new state may start over with any lineage.
     assert_eq!(
         h.send("POST", P, Some(&state(1, "fresh", "new")))
@@ -473,7 +509,7 @@ async fn delete_keeps_versions_and_then_get_is_404() {
 
 #[tokio::test]
 async fn other_methods_are_405() {
-    let (h, _) = with_state().await;
+    let (h, _) = with_state(Harness::new()).await;
     assert_eq!(refused(&h, "PATCH", P, Some(b"{}")).await.status, 405);
     assert_eq!(
         refused(&h, "PUT", &format!("{P}/lock"), Some(b"{}"))
@@ -487,7 +523,7 @@ async fn other_methods_are_405() {
 /// never a 5xx or a panic, and nothing a refusal touched changed.
 #[tokio::test]
 async fn fail_hostile_bodies_are_refused_without_a_5xx() {
-    let (h, _) = with_state().await;
+    let (h, _) = with_state(Harness::new()).await;
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     let deep_object = format!(
         "{{\"version\":4,\"serial\":2,\"lineage\":\"lin-1\",\"outputs\":{}1{}}}",
@@ -517,7 +553,7 @@ async fn fail_hostile_bodies_are_refused_without_a_5xx() {
             ("POST", format!("{P}/lock")),
             ("DELETE", format!("{P}/lock")),
         ] {
-            let before = h.snapshot();
+            let before = h.snapshot().await;
             let a = h.send(method, &uri, Some(body)).await;
             assert!(
                 a.status < 500,
@@ -528,7 +564,7 @@ async fn fail_hostile_bodies_are_refused_without_a_5xx() {
             );
             if a.status >= 400 {
                 assert_eq!(
-                    h.snapshot(),
+                    h.snapshot().await,
                     before,
                     "{method} {uri}: a refusal changed files"
                 );
@@ -540,9 +576,8 @@ async fn fail_hostile_bodies_are_refused_without_a_5xx() {
 /// An extension for clients that want optimistic concurrency: GET answers an ETag (SHA-256 of
 /// the stored bytes); an upload with a stale `If-Match`, or `If-None-Match: *` over a stored
 /// state, is 412 and changes nothing.
-#[tokio::test]
-async fn etag_and_conditional_uploads() {
-    let (h, s1) = with_state().await;
+async fn etag_and_conditional_uploads(h: Harness) {
+    let (h, s1) = with_state(h).await;
     let got = h.send("GET", P, None).await;
     let sha: String = ring::digest::digest(&ring::digest::SHA256, &s1)
         .as_ref()
@@ -552,11 +587,11 @@ async fn etag_and_conditional_uploads() {
     assert_eq!(got.etag, format!("\"{sha}\""));
     let s2 = state(2, "lin-1", "two");
     for (name, value) in [("if-match", "\"stale\""), ("if-none-match", "*")] {
-        let before = h.snapshot();
+        let before = h.snapshot().await;
         let a = h.send_with("POST", P, Some(&s2), &[(name, value)]).await;
         assert_eq!(a.status, 412, "{name}: {}", a.text());
         assert!(a.text().contains("nothing was written"), "{}", a.text());
-        assert_eq!(h.snapshot(), before);
+        assert_eq!(h.snapshot().await, before);
     }
     let a = h
         .send_with("POST", P, Some(&s2), &[("if-match", &got.etag)])

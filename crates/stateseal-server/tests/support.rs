@@ -1,6 +1,7 @@
 //! Test harness: an in-process server (the axum router driven with `tower::ServiceExt::oneshot`,
-//! no sockets) over a fresh data directory, plus a snapshot of every file it holds, so a test
-//! can show that a refused request changed nothing.
+//! no sockets) over a fresh data directory or, with `storage "s3"`, a fresh versioned bucket and
+//! lock table on moto, plus a snapshot of everything stored (files; or object versions and lock
+//! table items), so a test can show that a refused request changed nothing.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,11 +12,57 @@ use axum::http::Request;
 use base64::Engine as _;
 use md5::{Digest as _, Md5};
 use stateseal_server::{App, ServerConfig};
+use stateseal_testkit::Peers;
 use tower::ServiceExt as _;
 
 pub struct Harness {
     pub dir: tempfile::TempDir,
     pub app: Arc<App>,
+    /// Set when the server stores in S3.
+    pub s3: Option<S3Backing>,
+}
+
+/// The bucket (versioned) and lock table a `storage "s3"` server uses on moto.
+#[derive(Clone, Debug)]
+pub struct S3Backing {
+    pub peers: Peers,
+    pub bucket: String,
+    pub table: String,
+}
+
+impl S3Backing {
+    /// A fresh versioned bucket and lock table.
+    pub async fn create(peers: &Peers) -> S3Backing {
+        let bucket = stateseal_testkit::unique("srv");
+        let table = stateseal_testkit::unique("srv-locks");
+        peers.mkbucket(&bucket, true).await;
+        peers.mktable(&table).await;
+        S3Backing {
+            peers: peers.clone(),
+            bucket,
+            table,
+        }
+    }
+
+    /// The `storage "s3"` block: DynamoDB and lock files, as OpenTofu with both.
+    pub fn storage_block(&self) -> String {
+        self.peers.storage_block(
+            &self.bucket,
+            &format!(
+                "    dynamodb_table = \"{}\"\n    use_lockfile = true\n",
+                self.table
+            ),
+        )
+    }
+
+    /// A `backend "s3"` block on the same bucket for the state `key`, with `locks` (e.g.
+    /// `dynamodb_table = "…"`, `use_lockfile = true`).
+    pub fn backend_block(&self, key: &str, locks: &str) -> String {
+        self.peers.backend_block(&self.bucket, locks).replace(
+            "key    = \"app/terraform.tfstate\"",
+            &format!("key    = \"{key}\""),
+        )
+    }
 }
 
 /// A response: status and body.
@@ -49,7 +96,29 @@ impl Harness {
         Harness {
             dir,
             app: Arc::new(app),
+            s3: None,
         }
+    }
+
+    /// A server on `backing` (its `storage "s3"` block added to `src`).
+    pub async fn on_s3(backing: &S3Backing, src: &str) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let src = format!("{src}\n{}", backing.storage_block());
+        let config = ServerConfig::parse("server.hcl", &src, None).expect("valid config");
+        let app = App::connect(&dir.path().join("data"), config)
+            .await
+            .expect("server starts");
+        Harness {
+            dir,
+            app: Arc::new(app),
+            s3: Some(backing.clone()),
+        }
+    }
+
+    /// A server on a fresh bucket and table, or `None` (skipped) without moto.
+    pub async fn s3(test: &str, src: &str) -> Option<Harness> {
+        let peers = Peers::aws(test)?;
+        Some(Harness::on_s3(&S3Backing::create(&peers).await, src).await)
     }
 
     pub fn data(&self) -> PathBuf {
@@ -106,11 +175,44 @@ impl Harness {
         }
     }
 
-    /// Every file under the data directory (but the directory's own lock file), with contents.
-    pub fn snapshot(&self) -> BTreeMap<PathBuf, Vec<u8>> {
+    /// Everything stored: every file under the data directory (but the directory's own lock
+    /// file), with contents; on S3, every object version (with its ETag) and lock table item.
+    pub async fn snapshot(&self) -> BTreeMap<PathBuf, Vec<u8>> {
         let mut out = BTreeMap::new();
-        walk(&self.data(), &self.data(), &mut out);
+        match &self.s3 {
+            None => walk(&self.data(), &self.data(), &mut out),
+            Some(b) => {
+                for (key, version, etag) in b.peers.object_versions(&b.bucket).await {
+                    out.insert(PathBuf::from(format!("s3/{key}@{version}")), etag.into());
+                }
+                for (id, item) in b.peers.items(&b.table).await {
+                    out.insert(PathBuf::from(format!("dynamodb/{id}")), item.into());
+                }
+            }
+        }
         out
+    }
+
+    /// The stored bytes of every version of the state `name` (not deletions), oldest first.
+    pub async fn stored_versions(&self, name: &str) -> Vec<Vec<u8>> {
+        match &self.s3 {
+            None => self
+                .version_files(name)
+                .iter()
+                .map(|f| std::fs::read(f).unwrap())
+                .filter(|b| !b.is_empty())
+                .collect(),
+            Some(b) => {
+                let mut out = Vec::new();
+                for (key, version, etag) in b.peers.object_versions(&b.bucket).await {
+                    if key == name && !etag.is_empty() {
+                        out.push(b.peers.get_object_version(&b.bucket, &key, &version).await);
+                    }
+                }
+                out.reverse();
+                out
+            }
+        }
     }
 
     /// The committed version files (`*.bin`) of a state, oldest first.
@@ -184,12 +286,21 @@ pub struct Live {
 
 impl Live {
     pub fn start(config: &str) -> Live {
-        let h = Harness::with_config(config);
+        Live::serve(|_| Harness::with_config(config))
+    }
+
+    /// A server on `backing` (S3 storage) with this configuration.
+    pub fn start_s3(backing: &S3Backing, config: &str) -> Live {
+        Live::serve(|rt| rt.block_on(Harness::on_s3(backing, config)))
+    }
+
+    fn serve(harness: impl FnOnce(&tokio::runtime::Runtime) -> Harness) -> Live {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
+        let h = harness(&rt);
         let listener = rt
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
@@ -234,6 +345,14 @@ impl Live {
             .as_ref()
             .unwrap()
             .block_on(self.h.send_with(method, uri, body, headers))
+    }
+
+    /// [`Harness::stored_versions`].
+    pub fn stored_versions(&self, name: &str) -> Vec<Vec<u8>> {
+        self.rt
+            .as_ref()
+            .unwrap()
+            .block_on(self.h.stored_versions(name))
     }
 
     /// The `backend "http"` block for state `name`, locking on.

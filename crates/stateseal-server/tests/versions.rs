@@ -180,11 +180,11 @@ async fn fail_rollback_refusals_change_nothing() {
         ),
         ("/v1/rollback/app", 400, "seq"),
     ] {
-        let before = h.snapshot();
+        let before = h.snapshot().await;
         let a = h.send("POST", uri, None).await;
         assert_eq!(a.status, status, "{uri}: {}", a.text());
         assert!(a.text().contains(words), "{uri}: {}", a.text());
-        assert_eq!(h.snapshot(), before, "{uri}");
+        assert_eq!(h.snapshot().await, before, "{uri}");
     }
     let a = h
         .send("POST", &format!("/v1/rollback/app?seq=3&ID={ID}"), None)

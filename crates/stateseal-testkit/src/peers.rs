@@ -352,6 +352,89 @@ impl Peers {
             .collect()
     }
 
+    /// Every object version and delete marker in a bucket as `(key, version id, ETag)`
+    /// (delete markers with an empty ETag), in the order S3 lists them (newest first per key).
+    pub async fn object_versions(&self, bucket: &str) -> Vec<(String, String, String)> {
+        let s3 = self.s3().await;
+        let mut out = Vec::new();
+        let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
+        loop {
+            let page = s3
+                .list_object_versions()
+                .bucket(bucket)
+                .set_key_marker(key_marker.take())
+                .set_version_id_marker(version_marker.take())
+                .send()
+                .await
+                .expect("list object versions");
+            for v in page.versions() {
+                out.push((
+                    v.key().unwrap_or_default().to_string(),
+                    v.version_id().unwrap_or_default().to_string(),
+                    v.e_tag().unwrap_or_default().to_string(),
+                ));
+            }
+            for m in page.delete_markers() {
+                out.push((
+                    m.key().unwrap_or_default().to_string(),
+                    m.version_id().unwrap_or_default().to_string(),
+                    String::new(),
+                ));
+            }
+            if page.is_truncated() != Some(true) {
+                return out;
+            }
+            key_marker = page.next_key_marker;
+            version_marker = page.next_version_id_marker;
+        }
+    }
+
+    /// One object version's bytes.
+    pub async fn get_object_version(&self, bucket: &str, key: &str, version_id: &str) -> Vec<u8> {
+        let out = self
+            .s3()
+            .await
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .version_id(version_id)
+            .send()
+            .await
+            .expect("get object version");
+        out.body
+            .collect()
+            .await
+            .expect("body")
+            .into_bytes()
+            .to_vec()
+    }
+
+    /// Every item of a lock table as `LockID → the item's other attributes (Debug text)`.
+    pub async fn items(&self, table: &str) -> std::collections::BTreeMap<String, String> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let out = self
+            .dynamodb()
+            .await
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("scan");
+        out.items()
+            .iter()
+            .map(|i| {
+                let id = match i.get("LockID") {
+                    Some(AttributeValue::S(s)) => s.clone(),
+                    other => format!("{other:?}"),
+                };
+                let rest: std::collections::BTreeMap<_, _> =
+                    i.iter().filter(|(k, _)| *k != "LockID").collect();
+                (id, format!("{rest:?}"))
+            })
+            .collect()
+    }
+
     /// A DynamoDB item's string attribute.
     pub async fn item_attr(&self, table: &str, lock_id: &str, attr: &str) -> Option<String> {
         use aws_sdk_dynamodb::types::AttributeValue;
@@ -397,12 +480,26 @@ impl Peers {
 
     /// A `backend "s3"` block pointed at moto.
     pub fn backend_block(&self, bucket: &str, extra: &str) -> String {
+        format!(
+            "terraform {{\n  backend \"s3\" {{\n    key    = \"app/terraform.tfstate\"\n{}{extra}\n  }}\n}}\n",
+            self.s3_attributes(bucket)
+        )
+    }
+
+    /// A `storage "s3"` block for `stateseal serve`, pointed at moto (the attributes of
+    /// [`Peers::backend_block`] but `key`).
+    pub fn storage_block(&self, bucket: &str, extra: &str) -> String {
+        format!(
+            "storage \"s3\" {{\n{}{extra}\n}}\n",
+            self.s3_attributes(bucket)
+        )
+    }
+
+    /// The attributes, one a line, that point an S3 backend at moto's `bucket`.
+    fn s3_attributes(&self, bucket: &str) -> String {
         let e = self.endpoint();
         format!(
-            r#"terraform {{
-  backend "s3" {{
-    bucket = "{bucket}"
-    key    = "app/terraform.tfstate"
+            r#"    bucket = "{bucket}"
     region = "us-east-1"
     endpoints = {{
       s3       = "{e}"
@@ -417,9 +514,6 @@ impl Peers {
     skip_region_validation      = true
     access_key                  = "testing"
     secret_key                  = "testing"
-{extra}
-  }}
-}}
 "#
         )
     }

@@ -210,7 +210,22 @@ impl ObjectClient {
         {
             Ok(out) => Ok(out.status.map(|s| s.as_str().to_string())),
             Err(e) if code(&e) == Some("NoSuchBucket") => Err(self.bucket_missing()),
-            Err(e) => Err(self.service("GetBucketVersioning", "", e)),
+            Err(e) => {
+                // Some S3-compatibles (moto) answer 200 with another root element than
+                // VersioningConfiguration, which the SDK refuses: read the status from the body.
+                let body = e
+                    .raw_response()
+                    .filter(|r| r.status().as_u16() == 200)
+                    .and_then(|r| r.body().bytes())
+                    .map(|b| String::from_utf8_lossy(b).into_owned());
+                match body {
+                    Some(text) => Ok(text
+                        .split_once("<Status>")
+                        .and_then(|(_, rest)| rest.split_once("</Status>"))
+                        .map(|(status, _)| status.trim().to_string())),
+                    None => Err(self.service("GetBucketVersioning", "", e)),
+                }
+            }
         }
     }
 

@@ -221,6 +221,26 @@ impl S3Store {
         Ok(())
     }
 
+    /// Takes the lock with `info` exactly as given (its ID set, its `Path` left as the caller
+    /// has it): lock file first, then DynamoDB, releasing the lock file again when DynamoDB
+    /// refuses. A held lock is [`Error::Locked`] with the holder.
+    pub async fn lock_as_given(&self, workspace: &str, info: LockInfo) -> Result<LockInfo> {
+        let key = self.key(workspace)?;
+        let file_key = format!("{key}.tflock");
+        if let Some(lf) = &self.lockfile {
+            lf.lock(&file_key, &info).await?;
+        }
+        if let Some(t) = &self.table {
+            if let Err(e) = t.lock(&self.layout.lock_id(workspace), &info).await {
+                if let Some(lf) = &self.lockfile {
+                    let _ = lf.unlock(&file_key, &info.id).await;
+                }
+                return Err(e);
+            }
+        }
+        Ok(info)
+    }
+
     /// The object, checked against the DynamoDB digest when a table is configured: a mismatch
     /// is retried every `consistency_delay` until `consistency_timeout`, then an error.
     async fn read_consistent(
@@ -319,7 +339,7 @@ impl Store for S3Store {
     }
 
     async fn lock(&self, workspace: &str, mut info: LockInfo) -> Result<LockInfo> {
-        let key = self.key(workspace)?;
+        self.key(workspace)?;
         if !self.locking_enabled() {
             return Err(Error::Unsupported(
                 "locking is not configured for this s3 backend: set use_lockfile = true and/or dynamodb_table".into(),
@@ -329,19 +349,7 @@ impl Store for S3Store {
             info.id = crate::lock_info::new_lock_id();
         }
         info.path = self.layout.lock_id(workspace);
-        let file_key = format!("{key}.tflock");
-        if let Some(lf) = &self.lockfile {
-            lf.lock(&file_key, &info).await?;
-        }
-        if let Some(t) = &self.table {
-            if let Err(e) = t.lock(&self.layout.lock_id(workspace), &info).await {
-                if let Some(lf) = &self.lockfile {
-                    let _ = lf.unlock(&file_key, &info.id).await;
-                }
-                return Err(e);
-            }
-        }
-        Ok(info)
+        self.lock_as_given(workspace, info).await
     }
 
     async fn unlock(&self, workspace: &str, id: &str) -> Result<()> {
