@@ -34,6 +34,10 @@ use crate::storage::{
     Description, Error, Live, Released, Result, Storage, Stored, Taken, VersionRecord,
 };
 
+/// How often a LOCK is tried again when it was refused but the holder was gone by the time it
+/// was looked up.
+const LOCK_ATTEMPTS: usize = 5;
+
 /// The prefix of the server's user-metadata names.
 const META: &str = "stateseal-";
 
@@ -347,11 +351,23 @@ impl Storage for S3Storage {
     }
 
     async fn lock(&self, path: &StatePath, info: LockInfo) -> Result<Taken> {
-        // Stored as the client sent it (its Path too), as on the data directory.
-        match self.at(path).lock_as_given(DEFAULT_WORKSPACE, info).await {
-            Ok(stored) => Ok(Taken::Yes(stored)),
-            Err(StoreError::Locked { holder, .. }) => Ok(Taken::HeldBy(*holder)),
-            Err(e) => Err(e.into()),
+        let store = self.at(path);
+        let mut attempts = 0;
+        loop {
+            // Stored as the client sent it (its Path too), as on the data directory.
+            let failed = match store.lock_as_given(DEFAULT_WORKSPACE, info.clone()).await {
+                Ok(stored) => return Ok(Taken::Yes(stored)),
+                Err(StoreError::Locked { holder, .. }) => return Ok(Taken::HeldBy(*holder)),
+                Err(e @ StoreError::LockFailed { .. }) => e,
+                Err(e) => return Err(e.into()),
+            };
+            // Refused, but no holder was found: it released the lock in between. Try again.
+            attempts += 1;
+            match store.lock_holder(DEFAULT_WORKSPACE).await? {
+                Some(h) => return Ok(Taken::HeldBy(h)),
+                None if attempts < LOCK_ATTEMPTS => continue,
+                None => return Err(failed.into()),
+            }
         }
     }
 

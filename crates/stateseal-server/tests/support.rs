@@ -28,10 +28,13 @@ pub struct S3Backing {
     pub peers: Peers,
     pub bucket: String,
     pub table: String,
+    /// The lock settings of the `storage "s3"` block.
+    pub locks: String,
 }
 
 impl S3Backing {
-    /// A fresh versioned bucket and lock table.
+    /// A fresh versioned bucket and lock table; the server locks with DynamoDB and lock files,
+    /// as OpenTofu does with both configured.
     pub async fn create(peers: &Peers) -> S3Backing {
         let bucket = stateseal_testkit::unique("srv");
         let table = stateseal_testkit::unique("srv-locks");
@@ -39,29 +42,27 @@ impl S3Backing {
         peers.mktable(&table).await;
         S3Backing {
             peers: peers.clone(),
+            locks: format!("    dynamodb_table = \"{table}\"\n    use_lockfile = true\n"),
             bucket,
             table,
         }
     }
 
-    /// The `storage "s3"` block: DynamoDB and lock files, as OpenTofu with both.
+    /// The same bucket, locking with DynamoDB only.
+    pub fn dynamodb_only(mut self) -> S3Backing {
+        self.locks = format!("    dynamodb_table = \"{}\"\n", self.table);
+        self
+    }
+
+    /// The `storage "s3"` block.
     pub fn storage_block(&self) -> String {
-        self.peers.storage_block(
-            &self.bucket,
-            &format!(
-                "    dynamodb_table = \"{}\"\n    use_lockfile = true\n",
-                self.table
-            ),
-        )
+        self.peers.storage_block(&self.bucket, &self.locks)
     }
 
     /// A `backend "s3"` block on the same bucket for the state `key`, with `locks` (e.g.
     /// `dynamodb_table = "…"`, `use_lockfile = true`).
     pub fn backend_block(&self, key: &str, locks: &str) -> String {
-        self.peers.backend_block(&self.bucket, locks).replace(
-            "key    = \"app/terraform.tfstate\"",
-            &format!("key    = \"{key}\""),
-        )
+        self.peers.backend_block_for_key(&self.bucket, key, locks)
     }
 }
 

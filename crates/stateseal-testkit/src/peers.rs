@@ -480,8 +480,13 @@ impl Peers {
 
     /// A `backend "s3"` block pointed at moto.
     pub fn backend_block(&self, bucket: &str, extra: &str) -> String {
+        self.backend_block_for_key(bucket, "app/terraform.tfstate", extra)
+    }
+
+    /// [`Peers::backend_block`] for the state at `key`.
+    pub fn backend_block_for_key(&self, bucket: &str, key: &str, extra: &str) -> String {
         format!(
-            "terraform {{\n  backend \"s3\" {{\n    key    = \"app/terraform.tfstate\"\n{}{extra}\n  }}\n}}\n",
+            "terraform {{\n  backend \"s3\" {{\n    key    = \"{key}\"\n{}{extra}\n  }}\n}}\n",
             self.s3_attributes(bucket)
         )
     }

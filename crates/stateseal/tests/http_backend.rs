@@ -400,6 +400,39 @@ fn state_push_pull_versions_and_restore_through_a_backend_http_block() {
     let server = Server::start();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    push_pull_versions_restore(&server, d);
+
+    // The address can come from TF_HTTP_ADDRESS instead of the block.
+    let env_dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        env_dir.path().join("backend.tf"),
+        "terraform {\n  backend \"http\" {}\n}\n",
+    )
+    .unwrap();
+    let from_env = Command::new(assert_cmd::cargo::cargo_bin("stateseal"))
+        .current_dir(env_dir.path())
+        .args(["state", "pull"])
+        .env_remove("TF_ENCRYPTION")
+        .env("TF_HTTP_ADDRESS", server.url("cli/app"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let pulled: Value = serde_json::from_str(&ok(from_env, "pull with TF_HTTP_ADDRESS")).unwrap();
+    assert_eq!(pulled["outputs"]["greeting"]["value"], "one");
+
+    // Only the default workspace exists.
+    let ws = stateseal(d, &["workspace", "new", "dev"]);
+    assert!(!ws.status.success());
+    assert!(
+        String::from_utf8_lossy(&ws.stderr).contains("only the default workspace"),
+        "{}",
+        String::from_utf8_lossy(&ws.stderr)
+    );
+}
+
+/// `state push`, `pull`, `versions` and `restore` through a `backend "http"` block on
+/// `cli/app` of `server`, in `d`.
+fn push_pull_versions_restore(server: &Server, d: &Path) {
     std::fs::write(d.join("backend.tf"), server.backend_block("cli/app")).unwrap();
     std::fs::write(d.join("one.json"), state(1, "one")).unwrap();
     std::fs::write(d.join("two.json"), state(2, "two")).unwrap();
@@ -442,32 +475,69 @@ fn state_push_pull_versions_and_restore_through_a_backend_http_block() {
         serde_json::from_str(&ok(stateseal(d, &["state", "pull"]), "pull")).unwrap();
     assert_eq!(pulled["outputs"]["greeting"]["value"], "one");
     assert!(pulled["serial"].as_u64().unwrap() > serial_two, "{pulled}");
+}
 
-    // The address can come from TF_HTTP_ADDRESS instead of the block.
-    let env_dir = tempfile::tempdir().unwrap();
+/// The same flow on a server with `storage "s3"` (moto: DynamoDB and lock files) and pbkdf2
+/// at rest; then `stateseal state pull` with a `backend "s3"` block on the same key and the same
+/// encryption reads what the server wrote, and every object version it wrote is an envelope.
+#[test]
+fn s3_storage_through_backend_http_and_the_same_state_through_backend_s3() {
+    let Some(peers) = Peers::aws("s3_storage_through_backend_http_and_backend_s3") else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let bucket = stateseal_testkit::unique("serve");
+    let table = stateseal_testkit::unique("serve-locks");
+    rt.block_on(async {
+        peers.mkbucket(&bucket, true).await;
+        peers.mktable(&table).await;
+    });
+    let locks = format!("    dynamodb_table = \"{table}\"\n    use_lockfile   = true\n");
+    let encryption = "encryption {\n  key_provider \"pbkdf2\" \"main\" {\n    passphrase = \"correct-horse-battery-staple\"\n  }\n  method \"aes_gcm\" \"main\" { keys = key_provider.pbkdf2.main }\n  state { method = method.aes_gcm.main }\n}\n";
+    let server = Server::with_config(&format!(
+        "{}{encryption}",
+        peers.storage_block(&bucket, &locks)
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    push_pull_versions_restore(&server, dir.path());
+    let through_http: Value =
+        serde_json::from_str(&ok(stateseal(dir.path(), &["state", "pull"]), "pull")).unwrap();
+
+    let s3_dir = tempfile::tempdir().unwrap();
+    let d = s3_dir.path();
     std::fs::write(
-        env_dir.path().join("backend.tf"),
-        "terraform {\n  backend \"http\" {}\n}\n",
+        d.join("backend.tf"),
+        peers.backend_block_for_key(&bucket, "cli/app", &locks),
     )
     .unwrap();
-    let from_env = Command::new(assert_cmd::cargo::cargo_bin("stateseal"))
-        .current_dir(env_dir.path())
-        .args(["state", "pull"])
-        .env_remove("TF_ENCRYPTION")
-        .env("TF_HTTP_ADDRESS", server.url("cli/app"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let pulled: Value = serde_json::from_str(&ok(from_env, "pull with TF_HTTP_ADDRESS")).unwrap();
-    assert_eq!(pulled["outputs"]["greeting"]["value"], "one");
+    std::fs::write(
+        d.join("encryption.tf"),
+        format!("terraform {{\n{encryption}}}\n"),
+    )
+    .unwrap();
+    let through_s3: Value =
+        serde_json::from_str(&ok(stateseal(d, &["state", "pull"]), "pull via backend s3")).unwrap();
+    assert_eq!(through_s3, through_http);
+    assert_eq!(through_s3["outputs"]["greeting"]["value"], "one");
 
-    // Only the default workspace exists.
-    let ws = stateseal(d, &["workspace", "new", "dev"]);
-    assert!(!ws.status.success());
+    let versions = rt.block_on(peers.object_versions(&bucket));
+    let written: Vec<_> = versions.iter().filter(|(k, _, _)| k == "cli/app").collect();
+    assert_eq!(written.len(), 3, "push, push, restore: {versions:?}");
+    for (key, version, _) in written {
+        let stored = rt.block_on(peers.get_object_version(&bucket, key, version));
+        let text = String::from_utf8_lossy(&stored);
+        assert!(
+            text.contains("\"encrypted_data\"") && !text.contains("greeting"),
+            "{key}@{version} is an envelope: {text}"
+        );
+    }
     assert!(
-        String::from_utf8_lossy(&ws.stderr).contains("only the default workspace"),
-        "{}",
-        String::from_utf8_lossy(&ws.stderr)
+        rt.block_on(peers.item_attr(&table, &format!("{bucket}/cli/app-md5"), "Digest"))
+            .is_some(),
+        "the -md5 digest item is kept, as OpenTofu keeps it"
     );
 }
 
