@@ -34,7 +34,7 @@ fn sixteen_clients_times_fifty_cycles_on_two_s3_instances_lose_no_write() {
     let a = Live::start_s3(&backing, "");
     let b = Live::start_s3(&backing, "");
     // A refused LOCK waits a little before trying again, so 16 clients don't flood moto.
-    cycles_lose_no_write(&[&a, &b], Duration::from_millis(100));
+    cycles_lose_no_write(&[&a, &b], Duration::from_millis(250));
 }
 
 /// The cycles against `servers` (all on the same storage): request `k` of a client goes to

