@@ -10,7 +10,9 @@
 //!   oldest (1) up; each version the server writes carries its record (serial, lineage,
 //!   size, who, time, how it was stored, SHA-256 of what the client sent) as user metadata
 //!   (`x-amz-meta-stateseal-*`). A version written by Terraform or OpenTofu directly has no
-//!   such metadata: its serial and lineage are read from the object itself.
+//!   such metadata: its serial and lineage are read from the object itself;
+//! * a deletion is an empty version with its record (Terraform and OpenTofu read an empty
+//!   object as no state), and the `-md5` digest item is removed.
 //!
 //! Nothing is cached between requests: several server instances on one bucket are safe. A
 //! write is a `PutObject` with `If-Match` on the ETag of the version it was decided on (or
@@ -29,7 +31,7 @@ use stateseal_store::s3::{Metadata, S3Config, S3Store};
 use stateseal_store::{Error as StoreError, LockInfo, PutMode, Store, Version, DEFAULT_WORKSPACE};
 
 use crate::at_rest::classify;
-use crate::state_path::StatePath;
+use crate::state_path::{percent_decode, percent_encode, StatePath};
 use crate::storage::{
     Description, Error, Live, Released, Result, Storage, Stored, Taken, VersionRecord,
 };
@@ -169,15 +171,13 @@ impl S3Storage {
             };
             return Ok(Some((record, Bytes::new())));
         }
-        if !with_bytes {
-            if let Some(mut r) = objects
-                .metadata(key, Some(&v.id))
-                .await?
-                .and_then(|m| from_metadata(&m, Some(v.id.clone())))
-            {
-                r.seq = seq;
-                return Ok(Some((r, Bytes::new())));
-            }
+        let recorded = objects
+            .head(key, Some(&v.id))
+            .await?
+            .and_then(|h| from_metadata(&h.metadata, Some(v.id.clone())));
+        if let Some(mut r) = recorded.filter(|r| !with_bytes || r.stored == Stored::Deleted) {
+            r.seq = seq;
+            return Ok(Some((r, Bytes::new())));
         }
         let Some((obj, meta)) = objects.get_with_metadata(key, Some(&v.id)).await? else {
             return Ok(None);
@@ -192,10 +192,10 @@ impl S3Storage {
 fn to_metadata(r: &VersionRecord) -> Metadata {
     [
         ("serial", r.serial.to_string()),
-        ("lineage", escape(&r.lineage)),
+        ("lineage", percent_encode(&r.lineage)),
         ("size", r.size.to_string()),
         ("time", r.time.clone()),
-        ("who", escape(&r.who)),
+        ("who", percent_encode(&r.who)),
         ("stored", r.stored.as_str().to_string()),
         ("sha256", r.sha256.clone()),
     ]
@@ -210,44 +210,14 @@ fn from_metadata(m: &Metadata, version_id: Option<String>) -> Option<VersionReco
     Some(VersionRecord {
         seq: 0,
         serial: get("serial")?.parse().ok()?,
-        lineage: unescape(get("lineage")?)?,
+        lineage: percent_decode(get("lineage")?)?,
         size: get("size")?.parse().ok()?,
         time: get("time")?.clone(),
-        who: unescape(get("who")?)?,
+        who: percent_decode(get("who")?)?,
         stored: Stored::parse(get("stored")?)?,
         sha256: get("sha256")?.clone(),
         version_id,
     })
-}
-
-/// Percent-encodes everything but unreserved ASCII, so any text fits an HTTP header.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~@".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn unescape(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[async_trait]
@@ -298,25 +268,36 @@ impl Storage for S3Storage {
         bytes: Bytes,
     ) -> Result<()> {
         let store = self.at(path);
-        if record.stored == Stored::Deleted {
-            // A delete marker; the condition was checked when the live version was read.
-            store.delete_state(DEFAULT_WORKSPACE).await?;
-            return Ok(());
-        }
         let mode = match expected {
             Some(etag) => PutMode::Update(Version(etag.to_string())),
-            None => PutMode::Create,
+            // Nothing live: no object, a delete marker, or an empty object (a deletion).
+            None => match store.objects().head(path.as_str(), None).await? {
+                None => PutMode::Create,
+                Some(h) if h.size == 0 => PutMode::Update(h.version),
+                Some(_) => return Err(Error::Changed),
+            },
         };
+        // A deletion is an empty version carrying its record: Terraform and OpenTofu read an
+        // empty object as no state, it is written on the same condition as any version, and
+        // unlike a delete marker it keeps its exact place among the versions. Its digest item
+        // is removed, as OpenTofu removes it when it deletes a state (a digest of nothing
+        // would not match the nothing OpenTofu reads).
+        let deleting = record.stored == Stored::Deleted;
         match store
             .put_with_metadata(DEFAULT_WORKSPACE, bytes, mode, &to_metadata(&record))
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(_) => {}
             Err(StoreError::Precondition { .. } | StoreError::AlreadyExists { .. }) => {
-                Err(Error::Changed)
+                return Err(Error::Changed)
             }
-            Err(e) => Err(e.into()),
+            Err(e) => return Err(e.into()),
         }
+        if let (true, Some(t)) = (deleting, self.lock_table()) {
+            t.delete_digest(&store.layout().digest_id(DEFAULT_WORKSPACE))
+                .await?;
+        }
+        Ok(())
     }
 
     async fn versions(&self, path: &StatePath) -> Result<Vec<VersionRecord>> {
@@ -326,7 +307,8 @@ impl Storage for S3Storage {
                 out.push(r);
             }
         }
-        // A delete marker shows the serial and lineage of the state it deleted.
+        // A delete marker (a deletion by Terraform or OpenTofu) shows the serial and lineage of
+        // the state it deleted.
         for i in (0..out.len()).rev() {
             if out[i].stored == Stored::Deleted {
                 if let Some(older) = out.get(i + 1).cloned() {
@@ -425,7 +407,5 @@ mod tests {
         assert!(m.values().all(|v| v.is_ascii()), "{m:?}");
         assert_eq!(from_metadata(&m, Some("v1".into())), Some(r));
         assert_eq!(from_metadata(&Metadata::new(), None), None);
-        assert_eq!(unescape("%4"), None);
-        assert_eq!(unescape("%ZZ"), None);
     }
 }

@@ -92,17 +92,7 @@ impl StatePath {
     /// Each segment percent-encoded with only `A-Za-z0-9-_.~` left as is: a file-system-safe
     /// relative path with one directory per segment.
     pub fn encoded_segments(&self) -> impl Iterator<Item = String> + '_ {
-        self.segments().map(|s| {
-            let mut out = String::with_capacity(s.len());
-            for b in s.bytes() {
-                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                    out.push(b as char);
-                } else {
-                    out.push_str(&format!("%{b:02X}"));
-                }
-            }
-            out
-        })
+        self.segments().map(percent_encode)
     }
 }
 
@@ -124,6 +114,19 @@ impl Resource {
             _ => Ok(Resource::State(StatePath::parse(raw)?)),
         }
     }
+}
+
+/// `%XX`-escapes every byte but `A-Za-z0-9-_.~`: safe as a file name and in an HTTP header.
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Decodes `%XX` escapes (no `+` rule: this is a path). `None` for a bad escape or non-UTF-8.

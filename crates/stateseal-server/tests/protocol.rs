@@ -6,47 +6,22 @@ use axum::http::Request;
 
 use crate::support::{content_md5, lock_info, state, Harness};
 
-/// The rules that run on every storage: here on a data directory, and on S3 (moto: a fresh
-/// versioned bucket and lock table each, DynamoDB and lock files) in `on_s3`.
-macro_rules! on_every_storage {
-    ($($rule:ident),* $(,)?) => {
-        mod on_data_dir {
-            $(
-                #[tokio::test]
-                async fn $rule() {
-                    super::$rule(crate::support::Harness::new()).await
-                }
-            )*
-        }
-        mod on_s3 {
-            $(
-                #[tokio::test]
-                async fn $rule() {
-                    let Some(h) = crate::support::Harness::s3(stringify!($rule), "").await else {
-                        return;
-                    };
-                    super::$rule(h).await
-                }
-            )*
-        }
-    };
-}
-
+// The rules that run on every storage (see `on_every_storage!`).
 on_every_storage!(
-    get_of_a_missing_state_is_404,
-    update_then_get_returns_the_exact_bytes_with_post_or_put,
-    lock_and_unlock_answer_200,
-    a_conflict_is_423_with_the_holders_full_lock_info,
-    a_repeated_lock_with_the_holders_id_is_200,
-    unlock_accepts_the_four_body_shapes,
-    unlock_with_another_id_is_423_and_keeps_the_lock,
-    force_unlock_then_the_old_holder_can_not_write,
-    an_update_while_locked_needs_the_holders_id,
-    the_same_serial_with_other_bytes_is_409,
-    a_lower_serial_or_a_foreign_lineage_is_409_with_a_message,
-    a_body_that_is_not_a_state_is_400,
-    delete_keeps_versions_and_then_get_is_404,
-    etag_and_conditional_uploads,
+    get_of_a_missing_state_is_404(""),
+    update_then_get_returns_the_exact_bytes_with_post_or_put(""),
+    lock_and_unlock_answer_200(""),
+    a_conflict_is_423_with_the_holders_full_lock_info(""),
+    a_repeated_lock_with_the_holders_id_is_200(""),
+    unlock_accepts_the_four_body_shapes(""),
+    unlock_with_another_id_is_423_and_keeps_the_lock(""),
+    force_unlock_then_the_old_holder_can_not_write(""),
+    an_update_while_locked_needs_the_holders_id(""),
+    the_same_serial_with_other_bytes_is_409(""),
+    a_lower_serial_or_a_foreign_lineage_is_409_with_a_message(""),
+    a_body_that_is_not_a_state_is_400(""),
+    delete_keeps_versions_and_then_get_is_404(""),
+    etag_and_conditional_uploads(""),
 );
 
 const P: &str = "/state/team-a/prod";

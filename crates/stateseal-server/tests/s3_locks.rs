@@ -1,14 +1,15 @@
 //! Locks shared with Terraform's own `backend "s3"` on the same key, through `storage "s3"`
 //! (moto, real Terraform): a lock taken through the server blocks Terraform, whether Terraform
 //! locks with DynamoDB or with lock files; a state Terraform writes straight to the bucket is
-//! what the server serves; and the lock Terraform holds during an apply blocks the server's LOCK
-//! and uploads with 423 and Terraform's own lock info.
+//! what the server serves; the lock Terraform holds during an apply blocks the server's LOCK
+//! and uploads with 423 and Terraform's own lock info; and a state deleted through the server is
+//! no state for Terraform.
 
 use stateseal_store::{LockInfo, StateMeta};
 use stateseal_testkit::{Peers, SLOW_APPLY_TF};
 
 use crate::support::{lock_info, state, Live, S3Backing};
-use crate::terraform::{refused_apply, wait_for_lock};
+use crate::terraform::{refused_apply, release_and_finish, wait_for_lock};
 
 const P: &str = "/state/shared/app";
 const SERVER_ID: &str = "5e5e5e5e-1111-2222-3333-444444444444";
@@ -84,13 +85,7 @@ fn locks_are_shared_with_terraforms_backend_s3() {
     let a = live.send("POST", P, Some(&newer));
     assert_eq!(a.status, 423, "{}", a.text());
     assert_eq!(LockInfo::parse(&a.body).unwrap().id, holder.id);
-    stateseal_testkit::release(&hold);
-    let done = busy.wait_with_output().unwrap();
-    assert!(
-        done.status.success(),
-        "{}",
-        String::from_utf8_lossy(&done.stderr)
-    );
+    release_and_finish(&hold, busy);
     assert_eq!(live.send("GET", "/state/shared/app/lock", None).status, 404);
     assert_eq!(
         StateMeta::parse(&live.send("GET", P, None).body)
@@ -99,4 +94,9 @@ fn locks_are_shared_with_terraforms_backend_s3() {
         "hello <&> world",
         "the refused upload changed nothing"
     );
+
+    // A DELETE through the server is no state for Terraform (an empty version, no digest item).
+    assert_eq!(live.send("DELETE", P, None).status, 200);
+    let plan = peers.tf_ok(with_both.path(), &["plan", "-no-color"]);
+    assert!(plan.contains("1 to add"), "{plan}");
 }

@@ -15,6 +15,39 @@ use stateseal_server::{App, ServerConfig};
 use stateseal_testkit::Peers;
 use tower::ServiceExt as _;
 
+/// Runs each rule — an `async fn(Harness)` of the calling module — as two tests: on a data
+/// directory (`on_data_dir::rule`) and on S3 storage on moto (`on_s3::rule`: a fresh versioned
+/// bucket and lock table, DynamoDB and lock files; skipped without moto), each server started
+/// with the given configuration text.
+macro_rules! on_every_storage {
+    ($($rule:ident($config:expr)),* $(,)?) => {
+        mod on_data_dir {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $rule() {
+                    super::$rule(crate::support::Harness::with_config(&$config)).await
+                }
+            )*
+        }
+        mod on_s3 {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $rule() {
+                    let Some(h) = crate::support::Harness::s3(stringify!($rule), &$config).await
+                    else {
+                        return;
+                    };
+                    super::$rule(h).await
+                }
+            )*
+        }
+    };
+}
+
 pub struct Harness {
     pub dir: tempfile::TempDir,
     pub app: Arc<App>,
@@ -207,7 +240,12 @@ impl Harness {
                 let mut out = Vec::new();
                 for (key, version, etag) in b.peers.object_versions(&b.bucket).await {
                     if key == name && !etag.is_empty() {
-                        out.push(b.peers.get_object_version(&b.bucket, &key, &version).await);
+                        out.push(
+                            b.peers
+                                .get_object_version(&b.bucket, &key, Some(&version))
+                                .await
+                                .expect("a listed version"),
+                        );
                     }
                 }
                 out.reverse();

@@ -134,6 +134,17 @@ pub(crate) fn wait_for_lock(live: &Live, name: &str) -> LockInfo {
     }
 }
 
+/// Lets a held apply (`-var hold_until=<hold>`) finish, and asserts that it succeeded.
+pub(crate) fn release_and_finish(hold: &Path, busy: std::process::Child) {
+    stateseal_testkit::release(hold);
+    let done = busy.wait_with_output().unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+}
+
 /// An apply that must fail to take the lock; returns Terraform's output.
 pub(crate) fn refused_apply(peers: &Peers, dir: &Path) -> String {
     let out = peers.tf(
@@ -177,13 +188,7 @@ fn lock_conflict_and_force_unlock(peers: &Peers, live: &Live) {
         "B shows A's lock ID {}: {text}",
         holder.id
     );
-    stateseal_testkit::release(&hold);
-    let done = busy.wait_with_output().unwrap();
-    assert!(
-        done.status.success(),
-        "{}",
-        String::from_utf8_lossy(&done.stderr)
-    );
+    release_and_finish(&hold, busy);
     assert_eq!(live.send("GET", "/state/locked/lock", None).status, 404);
 
     // A crashed run's lock: the conflict names it; force-unlock (empty UNLOCK) releases it.

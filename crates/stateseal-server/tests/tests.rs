@@ -1,6 +1,8 @@
 //! The server's integration tests, one binary (`cargo test -p stateseal-server --test tests`):
 //! a module per area, sharing the harness in `support`.
 
+#[macro_use]
+mod support;
 mod at_rest;
 mod auth;
 mod concurrency;
@@ -10,7 +12,6 @@ mod protocol;
 mod s3_config;
 mod s3_locks;
 mod shutdown;
-mod support;
 mod terraform;
 mod tls;
 mod versions;

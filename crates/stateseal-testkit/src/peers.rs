@@ -297,12 +297,23 @@ impl Peers {
 
     /// An object's bytes, or `None`.
     pub async fn get_object(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        self.get_object_version(bucket, key, None).await
+    }
+
+    /// One version of an object (`None`: the current one), or `None` when there is none.
+    pub async fn get_object_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Option<Vec<u8>> {
         let out = self
             .s3()
             .await
             .get_object()
             .bucket(bucket)
             .key(key)
+            .set_version_id(version_id.map(str::to_string))
             .send()
             .await
             .ok()?;
@@ -387,26 +398,6 @@ impl Peers {
             key_marker = page.next_key_marker;
             version_marker = page.next_version_id_marker;
         }
-    }
-
-    /// One object version's bytes.
-    pub async fn get_object_version(&self, bucket: &str, key: &str, version_id: &str) -> Vec<u8> {
-        let out = self
-            .s3()
-            .await
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .version_id(version_id)
-            .send()
-            .await
-            .expect("get object version");
-        out.body
-            .collect()
-            .await
-            .expect("body")
-            .into_bytes()
-            .to_vec()
     }
 
     /// Every item of a lock table as `LockID → the item's other attributes (Debug text)`.

@@ -527,7 +527,9 @@ fn s3_storage_through_backend_http_and_the_same_state_through_backend_s3() {
     let written: Vec<_> = versions.iter().filter(|(k, _, _)| k == "cli/app").collect();
     assert_eq!(written.len(), 3, "push, push, restore: {versions:?}");
     for (key, version, _) in written {
-        let stored = rt.block_on(peers.get_object_version(&bucket, key, version));
+        let stored = rt
+            .block_on(peers.get_object_version(&bucket, key, Some(version)))
+            .expect("a listed version");
         let text = String::from_utf8_lossy(&stored);
         assert!(
             text.contains("\"encrypted_data\"") && !text.contains("greeting"),

@@ -17,6 +17,15 @@ use crate::{Error, Result};
 /// S3 user metadata (`x-amz-meta-*`), names without the prefix.
 pub type Metadata = std::collections::HashMap<String, String>;
 
+/// What HeadObject tells of an object version.
+#[derive(Clone, Debug)]
+pub struct Head {
+    /// The ETag.
+    pub version: Version,
+    pub size: u64,
+    pub metadata: Metadata,
+}
+
 /// The HTTP status of a failed call.
 pub fn status<E>(e: &SdkError<E>) -> Option<u16> {
     e.raw_response().map(|r| r.status().as_u16())
@@ -179,8 +188,8 @@ impl ObjectClient {
         )))
     }
 
-    /// HeadObject of one version: its user metadata, `None` when it does not exist.
-    pub async fn metadata(&self, key: &str, version_id: Option<&str>) -> Result<Option<Metadata>> {
+    /// HeadObject of one version (`None`: the current one); `None` when it does not exist.
+    pub async fn head(&self, key: &str, version_id: Option<&str>) -> Result<Option<Head>> {
         let mut req = self.s3.head_object().bucket(&self.cfg.bucket).key(key);
         if let Some(v) = version_id {
             req = req.version_id(v);
@@ -192,7 +201,11 @@ impl ObjectClient {
                 .sse_customer_key_md5(md5);
         }
         match req.send().await {
-            Ok(out) => Ok(Some(out.metadata.unwrap_or_default())),
+            Ok(out) => Ok(Some(Head {
+                version: Version(out.e_tag.unwrap_or_default()),
+                size: out.content_length.unwrap_or(0).max(0) as u64,
+                metadata: out.metadata.unwrap_or_default(),
+            })),
             Err(e) if matches!(status(&e), Some(404) | Some(405)) => Ok(None),
             Err(e) => Err(self.service("HeadObject", key, e)),
         }
@@ -231,18 +244,7 @@ impl ObjectClient {
 
     /// HeadObject: does the key exist (used where GET answered oddly)?
     pub async fn exists(&self, key: &str) -> Result<bool> {
-        let mut req = self.s3.head_object().bucket(&self.cfg.bucket).key(key);
-        if let Some((alg, k, md5)) = sse_c(&self.cfg) {
-            req = req
-                .sse_customer_algorithm(alg)
-                .sse_customer_key(k)
-                .sse_customer_key_md5(md5);
-        }
-        match req.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if status(&e) == Some(404) => Ok(false),
-            Err(e) => Err(self.service("HeadObject", key, e)),
-        }
+        Ok(self.head(key, None).await?.is_some())
     }
 
     /// PutObject with OpenTofu's headers and `mode`'s condition. Returns the new ETag.

@@ -28,7 +28,7 @@ use md5::{Digest as _, Md5};
 use stateseal_aws::describe_error;
 
 pub use builder::{S3Builder, S3Config};
-pub use client::Metadata;
+pub use client::{Head, Metadata};
 use client::{ObjectClient, Purpose};
 use dynamodb_lock::LockTable;
 pub use layout::Layout;
