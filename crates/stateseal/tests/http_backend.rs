@@ -19,6 +19,8 @@ use stateseal_testkit::{Peers, SLOW_APPLY_TF};
 struct Server {
     child: Child,
     base: String,
+    /// The startup banner.
+    banner: String,
     _data: tempfile::TempDir,
 }
 
@@ -44,8 +46,11 @@ impl Server {
             .unwrap();
         let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
         let mut base = None;
+        let mut banner = String::new();
         for line in lines.by_ref() {
             let line = line.unwrap();
+            banner.push_str(&line);
+            banner.push('\n');
             if let Some(at) = line.find("://127.0.0.1:") {
                 let scheme = if line[..at].ends_with("https") {
                     "https"
@@ -65,6 +70,7 @@ impl Server {
         Server {
             child,
             base: base.expect("the banner names the address"),
+            banner,
             _data: data,
         }
     }
@@ -501,6 +507,12 @@ fn s3_storage_through_backend_http_and_the_same_state_through_backend_s3() {
         "{}{encryption}",
         peers.storage_block(&bucket, &locks)
     ));
+    assert!(
+        server.banner.contains(&format!("s3://{bucket}"))
+            && server.banner.contains(&format!("DynamoDB table {table}")),
+        "the banner names the bucket and the locks:\n{}",
+        server.banner
+    );
     let dir = tempfile::tempdir().unwrap();
     push_pull_versions_restore(&server, dir.path());
     let through_http: Value =
