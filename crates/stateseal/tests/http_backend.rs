@@ -148,7 +148,26 @@ fn state(serial: u64, greeting: &str) -> String {
 
 #[tokio::test]
 async fn http_store_passes_the_conformance_suite_against_stateseal_serve() {
-    let server = Server::start();
+    conformance_against(&Server::start()).await;
+}
+
+/// The same against a server with `storage "s3"` (moto: DynamoDB and lock files).
+#[tokio::test]
+async fn http_store_passes_the_conformance_suite_against_stateseal_serve_on_s3() {
+    let Some(peers) = Peers::aws("conformance_against_stateseal_serve_on_s3") else {
+        return;
+    };
+    let bucket = stateseal_testkit::unique("conf");
+    let table = stateseal_testkit::unique("conf-locks");
+    peers.mkbucket(&bucket, true).await;
+    peers.mktable(&table).await;
+    let locks = format!("    dynamodb_table = \"{table}\"\n    use_lockfile   = true\n");
+    conformance_against(&Server::with_config(&peers.storage_block(&bucket, &locks))).await;
+}
+
+/// The store conformance suite through `HttpStore`, plus the server's versions API, its typed
+/// refusals and its lock holder on a write.
+async fn conformance_against(server: &Server) {
     let store = server.store("conformance/app", true);
     conformance::run(&store, "other", true, false).await;
 
