@@ -49,6 +49,20 @@ fn bad_storage_blocks_name_the_problem() {
     }
 }
 
+#[test]
+fn secrets_of_the_storage_block_stay_out_of_debug_output() {
+    let src = "storage \"s3\" {\n  bucket = \"b\"\n  region = \"r\"\n  access_key = \"AKIAEXAMPLE\"\n  secret_key = \"very-secret-key\"\n  sse_customer_key = \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"\n  encrypt = true\n  dynamodb_table = \"t\"\n}\n";
+    let cfg = ServerConfig::parse("server.hcl", src, None).unwrap();
+    let shown = format!("{cfg:?}");
+    assert!(shown.contains("bucket: \"b\""), "{shown}");
+    for secret in [
+        "very-secret-key",
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+    ] {
+        assert!(!shown.contains(secret), "{shown}");
+    }
+}
+
 #[tokio::test]
 async fn startup_refuses_an_unversioned_bucket_and_a_block_without_a_lock() {
     let Some(peers) = Peers::aws("startup_refuses_an_unversioned_bucket") else {
