@@ -5,8 +5,8 @@
 //! * `stateseal_http_requests_total{route,method,status}`
 //! * `stateseal_http_request_duration_seconds{route,method}` (histogram)
 //! * `stateseal_state_wait_seconds_total`, `stateseal_state_waits_total`: time requests spent
-//!   waiting for another operation on the same state to finish (operations on one state are
-//!   serialized)
+//!   waiting for another operation on the same state to finish (on the data directory,
+//!   operations on one state are serialized; 0 on S3)
 //! * `stateseal_lock_conflicts_total`: LOCKs refused because someone else holds the lock
 //! * `stateseal_write_conflicts_total{reason}`: uploads refused with 409 or 423
 //! * `stateseal_encryption_failures_total`: encrypting or decrypting at rest failed
