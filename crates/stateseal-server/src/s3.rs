@@ -328,8 +328,20 @@ impl Storage for S3Storage {
         }
     }
 
+    /// The DynamoDB item's holder when there is one, else the lock file's. DynamoDB first: a
+    /// LOCK refused by the table may leave its lock file for a moment (it is taken first and
+    /// removed again), and that passing record must not make the real holder's upload a 423.
     async fn lock_holder(&self, path: &StatePath) -> Result<Option<LockInfo>> {
-        Ok(self.at(path).lock_holder(DEFAULT_WORKSPACE).await?)
+        if let Some(t) = self.lock_table() {
+            let lock_id = self.at(path).layout().lock_id(DEFAULT_WORKSPACE);
+            if let Some((holder, _)) = t.holder(&lock_id).await? {
+                return Ok(Some(holder));
+            }
+        }
+        match self.lock_file() {
+            Some(lf) => Ok(lf.holder(&format!("{}.tflock", path.as_str())).await?),
+            None => Ok(None),
+        }
     }
 
     async fn lock(&self, path: &StatePath, info: LockInfo) -> Result<Taken> {
@@ -353,23 +365,26 @@ impl Storage for S3Storage {
         }
     }
 
-    /// Releases each configured mechanism held with `id`. A lock taken through one mechanism
-    /// only (a Terraform with only `dynamodb_table`) is released where it is.
+    /// Releases the lock held with `id`. With a table, the table decides (as for
+    /// [`Storage::lock_holder`]): its item is released first, and a lock file left by someone
+    /// else's refused LOCK is not ours to judge or remove. Without one, the lock file decides.
     async fn unlock(&self, path: &StatePath, id: &str) -> Result<Released> {
         let mut released = Released::NotLocked;
-        if let Some(lf) = self.lock_file() {
-            let result = lf.unlock(&format!("{}.tflock", path.as_str()), id).await;
-            if let Some(r) = released_by(result)? {
-                released = r;
-            }
-        }
-        if matches!(released, Released::HeldBy(_)) {
-            return Ok(released);
-        }
         if let Some(t) = self.lock_table() {
             let lock_id = self.at(path).layout().lock_id(DEFAULT_WORKSPACE);
-            if let Some(r) = released_by(t.unlock(&lock_id, id).await)? {
-                released = r;
+            match released_by(t.unlock(&lock_id, id).await)? {
+                Some(held @ Released::HeldBy(_)) => return Ok(held),
+                Some(r) => released = r,
+                None => {}
+            }
+        }
+        if let Some(lf) = self.lock_file() {
+            match released_by(lf.unlock(&format!("{}.tflock", path.as_str()), id).await)? {
+                Some(held @ Released::HeldBy(_)) if matches!(released, Released::NotLocked) => {
+                    return Ok(held)
+                }
+                Some(Released::HeldBy(_)) | None => {}
+                Some(r) => released = r,
             }
         }
         Ok(released)

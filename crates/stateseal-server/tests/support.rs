@@ -81,12 +81,6 @@ impl S3Backing {
         }
     }
 
-    /// The same bucket, locking with DynamoDB only.
-    pub fn dynamodb_only(mut self) -> S3Backing {
-        self.locks = format!("    dynamodb_table = \"{}\"\n", self.table);
-        self
-    }
-
     /// The `storage "s3"` block.
     pub fn storage_block(&self) -> String {
         self.peers.storage_block(&self.bucket, &self.locks)
