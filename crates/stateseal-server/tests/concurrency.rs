@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use stateseal_store::StateMeta;
 use stateseal_testkit::Peers;
 
-use crate::support::{http, http_agent, lock_info, state, Live, S3Backing};
+use crate::support::{http, http_agent, lock_info, state, version_serials, Live, S3Backing};
 
 const CLIENTS: u64 = 16;
 const CYCLES: u64 = 50;
@@ -124,15 +124,8 @@ fn cycles_lose_no_write(servers: &[&Live], backoff: Duration) {
         None,
     )
     .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&versions.body).unwrap();
-    let serials: Vec<u64> = v["versions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["serial"].as_u64().unwrap())
-        .collect();
     assert_eq!(
-        serials,
+        version_serials(&versions),
         (0..=acked).rev().collect::<Vec<_>>(),
         "every write is a kept version"
     );

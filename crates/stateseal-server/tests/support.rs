@@ -293,6 +293,18 @@ pub fn content_md5(body: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(Md5::digest(body))
 }
 
+/// The serials of `GET /v1/versions/<path>`'s answer, newest first.
+pub fn version_serials(a: &Answer) -> Vec<u64> {
+    assert_eq!(a.status, 200, "{}", a.text());
+    let v: serde_json::Value = serde_json::from_slice(&a.body).unwrap();
+    v["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["serial"].as_u64().unwrap())
+        .collect()
+}
+
 /// A plaintext state as Terraform writes it.
 pub fn state(serial: u64, lineage: &str, greeting: &str) -> Vec<u8> {
     format!(

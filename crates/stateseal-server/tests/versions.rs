@@ -4,7 +4,7 @@ use serde_json::Value;
 use stateseal_store::StateMeta;
 
 use crate::at_rest::server_config;
-use crate::support::{lock_info, state, Harness};
+use crate::support::{lock_info, state, version_serials, Harness};
 
 const ID: &str = "aaaaaaaa-1111-2222-3333-444444444444";
 
@@ -128,14 +128,11 @@ async fn rollback_is_a_new_write_above_the_current_serial(h: Harness) {
         now.body,
         stateseal_store::state::with_serial(&state(1, "L", "one"), 6).unwrap()
     );
-    let v = json(&h.send("GET", "/v1/versions/app", None).await);
-    let serials: Vec<u64> = v["versions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["serial"].as_u64().unwrap())
-        .collect();
-    assert_eq!(serials, [6, 5, 2, 1], "history is kept, nothing rewound");
+    assert_eq!(
+        version_serials(&h.send("GET", "/v1/versions/app", None).await),
+        [6, 5, 2, 1],
+        "history is kept, nothing rewound"
+    );
     // Terraform can go on from there.
     assert_eq!(
         h.send("POST", p, Some(&state(7, "L", "seven")))
