@@ -13,6 +13,7 @@ mod io;
 mod lock_cmd;
 mod locks_cmd;
 mod outputs_cmd;
+mod page_buffer;
 mod rekey_cmd;
 mod serve_cmd;
 mod state_cmd;
