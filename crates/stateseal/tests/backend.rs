@@ -696,6 +696,8 @@ async fn bad_inputs_fail_cleanly_and_write_nothing() {
         .peers
         .auth_endpoint("bad_inputs_fail_cleanly_and_write_nothing (credentials)")
     {
+        // IAM enforcement must stay on while this runs.
+        let _auth = stateseal_testkit::moto::auth_lock();
         let endpoints = format!("endpoints={{s3=\"{auth}\", dynamodb=\"{auth}\", sts=\"{auth}\"}}");
         check(
             s.ss(&[
