@@ -44,7 +44,7 @@ impl Out {
     }
 }
 
-fn out(o: Output) -> Out {
+pub(crate) fn out(o: Output) -> Out {
     Out {
         code: o.status.code().unwrap_or(-1),
         stdout: o.stdout,
@@ -53,7 +53,7 @@ fn out(o: Output) -> Out {
 }
 
 /// The binary in `dir`, with the variables that change its behaviour cleared.
-fn stateseal(dir: &Path, args: &[&str]) -> Out {
+pub(crate) fn stateseal(dir: &Path, args: &[&str]) -> Out {
     let mut c = Command::new(assert_cmd::cargo::cargo_bin("stateseal"));
     c.current_dir(dir)
         .args(args)
