@@ -221,7 +221,7 @@ async fn migrate_one(
     } else if !apply {
         Outcome::Planned
     } else {
-        match copy_locked(fleet, &found.key, target).await {
+        match copy_locked(fleet, &found, target).await {
             Ok((before, after)) => {
                 r.version_before = before;
                 r.version_after = after;
@@ -254,14 +254,17 @@ fn copy_source_key(key: &str) -> String {
     out
 }
 
-/// One state's locked self-copy: read the current version, copy exactly it onto itself with
-/// the target SSE (conditional on its ETag), check with HeadObject, rewrite the digest.
-/// Returns the version copied and the new one.
+/// One state's locked self-copy: copy exactly the version discovery read onto itself with the
+/// target SSE (conditional on its ETag: a state changed since the listing is left alone and
+/// reported), check with HeadObject, rewrite the digest. Returns the version copied and the
+/// new one.
 async fn copy_locked(
     fleet: &Fleet,
-    key: &str,
+    found: &FoundState,
     target: &Target,
 ) -> Result<(Option<String>, Option<String>)> {
+    let key = found.key.as_str();
+    let read = &found.object;
     let store = fleet.store.for_key(key);
     let sealed = Sealed::new(
         Arc::new(store.clone()) as Arc<dyn Store>,
@@ -271,10 +274,6 @@ async fn copy_locked(
     sealed
         .locked(DEFAULT_WORKSPACE, OPERATION, Duration::ZERO, async {
             let objects = store.objects();
-            let read = objects
-                .get(key, None)
-                .await?
-                .ok_or_else(|| Error::NotFound { what: url.clone() })?;
             let mut source = format!("{}/{}", fleet.bucket(), copy_source_key(key));
             if let Some(v) = &read.version_id {
                 source.push_str(&format!("?versionId={v}"));
@@ -298,7 +297,8 @@ async fn copy_locked(
                 if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) {
                     Error::Precondition {
                         what: url.clone(),
-                        message: "the state changed while it was being copied; run again".into(),
+                        message: "the state changed since it was listed (left alone); run again"
+                            .into(),
                     }
                 } else {
                     service_error("CopyObject", url.clone(), e)
@@ -329,7 +329,7 @@ async fn copy_locked(
                 t.put_digest(&store.layout().digest_id(DEFAULT_WORKSPACE), &hex)
                     .await?;
             }
-            Ok((read.version_id, copied.version_id))
+            Ok((read.version_id.clone(), copied.version_id))
         })
         .await
 }

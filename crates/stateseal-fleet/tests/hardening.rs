@@ -276,11 +276,38 @@ async fn an_existing_bucket_is_fixed_without_losing_anything() {
     assert!(!key["key"]["policy"].to_string().contains(DEPLOY));
 }
 
-fn versions(peers: &Peers, bucket: &str, key: &str) -> usize {
-    aws_json(peers, &["versions", bucket, key])
-        .as_array()
-        .unwrap()
-        .len()
+/// HeadObject's SSE and KMS key, through the SDK directly (not stateseal's code).
+async fn head(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> (Option<String>, Option<String>) {
+    let h = s3
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    (
+        h.server_side_encryption().map(|s| s.as_str().to_string()),
+        h.ssekms_key_id().map(String::from),
+    )
+}
+
+/// The versions of exactly `key`.
+async fn versions(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> usize {
+    let out = s3
+        .list_object_versions()
+        .bucket(bucket)
+        .prefix(key)
+        .send()
+        .await
+        .unwrap();
+    out.versions()
+        .iter()
+        .filter(|v| v.key() == Some(key))
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,6 +321,7 @@ async fn sse_migration_to_kms_and_back_keeps_bytes_versions_and_digests() {
     peers.mktable(&table).await;
     // Written like a backend with `encrypt = true` and no key: SSE-S3.
     let store = with_kms(&peers, &bucket, Some(&table), &["encrypt=true"]).await;
+    let s3 = peers.s3().await;
     let old = old_config();
     const N: usize = 24;
     let keys: Vec<String> = (0..N)
@@ -320,8 +348,8 @@ async fn sse_migration_to_kms_and_back_keeps_bytes_versions_and_digests() {
         stored.push(bytes);
     }
     assert_eq!(
-        aws_json(&peers, &["head", &bucket, &keys[0]])["ServerSideEncryption"],
-        "AES256"
+        head(&s3, &bucket, &keys[0]).await.0.as_deref(),
+        Some("AES256")
     );
     let arn = aws(&peers, &["mkkey", &unique("sse")]);
     let fleet = Fleet::new(store.clone(), "");
@@ -342,8 +370,8 @@ async fn sse_migration_to_kms_and_back_keeps_bytes_versions_and_digests() {
         .unwrap();
     assert_eq!(dry.summary.planned, N);
     assert_eq!(
-        aws_json(&peers, &["head", &bucket, &keys[1]])["ServerSideEncryption"],
-        "AES256"
+        head(&s3, &bucket, &keys[1]).await.0.as_deref(),
+        Some("AES256")
     );
 
     let run = sse::migrate(&fleet, &to_kms, &opts(true), &mut |_| {})
@@ -366,18 +394,18 @@ async fn sse_migration_to_kms_and_back_keeps_bytes_versions_and_digests() {
         "{skipped:?}"
     );
     for (i, k) in keys.iter().enumerate() {
-        let head = aws_json(&peers, &["head", &bucket, k]);
+        let (sse, kms) = head(&s3, &bucket, k).await;
         let bytes = peers.get_object(&bucket, k).await.unwrap();
         assert_eq!(bytes, stored[i], "{k}: the bytes are unchanged");
         if i == 5 {
-            assert_eq!(head["ServerSideEncryption"], "AES256", "{k}");
-            assert_eq!(versions(&peers, &bucket, k), 1);
+            assert_eq!(sse.as_deref(), Some("AES256"), "{k}");
+            assert_eq!(versions(&s3, &bucket, k).await, 1);
             continue;
         }
-        assert_eq!(head["ServerSideEncryption"], "aws:kms", "{k}");
-        assert_eq!(head["SSEKMSKeyId"], arn.as_str(), "{k}");
+        assert_eq!(sse.as_deref(), Some("aws:kms"), "{k}");
+        assert_eq!(kms.as_deref(), Some(arn.as_str()), "{k}");
         assert_eq!(
-            versions(&peers, &bucket, k),
+            versions(&s3, &bucket, k).await,
             2,
             "{k}: the previous version is kept"
         );
@@ -480,13 +508,15 @@ async fn sse_migration_to_kms_and_back_keeps_bytes_versions_and_digests() {
         .unwrap();
     assert_eq!(back.summary.copied, N, "{:#?}", back.states);
     for (i, k) in keys.iter().enumerate() {
-        let head = aws_json(&peers, &["head", &bucket, k]);
-        assert_eq!(head["ServerSideEncryption"], "AES256", "{k}");
-        assert_eq!(head.get("SSEKMSKeyId"), None, "{k}");
+        assert_eq!(
+            head(&s3, &bucket, k).await,
+            (Some("AES256".into()), None),
+            "{k}"
+        );
         assert_eq!(peers.get_object(&bucket, k).await.unwrap(), stored[i]);
         store.for_key(k).get(DEFAULT_WORKSPACE).await.unwrap();
     }
-    assert_eq!(versions(&peers, &bucket, &keys[1]), 3);
+    assert_eq!(versions(&s3, &bucket, &keys[1]).await, 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -514,7 +544,7 @@ async fn sse_migration_refuses_an_unversioned_bucket() {
     .unwrap_err();
     assert!(err.to_string().contains("versioning"), "{err}");
     assert_eq!(
-        aws_json(&peers, &["head", &bucket, "a/terraform.tfstate"]).get("ServerSideEncryption"),
-        None
+        head(&peers.s3().await, &bucket, "a/terraform.tfstate").await,
+        (None, None)
     );
 }
