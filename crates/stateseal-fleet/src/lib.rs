@@ -21,9 +21,13 @@ pub mod verify;
 
 pub use event::Event;
 
+use std::future::Future;
+
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use stateseal_store::s3::S3Store;
-use stateseal_store::Error;
+use stateseal_store::{Error, LockInfo};
+
+use discovery::FoundState;
 
 /// The states to work on: a connection to the bucket (its settings: SSE, lock table, lock
 /// files, workspace_key_prefix) and the key prefix selected by `s3://BUCKET/PREFIX`.
@@ -77,6 +81,43 @@ where
         message: stateseal_aws::describe_error(&e),
         source: Some(Box::new(e)),
     }
+}
+
+/// Runs `job` for every state, `concurrency` at a time, telling `on_event` when the work starts
+/// and as each state finishes (its key and outcome word, from `finished`).
+pub(crate) async fn each_state<T, Fut>(
+    states: Vec<FoundState>,
+    concurrency: usize,
+    on_event: &mut dyn FnMut(Event),
+    job: impl Fn(FoundState) -> Fut,
+    finished: impl Fn(&T) -> (String, &'static str),
+) -> Vec<T>
+where
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    on_event(Event::Started {
+        states: states.len(),
+    });
+    parallel::run(states, concurrency, job, |t| {
+        let (key, word) = finished(t);
+        on_event(Event::Finished {
+            key,
+            outcome: word.into(),
+        })
+    })
+    .await
+}
+
+/// Who holds a lock that made a state be skipped: `locked by WHO (ID …, operation …, since …)`.
+pub(crate) fn held_by(holder: &LockInfo) -> String {
+    format!(
+        "locked by {} (ID {}, operation {}, since {})",
+        holder.who,
+        holder.id,
+        holder.operation,
+        holder.created.rfc3339_nano()
+    )
 }
 
 /// Do two KMS key references name the same key? A key ARN and the bare key ID it ends with

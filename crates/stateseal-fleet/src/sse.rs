@@ -18,7 +18,7 @@ use stateseal_store::{Error, Result, Sealed, Store, DEFAULT_WORKSPACE};
 
 use crate::audit::{bucket_checks, head};
 use crate::discovery::{self, FoundState};
-use crate::{parallel, same_kms_key, service_error, Event, Fleet};
+use crate::{each_state, held_by, same_kms_key, service_error, Event, Fleet};
 
 /// The lock operation recorded while a state is copied.
 pub const OPERATION: &str = "stateseal-sse-migration";
@@ -144,24 +144,17 @@ pub async fn migrate(
         }
     }
     let inv = discovery::discover(fleet, opts.concurrency, on_event).await?;
-    on_event(Event::Started {
-        states: inv.states.len(),
-    });
     let apply = opts.apply;
-    let states = parallel::run(
+    let states = each_state(
         inv.states,
         opts.concurrency,
+        on_event,
         |found| {
             let fleet = fleet.clone();
             let target = target.clone();
             async move { migrate_one(&fleet, found, &target, apply).await }
         },
-        |r: &StateResult| {
-            on_event(Event::Finished {
-                key: r.key.clone(),
-                outcome: r.outcome.word().into(),
-            })
-        },
+        |r: &StateResult| (r.key.clone(), r.outcome.word()),
     )
     .await;
     let mut summary = Summary {
@@ -227,13 +220,7 @@ async fn migrate_one(
                 r.version_after = after;
                 Outcome::Copied
             }
-            Err(Error::Locked { holder, .. }) => Outcome::SkippedLocked(format!(
-                "locked by {} (ID {}, operation {}, since {})",
-                holder.who,
-                holder.id,
-                holder.operation,
-                holder.created.rfc3339_nano()
-            )),
+            Err(Error::Locked { holder, .. }) => Outcome::SkippedLocked(held_by(&holder)),
             Err(e) => Outcome::Failed(e.to_string()),
         }
     };

@@ -260,14 +260,7 @@ async fn an_existing_bucket_is_fixed_without_losing_anything() {
     // moto serves plain HTTP and evaluates the TLS-only policy, so it now denies reading the
     // objects, as AWS would; without the policy, every object is there, unchanged.
     assert_eq!(peers.get_object(&bucket, &objects[0].0).await, None);
-    peers
-        .s3()
-        .await
-        .delete_bucket_policy()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
+    peers.delete_bucket_policy(&bucket).await;
     for (k, b) in &objects {
         assert_eq!(peers.get_object(&bucket, k).await.as_ref(), Some(b), "{k}");
     }

@@ -295,6 +295,18 @@ impl Peers {
             .expect("create table");
     }
 
+    /// Removes a bucket's policy (moto evaluates policies, and its endpoint is plain HTTP: a
+    /// TLS-only policy denies every object call to it).
+    pub async fn delete_bucket_policy(&self, bucket: &str) {
+        self.s3()
+            .await
+            .delete_bucket_policy()
+            .bucket(bucket)
+            .send()
+            .await
+            .expect("delete bucket policy");
+    }
+
     /// An object's bytes, or `None`.
     pub async fn get_object(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
         let out = self

@@ -8,7 +8,7 @@ use stateseal_fleet::bootstrap::{self, Action, KmsKey, Report, Spec};
 
 use crate::backend::block_on;
 use crate::failure::{exit, Failure};
-use crate::fleet_cmd::{connect_with, print_json, table};
+use crate::fleet_cmd::{connect_with, show, table};
 use crate::global::Context;
 
 #[derive(Args, Debug)]
@@ -130,11 +130,7 @@ pub fn run(ctx: &Context, args: &BootstrapArgs) -> Result<(), Failure> {
         let fleet = connect_with(ctx, &format!("s3://{}", a.bucket), &extra).await?;
         Ok::<_, Failure>(bootstrap::bootstrap(&fleet.store, &spec, a.apply).await?)
     })?;
-    if a.json {
-        print_json(&report);
-    } else {
-        print!("{}", render(&report));
-    }
+    show(&report, a.json, render);
     Ok(())
 }
 

@@ -114,6 +114,15 @@ impl Progress {
     }
 }
 
+/// Prints a report on stdout: as JSON, or rendered by `render`.
+pub fn show<R: serde::Serialize>(report: &R, json: bool, render: impl Fn(&R) -> String) {
+    if json {
+        print_json(report);
+    } else {
+        print!("{}", render(report));
+    }
+}
+
 /// Prints a value as pretty JSON on stdout.
 pub fn print_json(v: &impl serde::Serialize) {
     println!(

@@ -8,7 +8,7 @@ use stateseal_fleet::sse;
 
 use crate::backend::block_on;
 use crate::failure::{exit, Failure};
-use crate::fleet_cmd::{connect_with, print_json, table, Progress};
+use crate::fleet_cmd::{connect_with, show, table, Progress};
 use crate::global::Context;
 use crate::rekey_cmd::RekeyArgs;
 
@@ -49,11 +49,7 @@ pub fn run(ctx: &Context, url: &str, args: &RekeyArgs) -> Result<(), Failure> {
     });
     progress.finish();
     let report = report?;
-    if args.json {
-        print_json(&report);
-    } else {
-        print!("{}", render(&report));
-    }
+    show(&report, args.json, render);
     failed(report.summary.failed, "rekeyed")
 }
 
@@ -83,20 +79,28 @@ fn run_sse_only(ctx: &Context, url: &str, args: &RekeyArgs) -> Result<(), Failur
     });
     progress.finish();
     let report = report?;
-    if args.json {
-        print_json(&report);
-    } else {
-        print!("{}", render_sse(&report));
-    }
+    show(&report, args.json, render_sse);
     if report.apply && !report.locked {
         eprintln!("warning: the backend configures no locking (dynamodb_table, use_lockfile), so the copies were not locked: make sure no apply was in flight");
     }
     failed(report.summary.failed, "copied")
 }
 
+/// The table of the states something happened to (state, workspace, what it was, result,
+/// detail), then the summary line.
+fn results(rows: Vec<Vec<String>>, summary: String) -> String {
+    let mut out = String::new();
+    if !rows.is_empty() {
+        out.push_str(&table(
+            &["STATE", "WORKSPACE", "WAS", "RESULT", "DETAIL"],
+            &rows,
+        ));
+    }
+    out + &summary + "\n"
+}
+
 fn render_sse(r: &sse::Report) -> String {
-    let dash = || "-".to_string();
-    let rows: Vec<Vec<String>> = r
+    let rows = r
         .states
         .iter()
         .filter(|s| s.outcome != sse::Outcome::Already)
@@ -105,40 +109,36 @@ fn render_sse(r: &sse::Report) -> String {
                 sse::Outcome::SkippedLocked(d) | sse::Outcome::Failed(d) => d.clone(),
                 _ => String::new(),
             };
+            let was = s.was_sse.clone().unwrap_or_else(|| "-".into());
             vec![
                 s.key.clone(),
                 s.workspace.clone(),
-                s.was_sse.clone().unwrap_or_else(dash),
-                s.outcome.word().to_string(),
+                was,
+                s.outcome.word().into(),
                 detail,
             ]
         })
         .collect();
-    let mut out = String::new();
-    if !rows.is_empty() {
-        out.push_str(&table(
-            &["STATE", "WORKSPACE", "WAS", "RESULT", "DETAIL"],
-            &rows,
-        ));
-    }
     let s = &r.summary;
     let target = r.target.describe();
-    if r.apply {
-        out.push_str(&format!(
-            "{} states: {} copied to {target}, {} already there, {} skipped (locked), {} failed\n",
-            s.states, s.copied, s.already, s.skipped_locked, s.failed
-        ));
-    } else {
-        out.push_str(&format!(
-            "dry run: {} of {} states would be copied to {target} ({} already there); run with --apply\n",
-            s.planned, s.states, s.already
-        ));
-    }
-    out
+    results(
+        rows,
+        if r.apply {
+            format!(
+                "{} states: {} copied to {target}, {} already there, {} skipped (locked), {} failed",
+                s.states, s.copied, s.already, s.skipped_locked, s.failed
+            )
+        } else {
+            format!(
+                "dry run: {} of {} states would be copied to {target} ({} already there); run with --apply",
+                s.planned, s.states, s.already
+            )
+        },
+    )
 }
 
 fn render(r: &Report) -> String {
-    let rows: Vec<Vec<String>> = r
+    let rows = r
         .states
         .iter()
         .filter(|s| s.outcome != Outcome::AlreadyPrimary)
@@ -147,33 +147,29 @@ fn render(r: &Report) -> String {
                 Outcome::SkippedLocked(d) | Outcome::Failed(d) => d.clone(),
                 _ => String::new(),
             };
+            let was = s.was.name().to_string();
             vec![
                 s.key.clone(),
                 s.workspace.clone(),
-                s.was.name().to_string(),
-                s.outcome.word().to_string(),
+                was,
+                s.outcome.word().into(),
                 detail,
             ]
         })
         .collect();
-    let mut out = String::new();
-    if !rows.is_empty() {
-        out.push_str(&table(
-            &["STATE", "WORKSPACE", "WAS", "RESULT", "DETAIL"],
-            &rows,
-        ));
-    }
     let s = &r.summary;
-    if r.apply {
-        out.push_str(&format!(
-            "{} states: {} rekeyed, {} already on primary, {} skipped (locked), {} failed\n",
-            s.states, s.rekeyed, s.already_primary, s.skipped_locked, s.failed
-        ));
-    } else {
-        out.push_str(&format!(
-            "dry run: {} of {} states would be rekeyed ({} already on primary); run with --apply\n",
-            s.planned, s.states, s.already_primary
-        ));
-    }
-    out
+    results(
+        rows,
+        if r.apply {
+            format!(
+                "{} states: {} rekeyed, {} already on primary, {} skipped (locked), {} failed",
+                s.states, s.rekeyed, s.already_primary, s.skipped_locked, s.failed
+            )
+        } else {
+            format!(
+                "dry run: {} of {} states would be rekeyed ({} already on primary); run with --apply",
+                s.planned, s.states, s.already_primary
+            )
+        },
+    )
 }

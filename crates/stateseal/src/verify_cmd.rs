@@ -7,7 +7,7 @@ use stateseal_fleet::verify::{self, Expect, Report};
 
 use crate::backend::block_on;
 use crate::failure::{exit, Failure};
-use crate::fleet_cmd::{connect, print_json, table, Progress};
+use crate::fleet_cmd::{connect, show, table, Progress};
 use crate::global::Context;
 
 #[derive(Args, Debug)]
@@ -64,11 +64,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), Failure> {
     });
     progress.finish();
     let report = report?;
-    if args.json {
-        print_json(&report);
-    } else {
-        print!("{}", render(&report));
-    }
+    show(&report, args.json, render);
     if report.passed() {
         return Ok(());
     }

@@ -100,14 +100,7 @@ async fn bootstrap_then_terraform_then_sse_rollback_and_back() {
 
     // Real Terraform with the printed backend block (plus what points it at moto). moto serves
     // plain HTTP and enforces the TLS-only bucket policy, so the test removes it first.
-    peers
-        .s3()
-        .await
-        .delete_bucket_policy()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
+    peers.delete_bucket_policy(&bucket).await;
     let block = first["backend_block"].as_str().unwrap();
     assert!(
         block.contains(&format!("kms_key_id     = \"{arn}\"")),
