@@ -106,6 +106,13 @@ fn spec(a: &S3Args) -> Result<Spec, Failure> {
         "none" => KmsKey::None,
         arn => KmsKey::Existing(arn.to_string()),
     };
+    if let Some(bad) = a.principals.iter().find(|p| !p.starts_with("arn:")) {
+        return Err(Failure::new(
+            exit::USAGE,
+            format!("--principal {bad:?} is not an ARN"),
+            "give the deploy role or user by ARN, e.g. arn:aws:iam::111122223333:role/deploy",
+        ));
+    }
     if a.kms_alias.is_some() && !matches!(kms, KmsKey::New { .. }) {
         return Err(Failure::new(
             exit::USAGE,
@@ -128,7 +135,16 @@ pub fn run(ctx: &Context, args: &BootstrapArgs) -> Result<(), Failure> {
     let extra: Vec<String> = a.region.iter().map(|r| format!("region={r}")).collect();
     let report = block_on(async {
         let fleet = connect_with(ctx, &format!("s3://{}", a.bucket), &extra).await?;
-        Ok::<_, Failure>(bootstrap::bootstrap(&fleet.store, &spec, a.apply).await?)
+        bootstrap::bootstrap(&fleet.store, &spec, a.apply)
+            .await
+            .map_err(|e| {
+                let f = Failure::from(e);
+                if a.apply {
+                    f.with_fix("what was made before the failure is kept, and bootstrap picks up where it stopped: fix the cause and run it again")
+                } else {
+                    f
+                }
+            })
     })?;
     show(&report, a.json, render);
     Ok(())

@@ -1,8 +1,9 @@
 //! The hardened-backend commands end to end: `bootstrap s3 --apply` twice (the second changes
 //! nothing), real Terraform initialising and applying with the printed backend block, the SSE
 //! rollback and migration of Terraform's state with `rekey --sse-only` (Terraform still plans a
-//! no-op), and `verify` on an IAM-enforcing moto: each violation listed with exit 8, the gate
-//! holding for a denied principal and failing for one that can read.
+//! no-op), a client-side `rekey --sse-kms` (SSE-KMS and the key provider verified), and `verify`
+//! on an IAM-enforcing moto: each violation listed with exit 8, the gate holding for a denied
+//! principal and failing for one that can read.
 //!
 //! moto does not check `kms:Decrypt` when it serves an SSE-KMS object: the denied principal is
 //! denied by its IAM identity policy, and a principal denied only `kms:Decrypt` can read there.
@@ -70,6 +71,11 @@ async fn bootstrap_then_terraform_then_sse_rollback_and_back() {
 
     let plan = bootstrap(&[]).text();
     assert!(plan.contains("Dry run: 10 change(s) to make"), "{plan}");
+    let s3 = peers.s3().await;
+    assert!(
+        s3.head_bucket().bucket(&bucket).send().await.is_err(),
+        "the dry run made the bucket"
+    );
     let first = json(&bootstrap(&["--apply", "--json"]).stdout);
     assert_eq!(
         first["summary"]["create"].as_u64().unwrap() + first["summary"]["change"].as_u64().unwrap(),
@@ -226,6 +232,68 @@ async fn bootstrap_then_terraform_then_sse_rollback_and_back() {
         "{}{}",
         String::from_utf8_lossy(&plan.stdout),
         String::from_utf8_lossy(&plan.stderr)
+    );
+
+    // A client-side rekey writes with the SSE asked for: back to SSE-S3 first, then a rekey
+    // onto a pbkdf2 primary with --sse-kms; verify then checks the key provider too.
+    ok(
+        ss(&["rekey", &url, "--sse-only", "--sse-s3", "--apply"]),
+        "rollback again",
+    );
+    std::fs::write(
+        work.path().join("enc.hcl"),
+        "key_provider \"pbkdf2\" \"main\" { passphrase = \"a hardened backend passphrase\" }\nmethod \"aes_gcm\" \"main\" { keys = key_provider.pbkdf2.main }\nmethod \"unencrypted\" \"migrate\" {}\nstate {\n  method = method.aes_gcm.main\n  fallback { method = method.unencrypted.migrate }\n}\n",
+    )
+    .unwrap();
+    let rekeyed = json(
+        &ok(
+            ss(&[
+                "--config",
+                "enc.hcl",
+                "rekey",
+                &url,
+                "--sse-kms",
+                &arn,
+                "--apply",
+                "--json",
+            ]),
+            "rekey --sse-kms",
+        )
+        .stdout,
+    );
+    assert_eq!(rekeyed["summary"]["rekeyed"], 1, "{rekeyed:#}");
+    let h = head(&peers);
+    assert_eq!(
+        (
+            h["ServerSideEncryption"].as_str(),
+            h["SSEKMSKeyId"].as_str()
+        ),
+        (Some("aws:kms"), Some(arn.as_str()))
+    );
+    ok(
+        ss(&[
+            "verify",
+            &url,
+            "--kms-key",
+            &arn,
+            "--key-provider",
+            "key_provider.pbkdf2.main",
+        ]),
+        "verify with the key provider",
+    );
+    let wrong = ss(&[
+        "verify",
+        &url,
+        "--key-provider",
+        "key_provider.aws_kms.main",
+    ]);
+    assert_eq!(wrong.code, 8, "{}", wrong.stderr);
+    assert!(
+        wrong.stderr.contains(
+            "client-side encrypted with key_provider.pbkdf2.main, not key_provider.aws_kms.main"
+        ),
+        "{}",
+        wrong.stderr
     );
 }
 
