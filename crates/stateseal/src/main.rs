@@ -71,6 +71,18 @@ enum Command {
     /// List and safely break the held locks of every state under s3://BUCKET[/PREFIX].
     Locks(locks_cmd::LocksArgs),
     /// Verify every state under s3://BUCKET[/PREFIX]: SSE-KMS on the expected key, client-side key provider, digest, and that denied principals cannot read (exit 8 on a violation).
+    ///
+    /// Per state: stored with SSE-KMS on the expected key ARN (--kms-key, else the bucket's
+    /// default encryption key), client-side encrypted with the expected key provider
+    /// (--key-provider), and matching its -md5 digest item. With --denied-profile, it proves
+    /// that the gate bites: GetObject of each state with that AWS shared-config profile's
+    /// credentials must fail with AccessDenied; a success, or any other error, is a violation.
+    /// Exits 8 on any violation, listing each one on stderr.
+    ///
+    /// On AWS, a principal with s3:GetObject but no kms:Decrypt on the key is denied by KMS:
+    /// that is what the gate is for. moto does not check kms:Decrypt when it serves an SSE-KMS
+    /// object, so there a denial can only come from an IAM identity policy: only real AWS
+    /// proves that the key itself holds the gate.
     Verify(verify_cmd::VerifyArgs),
     /// Create or fix a hardened state backend (s3: KMS key, bucket, lock table) and print the blocks to paste.
     Bootstrap(bootstrap_cmd::BootstrapArgs),

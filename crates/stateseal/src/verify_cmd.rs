@@ -11,16 +11,6 @@ use crate::fleet_cmd::{connect, show, table, Progress};
 use crate::global::Context;
 
 #[derive(Args, Debug)]
-#[command(
-    long_about = "Verify every state under s3://BUCKET[/PREFIX]: stored with SSE-KMS on the expected key ARN \
-(--kms-key, else the bucket's default encryption key), client-side encrypted with the expected key provider \
-(--key-provider), and matching its -md5 digest item. With --denied-profile, prove that the gate bites: GetObject \
-of each state with that AWS shared-config profile's credentials must fail with AccessDenied; a success, or any \
-other error, is a violation. Exits 8 on any violation, listing each one.\n\n\
-On AWS, a principal with s3:GetObject but no kms:Decrypt on the key is denied by KMS, which is what the gate is \
-for. moto does not check kms:Decrypt when it serves an SSE-KMS object: there a denial can only come from an IAM \
-identity policy, so only real AWS proves that the key itself holds the gate."
-)]
 pub struct VerifyArgs {
     /// What to verify: s3://BUCKET or s3://BUCKET/PREFIX (the default and every workspace).
     #[arg(value_name = "S3_URL")]

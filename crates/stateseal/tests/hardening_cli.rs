@@ -297,7 +297,8 @@ async fn bootstrap_then_terraform_then_sse_rollback_and_back() {
     );
 }
 
-/// `rekey --sse-only` needs a target; the two targets exclude each other; files take none.
+/// `rekey --sse-only` needs a target; the two targets exclude each other; files take none;
+/// `verify --help` names moto's limit.
 #[test]
 fn the_sse_flags_are_checked() {
     let dir = tempfile::tempdir().unwrap();
@@ -317,6 +318,13 @@ fn the_sse_flags_are_checked() {
         let o = stateseal(dir.path(), args);
         assert_eq!(o.code, 2, "{args:?}: {}", o.stderr);
     }
+    // The help says what moto cannot show.
+    let help = ok(
+        stateseal(dir.path(), &["verify", "--help"]),
+        "verify --help",
+    )
+    .text();
+    assert!(help.contains("moto does not check kms:Decrypt"), "{help}");
 }
 
 #[test]
