@@ -16,9 +16,10 @@
 use std::sync::Arc;
 
 use serde::Serialize;
+use stateseal_core::Secret;
 use stateseal_encryption::Encryption;
 use stateseal_store::s3::S3Store;
-use stateseal_store::Result;
+use stateseal_store::{Error, Result};
 
 use crate::audit::{self, Class, StateReport};
 use crate::{parallel, same_kms_key, Event, Fleet};
@@ -158,16 +159,20 @@ fn check_state(s: &StateReport, expect_key: Option<&str>, provider: Option<&str>
     }
 }
 
-/// The same connection as `store` (region, endpoints, path style), with a profile's
-/// credentials instead of the configured ones.
+/// The same connection as `store` (region, endpoints, path style), with the credentials of a
+/// profile and nothing else (not the environment's, which the standard chain would try first).
 async fn as_profile(store: &S3Store, profile: &str) -> Result<S3Store> {
     let mut cfg = store.config().clone();
-    cfg.auth.access_key = None;
-    cfg.auth.secret_key = None;
-    cfg.auth.token = None;
+    let creds = stateseal_aws::profile_credentials(&cfg.auth, profile)
+        .await
+        .map_err(Error::Config)?;
+    let secret = |s: &str| Secret::from(s.as_bytes());
+    cfg.auth.access_key = Some(creds.access_key_id().to_string());
+    cfg.auth.secret_key = Some(secret(creds.secret_access_key()));
+    cfg.auth.token = creds.session_token().map(secret);
+    cfg.auth.profile = None;
     cfg.auth.assume_role = None;
     cfg.auth.assume_role_with_web_identity = None;
-    cfg.auth.profile = Some(profile.to_string());
     cfg.skip_credentials_validation = true;
     S3Store::connect(cfg).await
 }

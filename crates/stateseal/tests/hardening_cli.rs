@@ -413,8 +413,10 @@ fn verify_lists_each_violation_and_proves_the_gate() {
             .env("AWS_CONFIG_FILE", dir.path().join("config"))
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env_remove("AWS_PROFILE")
-            .env_remove("AWS_ACCESS_KEY_ID")
-            .env_remove("AWS_SECRET_ACCESS_KEY")
+            // The environment holds a principal that can read: a denied profile's own
+            // credentials must still be the ones its reads are made with.
+            .env("AWS_ACCESS_KEY_ID", &reader.0)
+            .env("AWS_SECRET_ACCESS_KEY", &reader.1)
             .env_remove("AWS_SESSION_TOKEN")
             .env_remove("TF_ENCRYPTION");
         out(c.output().unwrap())
