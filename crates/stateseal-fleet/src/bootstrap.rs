@@ -386,20 +386,8 @@ async fn create_key(
         )
         .await?;
     let target = arn.clone().unwrap_or_default();
-    plan.make(
-        "kms key",
-        "rotation",
-        Action::Create,
-        "annual rotation on",
-        async {
-            kms.enable_key_rotation()
-                .key_id(&target)
-                .send()
-                .await
-                .map_err(|e| service_error("EnableKeyRotation", target.clone(), e))
-        },
-    )
-    .await?;
+    // The alias first: a run that fails after it finds the key again (by the alias) and
+    // finishes the job, instead of creating a second key.
     plan.make(
         "kms key",
         "alias",
@@ -412,6 +400,20 @@ async fn create_key(
                 .send()
                 .await
                 .map_err(|e| service_error("CreateAlias", alias.to_string(), e))
+        },
+    )
+    .await?;
+    plan.make(
+        "kms key",
+        "rotation",
+        Action::Create,
+        "annual rotation on",
+        async {
+            kms.enable_key_rotation()
+                .key_id(&target)
+                .send()
+                .await
+                .map_err(|e| service_error("EnableKeyRotation", target.clone(), e))
         },
     )
     .await?;
