@@ -2,7 +2,8 @@
 //! nothing; what it made is read back with boto3), an existing bucket without versioning fixed
 //! without losing an object or a policy statement (and drift reported, not "fixed"); the SSE
 //! migration by self-copy (SSE-S3 → SSE-KMS, bytes and digests unchanged, previous versions
-//! kept, a locked state skipped) and its rollback; `verify` of key, key provider and digest.
+//! kept, a locked state skipped) and its rollback; `verify` of key, key provider and digest;
+//! drift (another default key, a table without our key) reported and left alone; no KMS key.
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -540,4 +541,84 @@ async fn sse_migration_refuses_an_unversioned_bucket() {
         head(&peers.s3().await, &bucket, "a/terraform.tfstate").await,
         (None, None)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_is_reported_and_left_alone() {
+    let Some(peers) = Peers::aws("drift_is_reported_and_left_alone") else {
+        return;
+    };
+    // A bucket on someone else's key, and a lock table without our key or PITR.
+    let (bucket, table) = (unique("boot-drift"), unique("boot-drift-locks"));
+    let theirs = aws(&peers, &["mkkey", &unique("boot-theirs")]);
+    aws(
+        &peers,
+        &["mkbucket", &bucket, "--versioning", "--kms-key", &theirs],
+    );
+    peers.mktable(&table).await;
+    let store = with_kms(&peers, &bucket, None, &[]).await;
+    let spec = Spec {
+        kms: KmsKey::New {
+            alias: bootstrap::default_alias(&bucket),
+        },
+        table: Some(table.clone()),
+        lockfile: false,
+        principals: vec![],
+        state_key: "terraform.tfstate".into(),
+    };
+    let run = bootstrap::bootstrap(&store, &spec, true).await.unwrap();
+    let plan = actions(&run);
+    for (what, action) in [
+        ("bucket default encryption", Action::Drift),
+        ("lock table encryption", Action::Drift),
+        ("lock table point-in-time recovery", Action::Change),
+        ("lock table exists", Action::Ok),
+        ("bucket versioning", Action::Ok),
+    ] {
+        assert!(
+            plan.contains(&(what.to_string(), action)),
+            "{what}: {plan:#?}"
+        );
+    }
+    let got = aws_json(&peers, &["readback", &bucket, "--table", &table]);
+    assert_eq!(
+        got["encryption"]["ApplyServerSideEncryptionByDefault"]["KMSMasterKeyID"],
+        theirs.as_str(),
+        "their key is left alone"
+    );
+    assert_eq!(got["table"]["pitr"], "ENABLED");
+    let again = bootstrap::bootstrap(&store, &spec, true).await.unwrap();
+    assert_eq!(
+        (again.summary.changes(), again.summary.drift),
+        (0, 2),
+        "{:#?}",
+        again.steps
+    );
+
+    // Without a KMS key: SSE-S3 by default, a pbkdf2 encryption block, no key in the policy.
+    let plain = unique("boot-nokms");
+    let store = with_kms(&peers, &plain, None, &[]).await;
+    let spec = Spec {
+        kms: KmsKey::None,
+        table: None,
+        lockfile: true,
+        principals: vec![],
+        state_key: "terraform.tfstate".into(),
+    };
+    let made = bootstrap::bootstrap(&store, &spec, true).await.unwrap();
+    assert_eq!(made.kms_key_arn, None);
+    assert!(
+        !made.backend_block.contains("kms_key_id"),
+        "{}",
+        made.backend_block
+    );
+    assert!(made.encryption_block.contains("key_provider \"pbkdf2\""));
+    assert!(!made.iam_policy.to_string().contains("kms:"));
+    let got = aws_json(&peers, &["readback", &plain]);
+    assert_eq!(
+        got["encryption"]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"],
+        "AES256"
+    );
+    let again = bootstrap::bootstrap(&store, &spec, true).await.unwrap();
+    assert_eq!(again.summary.changes(), 0, "{:#?}", again.steps);
 }
