@@ -131,8 +131,9 @@ async fn bootstrap_then_terraform_then_sse_rollback_and_back() {
         tf.path(),
         &["apply", "-auto-approve", "-no-color", "-lock-timeout=0s"],
     );
-    let head = |peers: &Peers| -> serde_json::Value {
-        serde_json::from_str(&peers.python_out(&[
+    // The state's SSE and KMS key, as boto3 reads them (HeadObject).
+    let sse = |peers: &Peers| -> (Option<String>, Option<String>) {
+        let h: serde_json::Value = serde_json::from_str(&peers.python_out(&[
             "scripts/peers/aws.py",
             "--endpoint",
             &e,
@@ -140,11 +141,12 @@ async fn bootstrap_then_terraform_then_sse_rollback_and_back() {
             &bucket,
             "app/terraform.tfstate",
         ]))
-        .unwrap()
+        .unwrap();
+        let text = |k: &str| h[k].as_str().map(String::from);
+        (text("ServerSideEncryption"), text("SSEKMSKeyId"))
     };
-    let h = head(&peers);
-    assert_eq!(h["ServerSideEncryption"], "aws:kms");
-    assert_eq!(h["SSEKMSKeyId"], arn.as_str());
+    let on_the_key = (Some("aws:kms".to_string()), Some(arn.clone()));
+    assert_eq!(sse(&peers), on_the_key);
     assert!(peers
         .item_attr(
             &table,
@@ -167,7 +169,7 @@ async fn bootstrap_then_terraform_then_sse_rollback_and_back() {
         dry.contains("dry run: 1 of 1 states would be copied to AES256"),
         "{dry}"
     );
-    assert_eq!(head(&peers)["ServerSideEncryption"], "aws:kms");
+    assert_eq!(sse(&peers), on_the_key);
     let back = json(
         &ok(
             ss(&["rekey", &url, "--sse-only", "--sse-s3", "--apply", "--json"]),
@@ -177,7 +179,7 @@ async fn bootstrap_then_terraform_then_sse_rollback_and_back() {
     );
     assert_eq!(back["summary"]["copied"], 1, "{back:#}");
     assert_eq!(back["locked"], true);
-    assert_eq!(head(&peers)["ServerSideEncryption"], "AES256");
+    assert_eq!(sse(&peers), (Some("AES256".to_string()), None));
     let failed = ss(&["verify", &url]);
     assert_eq!(failed.code, 8, "{}{}", failed.text(), failed.stderr);
     assert!(
@@ -205,14 +207,7 @@ async fn bootstrap_then_terraform_then_sse_rollback_and_back() {
         .stdout,
     );
     assert_eq!(migrated["summary"]["copied"], 1, "{migrated:#}");
-    let h = head(&peers);
-    assert_eq!(
-        (
-            h["ServerSideEncryption"].as_str(),
-            h["SSEKMSKeyId"].as_str()
-        ),
-        (Some("aws:kms"), Some(arn.as_str()))
-    );
+    assert_eq!(sse(&peers), on_the_key);
     ok(
         ss(&["verify", &url, "--kms-key", &arn]),
         "verify after the migration",
@@ -262,14 +257,7 @@ async fn bootstrap_then_terraform_then_sse_rollback_and_back() {
         .stdout,
     );
     assert_eq!(rekeyed["summary"]["rekeyed"], 1, "{rekeyed:#}");
-    let h = head(&peers);
-    assert_eq!(
-        (
-            h["ServerSideEncryption"].as_str(),
-            h["SSEKMSKeyId"].as_str()
-        ),
-        (Some("aws:kms"), Some(arn.as_str()))
-    );
+    assert_eq!(sse(&peers), on_the_key);
     ok(
         ss(&[
             "verify",
