@@ -295,6 +295,18 @@ impl Peers {
             .expect("create table");
     }
 
+    /// Removes a bucket's policy (moto evaluates policies, and its endpoint is plain HTTP: a
+    /// TLS-only policy denies every object call to it).
+    pub async fn delete_bucket_policy(&self, bucket: &str) {
+        self.s3()
+            .await
+            .delete_bucket_policy()
+            .bucket(bucket)
+            .send()
+            .await
+            .expect("delete bucket policy");
+    }
+
     /// An object's bytes, or `None`.
     pub async fn get_object(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
         let out = self
@@ -395,16 +407,12 @@ impl Peers {
         kv
     }
 
-    /// A `backend "s3"` block pointed at moto.
-    pub fn backend_block(&self, bucket: &str, extra: &str) -> String {
+    /// The settings that point a `backend "s3"` block at moto (endpoints, path style, test
+    /// credentials, no AWS account checks), one attribute per line.
+    pub fn moto_backend_settings(&self) -> String {
         let e = self.endpoint();
         format!(
-            r#"terraform {{
-  backend "s3" {{
-    bucket = "{bucket}"
-    key    = "app/terraform.tfstate"
-    region = "us-east-1"
-    endpoints = {{
+            r#"    endpoints = {{
       s3       = "{e}"
       dynamodb = "{e}"
       sts      = "{e}"
@@ -417,10 +425,23 @@ impl Peers {
     skip_region_validation      = true
     access_key                  = "testing"
     secret_key                  = "testing"
-{extra}
+"#
+        )
+    }
+
+    /// A `backend "s3"` block pointed at moto.
+    pub fn backend_block(&self, bucket: &str, extra: &str) -> String {
+        format!(
+            r#"terraform {{
+  backend "s3" {{
+    bucket = "{bucket}"
+    key    = "app/terraform.tfstate"
+    region = "us-east-1"
+{}{extra}
   }}
 }}
-"#
+"#,
+            self.moto_backend_settings()
         )
     }
 }
