@@ -65,13 +65,20 @@ fn path_after(uri: &Uri, prefix: &str) -> Result<StatePath, Reply> {
     StatePath::parse(raw).map_err(|e| Reply::text(StatusCode::BAD_REQUEST, e.to_string()))
 }
 
-async fn listed(
+/// One state as listings show it: its newest version (`None` when deleted) and its lock holder.
+pub(crate) struct StateRow {
+    pub path: StatePath,
+    pub current: Option<VersionRecord>,
+    pub lock: Option<LockInfo>,
+}
+
+/// The states under `prefix` that `who` may read (all of them without an `auth` block): what
+/// the JSON API and the console list.
+pub(crate) async fn list_states(
     app: &Arc<App>,
-    uri: &Uri,
-    headers: &HeaderMap,
-) -> Result<Vec<(StatePath, Value)>, Reply> {
-    let who = authorize(app, headers, None, Permission::Read).await?;
-    let prefix = query_value(uri.query(), "prefix").unwrap_or_default();
+    prefix: String,
+    who: Option<&crate::auth::Principal>,
+) -> Result<Vec<StateRow>, Reply> {
     let app2 = app.clone();
     let paths = tokio::task::spawn_blocking(move || app2.data.list(&prefix))
         .await
@@ -79,21 +86,42 @@ async fn listed(
         .map_err(|e| Reply::failed("listing states failed", e))?;
     let mut out = Vec::with_capacity(paths.len());
     for p in paths {
-        if let (Some(auth), Some(who)) = (&app.auth, &who) {
+        if let (Some(auth), Some(who)) = (&app.auth, who) {
             if !auth.allows(who, &p, Permission::Read) {
                 continue;
             }
         }
-        let entry = with_slot(app, &p, |slot: &mut Slot, _: &App| {
-            json!({
-                "current": slot.live().map(view),
-                "lock": lock_value(slot.lock_holder()),
-            })
+        let (current, lock) = with_slot(app, &p, |slot: &mut Slot, _: &App| {
+            (slot.live().cloned(), slot.lock_holder().cloned())
         })
         .await?;
-        out.push((p, entry));
+        out.push(StateRow {
+            path: p,
+            current,
+            lock,
+        });
     }
     Ok(out)
+}
+
+async fn listed(
+    app: &Arc<App>,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<Vec<(StatePath, Value)>, Reply> {
+    let who = authorize(app, headers, None, Permission::Read).await?;
+    let prefix = query_value(uri.query(), "prefix").unwrap_or_default();
+    let rows = list_states(app, prefix, who.as_ref()).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let entry = json!({
+                "current": r.current.as_ref().map(view),
+                "lock": lock_value(r.lock.as_ref()),
+            });
+            (r.path, entry)
+        })
+        .collect())
 }
 
 /// `GET /v1/states`.
@@ -162,8 +190,12 @@ pub async fn versions(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap)
     .unwrap_or_else(|r| r)
 }
 
-/// Version `n`'s record and the bytes its client sent.
-fn version_bytes(slot: &Slot, app: &App, n: u64) -> Result<(VersionRecord, Vec<u8>), Reply> {
+/// Version `n`'s record and the bytes its client sent (plaintext unless the client encrypted).
+pub(crate) fn version_bytes(
+    slot: &Slot,
+    app: &App,
+    n: u64,
+) -> Result<(VersionRecord, Vec<u8>), Reply> {
     let missing = || Reply::text(StatusCode::NOT_FOUND, format!("there is no version {n}"));
     let newest = slot.current().map_or(0, |c| c.seq);
     if n == 0 || n > newest {
@@ -204,54 +236,85 @@ pub async fn rollback(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap)
     };
     let id = query_value(uri.query(), "ID");
     let shown = path.to_string();
-    with_slot(&app, &path, move |slot: &mut Slot, app: &App| {
-        let holder = match check_holder(slot, id.as_deref()) {
-            Ok(h) => h,
-            Err(r) => return r,
-        };
-        let (old, bytes) = match version_bytes(slot, app, n) {
-            Ok(v) => v,
-            Err(r) => return r,
-        };
-        if old.stored == Stored::ClientEnvelope {
-            return Reply::text(
-                StatusCode::CONFLICT,
-                format!("version {n} was encrypted by the client: its serial is inside the ciphertext, which this server can't rewrite; restore it with `stateseal state restore` and the client's key; nothing was written"),
-            );
-        }
-        let current = slot.live().cloned();
-        if let Some(cur) = &current {
-            if !cur.lineage.is_empty() && cur.lineage != old.lineage {
-                return Reply::text(
-                    StatusCode::CONFLICT,
-                    format!("version {n} has lineage {:?}, the current state {:?}: they are unrelated states; nothing was written", old.lineage, cur.lineage),
-                );
-            }
-        }
-        let serial = current.as_ref().map_or(old.serial, |c| c.serial.max(old.serial)) + 1;
-        let body = match stateseal_store::state::with_serial(&bytes, serial) {
-            Ok(b) => b,
-            Err(e) => return Reply::failed("rewriting the serial failed", e),
-        };
-        let digest = sha256_hex(&body);
-        let incoming = Incoming {
-            serial,
-            lineage: old.lineage.clone(),
-            encrypted: false,
-        };
-        let who = user.or(holder.map(|h| h.who)).unwrap_or_default();
-        let reply = write_version(slot, app, &body, incoming, digest, who);
-        if reply.status != StatusCode::OK {
-            return reply;
-        }
-        tracing::info!(path = %shown, seq = n, serial, "rollback");
-        Reply::json(
-            StatusCode::OK,
-            json!({ "rolled_back_to": n, "serial": serial, "lineage": old.lineage }).to_string(),
-        )
-    })
+    with_slot(
+        &app,
+        &path,
+        move |slot: &mut Slot, app: &App| match rollback_slot(
+            slot,
+            app,
+            n,
+            id.as_deref(),
+            user,
+            &shown,
+        ) {
+            Ok(done) => Reply::json(
+                StatusCode::OK,
+                json!({ "rolled_back_to": n, "serial": done.serial, "lineage": done.lineage })
+                    .to_string(),
+            ),
+            Err(r) => r,
+        },
+    )
     .await
     .unwrap_or_else(|r| r)
+}
+
+/// What a rollback wrote.
+pub(crate) struct RolledBack {
+    pub serial: u64,
+    pub lineage: String,
+}
+
+/// Writes version `n` again as a new version with the serial above the current one, under the
+/// lock rules of an upload (`id`: the lock ID the caller holds): rollback for the API and the
+/// console.
+pub(crate) fn rollback_slot(
+    slot: &mut Slot,
+    app: &App,
+    n: u64,
+    id: Option<&str>,
+    user: Option<String>,
+    shown: &str,
+) -> Result<RolledBack, Reply> {
+    let holder = check_holder(slot, id)?;
+    let (old, bytes) = version_bytes(slot, app, n)?;
+    if old.stored == Stored::ClientEnvelope {
+        return Err(Reply::text(
+            StatusCode::CONFLICT,
+            format!("version {n} was encrypted by the client: its serial is inside the ciphertext, which this server can't rewrite; restore it with `stateseal state restore` and the client's key; nothing was written"),
+        ));
+    }
+    let current = slot.live().cloned();
+    if let Some(cur) = &current {
+        if !cur.lineage.is_empty() && cur.lineage != old.lineage {
+            return Err(Reply::text(
+                StatusCode::CONFLICT,
+                format!("version {n} has lineage {:?}, the current state {:?}: they are unrelated states; nothing was written", old.lineage, cur.lineage),
+            ));
+        }
+    }
+    let serial = current
+        .as_ref()
+        .map_or(old.serial, |c| c.serial.max(old.serial))
+        + 1;
+    let body = stateseal_store::state::with_serial(&bytes, serial)
+        .map_err(|e| Reply::failed("rewriting the serial failed", e))?;
+    let digest = sha256_hex(&body);
+    let incoming = Incoming {
+        serial,
+        lineage: old.lineage.clone(),
+        encrypted: false,
+    };
+    let who = user.or(holder.map(|h| h.who)).unwrap_or_default();
+    let reply = write_version(slot, app, &body, incoming, digest, who);
+    if reply.status != StatusCode::OK {
+        return Err(reply);
+    }
+    tracing::info!(path = %shown, seq = n, serial, "rollback");
+    Ok(RolledBack {
+        serial,
+        lineage: old.lineage,
+    })
 }
 
 /// `GET /healthz`.
