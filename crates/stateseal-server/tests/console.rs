@@ -430,3 +430,54 @@ async fn console_rollback_and_force_unlock_without_auth() {
     assert_eq!(done.status, 303);
     assert_eq!(h.send("GET", "/state/app/lock", None).await.status, 404);
 }
+
+#[tokio::test]
+async fn a_state_the_server_cannot_decrypt_shows_only_its_envelope() {
+    let h = Harness::new();
+    let client = crate::at_rest::reader();
+    for serial in [1, 2] {
+        let e = client
+            .state()
+            .encrypt_state(&tf_state(serial, "r", "hidden-output", "s"))
+            .unwrap();
+        assert_eq!(h.send("POST", "/state/enc/app", Some(&e)).await.status, 200);
+    }
+    let states = request(&h, "GET", "/ui/states", "", "").await;
+    assert!(states.body.contains("yes (client)"), "{}", states.body);
+    assert!(
+        states.body.contains("key_provider.pbkdf2."),
+        "{}",
+        states.body
+    );
+    let page = request(&h, "GET", "/ui/state/enc/app?from=1&to=2", "", "").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page
+        .body
+        .contains("encrypted by its client with a key this server does not have"));
+    assert!(page.body.contains("lin-1"), "the envelope's lineage");
+    assert!(page.body.contains("can't be compared"));
+    assert!(!page.body.contains("hidden-output"));
+    assert!(
+        !page.body.contains("/ui/rollback/"),
+        "no rollback of a client envelope"
+    );
+    // A plaintext state's page has a form (reveal), hence the session's token.
+    let plain = tf_state(1, "r", "v", "s");
+    assert_eq!(
+        h.send("POST", "/state/plain", Some(&plain)).await.status,
+        200
+    );
+    let cookie = page.cookie();
+    let csrf = request(&h, "GET", "/ui/state/plain", &cookie, "")
+        .await
+        .csrf();
+    let refused = request(
+        &h,
+        "POST",
+        "/ui/rollback/enc/app",
+        &cookie,
+        &format!("seq=1&csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(refused.status, 409, "{}", refused.body);
+}

@@ -168,4 +168,27 @@ mod tests {
             Diff::default()
         );
     }
+
+    /// Any JSON, however unlike a state, diffs without a panic (a stored state is whatever a
+    /// client uploaded that parsed as one).
+    #[test]
+    fn odd_shapes_never_panic() {
+        let odd = [
+            json!(null),
+            json!([1, 2]),
+            json!("x"),
+            json!({"resources": 5, "outputs": []}),
+            json!({"resources": [null, 1, {"instances": "no"}, {"instances": [null, {"attributes": 3,
+                "sensitive_attributes": "x", "index_key": [1]}]}]}),
+            json!({"outputs": {"o": null, "p": {"sensitive": "yes"}, "q": {"value": "é".repeat(300)}}}),
+        ];
+        for a in &odd {
+            for b in &odd {
+                let d = diff(a, b);
+                if a == b {
+                    assert_eq!(d, Diff::default());
+                }
+            }
+        }
+    }
 }

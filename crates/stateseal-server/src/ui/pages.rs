@@ -281,10 +281,9 @@ const COLUMNS: [(&str, &str); 9] = [
 ];
 
 fn sort_rows(rows: &mut [Row], by: &str, desc: bool) {
-    let cur = |r: &Row| r.current.clone();
     match by {
-        "serial" => rows.sort_by_key(|r| cur(r).map(|c| c.serial)),
-        "size" => rows.sort_by_key(|r| cur(r).map(|c| c.size)),
+        "serial" => rows.sort_by_key(|r| r.current.as_ref().map(|c| c.serial)),
+        "size" => rows.sort_by_key(|r| r.current.as_ref().map(|c| c.size)),
         "who" => rows.sort_by(|a, b| {
             let who = |r: &Row| r.current.as_ref().map(|c| c.who.clone());
             who(a).cmp(&who(b))

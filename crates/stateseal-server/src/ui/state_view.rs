@@ -174,7 +174,7 @@ mod tests {
         ]});
         let i = instances(&s);
         let keys: Vec<_> = i.keys().cloned().collect();
-        assert_eq!(keys, ["data.d.x", "module.m.t.n[2]", "module.m.t.n[\"k\"]"]);
+        assert_eq!(keys, ["data.d.x", "module.m.t.n[\"k\"]", "module.m.t.n[2]"]);
         assert!(i["module.m.t.n[\"k\"]"].is_sensitive("p"));
         assert!(!i["module.m.t.n[\"k\"]"].is_sensitive("a"));
         let odd = sensitive_attributes(&json!(["weird"]));
