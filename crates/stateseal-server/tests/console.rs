@@ -128,6 +128,18 @@ async fn put(h: &Harness, path: &str, body: &[u8]) {
     assert_eq!(a.status, 200, "{}", a.text());
 }
 
+/// `GET /state/team-a/app/lock` as root: 200 while locked, 404 when free.
+async fn lock_status(h: &Harness) -> u16 {
+    h.send_with(
+        "GET",
+        "/state/team-a/app/lock",
+        None,
+        &[("authorization", &crate::auth::basic("root", "root-pw"))],
+    )
+    .await
+    .status
+}
+
 #[tokio::test]
 async fn console_renders_script_from_a_state_inert_with_security_headers() {
     let h = Harness::new();
@@ -214,15 +226,7 @@ async fn console_refuses_a_form_without_its_csrf_token() {
     ] {
         let refused = request(&h, "POST", "/ui/unlock/team-a/app", &root, &form).await;
         assert_eq!(refused.status, 403, "{form}: {}", refused.body);
-        let held = h
-            .send_with(
-                "GET",
-                "/state/team-a/app/lock",
-                None,
-                &[("authorization", &crate::auth::basic("root", "root-pw"))],
-            )
-            .await;
-        assert_eq!(held.status, 200, "still locked after {form}");
+        assert_eq!(lock_status(&h).await, 200, "still locked after {form}");
     }
     let rollback = request(&h, "POST", "/ui/rollback/team-a/app", &root, "seq=1").await;
     assert_eq!(rollback.status, 403);
@@ -238,15 +242,7 @@ async fn console_refuses_a_form_without_its_csrf_token() {
     )
     .await;
     assert_eq!(done.status, 303, "{}", done.body);
-    let free = h
-        .send_with(
-            "GET",
-            "/state/team-a/app/lock",
-            None,
-            &[("authorization", &crate::auth::basic("root", "root-pw"))],
-        )
-        .await;
-    assert_eq!(free.status, 404, "released");
+    assert_eq!(lock_status(&h).await, 404, "released");
 }
 
 #[tokio::test]

@@ -12,6 +12,10 @@
 //!
 //! Pages live in [`pages`], the diff in [`diff`], what a version holds in [`state_view`].
 
+// A refusal here is a whole page (`Response`) returned early; boxing it buys nothing on a path that
+// renders HTML anyway.
+#![allow(clippy::result_large_err)]
+
 pub mod diff;
 mod pages;
 pub mod session;
@@ -30,15 +34,18 @@ use axum::Router;
 use maud::{html, Markup, DOCTYPE};
 
 use crate::auth::{Permission, Principal};
-use crate::state_path::StatePath;
+use crate::state_path::{percent_encode as encode, StatePath};
 use crate::App;
+
+/// The key providers of each (state, version) already read.
+type ProviderCache = HashMap<(StatePath, u64), Arc<[String]>>;
 
 /// The console's own state: sessions, and the key providers of versions already read
 /// (versions never change, so what their envelope says is read once).
 #[derive(Debug, Default)]
 pub struct Console {
     pub sessions: session::Sessions,
-    providers: Mutex<HashMap<(StatePath, u64), Arc<[String]>>>,
+    providers: Mutex<ProviderCache>,
 }
 
 impl Console {
@@ -277,17 +284,4 @@ fn state_url(kind: &str, path: &StatePath) -> String {
         "/ui/{kind}/{}",
         path.encoded_segments().collect::<Vec<_>>().join("/")
     )
-}
-
-/// A query value, percent-encoded.
-fn encode(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for b in v.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }

@@ -236,6 +236,20 @@ fn state_request(
     Ok((v, path))
 }
 
+/// [`state_request`] for a form that changes something: also refused without its CSRF token.
+fn form_request(
+    app: &App,
+    headers: &HeaderMap,
+    uri: &Uri,
+    prefix: &str,
+    needs: Permission,
+    form: &str,
+) -> Result<(Viewer, StatePath), Response> {
+    let (v, path) = state_request(app, headers, uri, prefix, needs)?;
+    check_csrf(&v, form)?;
+    Ok((v, path))
+}
+
 fn not_found(v: &Viewer) -> Response {
     error_page(
         v,
@@ -465,14 +479,14 @@ pub async fn state(State(app): AppState, uri: Uri, headers: HeaderMap) -> Respon
 /// `POST /ui/reveal/<path>` (`admin`): the state page with one sensitive output shown. Each
 /// reveal is logged, without the value.
 pub async fn reveal(State(app): AppState, uri: Uri, headers: HeaderMap, form: String) -> Response {
-    let (v, path) = or_return!(state_request(
+    let (v, path) = or_return!(form_request(
         &app,
         &headers,
         &uri,
         "/ui/reveal/",
-        Permission::Admin
+        Permission::Admin,
+        &form
     ));
-    or_return!(check_csrf(&v, &form));
     let output = query_value(Some(&form), "output").unwrap_or_default();
     tracing::warn!(user = v.name(), path = %path, output = %output, "console: a sensitive output was revealed");
     render_state(&app, v, path, None, Some(output)).await
@@ -755,14 +769,14 @@ pub async fn unlock_confirm(State(app): AppState, uri: Uri, headers: HeaderMap) 
 /// `POST /ui/unlock/<path>` (`admin`, form: `csrf`, `id`): releases the lock only if it is
 /// still the one the confirmation page showed.
 pub async fn unlock(State(app): AppState, uri: Uri, headers: HeaderMap, form: String) -> Response {
-    let (v, path) = or_return!(state_request(
+    let (v, path) = or_return!(form_request(
         &app,
         &headers,
         &uri,
         "/ui/unlock/",
-        Permission::Admin
+        Permission::Admin,
+        &form
     ));
-    or_return!(check_csrf(&v, &form));
     let id = query_value(Some(&form), "id").unwrap_or_default();
     let user = v.name().to_string();
     let shown = path.to_string();
@@ -845,14 +859,14 @@ pub async fn rollback(
     headers: HeaderMap,
     form: String,
 ) -> Response {
-    let (v, path) = or_return!(state_request(
+    let (v, path) = or_return!(form_request(
         &app,
         &headers,
         &uri,
         "/ui/rollback/",
-        Permission::Admin
+        Permission::Admin,
+        &form
     ));
-    or_return!(check_csrf(&v, &form));
     let Some(n) = query_value(Some(&form), "seq").and_then(|s| s.parse::<u64>().ok()) else {
         return error_page(
             &v,
