@@ -368,6 +368,17 @@ async fn console_rollback_and_force_unlock_without_auth() {
     assert!(first.body.contains("/ui/rollback/app?seq=1"));
     let confirm = request(&h, "GET", "/ui/rollback/app?seq=1", &cookie, "").await;
     assert_eq!(confirm.status, 200);
+    for missing in [
+        "/ui/rollback/app?seq=99",
+        "/ui/rollback/app?seq=0",
+        "/ui/state/nothing",
+    ] {
+        assert_eq!(
+            request(&h, "GET", missing, &cookie, "").await.status,
+            404,
+            "{missing}"
+        );
+    }
     let done = request(
         &h,
         "POST",

@@ -822,13 +822,18 @@ pub async fn rollback_confirm(State(app): AppState, uri: Uri, headers: HeaderMap
         );
     };
     let read = with_slot(&app, &path, move |slot, _| {
-        let target = slot.record(n).ok();
+        let newest = slot.current().map_or(0, |c| c.seq);
+        let target = (1..=newest)
+            .contains(&n)
+            .then(|| slot.record(n).ok())
+            .flatten()
+            .filter(|r| r.stored != Stored::Deleted);
         (target, slot.live().cloned())
     })
     .await;
     let (target, current) = match read {
-        Ok((Some(t), c)) if t.seq <= c.as_ref().map_or(0, |c| c.seq) || c.is_none() => (t, c),
-        Ok(_) => {
+        Ok((Some(t), c)) => (t, c),
+        Ok((None, _)) => {
             return error_page(
                 &v,
                 StatusCode::NOT_FOUND,
