@@ -488,3 +488,20 @@ async fn a_state_the_server_cannot_decrypt_shows_only_its_envelope() {
     .await;
     assert_eq!(refused.status, 409, "{}", refused.body);
 }
+
+#[tokio::test]
+async fn the_session_cookie_is_secure_under_tls_and_never_readable_by_scripts() {
+    let certs = tempfile::tempdir().unwrap();
+    crate::tls::make_certs(certs.path());
+    let tls = Harness::with_config(&crate::tls::tls_config(certs.path(), false));
+    let plain = Harness::new();
+    for (h, secure) in [(&tls, true), (&plain, false)] {
+        let page = request(h, "GET", "/ui/states", "", "").await;
+        let cookie = page.header("set-cookie");
+        assert!(cookie.starts_with("stateseal_session="), "{cookie}");
+        for attribute in ["HttpOnly", "SameSite=Strict", "Path=/ui"] {
+            assert!(cookie.contains(attribute), "{cookie}");
+        }
+        assert_eq!(cookie.contains("; Secure"), secure, "{cookie}");
+    }
+}
