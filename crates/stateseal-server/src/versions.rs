@@ -235,86 +235,68 @@ pub async fn rollback(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap)
         );
     };
     let id = query_value(uri.query(), "ID");
-    let shown = path.to_string();
-    with_slot(
-        &app,
-        &path,
-        move |slot: &mut Slot, app: &App| match rollback_slot(
-            slot,
-            app,
-            n,
-            id.as_deref(),
-            user,
-            &shown,
-        ) {
-            Ok(done) => Reply::json(
-                StatusCode::OK,
-                json!({ "rolled_back_to": n, "serial": done.serial, "lineage": done.lineage })
-                    .to_string(),
-            ),
-            Err(r) => r,
-        },
-    )
-    .await
-    .unwrap_or_else(|r| r)
-}
-
-/// What a rollback wrote.
-pub(crate) struct RolledBack {
-    pub serial: u64,
-    pub lineage: String,
+    roll_back(&app, &path, n, id, user).await
 }
 
 /// Writes version `n` again as a new version with the serial above the current one, under the
-/// lock rules of an upload (`id`: the lock ID the caller holds): rollback for the API and the
-/// console.
-pub(crate) fn rollback_slot(
-    slot: &mut Slot,
-    app: &App,
+/// lock rules of an upload (`id`: the lock ID the caller holds): the API's and the console's
+/// rollback.
+pub(crate) async fn roll_back(
+    app: &Arc<App>,
+    path: &StatePath,
     n: u64,
-    id: Option<&str>,
+    id: Option<String>,
     user: Option<String>,
-    shown: &str,
-) -> Result<RolledBack, Reply> {
-    let holder = check_holder(slot, id)?;
-    let (old, bytes) = version_bytes(slot, app, n)?;
-    if old.stored == Stored::ClientEnvelope {
-        return Err(Reply::text(
-            StatusCode::CONFLICT,
-            format!("version {n} was encrypted by the client: its serial is inside the ciphertext, which this server can't rewrite; restore it with `stateseal state restore` and the client's key; nothing was written"),
-        ));
-    }
-    let current = slot.live().cloned();
-    if let Some(cur) = &current {
-        if !cur.lineage.is_empty() && cur.lineage != old.lineage {
-            return Err(Reply::text(
+) -> Reply {
+    let shown = path.to_string();
+    with_slot(app, path, move |slot: &mut Slot, app: &App| {
+        let holder = match check_holder(slot, id.as_deref()) {
+            Ok(h) => h,
+            Err(r) => return r,
+        };
+        let (old, bytes) = match version_bytes(slot, app, n) {
+            Ok(v) => v,
+            Err(r) => return r,
+        };
+        if old.stored == Stored::ClientEnvelope {
+            return Reply::text(
                 StatusCode::CONFLICT,
-                format!("version {n} has lineage {:?}, the current state {:?}: they are unrelated states; nothing was written", old.lineage, cur.lineage),
-            ));
+                format!("version {n} was encrypted by the client: its serial is inside the ciphertext, which this server can't rewrite; restore it with `stateseal state restore` and the client's key; nothing was written"),
+            );
         }
-    }
-    let serial = current
-        .as_ref()
-        .map_or(old.serial, |c| c.serial.max(old.serial))
-        + 1;
-    let body = stateseal_store::state::with_serial(&bytes, serial)
-        .map_err(|e| Reply::failed("rewriting the serial failed", e))?;
-    let digest = sha256_hex(&body);
-    let incoming = Incoming {
-        serial,
-        lineage: old.lineage.clone(),
-        encrypted: false,
-    };
-    let who = user.or(holder.map(|h| h.who)).unwrap_or_default();
-    let reply = write_version(slot, app, &body, incoming, digest, who);
-    if reply.status != StatusCode::OK {
-        return Err(reply);
-    }
-    tracing::info!(path = %shown, seq = n, serial, "rollback");
-    Ok(RolledBack {
-        serial,
-        lineage: old.lineage,
+        let current = slot.live().cloned();
+        if let Some(cur) = &current {
+            if !cur.lineage.is_empty() && cur.lineage != old.lineage {
+                return Reply::text(
+                    StatusCode::CONFLICT,
+                    format!("version {n} has lineage {:?}, the current state {:?}: they are unrelated states; nothing was written", old.lineage, cur.lineage),
+                );
+            }
+        }
+        let serial = current.as_ref().map_or(old.serial, |c| c.serial.max(old.serial)) + 1;
+        let body = match stateseal_store::state::with_serial(&bytes, serial) {
+            Ok(b) => b,
+            Err(e) => return Reply::failed("rewriting the serial failed", e),
+        };
+        let digest = sha256_hex(&body);
+        let incoming = Incoming {
+            serial,
+            lineage: old.lineage.clone(),
+            encrypted: false,
+        };
+        let who = user.or(holder.map(|h| h.who)).unwrap_or_default();
+        let reply = write_version(slot, app, &body, incoming, digest, who);
+        if reply.status != StatusCode::OK {
+            return reply;
+        }
+        tracing::info!(path = %shown, seq = n, serial, "rollback");
+        Reply::json(
+            StatusCode::OK,
+            json!({ "rolled_back_to": n, "serial": serial, "lineage": old.lineage }).to_string(),
+        )
     })
+    .await
+    .unwrap_or_else(|r| r)
 }
 
 /// `GET /healthz`.

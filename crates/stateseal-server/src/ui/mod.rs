@@ -10,7 +10,8 @@
 //! * every answer carries a Content-Security-Policy without `unsafe-inline`, `nosniff`, frame
 //!   denial, `no-referrer` and `no-store`, plus `Server-Timing` with the time it took.
 //!
-//! Pages live in [`pages`], the diff in [`diff`], what a version holds in [`state_view`].
+//! Pages live in [`pages`], the diff in [`diff`], what a version holds in [`state_view`]; every
+//! read and write of storage goes through [`store`].
 
 // A refusal here is a whole page (`Response`) returned early; boxing it buys nothing on a path that
 // renders HTML anyway.
@@ -20,6 +21,7 @@ pub mod diff;
 mod pages;
 pub mod session;
 pub mod state_view;
+mod store;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -14,15 +14,16 @@ use stateseal_store::LockInfo;
 
 use super::diff::{diff, Diff};
 use super::state_view::{is_encrypted, key_providers, open_version, outputs, Opened};
+use super::store;
 use super::{
     check_csrf, encode, error_page, html_response, layout, page, reply_page, see_other, set_cookie,
     state_url, viewer, Viewer,
 };
 use crate::auth::{Permission, Principal};
-use crate::data_dir::{Slot, Stored, VersionRecord};
-use crate::protocol::{with_slot, Reply};
+use crate::data_dir::{Stored, VersionRecord};
+use crate::protocol::Reply;
 use crate::state_path::{query_value, StatePath};
-use crate::versions::{list_states, rollback_slot};
+use crate::versions::list_states;
 use crate::App;
 
 type AppState = State<Arc<App>>;
@@ -151,15 +152,15 @@ pub async fn logout(State(app): AppState, headers: HeaderMap, form: String) -> R
 // ---------------------------------------------------------------- shared bits
 
 /// The key providers of a version, read from its envelope once and then remembered.
-fn providers(app: &App, path: &StatePath, slot: &Slot, r: &VersionRecord) -> Arc<[String]> {
+async fn providers(app: &Arc<App>, path: &StatePath, r: &VersionRecord) -> Arc<[String]> {
     if !is_encrypted(r) {
         return Arc::from([]);
     }
     if let Some(p) = app.console.cached_providers(path, r.seq) {
         return p;
     }
-    let found = slot
-        .data(r.seq)
+    let found = store::stored(app, path, r.seq)
+        .await
         .map(|b| key_providers(&b))
         .unwrap_or_default();
     app.console.remember_providers(path, r.seq, found)
@@ -334,18 +335,8 @@ pub async fn states(State(app): AppState, uri: Uri, headers: HeaderMap) -> Respo
     let mut rows = Vec::with_capacity(listed.len());
     for s in listed {
         let providers = match &s.current {
-            Some(c) if is_encrypted(c) => match app.console.cached_providers(&s.path, c.seq) {
-                Some(p) => p,
-                None => {
-                    let (path, c) = (s.path.clone(), c.clone());
-                    with_slot(&app, &s.path, move |slot, app| {
-                        providers(app, &path, slot, &c)
-                    })
-                    .await
-                    .unwrap_or_else(|_| Arc::from([]))
-                }
-            },
-            _ => Arc::from([]),
+            Some(c) => providers(&app, &s.path, c).await,
+            None => Arc::from([]),
         };
         let lock_age = s
             .lock
@@ -417,49 +408,56 @@ struct StatePage {
     compared: Option<(u64, u64, Result<Diff, String>)>,
 }
 
-fn read_state_page(
-    slot: &mut Slot,
-    app: &App,
+async fn read_state_page(
+    app: &Arc<App>,
     path: &StatePath,
     compare: Option<(u64, u64)>,
 ) -> Result<StatePage, Reply> {
-    let records = slot
-        .versions()
-        .map_err(|e| Reply::failed("reading the versions failed", e))?;
+    let records = store::versions(app, path).await?;
     if records.is_empty() {
         return Err(Reply::text(
             StatusCode::NOT_FOUND,
             "no state is stored here",
         ));
     }
-    let versions = records
-        .into_iter()
-        .map(|r| {
-            let p = providers(app, path, slot, &r);
-            (r, p)
-        })
-        .collect();
-    let current = slot
-        .live()
-        .map(|c| c.seq)
-        .map(|seq| open_version(slot, app, seq).map(|(_, o)| o));
-    let compared = compare.map(|(a, b)| {
-        let side = |n: u64| match open_version(slot, app, n) {
-            Ok((_, Opened::State(s))) => Ok(s),
-            Ok((_, Opened::Envelope { .. })) => Err(format!(
-                "Version {n} was encrypted by its client with a key this server does not have, so it can't be compared."
-            )),
-            Err(r) => Err(String::from_utf8_lossy(&r.body).trim().to_string()),
-        };
-        let d = side(a).and_then(|x| side(b).map(|y| diff(&x, &y)));
-        (a, b, d)
-    });
+    let mut versions = Vec::with_capacity(records.len());
+    for r in records {
+        let p = providers(app, path, &r).await;
+        versions.push((r, p));
+    }
+    let current = match versions.first() {
+        Some((c, _)) if c.stored != Stored::Deleted => {
+            Some(open_version(app, path, c.seq).await.map(|(_, o)| o))
+        }
+        _ => None,
+    };
+    let compared = match compare {
+        None => None,
+        Some((a, b)) => {
+            let d = match (side(app, path, a).await, side(app, path, b).await) {
+                (Ok(x), Ok(y)) => Ok(diff(&x, &y)),
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            };
+            Some((a, b, d))
+        }
+    };
     Ok(StatePage {
         versions,
-        lock: slot.lock_holder().cloned(),
+        lock: store::lock_holder(app, path).await?,
         current,
         compared,
     })
+}
+
+/// One side of a diff: the state of version `n`, or why it can't be compared.
+async fn side(app: &Arc<App>, path: &StatePath, n: u64) -> Result<Value, String> {
+    match open_version(app, path, n).await {
+        Ok((_, Opened::State(s))) => Ok(s),
+        Ok((_, Opened::Envelope { .. })) => Err(format!(
+            "Version {n} was encrypted by its client with a key this server does not have, so it can't be compared."
+        )),
+        Err(r) => Err(String::from_utf8_lossy(&r.body).trim().to_string()),
+    }
 }
 
 /// `GET /ui/state/<path>[?from=N&to=M]`.
@@ -499,15 +497,10 @@ async fn render_state(
     compare: Option<(u64, u64)>,
     revealed: Option<String>,
 ) -> Response {
-    let p2 = path.clone();
-    let read = with_slot(app, &path, move |slot, app| {
-        read_state_page(slot, app, &p2, compare)
-    })
-    .await;
-    let data = match read {
-        Ok(Ok(d)) => d,
-        Ok(Err(r)) | Err(r) if r.status == StatusCode::NOT_FOUND => return not_found(&v),
-        Ok(Err(r)) | Err(r) => return reply_page(&v, r),
+    let data = match read_state_page(app, &path, compare).await {
+        Ok(d) => d,
+        Err(r) if r.status == StatusCode::NOT_FOUND => return not_found(&v),
+        Err(r) => return reply_page(&v, r),
     };
     let admin = v.can(app, &path, Permission::Admin);
     let live: Vec<&VersionRecord> = data
@@ -739,7 +732,7 @@ pub async fn unlock_confirm(State(app): AppState, uri: Uri, headers: HeaderMap) 
         "/ui/unlock/",
         Permission::Admin
     ));
-    let holder = with_slot(&app, &path, |slot, _| slot.lock_holder().cloned()).await;
+    let holder = store::lock_holder(&app, &path).await;
     let body = match holder {
         Err(r) => return reply_page(&v, r),
         Ok(None) => {
@@ -778,28 +771,14 @@ pub async fn unlock(State(app): AppState, uri: Uri, headers: HeaderMap, form: St
         &form
     ));
     let id = query_value(Some(&form), "id").unwrap_or_default();
-    let user = v.name().to_string();
-    let shown = path.to_string();
-    let done = with_slot(&app, &path, move |slot, _| match slot.lock_holder().cloned() {
-        None => Ok(()),
-        Some(h) if h.id == id => {
-            slot.clear_lock()
-                .map_err(|e| Reply::failed("releasing the lock failed", e))?;
-            tracing::warn!(user = %user, path = %shown, lock_id = %h.id, holder = %h.who, "console: force-unlock");
-            Ok(())
+    match store::break_lock(&app, &path, id).await {
+        Ok(released) => {
+            if let Some(h) = released {
+                tracing::warn!(user = v.name(), path = %path, lock_id = %h.id, holder = %h.who, "console: force-unlock");
+            }
+            see_other("/ui/locks")
         }
-        Some(h) => Err(Reply::text(
-            StatusCode::CONFLICT,
-            format!(
-                "The lock changed since the confirmation page: it is now held by {} (ID {}); nothing was released.",
-                h.who, h.id
-            ),
-        )),
-    })
-    .await;
-    match done {
-        Ok(Ok(())) => see_other("/ui/locks"),
-        Ok(Err(r)) | Err(r) => reply_page(&v, r),
+        Err(r) => reply_page(&v, r),
     }
 }
 
@@ -821,26 +800,20 @@ pub async fn rollback_confirm(State(app): AppState, uri: Uri, headers: HeaderMap
             "Which version? ?seq=N is missing.",
         );
     };
-    let read = with_slot(&app, &path, move |slot, _| {
-        let newest = slot.current().map_or(0, |c| c.seq);
-        let target = (1..=newest)
-            .contains(&n)
-            .then(|| slot.record(n).ok())
-            .flatten()
-            .filter(|r| r.stored != Stored::Deleted);
-        (target, slot.live().cloned())
-    })
-    .await;
-    let (target, current) = match read {
-        Ok((Some(t), c)) => (t, c),
-        Ok((None, _)) => {
-            return error_page(
-                &v,
-                StatusCode::NOT_FOUND,
-                &format!("There is no version {n}."),
-            )
-        }
+    let versions = match store::versions(&app, &path).await {
+        Ok(v) => v,
         Err(r) => return reply_page(&v, r),
+    };
+    let current = versions.first().filter(|c| c.stored != Stored::Deleted);
+    let Some(target) = versions
+        .iter()
+        .find(|r| r.seq == n && r.stored != Stored::Deleted)
+    else {
+        return error_page(
+            &v,
+            StatusCode::NOT_FOUND,
+            &format!("There is no version {n}."),
+        );
     };
     let body = html! {
         p { "Rolling back writes version " (target.seq) " (serial " (target.serial) ", written " (when(&target.time)) " by " (target.who) ") again as a new version, with the serial above the current one"
@@ -880,14 +853,10 @@ pub async fn rollback(
         );
     };
     let user = v.who.as_ref().map(|p| p.0.clone());
-    let shown = path.to_string();
-    let done = with_slot(&app, &path, move |slot, app| {
-        rollback_slot(slot, app, n, None, user, &shown)
-    })
-    .await;
-    match done {
-        Ok(Ok(_)) => see_other(&state_url("state", &path)),
-        Ok(Err(r)) | Err(r) if r.status == StatusCode::LOCKED => {
+    let r = store::roll_back(&app, &path, n, user).await;
+    match r.status {
+        StatusCode::OK => see_other(&state_url("state", &path)),
+        StatusCode::LOCKED => {
             let holder = LockInfo::parse(&r.body)
                 .map(|h| format!("{} ({})", h.who, h.operation))
                 .unwrap_or_default();
@@ -897,6 +866,6 @@ pub async fn rollback(
                 &format!("The state is locked by {holder}: nothing was written. Roll back when the lock is free."),
             )
         }
-        Ok(Err(r)) | Err(r) => reply_page(&v, r),
+        _ => reply_page(&v, r),
     }
 }

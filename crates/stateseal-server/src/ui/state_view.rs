@@ -8,8 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 use stateseal_encryption::envelope::Header;
 
-use crate::data_dir::{Slot, Stored, VersionRecord};
+use crate::data_dir::{Stored, VersionRecord};
 use crate::protocol::Reply;
+use crate::state_path::StatePath;
 use crate::App;
 
 /// A version as the console shows it.
@@ -38,8 +39,12 @@ pub fn is_encrypted(r: &VersionRecord) -> bool {
 }
 
 /// Reads version `n` and opens it as far as the server can.
-pub fn open_version(slot: &Slot, app: &App, n: u64) -> Result<(VersionRecord, Opened), Reply> {
-    let (record, bytes) = crate::versions::version_bytes(slot, app, n)?;
+pub async fn open_version(
+    app: &std::sync::Arc<App>,
+    path: &StatePath,
+    n: u64,
+) -> Result<(VersionRecord, Opened), Reply> {
+    let (record, bytes) = super::store::version(app, path, n).await?;
     if let Ok(h) = Header::parse(&bytes) {
         let fields = h.state_fields.unwrap_or_default();
         return Ok((
