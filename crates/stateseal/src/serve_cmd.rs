@@ -124,7 +124,7 @@ fn banner(addr: SocketAddr, data_dir: &Path, app: &App) -> String {
         ""
     };
     format!(
-        "stateseal serve {version}\n  states      {scheme}://{addr}/state/<path>\n  console     {scheme}://{addr}/ui\n  data        {data} (embedded data directory; every version kept)\n  encryption  {encryption}{client}\n  auth        {auth}\n  body limit  {limit} bytes",
+        "stateseal serve {version}\n  states      {scheme}://{addr}/state/<path>\n  data        {data} (embedded data directory; every version kept)\n  encryption  {encryption}{client}\n  auth        {auth}\n  body limit  {limit} bytes",
         version = env!("CARGO_PKG_VERSION"),
         data = data.display(),
         limit = app.max_body_bytes,
