@@ -211,7 +211,15 @@ async fn console_refuses_a_form_without_its_csrf_token() {
     let anon = form.cookie();
     let no_token = request(&h, "POST", "/ui/login", &anon, "user=root&password=root-pw").await;
     assert_eq!(no_token.status, 403);
-    assert!(no_token.cookie().is_empty(), "no session was started");
+    let fresh = no_token.cookie();
+    assert!(
+        !fresh.is_empty() && fresh != anon,
+        "a new anonymous session, not a signed-in one"
+    );
+    assert_eq!(
+        request(&h, "GET", "/ui/states", &fresh, "").await.status,
+        303
+    );
 
     let (root, csrf) = sign_in(&h, "root", "root-pw").await;
     let (_, other_csrf) = sign_in(&h, "root", "root-pw").await;

@@ -99,8 +99,13 @@ pub async fn login(State(app): AppState, headers: HeaderMap, form: String) -> Re
     let Some((old_id, old)) = anon.filter(|(_, s)| super::session::same_token(&sent, &s.csrf))
     else {
         tracing::info!("console: a sign-in form without its CSRF token was refused");
-        let mut r = see_other("/ui/login");
-        *r.status_mut() = StatusCode::FORBIDDEN;
+        let (id, fresh) = app.console.sessions.start(None);
+        let mut r = login_page(
+            &fresh.csrf,
+            StatusCode::FORBIDDEN,
+            Some("The sign-in form expired or was not sent from this page; sign in again."),
+        );
+        set_cookie(&app, &mut r, Some(&id));
         return r;
     };
     let user = query_value(Some(&form), "user").unwrap_or_default();
