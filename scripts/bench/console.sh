@@ -70,20 +70,25 @@ assert st == 200 and body.count(b"<tr>") == n + 1, (st, body[:300])
 cookie = h["set-cookie"].split(";")[0]
 cold = float(h["server-timing"].split("dur=")[1])
 
-def measure(path, headers):
-    client, server = [], []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        st, h, body = req("GET", path, headers=headers)
-        client.append((time.perf_counter() - t) * 1000)
-        assert st == 200
-        if "server-timing" in h:
-            server.append(float(h["server-timing"].split("dur=")[1]))
-    return statistics.median(client), (statistics.median(server) if server else None), len(body)
+def once(path, headers):
+    t = time.perf_counter()
+    st, h, body = req("GET", path, headers=headers)
+    assert st == 200
+    server = float(h["server-timing"].split("dur=")[1]) if "server-timing" in h else None
+    return (time.perf_counter() - t) * 1000, server, len(body)
 
-ui_client, ui_server, ui_bytes = measure("/ui/states", {"cookie": cookie})
-api_client, _, api_bytes = measure("/v1/states", {})
-sorted_client, sorted_server, _ = measure("/ui/states?sort=age&dir=desc", {"cookie": cookie})
+# Interleaved, so that a machine busy with something else slows both sides alike.
+paths = [("/ui/states", {"cookie": cookie}), ("/ui/states?sort=age&dir=desc", {"cookie": cookie}),
+         ("/v1/states", {})]
+runs = {p: [] for p, _ in paths}
+for _ in range(rounds):
+    for p, hdr in paths:
+        runs[p].append(once(p, hdr))
+def med(p, i):
+    return statistics.median(r[i] for r in runs[p])
+ui_client, ui_server, ui_bytes = med("/ui/states", 0), med("/ui/states", 1), runs["/ui/states"][0][2]
+sorted_client, sorted_server = med("/ui/states?sort=age&dir=desc", 0), med("/ui/states?sort=age&dir=desc", 1)
+api_client, api_bytes = med("/v1/states", 0), runs["/v1/states"][0][2]
 print(f"console states page, {n} states ({n // 10} locked), encryption on, median of {rounds}:")
 print(f"  GET /ui/states      server {ui_server:7.1f} ms  client {ui_client:7.1f} ms  {ui_bytes} bytes"
       f"  (first render, envelopes read: {cold:.1f} ms)")
