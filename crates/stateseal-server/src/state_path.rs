@@ -92,18 +92,22 @@ impl StatePath {
     /// Each segment percent-encoded with only `A-Za-z0-9-_.~` left as is: a file-system-safe
     /// relative path with one directory per segment.
     pub fn encoded_segments(&self) -> impl Iterator<Item = String> + '_ {
-        self.segments().map(|s| {
-            let mut out = String::with_capacity(s.len());
-            for b in s.bytes() {
-                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                    out.push(b as char);
-                } else {
-                    out.push_str(&format!("%{b:02X}"));
-                }
-            }
-            out
-        })
+        self.segments().map(percent_encode)
     }
+}
+
+/// `s` percent-encoded with only `A-Za-z0-9-_.~` left as is (safe in a file name, a URL path
+/// segment and a query value).
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 impl fmt::Display for StatePath {

@@ -65,13 +65,20 @@ fn path_after(uri: &Uri, prefix: &str) -> Result<StatePath, Reply> {
     StatePath::parse(raw).map_err(|e| Reply::text(StatusCode::BAD_REQUEST, e.to_string()))
 }
 
-async fn listed(
+/// One state as listings show it: its newest version (`None` when deleted) and its lock holder.
+pub(crate) struct StateRow {
+    pub path: StatePath,
+    pub current: Option<VersionRecord>,
+    pub lock: Option<LockInfo>,
+}
+
+/// The states under `prefix` that `who` may read (all of them without an `auth` block): what
+/// the JSON API and the console list.
+pub(crate) async fn list_states(
     app: &Arc<App>,
-    uri: &Uri,
-    headers: &HeaderMap,
-) -> Result<Vec<(StatePath, Value)>, Reply> {
-    let who = authorize(app, headers, None, Permission::Read).await?;
-    let prefix = query_value(uri.query(), "prefix").unwrap_or_default();
+    prefix: String,
+    who: Option<&crate::auth::Principal>,
+) -> Result<Vec<StateRow>, Reply> {
     let app2 = app.clone();
     let paths = tokio::task::spawn_blocking(move || app2.data.list(&prefix))
         .await
@@ -79,21 +86,42 @@ async fn listed(
         .map_err(|e| Reply::failed("listing states failed", e))?;
     let mut out = Vec::with_capacity(paths.len());
     for p in paths {
-        if let (Some(auth), Some(who)) = (&app.auth, &who) {
+        if let (Some(auth), Some(who)) = (&app.auth, who) {
             if !auth.allows(who, &p, Permission::Read) {
                 continue;
             }
         }
-        let entry = with_slot(app, &p, |slot: &mut Slot, _: &App| {
-            json!({
-                "current": slot.live().map(view),
-                "lock": lock_value(slot.lock_holder()),
-            })
+        let (current, lock) = with_slot(app, &p, |slot: &mut Slot, _: &App| {
+            (slot.live().cloned(), slot.lock_holder().cloned())
         })
         .await?;
-        out.push((p, entry));
+        out.push(StateRow {
+            path: p,
+            current,
+            lock,
+        });
     }
     Ok(out)
+}
+
+async fn listed(
+    app: &Arc<App>,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<Vec<(StatePath, Value)>, Reply> {
+    let who = authorize(app, headers, None, Permission::Read).await?;
+    let prefix = query_value(uri.query(), "prefix").unwrap_or_default();
+    let rows = list_states(app, prefix, who.as_ref()).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let entry = json!({
+                "current": r.current.as_ref().map(view),
+                "lock": lock_value(r.lock.as_ref()),
+            });
+            (r.path, entry)
+        })
+        .collect())
 }
 
 /// `GET /v1/states`.
@@ -162,8 +190,12 @@ pub async fn versions(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap)
     .unwrap_or_else(|r| r)
 }
 
-/// Version `n`'s record and the bytes its client sent.
-fn version_bytes(slot: &Slot, app: &App, n: u64) -> Result<(VersionRecord, Vec<u8>), Reply> {
+/// Version `n`'s record and the bytes its client sent (plaintext unless the client encrypted).
+pub(crate) fn version_bytes(
+    slot: &Slot,
+    app: &App,
+    n: u64,
+) -> Result<(VersionRecord, Vec<u8>), Reply> {
     let missing = || Reply::text(StatusCode::NOT_FOUND, format!("there is no version {n}"));
     let newest = slot.current().map_or(0, |c| c.seq);
     if n == 0 || n > newest {
@@ -203,8 +235,21 @@ pub async fn rollback(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap)
         );
     };
     let id = query_value(uri.query(), "ID");
+    roll_back(&app, &path, n, id, user).await
+}
+
+/// Writes version `n` again as a new version with the serial above the current one, under the
+/// lock rules of an upload (`id`: the lock ID the caller holds): the API's and the console's
+/// rollback.
+pub(crate) async fn roll_back(
+    app: &Arc<App>,
+    path: &StatePath,
+    n: u64,
+    id: Option<String>,
+    user: Option<String>,
+) -> Reply {
     let shown = path.to_string();
-    with_slot(&app, &path, move |slot: &mut Slot, app: &App| {
+    with_slot(app, path, move |slot: &mut Slot, app: &App| {
         let holder = match check_holder(slot, id.as_deref()) {
             Ok(h) => h,
             Err(r) => return r,

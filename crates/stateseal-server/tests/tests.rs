@@ -4,6 +4,7 @@
 mod at_rest;
 mod auth;
 mod concurrency;
+mod console;
 mod crash;
 mod metrics;
 mod protocol;
