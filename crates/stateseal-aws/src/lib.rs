@@ -8,6 +8,7 @@
 //!   metadata), then `assume_role_with_web_identity` and `assume_role` through STS;
 //! * [`shared_sdk_config`]: the same, built once per process per settings and shared, for
 //!   synchronous callers (the credentials cache inside it means one STS AssumeRole per process);
+//! * [`profile_credentials`]: one profile's credentials, for acting as that principal;
 //! * [`block_on_thread`]: runs an SDK future to completion on the process-wide AWS runtime from
 //!   a thread of its own, so synchronous code can call the async SDK from anywhere, inside
 //!   another tokio runtime included, and SDK clients live in one runtime for the whole process.
@@ -173,6 +174,30 @@ pub async fn sdk_config(settings: &AwsSettings) -> Result<SdkConfig, String> {
     }
     check_account(&config, settings).await?;
     Ok(config)
+}
+
+/// The credentials of one shared-config profile, and only of it: unlike the standard chain,
+/// the environment's `AWS_ACCESS_KEY_ID` never stands in for them. For acting as a given
+/// principal (proving what it may not do). The profile files are the settings' (or the
+/// environment's); a role profile calls STS through the settings' HTTP client.
+pub async fn profile_credentials(
+    settings: &AwsSettings,
+    profile: &str,
+) -> Result<Credentials, String> {
+    use aws_credential_types::provider::ProvideCredentials as _;
+    let provider_config = ProviderConfig::default()
+        .with_http_client(http_client(settings)?)
+        .with_region(Some(Region::new(settings.region()?)));
+    let mut p = aws_config::profile::ProfileFileCredentialsProvider::builder()
+        .configure(&provider_config)
+        .profile_name(profile);
+    if let Some(files) = profile_files(settings) {
+        p = p.profile_files(files);
+    }
+    p.build()
+        .provide_credentials()
+        .await
+        .map_err(|e| format!("the credentials of profile {profile}: {}", error_chain(&e)))
 }
 
 /// The kind of an SDK error: network trouble, throttling, access denied, not found, or other.

@@ -11,6 +11,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::Range;
 
 use base64::Engine as _;
 use stateseal_core::gojson::{self, field_index, go_base64_decode};
@@ -111,47 +112,69 @@ impl Envelope {
     /// costs one buffer, not three. When the bytes are not an envelope they come back untouched
     /// with the reason.
     pub fn parse_owned(mut input: Vec<u8>) -> Result<(Envelope, usize), (NotEnvelope, Vec<u8>)> {
-        let (span, mut env) = {
-            let mut raw = match RawFields::scan(&input) {
-                Ok(r) => r,
-                Err(e) => return Err((e, input)),
-            };
-            // The fast case: a string without escapes (as every writer produces).
-            let span = raw
-                .encrypted_data
-                .filter(|r| r.len() >= 2 && r[0] == b'"' && memchr::memchr(b'\\', r).is_none())
-                .map(|r| {
-                    let start = r.as_ptr() as usize - input.as_ptr() as usize;
-                    start + 1..start + r.len() - 1
-                });
-            if span.is_some() {
+        match Envelope::parse_in_place(&mut input) {
+            Ok((mut env, ciphertext)) => {
+                input.truncate(ciphertext.end);
+                env.encrypted_data = input;
+                Ok((env, ciphertext.start))
+            }
+            Err(e) => Err((e, input)),
+        }
+    }
+
+    /// [`Envelope::parse`] of a buffer the caller owns (a `Vec` or any other memory), decoding
+    /// `encrypted_data` in place: the ciphertext ends up at the returned range of `input`, and
+    /// the returned envelope's own `encrypted_data` is empty. When the bytes are not an
+    /// envelope they are left untouched.
+    pub fn parse_in_place(input: &mut [u8]) -> Result<(Envelope, Range<usize>), NotEnvelope> {
+        let base = input.as_ptr() as usize;
+        let (raw_span, fast, mut env) = {
+            let mut raw = RawFields::scan(input)?;
+            let raw_span = raw.encrypted_data.map(|r| {
+                let start = r.as_ptr() as usize - base;
+                start..start + r.len()
+            });
+            // The fast case: a string without escapes (as every writer produces) is decoded
+            // below, in place, so `decode` skips it.
+            let fast = raw.encrypted_data.is_some_and(is_plain_string);
+            if fast {
                 raw.encrypted_data = None;
             }
-            match raw.decode() {
-                Ok(env) => (span, env),
-                Err(e) => return Err((NotEnvelope::Json(e), input)),
-            }
+            (raw_span, fast, raw.decode().map_err(NotEnvelope::Json)?)
         };
         if env.version.is_empty() {
-            return Err((NotEnvelope::NoVersion, input));
+            return Err(NotEnvelope::NoVersion);
         }
-        if let Some(span) = span {
-            // Checked first, so that bad base64 leaves the bytes untouched for the caller.
-            if let Err(e) = base64_simd::STANDARD.check(&input[span.clone()]) {
-                let e = format!("encrypted_data: illegal base64 data: {e}");
-                return Err((NotEnvelope::Json(e), input));
-            }
-            let start = span.start;
-            let n = base64_simd::STANDARD
-                .decode_inplace(&mut input[span])
-                .map(|d| d.len())
-                .unwrap_or_default();
-            input.truncate(start + n);
-            env.encrypted_data = input;
-            return Ok((env, start));
+        let Some(raw_span) = raw_span else {
+            return Ok((env, 0..0));
+        };
+        if !fast {
+            // Decoded by `decode` (escapes, or `null`): the bytes are shorter than their JSON
+            // text, so they fit where that text was.
+            let data = std::mem::take(&mut env.encrypted_data);
+            let at = raw_span.start..raw_span.start + data.len();
+            input[at.clone()].copy_from_slice(&data);
+            return Ok((env, at));
         }
-        Ok((env, 0))
+        let span = raw_span.start + 1..raw_span.end - 1;
+        // Checked first, so that bad base64 leaves the bytes untouched for the caller.
+        if let Err(e) = base64_simd::STANDARD.check(&input[span.clone()]) {
+            return Err(NotEnvelope::Json(format!(
+                "encrypted_data: illegal base64 data: {e}"
+            )));
+        }
+        let n = base64_simd::STANDARD
+            .decode_inplace(&mut input[span.clone()])
+            .map(|d| d.len())
+            .unwrap_or_default();
+        Ok((env, span.start..span.start + n))
     }
+}
+
+/// Whether a raw JSON value is a string without escapes (`encrypted_data` as every writer
+/// produces it), which is base64-decoded straight from the input bytes.
+fn is_plain_string(raw: &[u8]) -> bool {
+    raw.len() >= 2 && raw[0] == b'"' && memchr::memchr(b'\\', raw).is_none()
 }
 
 /// An envelope's header: everything but the ciphertext, which is not decoded (cheap to get
@@ -242,9 +265,7 @@ impl<'a> RawFields<'a> {
             parse_opt(self.meta, "meta")?.flatten();
         // The ciphertext is the one huge value: decode base64 straight from the input bytes
         // when the string has no escapes (it never has, as written).
-        let fast = self
-            .encrypted_data
-            .filter(|r| r.first() == Some(&b'"') && memchr::memchr(b'\\', r).is_none());
+        let fast = self.encrypted_data.filter(|r| is_plain_string(r));
         let data: Option<Cow<'_, str>> = match fast {
             Some(_) => None,
             None => parse_opt(self.encrypted_data, "encrypted_data")?.flatten(),
@@ -383,10 +404,13 @@ mod tests {
         let (env, offset) = Envelope::parse_owned(text.to_vec()).unwrap();
         assert_eq!(&env.encrypted_data[offset..], &[0, 1, 2, 3]);
         assert_eq!(Envelope::parse(text).unwrap().encrypted_data, [0, 1, 2, 3]);
-        // escaped base64 (as Go may read it) takes the slow path, at offset 0
+        // escaped base64 (as Go may read it) takes the slow path, and lands where its text was
         let escaped = br#"{"encrypted_data":"AAEC\u0041w==","encryption_version":"v0"}"#;
         let (env, offset) = Envelope::parse_owned(escaped.to_vec()).unwrap();
-        assert_eq!((offset, env.encrypted_data), (0, vec![0, 1, 2, 3]));
+        assert_eq!(
+            (offset, &env.encrypted_data[offset..]),
+            (18, &[0, 1, 2, 3][..])
+        );
         // bad base64: not an envelope, and the bytes come back exactly as given
         let bad = br#"{"serial":1,"meta":{},"encrypted_data":"AA\"x==","encryption_version":"v0"}"#
             .to_vec();
@@ -396,6 +420,27 @@ mod tests {
             let (not, back) = Envelope::parse_owned(b.clone()).unwrap_err();
             assert!(matches!(not, NotEnvelope::Json(_)));
             assert_eq!(back, b);
+            let mut in_place = b.clone();
+            assert!(Envelope::parse_in_place(&mut in_place).is_err());
+            assert_eq!(in_place, b);
+        }
+    }
+
+    #[test]
+    fn parse_in_place_leaves_the_ciphertext_in_the_callers_buffer() {
+        let mut text = br#"{"serial":1,"lineage":"l","meta":{"k":"e30="},"encrypted_data":"AAECAw==","encryption_version":"v0"}"#.to_vec();
+        let (env, at) = Envelope::parse_in_place(&mut text).unwrap();
+        assert_eq!(&text[at], &[0, 1, 2, 3]);
+        assert!(env.encrypted_data.is_empty());
+        assert_eq!(env.meta["k"], b"{}");
+        assert_eq!(env.state_fields.unwrap().serial, Some(1));
+        // no ciphertext at all, or null: an empty range
+        for text in [
+            &br#"{"encryption_version":"v0"}"#[..],
+            br#"{"encrypted_data":null,"encryption_version":"v0"}"#,
+        ] {
+            let (_, at) = Envelope::parse_in_place(&mut text.to_vec()).unwrap();
+            assert!(at.is_empty(), "{at:?}");
         }
     }
 }

@@ -20,6 +20,16 @@ pub fn envelope(data: &[u8]) {
         );
     }
     let _ = Header::parse(data);
+    // The in-place parse agrees with the copying one and leaves rejected bytes untouched.
+    let mut buf = data.to_vec();
+    match (Envelope::parse_in_place(&mut buf), Envelope::parse(data)) {
+        (Ok((env, at)), Ok(full)) => {
+            assert_eq!(&buf[at], &full.encrypted_data[..], "in-place ciphertext");
+            assert_eq!(env.meta, full.meta);
+        }
+        (Err(_), Err(_)) => assert_eq!(buf, data, "rejected bytes untouched"),
+        (a, b) => panic!("in-place and copying parses disagree: {a:?} vs {b:?}"),
+    }
     thread_local! {
         static ENC: Encryption = {
             let cfg = EncryptionConfig::parse_body_str("fuzz.hcl", LITERAL).expect("valid");

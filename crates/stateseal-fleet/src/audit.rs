@@ -299,29 +299,13 @@ async fn audit_state(
     let mut problems = Vec::new();
     let objects = fleet.store.objects();
     let (mut sse, mut sse_kms_key_id, mut last_modified) = (None, None, None);
-    let mut head = objects.s3.head_object().bucket(fleet.bucket()).key(&key);
-    if let Some(k) = &fleet.store.config().sse_customer_key {
-        use base64::Engine as _;
-        let b64 = base64::engine::general_purpose::STANDARD;
-        head = head
-            .sse_customer_algorithm("AES256")
-            .sse_customer_key(b64.encode(k.expose()))
-            .sse_customer_key_md5(b64.encode(Md5::digest(k.expose())));
-    }
-    match head.send().await {
+    match head(fleet, &key).await {
         Ok(h) => {
-            sse = h.server_side_encryption().map(|s| s.as_str().to_string());
-            if h.sse_customer_algorithm().is_some() {
-                sse = Some("SSE-C".into());
-            }
-            sse_kms_key_id = h.ssekms_key_id().map(String::from);
-            last_modified = h.last_modified().map(|t| t.to_string());
+            sse = h.sse;
+            sse_kms_key_id = h.kms_key_id;
+            last_modified = h.last_modified;
         }
-        // An SSE-C object answers 400 to a HEAD without its key.
-        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 400) => {
-            sse = Some("SSE-C".into())
-        }
-        Err(e) => problems.push(format!("HeadObject: {}", stateseal_aws::describe_error(&e))),
+        Err(e) => problems.push(format!("HeadObject: {e}")),
     }
     let versions = match objects.versions(&key).await {
         Ok(v) => Some(v.iter().filter(|v| !v.is_delete_marker).count()),
@@ -399,6 +383,51 @@ async fn audit_state(
         digest,
         decrypt,
         problems,
+    }
+}
+
+/// What HeadObject tells about an object's server-side encryption.
+#[derive(Clone, Debug, Default)]
+pub struct Head {
+    /// `AES256`, `aws:kms`, `aws:kms:dsse`, `SSE-C`, or none.
+    pub sse: Option<String>,
+    pub kms_key_id: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+/// HeadObject of `key` (with the configured SSE-C key, if any). An SSE-C object answers 400 to
+/// a HEAD without its key: it is reported as SSE-C.
+pub async fn head(fleet: &Fleet, key: &str) -> std::result::Result<Head, String> {
+    let mut req = fleet
+        .store
+        .objects()
+        .s3
+        .head_object()
+        .bucket(fleet.bucket())
+        .key(key);
+    if let Some(k) = &fleet.store.config().sse_customer_key {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        req = req
+            .sse_customer_algorithm("AES256")
+            .sse_customer_key(b64.encode(k.expose()))
+            .sse_customer_key_md5(b64.encode(Md5::digest(k.expose())));
+    }
+    match req.send().await {
+        Ok(h) => Ok(Head {
+            sse: if h.sse_customer_algorithm().is_some() {
+                Some("SSE-C".into())
+            } else {
+                h.server_side_encryption().map(|s| s.as_str().to_string())
+            },
+            kms_key_id: h.ssekms_key_id().map(String::from),
+            last_modified: h.last_modified().map(|t| t.to_string()),
+        }),
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 400) => Ok(Head {
+            sse: Some("SSE-C".into()),
+            ..Head::default()
+        }),
+        Err(e) => Err(stateseal_aws::describe_error(&e)),
     }
 }
 

@@ -1,22 +1,33 @@
 //! Fleet operations on a state bucket (docs/FLEET.md): find every state under a prefix, in the
 //! default and every workspace ([`discovery`]), audit them without a key ([`audit`]), rekey
-//! them onto the primary method, each in its own locked transaction ([`rekey`]), and list and
-//! safely break stale locks ([`locks`]).
+//! them onto the primary method, each in its own locked transaction ([`rekey`]), move them
+//! between SSE-S3 and SSE-KMS with a locked self-copy ([`sse`]), prove the bucket's promises
+//! ([`verify`]: SSE-KMS key, client-side provider, digest, "the gate bites"), list and safely
+//! break stale locks ([`locks`]), and create or fix a hardened backend ([`bootstrap`]).
 //!
 //! A library: nothing is printed. Long operations report progress as [`Event`]s to a callback;
 //! the CLI renders them (tables, `--json`, a progress bar).
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod bootstrap;
 pub mod discovery;
 mod event;
 pub mod locks;
 mod parallel;
 pub mod rekey;
+pub mod sse;
+pub mod verify;
 
 pub use event::Event;
 
+use std::future::Future;
+
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use stateseal_store::s3::S3Store;
+use stateseal_store::{Error, LockInfo};
+
+use discovery::FoundState;
 
 /// The states to work on: a connection to the bucket (its settings: SSE, lock table, lock
 /// files, workspace_key_prefix) and the key prefix selected by `s3://BUCKET/PREFIX`.
@@ -53,8 +64,83 @@ pub fn parse_url(url: &str) -> Result<(String, String), String> {
     Ok((bucket.to_string(), prefix.to_string()))
 }
 
+/// An AWS call's failure as a store error: the operation, what it was about, the kind
+/// (denied, not found, network, …) and the service's message.
+pub(crate) fn service_error<E>(
+    operation: &'static str,
+    what: impl Into<String>,
+    e: SdkError<E>,
+) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    Error::Service {
+        operation,
+        what: what.into(),
+        kind: stateseal_aws::classify(&e),
+        message: stateseal_aws::describe_error(&e),
+        source: Some(Box::new(e)),
+    }
+}
+
+/// Runs `job` for every state, `concurrency` at a time, telling `on_event` when the work starts
+/// and as each state finishes (its key and outcome word, from `finished`).
+pub(crate) async fn each_state<T, Fut>(
+    states: Vec<FoundState>,
+    concurrency: usize,
+    on_event: &mut dyn FnMut(Event),
+    job: impl Fn(FoundState) -> Fut,
+    finished: impl Fn(&T) -> (String, &'static str),
+) -> Vec<T>
+where
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    on_event(Event::Started {
+        states: states.len(),
+    });
+    parallel::run(states, concurrency, job, |t| {
+        let (key, word) = finished(t);
+        on_event(Event::Finished {
+            key,
+            outcome: word.into(),
+        })
+    })
+    .await
+}
+
+/// Who holds a lock that made a state be skipped: `locked by WHO (ID …, operation …, since …)`.
+pub(crate) fn held_by(holder: &LockInfo) -> String {
+    format!(
+        "locked by {} (ID {}, operation {}, since {})",
+        holder.who,
+        holder.id,
+        holder.operation,
+        holder.created.rfc3339_nano()
+    )
+}
+
+/// Do two KMS key references name the same key? A key ARN and the bare key ID it ends with
+/// match (S3 reports either, depending on how the key was given).
+pub fn same_kms_key(a: &str, b: &str) -> bool {
+    let id = |s: &str| s.rsplit_once(":key/").map_or(s, |(_, id)| id).to_string();
+    id(a) == id(b)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn kms_key_arns_match_their_key_ids() {
+        let arn = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab";
+        assert!(super::same_kms_key(arn, arn));
+        assert!(super::same_kms_key(arn, "1234abcd-12ab"));
+        assert!(!super::same_kms_key(
+            arn,
+            "arn:aws:kms:us-east-1:111122223333:key/other"
+        ));
+        assert!(!super::same_kms_key(arn, "alias/x"));
+    }
+
     #[test]
     fn urls_split_into_bucket_and_prefix() {
         assert_eq!(super::parse_url("s3://b").unwrap(), ("b".into(), "".into()));

@@ -18,7 +18,7 @@ use stateseal_store::{Error, Result, Sealed, Store, DEFAULT_WORKSPACE};
 
 use crate::audit::{classify, Class};
 use crate::discovery::{self, FoundState};
-use crate::{parallel, Event, Fleet};
+use crate::{each_state, held_by, Event, Fleet};
 
 /// The lock operation recorded while a state is rekeyed.
 pub const OPERATION: &str = "stateseal-rekey";
@@ -100,13 +100,11 @@ pub async fn rekey(
 ) -> Result<Report> {
     let inv = discovery::discover(fleet, opts.concurrency, on_event).await?;
     let methods = encryption.state().method_metadata_keys();
-    on_event(Event::Started {
-        states: inv.states.len(),
-    });
     let apply = opts.apply;
-    let states = parallel::run(
+    let states = each_state(
         inv.states,
         opts.concurrency,
+        on_event,
         |found| {
             let fleet = fleet.clone();
             let encryption = encryption.clone();
@@ -117,25 +115,16 @@ pub async fn rekey(
                     (_, false) => Outcome::Planned,
                     (_, true) => match rekey_one(&fleet, encryption, &found.key).await {
                         Ok(o) => o,
-                        Err(Error::Locked { holder, .. }) => Outcome::SkippedLocked(format!(
-                            "locked by {} (ID {}, operation {}, since {})",
-                            holder.who,
-                            holder.id,
-                            holder.operation,
-                            holder.created.rfc3339_nano()
-                        )),
+                        Err(Error::Locked { holder, .. }) => {
+                            Outcome::SkippedLocked(held_by(&holder))
+                        }
                         Err(e) => Outcome::Failed(e.to_string()),
                     },
                 };
                 result(found, was, outcome)
             }
         },
-        |r: &StateResult| {
-            on_event(Event::Finished {
-                key: r.key.clone(),
-                outcome: r.outcome.word().into(),
-            })
-        },
+        |r: &StateResult| (r.key.clone(), r.outcome.word()),
     )
     .await;
     let mut summary = Summary {

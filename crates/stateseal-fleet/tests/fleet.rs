@@ -42,7 +42,7 @@ fn encryption(body: &str) -> Arc<Encryption> {
 }
 
 /// Writes with the old passphrase only.
-fn old_config() -> Arc<Encryption> {
+pub(crate) fn old_config() -> Arc<Encryption> {
     encryption(&format!("{OLD}state {{ method = method.aes_gcm.old }}"))
 }
 
@@ -58,17 +58,31 @@ fn derivations(e: &Encryption) -> u64 {
 }
 
 async fn s3(peers: &Peers, bucket: &str, table: &str, lockfile: bool) -> S3Store {
+    s3_with(peers, bucket, Some(table), lockfile, &[]).await
+}
+
+/// A store on moto with `extra` `--backend-config` settings over the test ones.
+pub(crate) async fn s3_with(
+    peers: &Peers,
+    bucket: &str,
+    table: Option<&str>,
+    lockfile: bool,
+    extra: &[String],
+) -> S3Store {
     let mut b = S3Builder::new();
-    for kv in peers.s3_backend_config(bucket, "unused", Some(table), lockfile) {
+    for kv in peers.s3_backend_config(bucket, "unused", table, lockfile) {
         b = b.with_backend_config(&kv);
     }
     b = b.with_backend_config("skip_credentials_validation=true");
+    for kv in extra {
+        b = b.with_backend_config(kv);
+    }
     S3Store::connect(b.build_config(&|_| None).unwrap())
         .await
         .unwrap()
 }
 
-fn plain_state(i: usize) -> Vec<u8> {
+pub(crate) fn plain_state(i: usize) -> Vec<u8> {
     format!(
         "{{\"version\":4,\"terraform_version\":\"1.9.0\",\"serial\":{},\"lineage\":\"lineage-{i}\",\"outputs\":{{\"n\":{{\"value\":{i},\"type\":\"number\"}}}},\"resources\":[]}}\n",
         i + 3

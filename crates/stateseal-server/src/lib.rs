@@ -12,7 +12,8 @@
 //! * [`auth`]: users (argon2id), tokens (SHA-256), grants;
 //! * [`metrics`]: `/metrics` (Prometheus), labelled by route template;
 //! * [`tls`]: HTTPS through rustls, with optional client certificates;
-//! * [`config`]: the server configuration file.
+//! * [`config`]: the server configuration file;
+//! * [`ui`]: the web console at `/ui`.
 //!
 //! The library never prints: it logs through `tracing`, and the binary decides what to show.
 #![forbid(unsafe_code)]
@@ -28,6 +29,7 @@ pub mod state_path;
 pub mod storage;
 pub mod successor;
 pub mod tls;
+pub mod ui;
 pub mod versions;
 
 use std::future::Future;
@@ -52,6 +54,8 @@ pub struct App {
     pub metrics: metrics::Metrics,
     /// Set when the configuration has a `tls` block.
     pub tls: Option<Tls>,
+    /// The web console's sessions and caches.
+    pub console: ui::Console,
 }
 
 /// A TLS acceptor (the keys stay inside rustls).
@@ -121,11 +125,13 @@ impl App {
             auth: config.auth,
             metrics: metrics::Metrics::default(),
             tls,
+            console: ui::Console::default(),
         })
     }
 }
 
-/// The routes. Nothing redirects: an unknown path is a plain 404.
+/// The routes. Nothing redirects (but the console's pages, after a form): an unknown path is a
+/// plain 404.
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/state", any(protocol::no_path))
@@ -137,6 +143,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/rollback/{*path}", post(versions::rollback))
         .route("/healthz", get(versions::healthz))
         .route("/metrics", get(metrics::metrics))
+        .merge(ui::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             metrics::track,

@@ -79,6 +79,7 @@ fn route_label(route: Option<&str>) -> &'static str {
         Some("/v1/rollback/{*path}") => "/v1/rollback/{*path}",
         Some("/healthz") => "/healthz",
         Some("/metrics") => "/metrics",
+        Some(r) if r.starts_with("/ui") => "/ui",
         _ => "unmatched",
     }
 }

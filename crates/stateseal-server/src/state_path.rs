@@ -96,6 +96,20 @@ impl StatePath {
     }
 }
 
+/// `s` percent-encoded with only `A-Za-z0-9-_.~` left as is (safe in a file name, a URL path
+/// segment, a query value and an HTTP header).
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 impl fmt::Display for StatePath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -114,19 +128,6 @@ impl Resource {
             _ => Ok(Resource::State(StatePath::parse(raw)?)),
         }
     }
-}
-
-/// `%XX`-escapes every byte but `A-Za-z0-9-_.~`: safe as a file name and in an HTTP header.
-pub fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Decodes `%XX` escapes (no `+` rule: this is a path). `None` for a bad escape or non-UTF-8.

@@ -69,13 +69,20 @@ fn path_after(uri: &Uri, prefix: &str) -> Result<StatePath, Reply> {
     StatePath::parse(raw).map_err(|e| Reply::text(StatusCode::BAD_REQUEST, e.to_string()))
 }
 
-async fn listed(
+/// One state as listings show it: its newest version (`None` when deleted) and its lock holder.
+pub(crate) struct StateRow {
+    pub path: StatePath,
+    pub current: Option<VersionRecord>,
+    pub lock: Option<LockInfo>,
+}
+
+/// The states under `prefix` that `who` may read (all of them without an `auth` block): what
+/// the JSON API and the console list.
+pub(crate) async fn list_states(
     app: &Arc<App>,
-    uri: &Uri,
-    headers: &HeaderMap,
-) -> Result<Vec<(StatePath, Value)>, Reply> {
-    let who = authorize(app, headers, None, Permission::Read).await?;
-    let prefix = query_value(uri.query(), "prefix").unwrap_or_default();
+    prefix: String,
+    who: Option<&crate::auth::Principal>,
+) -> Result<Vec<StateRow>, Reply> {
     let paths = app
         .storage
         .list(&prefix)
@@ -83,21 +90,46 @@ async fn listed(
         .map_err(|e| Reply::failed("listing states failed", e))?;
     let mut out = Vec::with_capacity(paths.len());
     for p in paths {
-        if let (Some(auth), Some(who)) = (&app.auth, &who) {
+        if let (Some(auth), Some(who)) = (&app.auth, who) {
             if !auth.allows(who, &p, Permission::Read) {
                 continue;
             }
         }
         let failed = |e| Reply::failed("reading the state failed", e);
-        let live = app.storage.live(&p).await.map_err(failed)?;
+        let current = app
+            .storage
+            .live(&p)
+            .await
+            .map_err(failed)?
+            .map(|l| l.record);
         let lock = app.storage.lock_holder(&p).await.map_err(failed)?;
-        let entry = json!({
-            "current": live.map(|l| view(&l.record)),
-            "lock": lock_value(lock.as_ref()),
+        out.push(StateRow {
+            path: p,
+            current,
+            lock,
         });
-        out.push((p, entry));
     }
     Ok(out)
+}
+
+async fn listed(
+    app: &Arc<App>,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<Vec<(StatePath, Value)>, Reply> {
+    let who = authorize(app, headers, None, Permission::Read).await?;
+    let prefix = query_value(uri.query(), "prefix").unwrap_or_default();
+    let rows = list_states(app, prefix, who.as_ref()).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let entry = json!({
+                "current": r.current.as_ref().map(view),
+                "lock": lock_value(r.lock.as_ref()),
+            });
+            (r.path, entry)
+        })
+        .collect())
 }
 
 /// `GET /v1/states`.
@@ -163,8 +195,8 @@ pub async fn versions(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap)
     }
 }
 
-/// Version `n`'s record and the bytes its client sent.
-async fn version_bytes(
+/// Version `n`'s record and the bytes its client sent (plaintext unless the client encrypted).
+pub(crate) async fn version_bytes(
     app: &Arc<App>,
     path: &StatePath,
     n: u64,
@@ -206,7 +238,20 @@ pub async fn rollback(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap)
         );
     };
     let id = query_value(uri.query(), "ID");
-    let (old, bytes) = match version_bytes(&app, &path, n).await {
+    roll_back(&app, &path, n, id, user).await
+}
+
+/// Writes version `n` again as a new version with the serial above the current one, under the
+/// lock rules of an upload (`id`: the lock ID the caller holds): the API's and the console's
+/// rollback.
+pub(crate) async fn roll_back(
+    app: &Arc<App>,
+    path: &StatePath,
+    n: u64,
+    id: Option<String>,
+    user: Option<String>,
+) -> Reply {
+    let (old, bytes) = match version_bytes(app, path, n).await {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -216,7 +261,7 @@ pub async fn rollback(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap)
             format!("version {n} was encrypted by the client: its serial is inside the ciphertext, which this server can't rewrite; restore it with `stateseal state restore` and the client's key; nothing was written"),
         );
     }
-    let reply = write_decided(&app, &path, id.as_deref(), user, |current| {
+    let reply = write_decided(app, path, id.as_deref(), user, |current| {
         if let Some(cur) = current {
             if !cur.lineage.is_empty() && cur.lineage != old.lineage {
                 return Decision::Answer(Reply::text(

@@ -22,7 +22,7 @@ pub fn server_config(extra: &str) -> String {
 }
 
 /// The same configuration as a reader would load it (`stateseal --config`).
-fn reader() -> Encryption {
+pub fn reader() -> Encryption {
     let cfg = stateseal_encryption::config::EncryptionConfig::parse_body_str("test", PBKDF2_BODY)
         .unwrap();
     Encryption::new(cfg, Default::default(), Registry::default()).unwrap()

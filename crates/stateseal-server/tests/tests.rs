@@ -6,6 +6,7 @@ mod support;
 mod at_rest;
 mod auth;
 mod concurrency;
+mod console;
 mod crash;
 mod metrics;
 mod protocol;

@@ -116,3 +116,11 @@ impl Moto {
         self.aws_py(&["reset-auth", n]);
     }
 }
+
+/// Held by every test of a binary that switches IAM enforcement of the shared IAM-enforcing
+/// moto off and on ([`Moto::reset_auth`]) or depends on it being on: the switch covers the whole
+/// server, so one test's setup window (enforcement off) must not overlap another's checks.
+pub fn auth_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}

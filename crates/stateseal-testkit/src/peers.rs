@@ -295,6 +295,18 @@ impl Peers {
             .expect("create table");
     }
 
+    /// Removes a bucket's policy (moto evaluates policies, and its endpoint is plain HTTP: a
+    /// TLS-only policy denies every object call to it).
+    pub async fn delete_bucket_policy(&self, bucket: &str) {
+        self.s3()
+            .await
+            .delete_bucket_policy()
+            .bucket(bucket)
+            .send()
+            .await
+            .expect("delete bucket policy");
+    }
+
     /// An object's bytes, or `None`.
     pub async fn get_object(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
         self.get_object_version(bucket, key, None).await
@@ -469,35 +481,12 @@ impl Peers {
         kv
     }
 
-    /// A `backend "s3"` block pointed at moto.
-    pub fn backend_block(&self, bucket: &str, extra: &str) -> String {
-        self.backend_block_for_key(bucket, "app/terraform.tfstate", extra)
-    }
-
-    /// [`Peers::backend_block`] for the state at `key`.
-    pub fn backend_block_for_key(&self, bucket: &str, key: &str, extra: &str) -> String {
-        format!(
-            "terraform {{\n  backend \"s3\" {{\n    key    = \"{key}\"\n{}{extra}\n  }}\n}}\n",
-            self.s3_attributes(bucket)
-        )
-    }
-
-    /// A `storage "s3"` block for `stateseal serve`, pointed at moto (the attributes of
-    /// [`Peers::backend_block`] but `key`).
-    pub fn storage_block(&self, bucket: &str, extra: &str) -> String {
-        format!(
-            "storage \"s3\" {{\n{}{extra}\n}}\n",
-            self.s3_attributes(bucket)
-        )
-    }
-
-    /// The attributes, one a line, that point an S3 backend at moto's `bucket`.
-    fn s3_attributes(&self, bucket: &str) -> String {
+    /// The settings that point a `backend "s3"` block at moto (endpoints, path style, test
+    /// credentials, no AWS account checks), one attribute per line.
+    pub fn moto_backend_settings(&self) -> String {
         let e = self.endpoint();
         format!(
-            r#"    bucket = "{bucket}"
-    region = "us-east-1"
-    endpoints = {{
+            r#"    endpoints = {{
       s3       = "{e}"
       dynamodb = "{e}"
       sts      = "{e}"
@@ -511,6 +500,28 @@ impl Peers {
     access_key                  = "testing"
     secret_key                  = "testing"
 "#
+        )
+    }
+
+    /// A `backend "s3"` block pointed at moto.
+    pub fn backend_block(&self, bucket: &str, extra: &str) -> String {
+        self.backend_block_for_key(bucket, "app/terraform.tfstate", extra)
+    }
+
+    /// [`Peers::backend_block`] for the state at `key`.
+    pub fn backend_block_for_key(&self, bucket: &str, key: &str, extra: &str) -> String {
+        format!(
+            "terraform {{\n  backend \"s3\" {{\n    bucket = \"{bucket}\"\n    key    = \"{key}\"\n    region = \"us-east-1\"\n{}{extra}\n  }}\n}}\n",
+            self.moto_backend_settings()
+        )
+    }
+
+    /// A `storage "s3"` block for `stateseal serve`, pointed at moto (the attributes of
+    /// [`Peers::backend_block`] but `key`).
+    pub fn storage_block(&self, bucket: &str, extra: &str) -> String {
+        format!(
+            "storage \"s3\" {{\n    bucket = \"{bucket}\"\n    region = \"us-east-1\"\n{}{extra}\n}}\n",
+            self.moto_backend_settings()
         )
     }
 }

@@ -7,7 +7,7 @@ use stateseal_fleet::audit::{self, Report, Requirement};
 
 use crate::backend::block_on;
 use crate::failure::{exit, Failure};
-use crate::fleet_cmd::{connect, print_json, table, Progress};
+use crate::fleet_cmd::{connect, show, table, Progress};
 use crate::global::Context;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -61,11 +61,7 @@ pub fn run(ctx: &Context, args: &AuditArgs) -> Result<(), Failure> {
     });
     progress.finish();
     let report = report?;
-    if args.json {
-        print_json(&report);
-    } else {
-        print!("{}", render(&report));
-    }
+    show(&report, args.json, render);
     let requirements: Vec<Requirement> = args.require.iter().map(|r| (*r).into()).collect();
     let offenders = report.violations(&requirements);
     if offenders.is_empty() {

@@ -8,7 +8,7 @@ use stateseal_encryption::{PayloadKind, Status, Target, TargetEncryption};
 
 use crate::failure::{exit, Failure};
 use crate::global::Context;
-use crate::io::{read_input, write_output, Input};
+use crate::io::{read_input, read_input_in_place, write_output, Input};
 
 #[derive(Args, Debug)]
 pub struct CryptArgs {
@@ -61,23 +61,24 @@ pub fn migration_warning(name: &str, te: &TargetEncryption) {
 }
 
 pub fn decrypt(ctx: &Context, args: &CryptArgs) -> Result<(), Failure> {
-    let input = read_input(args.file.as_deref())?;
+    let mut input = read_input_in_place(args.file.as_deref())?;
     input.require_content()?;
     let loaded = ctx.loaded()?;
     let name = input.name;
-    // The input buffer is handed over and decrypted in place.
-    let (target, plain, status) = match &args.target {
+    // Decoded and decrypted in place, in the buffer the file was read into.
+    let buf: &mut [u8] = &mut input.bytes;
+    let (target, len, status) = match &args.target {
         Some(t) => {
-            let (plain, status) = loaded
+            let (len, status) = loaded
                 .encryption
                 .target(t)
-                .decrypt_owned(input.bytes, kind_of(t))
+                .decrypt_in_place(buf, kind_of(t))
                 .map_err(|e| Failure::from(e).context(&name))?;
-            (t.clone(), plain, status)
+            (t.clone(), len, status)
         }
         None => loaded
             .encryption
-            .decrypt_inferred(input.bytes)
+            .decrypt_inferred_in_place(buf)
             .map_err(|e| Failure::from(e).context(&name))?,
     };
     let te = loaded.encryption.target(&target);
@@ -87,7 +88,7 @@ pub fn decrypt(ctx: &Context, args: &CryptArgs) -> Result<(), Failure> {
     if !te.is_enabled() {
         eprintln!("warning: no encryption is configured for the {} target; {} is not encrypted and was copied unchanged", te.name(), name);
     }
-    write_output(args.output.as_deref(), &plain)
+    write_output(args.output.as_deref(), &input.bytes[..len])
 }
 
 pub fn encrypt(ctx: &Context, args: &CryptArgs) -> Result<(), Failure> {

@@ -1,4 +1,4 @@
-//! What the fleet commands (`audit`, `rekey s3://…`, `locks`) share: the S3 connection (the
+//! What the fleet commands (`audit`, `rekey s3://…`, `locks`, `verify`, `bootstrap`) share: the S3 connection (the
 //! directory's `backend "s3"` block with its bucket and key ignored, `--backend-config`, AWS_*),
 //! and rendering the library's progress events: a progress bar on a terminal, else one line per
 //! finished state when asked (for logs).
@@ -15,6 +15,12 @@ use crate::global::Context;
 
 /// Connects to the bucket of `url` with the directory's S3 settings.
 pub async fn connect(ctx: &Context, url: &str) -> Result<Fleet, Failure> {
+    connect_with(ctx, url, &[]).await
+}
+
+/// [`connect`], with `extra` `--backend-config` settings over everything else (the SSE a
+/// rekey writes with, the region of a bootstrap).
+pub async fn connect_with(ctx: &Context, url: &str, extra: &[String]) -> Result<Fleet, Failure> {
     let (bucket, prefix) = parse_url(url).map_err(|e| {
         Failure::new(
             exit::USAGE,
@@ -27,6 +33,7 @@ pub async fn connect(ctx: &Context, url: &str) -> Result<Fleet, Failure> {
     let mut overrides = ctx.backend_config().to_vec();
     overrides.push(format!("bucket={bucket}"));
     overrides.push("key=fleet".to_string());
+    overrides.extend_from_slice(extra);
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let is_s3 = loaded
         .module
@@ -104,6 +111,15 @@ impl Progress {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
+    }
+}
+
+/// Prints a report on stdout: as JSON, or rendered by `render`.
+pub fn show<R: serde::Serialize>(report: &R, json: bool, render: impl Fn(&R) -> String) {
+    if json {
+        print_json(report);
+    } else {
+        print!("{}", render(report));
     }
 }
 

@@ -7,30 +7,48 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::failure::{exit, Failure};
+use crate::page_buffer::PageBuffer;
 
-/// An input: a file or stdin (`-`).
-pub struct Input {
+/// An input: a file or stdin (`-`), as a `Vec` or, for in-place decryption, a [`PageBuffer`].
+pub struct Input<B = Vec<u8>> {
     pub name: String,
-    pub bytes: Vec<u8>,
+    pub bytes: B,
 }
 
 pub fn read_input(arg: Option<&Path>) -> Result<Input, Failure> {
+    read_input_as(arg, |f| {
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes).map(|_| bytes)
+    })
+}
+
+/// [`read_input`] into memory for decoding and decrypting in place (large files get huge pages).
+pub fn read_input_in_place(arg: Option<&Path>) -> Result<Input<PageBuffer>, Failure> {
+    read_input_as(arg, PageBuffer::read)
+}
+
+fn read_input_as<B: From<Vec<u8>>>(
+    arg: Option<&Path>,
+    read_file: impl FnOnce(&mut fs::File) -> std::io::Result<B>,
+) -> Result<Input<B>, Failure> {
     match arg {
         None => read_stdin(),
         Some(p) if p == Path::new("-") => read_stdin(),
         Some(p) => {
-            let bytes = fs::read(p).map_err(|e| {
-                let fix = if e.kind() == std::io::ErrorKind::NotFound {
-                    "check the path (relative paths are resolved after --chdir)"
-                } else {
-                    "check the file's permissions"
-                };
-                Failure::new(
-                    exit::FAILURE,
-                    format!("cannot read {}: {e}", p.display()),
-                    fix,
-                )
-            })?;
+            let bytes = fs::File::open(p)
+                .and_then(|mut f| read_file(&mut f))
+                .map_err(|e| {
+                    let fix = if e.kind() == std::io::ErrorKind::NotFound {
+                        "check the path (relative paths are resolved after --chdir)"
+                    } else {
+                        "check the file's permissions"
+                    };
+                    Failure::new(
+                        exit::FAILURE,
+                        format!("cannot read {}: {e}", p.display()),
+                        fix,
+                    )
+                })?;
             Ok(Input {
                 name: p.display().to_string(),
                 bytes,
@@ -39,7 +57,7 @@ pub fn read_input(arg: Option<&Path>) -> Result<Input, Failure> {
     }
 }
 
-fn read_stdin() -> Result<Input, Failure> {
+fn read_stdin<B: From<Vec<u8>>>() -> Result<Input<B>, Failure> {
     let mut bytes = Vec::new();
     std::io::stdin()
         .lock()
@@ -47,11 +65,11 @@ fn read_stdin() -> Result<Input, Failure> {
         .map_err(|e| Failure::plain(exit::FAILURE, format!("cannot read stdin: {e}")))?;
     Ok(Input {
         name: "<stdin>".into(),
-        bytes,
+        bytes: bytes.into(),
     })
 }
 
-impl Input {
+impl<B: std::ops::Deref<Target = [u8]>> Input<B> {
     /// Refuses an empty input (OpenTofu treats a zero-length state as "no state").
     pub fn require_content(&self) -> Result<(), Failure> {
         if self.bytes.iter().all(u8::is_ascii_whitespace) {

@@ -3,6 +3,7 @@
 
 mod audit_cmd;
 mod backend;
+mod bootstrap_cmd;
 mod crypt_cmd;
 mod failure;
 mod fleet_cmd;
@@ -13,10 +14,12 @@ mod io;
 mod lock_cmd;
 mod locks_cmd;
 mod outputs_cmd;
+mod page_buffer;
 mod rekey_cmd;
 mod serve_cmd;
 mod state_cmd;
 mod validate_cmd;
+mod verify_cmd;
 mod workspace_cmd;
 
 use clap::{Parser, Subcommand};
@@ -33,7 +36,7 @@ Exit codes:
   5  unexpected input: empty, neither envelope nor valid plaintext, unknown envelope version,
      plaintext without an unencrypted method, or a serial/lineage mismatch
   6  the state is locked by someone else
-  8  a --require check failed (audit), listing each offender";
+  8  a --require check failed (audit), or verify found a violation, listing each one";
 
 #[derive(Parser)]
 #[command(
@@ -68,6 +71,22 @@ enum Command {
     Audit(audit_cmd::AuditArgs),
     /// List and safely break the held locks of every state under s3://BUCKET[/PREFIX].
     Locks(locks_cmd::LocksArgs),
+    /// Verify every state under s3://BUCKET[/PREFIX]: SSE-KMS on the expected key, client-side key provider, digest, and that denied principals cannot read (exit 8 on a violation).
+    ///
+    /// Per state: stored with SSE-KMS on the expected key ARN (--kms-key, else the bucket's
+    /// default encryption key), client-side encrypted with the expected key provider
+    /// (--key-provider), and matching its -md5 digest item. With --denied-profile, it proves
+    /// that the gate bites: GetObject of each state with that AWS shared-config profile's
+    /// credentials must fail with AccessDenied; a success, or any other error, is a violation.
+    /// Exits 8 on any violation, listing each one on stderr.
+    ///
+    /// On AWS, a principal with s3:GetObject but no kms:Decrypt on the key is denied by KMS:
+    /// that is what the gate is for. moto does not check kms:Decrypt when it serves an SSE-KMS
+    /// object, so there a denial can only come from an IAM identity policy: only real AWS
+    /// proves that the key itself holds the gate.
+    Verify(verify_cmd::VerifyArgs),
+    /// Create or fix a hardened state backend (s3: KMS key, bucket, lock table) and print the blocks to paste.
+    Bootstrap(bootstrap_cmd::BootstrapArgs),
     /// Describe a file without any key: encrypted or plain, state or plan, metadata, serial, lineage, sizes.
     Inspect(inspect_cmd::InspectArgs),
     /// Check the encryption configuration and list its key providers, methods and targets. Contacts no key service.
@@ -119,6 +138,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Rekey(a) => rekey_cmd::run(&ctx, &a),
         Command::Audit(a) => audit_cmd::run(&ctx, &a),
         Command::Locks(a) => locks_cmd::run(&ctx, &a),
+        Command::Verify(a) => verify_cmd::run(&ctx, &a),
+        Command::Bootstrap(a) => bootstrap_cmd::run(&ctx, &a),
         Command::Inspect(a) => inspect_cmd::run(&a),
         Command::Validate(a) => validate_cmd::run(&ctx, &a),
         Command::State(a) => state_cmd::run(&ctx, &a),

@@ -13,6 +13,7 @@ use crate::global::Context;
 use crate::io::{read_input, replace_file};
 
 #[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("sse").args(["sse_kms", "sse_s3"])))]
 pub struct RekeyArgs {
     /// Which target's configuration to use: state, plan or remote:NAME. Default: inferred per file.
     #[arg(long, value_name = "TARGET", value_parser = crate::parse_target)]
@@ -29,6 +30,18 @@ pub struct RekeyArgs {
     /// s3:// only: print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// s3:// only: every state rekey writes gets SSE-KMS with this key (use the key ARN, not an alias).
+    #[arg(long, value_name = "KEY_ARN")]
+    pub sse_kms: Option<String>,
+    /// s3:// only: every state rekey writes gets SSE-S3 (AES256); with --sse-only, the rollback from SSE-KMS.
+    #[arg(long)]
+    pub sse_s3: bool,
+    /// s3:// only: change only the server-side encryption, to --sse-kms or --sse-s3: each state is
+    /// copied onto itself under its lock (MetadataDirective REPLACE), its bytes and client-side
+    /// encryption untouched, the previous version kept (versioning must be on), and the result
+    /// checked with HeadObject. Needs no encryption configuration. Run it while no apply is in flight.
+    #[arg(long, requires = "sse")]
+    pub sse_only: bool,
 }
 
 pub fn run(ctx: &Context, args: &RekeyArgs) -> Result<(), Failure> {
@@ -39,10 +52,10 @@ pub fn run(ctx: &Context, args: &RekeyArgs) -> Result<(), Failure> {
         .collect();
     match (urls.as_slice(), args.files.len()) {
         ([url], 1) => return crate::fleet_rekey_cmd::run(ctx, url, args),
-        ([], _) if args.apply || args.json => {
+        ([], _) if args.apply || args.json || args.sse_only || args.sse_s3 || args.sse_kms.is_some() => {
             return Err(Failure::new(
                 exit::USAGE,
-                "--apply and --json apply to `rekey s3://BUCKET[/PREFIX]` only",
+                "--apply, --json, --sse-kms, --sse-s3 and --sse-only apply to `rekey s3://BUCKET[/PREFIX]` only",
                 "files are always rekeyed in place; drop the option",
             ))
         }

@@ -44,7 +44,7 @@ impl Out {
     }
 }
 
-fn out(o: Output) -> Out {
+pub(crate) fn out(o: Output) -> Out {
     Out {
         code: o.status.code().unwrap_or(-1),
         stdout: o.stdout,
@@ -53,7 +53,7 @@ fn out(o: Output) -> Out {
 }
 
 /// The binary in `dir`, with the variables that change its behaviour cleared.
-fn stateseal(dir: &Path, args: &[&str]) -> Out {
+pub(crate) fn stateseal(dir: &Path, args: &[&str]) -> Out {
     let mut c = Command::new(assert_cmd::cargo::cargo_bin("stateseal"));
     c.current_dir(dir)
         .args(args)
@@ -696,6 +696,8 @@ async fn bad_inputs_fail_cleanly_and_write_nothing() {
         .peers
         .auth_endpoint("bad_inputs_fail_cleanly_and_write_nothing (credentials)")
     {
+        // IAM enforcement must stay on while this runs.
+        let _auth = stateseal_testkit::moto::auth_lock();
         let endpoints = format!("endpoints={{s3=\"{auth}\", dynamodb=\"{auth}\", sts=\"{auth}\"}}");
         check(
             s.ss(&[

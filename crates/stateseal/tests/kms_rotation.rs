@@ -160,6 +160,7 @@ fn kms_access_denied_is_clear_and_writes_nothing() {
     ) else {
         return;
     };
+    let _auth = moto::auth_lock();
     moto.reset_auth("inf");
     let alias = unique("cli-iam");
     moto.mkkey(&alias);

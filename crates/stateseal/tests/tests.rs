@@ -1,4 +1,4 @@
-//! Integration tests of the stateseal binary: the file commands, the backend commands against moto and real Terraform, key rotation, `serve`.
+//! Integration tests of the stateseal binary: the file commands, the backend commands against moto and real Terraform, key rotation, `serve`, the hardened-backend commands (bootstrap, SSE migration, verify).
 //!
 //! One integration-test binary for the crate (each module below is one area), so the test
 //! suite links this crate and its dependencies once, not once per file.
@@ -7,6 +7,7 @@ mod backend;
 mod cli;
 mod fleet_cli;
 mod guide_s3_variables;
+mod hardening_cli;
 mod http_backend;
 mod kms_rotation;
 mod opentofu_parity;

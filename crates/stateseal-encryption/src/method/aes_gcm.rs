@@ -110,6 +110,12 @@ impl Method for AesGcm {
     }
 
     fn decrypt_at(&self, mut data: Vec<u8>, offset: usize) -> Result<Vec<u8>, MethodError> {
+        let n = self.decrypt_within(&mut data, offset)?;
+        data.truncate(n);
+        Ok(data)
+    }
+
+    fn decrypt_within(&self, data: &mut [u8], offset: usize) -> Result<usize, MethodError> {
         let cipher = self
             .decryption_key
             .as_ref()
@@ -134,33 +140,30 @@ impl Method for AesGcm {
         nonce.copy_from_slice(&data[offset..offset + NONCE_LEN]);
         match cipher {
             // ring decrypts and moves the plaintext to the front of the buffer in one pass.
-            Cipher::Ring(key) => {
-                let plain_len = key
-                    .open_within(
-                        aead::Nonce::assume_unique_for_key(nonce),
-                        aead::Aad::from(&self.aad),
-                        &mut data,
-                        offset + NONCE_LEN..,
-                    )
-                    .map_err(|_| auth_failed())?
-                    .len();
-                data.truncate(plain_len);
-            }
+            Cipher::Ring(key) => Ok(key
+                .open_within(
+                    aead::Nonce::assume_unique_for_key(nonce),
+                    aead::Aad::from(&self.aad),
+                    data,
+                    offset + NONCE_LEN..,
+                )
+                .map_err(|_| auth_failed())?
+                .len()),
             Cipher::Aes192(c) => {
                 let tag_at = data.len() - TAG_LEN;
                 let tag = aes_gcm::Tag::clone_from_slice(&data[tag_at..]);
+                let body = offset + NONCE_LEN..tag_at;
                 c.decrypt_in_place_detached(
                     &nonce.into(),
                     &self.aad,
-                    &mut data[offset + NONCE_LEN..tag_at],
+                    &mut data[body.clone()],
                     &tag,
                 )
                 .map_err(|_| auth_failed())?;
-                data.truncate(tag_at);
-                data.drain(..offset + NONCE_LEN);
+                data.copy_within(body.clone(), 0);
+                Ok(body.len())
             }
         }
-        Ok(data)
     }
 }
 

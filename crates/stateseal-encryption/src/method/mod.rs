@@ -22,6 +22,18 @@ pub trait Method: Send + Sync {
         data.drain(..offset.min(data.len()));
         self.decrypt(data)
     }
+
+    /// Decrypts the ciphertext at `data[offset..]` of a buffer the caller owns (a `Vec` or any
+    /// other memory) and returns the plaintext's length: the plaintext is at `data[..len]`.
+    /// The default decrypts a copy; aes_gcm decrypts in place.
+    fn decrypt_within(&self, data: &mut [u8], offset: usize) -> Result<usize, MethodError> {
+        let plain = self.decrypt(data[offset.min(data.len())..].to_vec())?;
+        let out = data.get_mut(..plain.len()).ok_or_else(|| {
+            MethodError::Failed("the plaintext is longer than its ciphertext".into())
+        })?;
+        out.copy_from_slice(&plain);
+        Ok(plain.len())
+    }
 }
 
 /// Builds a method from its evaluated configuration body (a JSON object in which `keys`, if

@@ -6,18 +6,23 @@ use crate::method::MethodError;
 use crate::registry::UNENCRYPTED;
 use crate::Error;
 use stateseal_core::state::StateHeader;
+use std::ops::Range;
 
 use super::*;
 
 impl TargetEncryption {
+    /// Decrypts `buf`, which [`Envelope::parse_in_place`] has parsed into `parsed`, in place:
+    /// the plaintext ends up at `buf[..len]` and its length is returned. On an error the
+    /// buffer's contents are unspecified.
     pub(super) fn decrypt_parsed(
         &self,
-        parsed: Result<(Envelope, usize), (NotEnvelope, Vec<u8>)>,
+        buf: &mut [u8],
+        parsed: Result<(Envelope, Range<usize>), NotEnvelope>,
         kind: PayloadKind,
-    ) -> Result<(Vec<u8>, Status), Error> {
-        let (env, offset) = match parsed {
+    ) -> Result<(usize, Status), Error> {
+        let (env, ciphertext) = match parsed {
             Ok(parsed) => parsed,
-            Err((not, data)) => return self.accept_plaintext(data, kind, not),
+            Err(not) => return Ok((buf.len(), self.accept_plaintext(buf, kind, not)?)),
         };
         if self.chain.is_empty() {
             return Err(Error::EncryptedWithoutConfig {
@@ -33,7 +38,6 @@ impl TargetEncryption {
         }
         let state_fields = env.state_fields.clone();
         let meta = env.meta;
-        let mut ciphertext = Some(env.encrypted_data);
         let mut attempts = Vec::new();
         let mut no_key = true;
         let encrypted: Vec<usize> = self
@@ -45,22 +49,27 @@ impl TargetEncryption {
         for (n, idx) in encrypted.iter().enumerate() {
             let prepared = self.setup(*idx, Some(&meta))?;
             let method = prepared.method.as_ref().expect("not unencrypted");
-            let input = if n + 1 == encrypted.len() {
-                ciphertext.take().unwrap_or_default()
+            let result = if n + 1 == encrypted.len() {
+                // The last attempt may consume the ciphertext.
+                method.decrypt_within(&mut buf[..ciphertext.end], ciphertext.start)
             } else {
-                ciphertext.clone().unwrap_or_default()
+                let mut copy = buf[ciphertext.clone()].to_vec();
+                method.decrypt_within(&mut copy, 0).map(|len| {
+                    buf[..len].copy_from_slice(&copy[..len]);
+                    len
+                })
             };
-            match method.decrypt_at(input, offset) {
-                Ok(plain) => {
+            match result {
+                Ok(len) => {
                     if kind == PayloadKind::State {
-                        check_passthrough(state_fields.as_ref(), &plain)?;
+                        check_passthrough(state_fields.as_ref(), &buf[..len])?;
                     }
                     let status = if Some(idx) == self.chain.first() {
                         Status::Satisfied
                     } else {
                         Status::Migration
                     };
-                    return Ok((plain, status));
+                    return Ok((len, status));
                 }
                 Err(e) => {
                     no_key &= e == MethodError::NoDecryptionKey;
@@ -80,15 +89,15 @@ impl TargetEncryption {
 
     fn accept_plaintext(
         &self,
-        data: Vec<u8>,
+        data: &[u8],
         kind: PayloadKind,
         not: NotEnvelope,
-    ) -> Result<(Vec<u8>, Status), Error> {
+    ) -> Result<Status, Error> {
         if self.chain.is_empty() {
-            return Ok((data, Status::Satisfied));
+            return Ok(Status::Satisfied);
         }
         let verr = match kind {
-            PayloadKind::State | PayloadKind::Unknown => match StateHeader::parse(&data) {
+            PayloadKind::State | PayloadKind::Unknown => match StateHeader::parse(data) {
                 Ok(h) if h.has_terraform_version() => None,
                 Ok(_) => Some("Given payload is not a state file".to_string()),
                 Err(e) => Some(e),
@@ -125,12 +134,11 @@ impl TargetEncryption {
                 target: self.name.clone(),
             });
         }
-        let status = if self.primary_is_unencrypted() {
+        Ok(if self.primary_is_unencrypted() {
             Status::Satisfied
         } else {
             Status::Migration
-        };
-        Ok((data, status))
+        })
     }
 }
 

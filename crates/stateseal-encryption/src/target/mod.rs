@@ -238,19 +238,31 @@ impl Encryption {
 
     /// Decrypts a state or a plan, telling which from the bytes ([`PayloadKind::sniff`]; anything
     /// but a plan is read as a state). Takes the buffer so a large file is decrypted in place.
-    pub fn decrypt_inferred(&self, data: Vec<u8>) -> Result<(Target, Vec<u8>, Status), Error> {
+    pub fn decrypt_inferred(&self, mut data: Vec<u8>) -> Result<(Target, Vec<u8>, Status), Error> {
+        let (target, len, status) = self.decrypt_inferred_in_place(&mut data)?;
+        data.truncate(len);
+        Ok((target, data, status))
+    }
+
+    /// [`Encryption::decrypt_inferred`] of a buffer the caller owns (a `Vec` or any other
+    /// memory): the plaintext ends up at `buf[..len]`. On an error the buffer's contents are
+    /// unspecified.
+    pub fn decrypt_inferred_in_place(
+        &self,
+        buf: &mut [u8],
+    ) -> Result<(Target, usize, Status), Error> {
         // Parsed once: the envelope (or its absence) tells the kind and is then decrypted.
-        let parsed = Envelope::parse_owned(data);
+        let parsed = Envelope::parse_in_place(buf);
         let kind = match &parsed {
             Ok((env, _)) => PayloadKind::of_envelope(env),
-            Err((_, bytes)) => PayloadKind::of_plaintext(bytes),
+            Err(_) => PayloadKind::of_plaintext(buf),
         };
         let (target, te, kind) = match kind {
             PayloadKind::Plan => (Target::Plan, &self.plan, PayloadKind::Plan),
             _ => (Target::State, &self.state, PayloadKind::State),
         };
-        let (plain, status) = te.decrypt_parsed(parsed, kind)?;
-        Ok((target, plain, status))
+        let (len, status) = te.decrypt_parsed(buf, parsed, kind)?;
+        Ok((target, len, status))
     }
 
     /// How many times each key-provider type returned a key so far (the key cache's misses):
@@ -451,10 +463,25 @@ impl TargetEncryption {
         data: Vec<u8>,
         kind: PayloadKind,
     ) -> Result<(Vec<u8>, Status), Error> {
+        let mut data = data;
+        let (len, status) = self.decrypt_in_place(&mut data, kind)?;
+        data.truncate(len);
+        Ok((data, status))
+    }
+
+    /// [`TargetEncryption::decrypt_owned`] of a buffer the caller owns (a `Vec` or any other
+    /// memory): the plaintext ends up at `buf[..len]`. On an error the buffer's contents are
+    /// unspecified.
+    pub fn decrypt_in_place(
+        &self,
+        buf: &mut [u8],
+        kind: PayloadKind,
+    ) -> Result<(usize, Status), Error> {
         let kind = match kind {
             PayloadKind::Plan => PayloadKind::Plan,
             _ => PayloadKind::State,
         };
-        self.decrypt_parsed(Envelope::parse_owned(data), kind)
+        let parsed = Envelope::parse_in_place(buf);
+        self.decrypt_parsed(buf, parsed, kind)
     }
 }

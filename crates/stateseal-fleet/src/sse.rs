@@ -1,0 +1,347 @@
+//! Moving states between SSE-S3 and SSE-KMS without touching their bytes (docs/FLEET.md §3,
+//! the runbook's migration and rollback): per state, under its lock, a self-copy (`CopyObject`
+//! onto itself, conditional on the version read, `MetadataDirective: REPLACE`) with the target
+//! server-side encryption, checked afterwards with `HeadObject`. The bucket must be versioned,
+//! so the previous version stays; the bytes are unchanged, so the state's `-md5` digest item is
+//! rewritten with the same value. States already on the target are skipped (re-runs finish the
+//! job); a locked state is skipped and reported, never forced; an SSE-C state cannot be copied
+//! without its key and is reported.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_s3::types::{MetadataDirective, ServerSideEncryption};
+use md5::{Digest as _, Md5};
+use serde::Serialize;
+use stateseal_encryption::Encryption;
+use stateseal_store::{Error, Result, Sealed, Store, DEFAULT_WORKSPACE};
+
+use crate::audit::{bucket_checks, head};
+use crate::discovery::{self, FoundState};
+use crate::{each_state, held_by, same_kms_key, service_error, Event, Fleet};
+
+/// The lock operation recorded while a state is copied.
+pub const OPERATION: &str = "stateseal-sse-migration";
+
+/// The server-side encryption to move states to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "sse", content = "kms_key_id")]
+pub enum Target {
+    /// SSE-KMS with this key (an ARN).
+    Kms(String),
+    /// SSE-S3 (`AES256`): the rollback.
+    S3,
+}
+
+impl Target {
+    /// Is an object with this SSE (`AES256`, `aws:kms`, …) and KMS key already on the target?
+    pub fn satisfied_by(&self, sse: Option<&str>, kms_key: Option<&str>) -> bool {
+        match self {
+            Target::Kms(k) => sse == Some("aws:kms") && kms_key.is_some_and(|c| same_kms_key(c, k)),
+            Target::S3 => sse == Some("AES256"),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Kms(k) => format!("aws:kms with {k}"),
+            Target::S3 => "AES256 (SSE-S3)".into(),
+        }
+    }
+}
+
+/// What happened to one state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "result", content = "detail")]
+pub enum Outcome {
+    /// Dry run: would be copied.
+    Planned,
+    /// Copied onto itself with the target SSE, checked with HeadObject.
+    Copied,
+    /// Already on the target.
+    Already,
+    /// Someone holds the lock: skipped, untouched. The detail names the holder.
+    SkippedLocked(String),
+    /// Not copied (or the copy did not check out); the detail says why.
+    Failed(String),
+}
+
+impl Outcome {
+    pub fn word(&self) -> &'static str {
+        match self {
+            Outcome::Planned => "planned",
+            Outcome::Copied => "copied",
+            Outcome::Already => "already",
+            Outcome::SkippedLocked(_) => "skipped-locked",
+            Outcome::Failed(_) => "failed",
+        }
+    }
+}
+
+/// One state's line of the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct StateResult {
+    pub key: String,
+    pub workspace: String,
+    /// Whether the state is client-side encrypted (an OpenTofu envelope); the copy keeps it so.
+    pub client_side_encrypted: bool,
+    /// The SSE before (`AES256`, `aws:kms`, `SSE-C`, or null) and its KMS key.
+    pub was_sse: Option<String>,
+    pub was_kms_key_id: Option<String>,
+    /// The version that was copied, and the new one.
+    pub version_before: Option<String>,
+    pub version_after: Option<String>,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub states: usize,
+    pub planned: usize,
+    pub copied: usize,
+    pub already: usize,
+    pub skipped_locked: usize,
+    pub failed: usize,
+}
+
+/// `stateseal rekey s3://… --sse-only --json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub bucket: String,
+    pub prefix: String,
+    pub apply: bool,
+    pub target: Target,
+    /// Whether the copies ran under the state locks (false when the backend configures none).
+    pub locked: bool,
+    pub states: Vec<StateResult>,
+    pub summary: Summary,
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub apply: bool,
+    pub concurrency: usize,
+}
+
+/// Moves every state under the fleet's prefix to `target` (a dry run unless `opts.apply`).
+/// Refuses to copy in a bucket without versioning: the previous versions are the way back.
+pub async fn migrate(
+    fleet: &Fleet,
+    target: &Target,
+    opts: &Options,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Report> {
+    if opts.apply {
+        let versioning = bucket_checks(fleet).await.versioning;
+        if versioning.as_deref() != Some("Enabled") {
+            return Err(Error::Unsupported(format!(
+                "s3://{}: versioning is {}, so a self-copy would replace the only version of each state; turn versioning on first (`stateseal bootstrap s3 --bucket {} --apply`)",
+                fleet.bucket(),
+                versioning.as_deref().unwrap_or("unknown"),
+                fleet.bucket()
+            )));
+        }
+    }
+    let inv = discovery::discover(fleet, opts.concurrency, on_event).await?;
+    let apply = opts.apply;
+    let states = each_state(
+        inv.states,
+        opts.concurrency,
+        on_event,
+        |found| {
+            let fleet = fleet.clone();
+            let target = target.clone();
+            async move { migrate_one(&fleet, found, &target, apply).await }
+        },
+        |r: &StateResult| (r.key.clone(), r.outcome.word()),
+    )
+    .await;
+    let mut summary = Summary {
+        states: states.len(),
+        ..Summary::default()
+    };
+    for s in &states {
+        *match s.outcome {
+            Outcome::Planned => &mut summary.planned,
+            Outcome::Copied => &mut summary.copied,
+            Outcome::Already => &mut summary.already,
+            Outcome::SkippedLocked(_) => &mut summary.skipped_locked,
+            Outcome::Failed(_) => &mut summary.failed,
+        } += 1;
+    }
+    Ok(Report {
+        bucket: fleet.bucket().to_string(),
+        prefix: fleet.prefix.clone(),
+        apply,
+        target: target.clone(),
+        locked: fleet.store.locking_enabled(),
+        states,
+        summary,
+    })
+}
+
+async fn migrate_one(
+    fleet: &Fleet,
+    found: FoundState,
+    target: &Target,
+    apply: bool,
+) -> StateResult {
+    let mut r = StateResult {
+        key: found.key.clone(),
+        workspace: found.workspace.clone(),
+        client_side_encrypted: found.description.encrypted,
+        was_sse: None,
+        was_kms_key_id: None,
+        version_before: found.object.version_id.clone(),
+        version_after: None,
+        outcome: Outcome::Planned,
+    };
+    match head(fleet, &found.key).await {
+        Ok(h) => {
+            r.was_sse = h.sse;
+            r.was_kms_key_id = h.kms_key_id;
+        }
+        Err(e) => {
+            r.outcome = Outcome::Failed(format!("HeadObject: {e}"));
+            return r;
+        }
+    }
+    r.outcome = if target.satisfied_by(r.was_sse.as_deref(), r.was_kms_key_id.as_deref()) {
+        Outcome::Already
+    } else if r.was_sse.as_deref() == Some("SSE-C") {
+        Outcome::Failed("SSE-C: the object cannot be copied without its customer key".into())
+    } else if !apply {
+        Outcome::Planned
+    } else {
+        match copy_locked(fleet, &found, target).await {
+            Ok((before, after)) => {
+                r.version_before = before;
+                r.version_after = after;
+                Outcome::Copied
+            }
+            Err(Error::Locked { holder, .. }) => Outcome::SkippedLocked(held_by(&holder)),
+            Err(e) => Outcome::Failed(e.to_string()),
+        }
+    };
+    r
+}
+
+/// RFC 3986 percent-encoding of a key for `x-amz-copy-source` (`/` kept).
+fn copy_source_key(key: &str) -> String {
+    let mut out = String::new();
+    for b in key.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// One state's locked self-copy: copy exactly the version discovery read onto itself with the
+/// target SSE (conditional on its ETag: a state changed since the listing is left alone and
+/// reported), check with HeadObject, rewrite the digest. Returns the version copied and the
+/// new one.
+async fn copy_locked(
+    fleet: &Fleet,
+    found: &FoundState,
+    target: &Target,
+) -> Result<(Option<String>, Option<String>)> {
+    let key = found.key.as_str();
+    let read = &found.object;
+    let store = fleet.store.for_key(key);
+    let sealed = Sealed::new(
+        Arc::new(store.clone()) as Arc<dyn Store>,
+        Arc::new(Encryption::disabled()),
+    );
+    let url = format!("s3://{}/{key}", fleet.bucket());
+    sealed
+        .locked(DEFAULT_WORKSPACE, OPERATION, Duration::ZERO, async {
+            let objects = store.objects();
+            let mut source = format!("{}/{}", fleet.bucket(), copy_source_key(key));
+            if let Some(v) = &read.version_id {
+                source.push_str(&format!("?versionId={v}"));
+            }
+            let mut copy = objects
+                .s3
+                .copy_object()
+                .bucket(fleet.bucket())
+                .key(key)
+                .copy_source(source)
+                .copy_source_if_match(&read.version.0)
+                .metadata_directive(MetadataDirective::Replace)
+                .content_type("application/json");
+            copy = match target {
+                Target::Kms(k) => copy
+                    .server_side_encryption(ServerSideEncryption::AwsKms)
+                    .ssekms_key_id(k),
+                Target::S3 => copy.server_side_encryption(ServerSideEncryption::Aes256),
+            };
+            let copied = copy.send().await.map_err(|e| {
+                if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) {
+                    Error::Precondition {
+                        what: url.clone(),
+                        message: "the state changed since it was listed (left alone); run again"
+                            .into(),
+                    }
+                } else {
+                    service_error("CopyObject", url.clone(), e)
+                }
+            })?;
+            let after = head(fleet, key).await.map_err(|message| Error::Service {
+                operation: "HeadObject",
+                what: url.clone(),
+                kind: stateseal_core::ServiceErrorKind::Other,
+                message,
+                source: None,
+            })?;
+            if !target.satisfied_by(after.sse.as_deref(), after.kms_key_id.as_deref()) {
+                return Err(Error::Unsupported(format!(
+                    "{url}: after the copy HeadObject reports {} {}, not {}",
+                    after.sse.as_deref().unwrap_or("no SSE"),
+                    after.kms_key_id.as_deref().unwrap_or(""),
+                    target.describe()
+                )));
+            }
+            // The bytes are unchanged: the digest item gets the same value (written in case
+            // it was missing or stale).
+            if let Some(t) = store.lock_table() {
+                let hex: String = Md5::digest(&read.bytes)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                t.put_digest(&store.layout().digest_id(DEFAULT_WORKSPACE), &hex)
+                    .await?;
+            }
+            Ok((read.version_id.clone(), copied.version_id))
+        })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_sources_are_percent_encoded_but_keep_slashes() {
+        assert_eq!(
+            copy_source_key("env:/blue/a b/terraform.tfstate"),
+            "env%3A/blue/a%20b/terraform.tfstate"
+        );
+    }
+
+    #[test]
+    fn targets_are_satisfied_only_by_their_own_sse() {
+        let arn = "arn:aws:kms:us-east-1:111122223333:key/k1";
+        let kms = Target::Kms(arn.into());
+        assert!(kms.satisfied_by(Some("aws:kms"), Some(arn)));
+        assert!(kms.satisfied_by(Some("aws:kms"), Some("k1")));
+        assert!(!kms.satisfied_by(Some("aws:kms"), Some("k2")));
+        assert!(!kms.satisfied_by(Some("AES256"), None));
+        assert!(Target::S3.satisfied_by(Some("AES256"), None));
+        assert!(!Target::S3.satisfied_by(Some("aws:kms"), Some(arn)));
+    }
+}

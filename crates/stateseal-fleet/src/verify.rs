@@ -1,0 +1,323 @@
+//! `stateseal verify`: proves what a hardened bucket promises, per state (docs/FLEET.md §3, the
+//! runbook's verification):
+//!
+//! * stored with SSE-KMS, on the expected key ARN (given, else the bucket's default key);
+//! * when asked, client-side encrypted with the expected key provider (its address, as the
+//!   envelope's metadata names it);
+//! * its `-md5` digest item, when there is one, matches the object;
+//! * "the gate bites": with each denied principal's credentials (an AWS shared-config profile),
+//!   GetObject of the state fails with AccessDenied; a success is a violation, and so is any
+//!   other failure (it proves nothing).
+//!
+//! On real AWS a principal with `s3:GetObject` but no `kms:Decrypt` on the key is denied by
+//! KMS. moto does not check `kms:Decrypt` when it serves an SSE-KMS object, so there the denial
+//! can only come from an IAM identity policy: only real AWS checks the key.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use stateseal_core::Secret;
+use stateseal_encryption::Encryption;
+use stateseal_store::s3::S3Store;
+use stateseal_store::{Error, Result};
+
+use crate::audit::{self, Class, StateReport};
+use crate::{parallel, same_kms_key, Event, Fleet};
+
+/// What to check.
+#[derive(Clone, Debug, Default)]
+pub struct Expect {
+    /// The KMS key ARN every state must be on (default: the bucket's default encryption key).
+    pub kms_key: Option<String>,
+    /// The key provider every state must be client-side encrypted with, as the envelope's
+    /// metadata names it: `key_provider.pbkdf2.main` (or `pbkdf2.main`), or the provider's
+    /// `encrypted_metadata_alias`.
+    pub key_provider: Option<String>,
+    /// AWS shared-config profiles that must be denied GetObject.
+    pub denied_profiles: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub concurrency: usize,
+}
+
+/// One state's checks.
+#[derive(Clone, Debug, Serialize)]
+pub struct StateCheck {
+    pub key: String,
+    pub workspace: String,
+    pub sse: Option<String>,
+    pub sse_kms_key_id: Option<String>,
+    /// `plaintext`, `primary`, `fallback` or `unknown` (see `audit`).
+    pub encryption: Class,
+    /// The key providers in the envelope's metadata.
+    pub key_providers: Vec<String>,
+    /// `match`, `mismatch`, `absent` or `no-table`.
+    pub digest: String,
+    /// Why the state fails, one reason each (empty: it passes).
+    pub violations: Vec<String>,
+}
+
+/// One GetObject with a denied principal's credentials.
+#[derive(Clone, Debug, Serialize)]
+pub struct GateCheck {
+    pub profile: String,
+    pub key: String,
+    /// `denied` (the gate holds), `readable` (a violation) or `error` (nothing proven).
+    pub result: String,
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub states: usize,
+    pub passing: usize,
+    pub gate_checks: usize,
+    pub gate_denied: usize,
+    pub violations: usize,
+}
+
+/// `stateseal verify --json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub bucket: String,
+    pub prefix: String,
+    /// The key every state must be on (null: any SSE-KMS key).
+    pub expected_kms_key: Option<String>,
+    pub expected_key_provider: Option<String>,
+    pub states: Vec<StateCheck>,
+    pub gate: Vec<GateCheck>,
+    /// Every violation, one line each: `s3://BUCKET/KEY: why`.
+    pub violations: Vec<String>,
+    pub summary: Summary,
+}
+
+impl Report {
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// Does an envelope metadata key name the expected provider? `pbkdf2.main` is short for
+/// `key_provider.pbkdf2.main`.
+fn names_provider(meta_key: &str, expected: &str) -> bool {
+    meta_key == expected || meta_key.strip_prefix("key_provider.") == Some(expected)
+}
+
+fn check_state(s: &StateReport, expect_key: Option<&str>, provider: Option<&str>) -> StateCheck {
+    let mut v = Vec::new();
+    match s.sse.as_deref() {
+        Some("aws:kms") => {
+            if let Some(want) = expect_key {
+                match s.sse_kms_key_id.as_deref() {
+                    Some(k) if same_kms_key(k, want) => {}
+                    other => v.push(format!(
+                        "SSE-KMS with key {}, not {want}",
+                        other.unwrap_or("(none reported)")
+                    )),
+                }
+            }
+        }
+        other => v.push(format!(
+            "server-side encryption is {}, not aws:kms",
+            other.unwrap_or("none")
+        )),
+    }
+    let providers: Vec<String> = s.key_providers.iter().map(|k| k.key.clone()).collect();
+    if let Some(want) = provider {
+        if s.encryption == Class::Plaintext {
+            v.push(format!("not client-side encrypted (expected {want})"));
+        } else if !providers.iter().any(|p| names_provider(p, want)) {
+            v.push(format!(
+                "client-side encrypted with {}, not {want}",
+                if providers.is_empty() {
+                    "no named key provider".to_string()
+                } else {
+                    providers.join(", ")
+                }
+            ));
+        }
+    }
+    if s.digest == "mismatch" {
+        v.push("the object does not match its -md5 digest item".into());
+    }
+    v.extend(
+        s.problems
+            .iter()
+            .map(|p| format!("could not be checked: {p}")),
+    );
+    StateCheck {
+        key: s.key.clone(),
+        workspace: s.workspace.clone(),
+        sse: s.sse.clone(),
+        sse_kms_key_id: s.sse_kms_key_id.clone(),
+        encryption: s.encryption,
+        key_providers: providers,
+        digest: s.digest.clone(),
+        violations: v,
+    }
+}
+
+/// The same connection as `store` (region, endpoints, path style), with the credentials of a
+/// profile and nothing else (not the environment's, which the standard chain would try first).
+async fn as_profile(store: &S3Store, profile: &str) -> Result<S3Store> {
+    let mut cfg = store.config().clone();
+    let creds = stateseal_aws::profile_credentials(&cfg.auth, profile)
+        .await
+        .map_err(Error::Config)?;
+    let secret = |s: &str| Secret::from(s.as_bytes());
+    cfg.auth.access_key = Some(creds.access_key_id().to_string());
+    cfg.auth.secret_key = Some(secret(creds.secret_access_key()));
+    cfg.auth.token = creds.session_token().map(secret);
+    cfg.auth.profile = None;
+    cfg.auth.assume_role = None;
+    cfg.auth.assume_role_with_web_identity = None;
+    cfg.skip_credentials_validation = true;
+    S3Store::connect(cfg).await
+}
+
+/// GetObject of `key` as the denied principal.
+async fn try_read(store: &S3Store, profile: &str, key: &str) -> GateCheck {
+    let got = store
+        .objects()
+        .s3
+        .get_object()
+        .bucket(&store.config().bucket)
+        .key(key)
+        .send()
+        .await;
+    let (result, detail) = match got {
+        Ok(_) => (
+            "readable",
+            format!("profile {profile} read the state: the gate does not hold"),
+        ),
+        Err(e) => {
+            use aws_sdk_s3::error::ProvideErrorMetadata as _;
+            let code = e.as_service_error().and_then(|s| s.code()).unwrap_or("");
+            let message = stateseal_aws::describe_error(&e);
+            if code == "AccessDenied" {
+                ("denied", message)
+            } else {
+                (
+                    "error",
+                    format!("not AccessDenied, so nothing is proven: {message}"),
+                )
+            }
+        }
+    };
+    GateCheck {
+        profile: profile.to_string(),
+        key: key.to_string(),
+        result: result.into(),
+        detail,
+    }
+}
+
+/// Verifies every state under the fleet's prefix. `encryption` (the directory's configuration,
+/// maybe none) only tells primary from fallback in the report.
+pub async fn verify(
+    fleet: &Fleet,
+    encryption: Arc<Encryption>,
+    expect: &Expect,
+    opts: &Options,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Report> {
+    let audit_opts = audit::Options {
+        decrypt: false,
+        concurrency: opts.concurrency,
+    };
+    let audited = audit::audit(fleet, encryption, &audit_opts, on_event).await?;
+    let expected_kms_key = expect.kms_key.clone().or_else(|| {
+        let c = &audited.bucket_checks;
+        (c.default_encryption.as_deref() == Some("aws:kms"))
+            .then(|| c.default_kms_key_id.clone())
+            .flatten()
+    });
+    let states: Vec<StateCheck> = audited
+        .states
+        .iter()
+        .map(|s| {
+            check_state(
+                s,
+                expected_kms_key.as_deref(),
+                expect.key_provider.as_deref(),
+            )
+        })
+        .collect();
+    let url = |key: &str| format!("s3://{}/{key}", fleet.bucket());
+    let mut violations: Vec<String> = states
+        .iter()
+        .flat_map(|s| s.violations.iter().map(|v| format!("{}: {v}", url(&s.key))))
+        .collect();
+
+    let mut gate = Vec::new();
+    for profile in &expect.denied_profiles {
+        if states.is_empty() {
+            violations.push(format!(
+                "s3://{}/{}: no state to prove the gate on for profile {profile}",
+                fleet.bucket(),
+                fleet.prefix
+            ));
+            continue;
+        }
+        let denied = match as_profile(&fleet.store, profile).await {
+            Ok(s) => s,
+            Err(e) => {
+                violations.push(format!("profile {profile}: cannot connect: {e}"));
+                continue;
+            }
+        };
+        let keys: Vec<String> = states.iter().map(|s| s.key.clone()).collect();
+        let checks = parallel::run(
+            keys,
+            opts.concurrency,
+            |key| {
+                let denied = denied.clone();
+                let profile = profile.clone();
+                async move { try_read(&denied, &profile, &key).await }
+            },
+            |_| {},
+        )
+        .await;
+        violations.extend(
+            checks
+                .iter()
+                .filter(|g| g.result != "denied")
+                .map(|g| format!("{}: {}", url(&g.key), g.detail)),
+        );
+        gate.extend(checks);
+    }
+    let summary = Summary {
+        states: states.len(),
+        passing: states.iter().filter(|s| s.violations.is_empty()).count(),
+        gate_checks: gate.len(),
+        gate_denied: gate.iter().filter(|g| g.result == "denied").count(),
+        violations: violations.len(),
+    };
+    Ok(Report {
+        bucket: fleet.bucket().to_string(),
+        prefix: fleet.prefix.clone(),
+        expected_kms_key,
+        expected_key_provider: expect.key_provider.clone(),
+        states,
+        gate,
+        violations,
+        summary,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_addresses_match_with_or_without_the_prefix() {
+        assert!(names_provider(
+            "key_provider.pbkdf2.main",
+            "key_provider.pbkdf2.main"
+        ));
+        assert!(names_provider("key_provider.aws_kms.x", "aws_kms.x"));
+        assert!(!names_provider("key_provider.aws_kms.x", "aws_kms.y"));
+    }
+}
