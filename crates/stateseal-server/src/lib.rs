@@ -22,6 +22,7 @@ pub mod at_rest;
 pub mod auth;
 pub mod config;
 pub mod data_dir;
+pub mod fuzzing;
 pub mod metrics;
 pub mod protocol;
 pub mod s3;

@@ -280,7 +280,7 @@ async fn read_body(app: &App, headers: &HeaderMap, body: Body) -> Result<Bytes, 
 }
 
 /// Parses a LOCK/UNLOCK body. `Ok(None)` for an empty body; a JSON body must carry an ID.
-fn parse_lock_info(body: &[u8]) -> Result<Option<LockInfo>, Reply> {
+pub(crate) fn parse_lock_info(body: &[u8]) -> Result<Option<LockInfo>, Reply> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
