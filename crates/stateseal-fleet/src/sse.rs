@@ -118,11 +118,8 @@ pub struct Report {
     pub summary: Summary,
 }
 
-#[derive(Clone, Debug)]
-pub struct Options {
-    pub apply: bool,
-    pub concurrency: usize,
-}
+/// The same options as rekey: `apply` (a dry run without it) and `concurrency`.
+pub use crate::rekey::Options;
 
 /// Moves every state under the fleet's prefix to `target` (a dry run unless `opts.apply`).
 /// Refuses to copy in a bucket without versioning: the previous versions are the way back.
