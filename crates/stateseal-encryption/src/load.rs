@@ -14,7 +14,9 @@ use crate::{Encryption, Registry};
 pub struct Options {
     /// The root module directory (`--chdir`).
     pub dir: PathBuf,
-    /// A standalone encryption body file (`--config FILE`), used instead of the module's block.
+    /// A standalone encryption file (`--config FILE`), used instead of the module's block: the
+    /// body of an encryption block, or a file with one `encryption { … }` block (such as
+    /// `stateseal serve`'s configuration); see [`EncryptionConfig::parse_config_file_str`].
     pub config_file: Option<PathBuf>,
     /// The value of `TF_ENCRYPTION`, if set.
     pub env_encryption: Option<String>,
@@ -63,7 +65,7 @@ pub fn load(
                 None,
             ))
         })?;
-        code = Some(EncryptionConfig::parse_body_str(
+        code = Some(EncryptionConfig::parse_config_file_str(
             &path.display().to_string(),
             &src,
         )?);

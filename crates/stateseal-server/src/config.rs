@@ -39,6 +39,10 @@ use stateseal_encryption::{Diagnostic, Diagnostics, Encryption, Registry};
 /// Default body limit: 128 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 128 * 1024 * 1024;
 
+/// The placeholder passphrase of `examples/server/server.hcl`: public, so a server that encrypts
+/// with it protects nothing, and the banner says so.
+pub const EXAMPLE_PASSPHRASE: &str = "example passphrase: replace it before storing real states";
+
 /// A loaded configuration.
 pub struct ServerConfig {
     pub max_body_bytes: u64,
@@ -46,6 +50,8 @@ pub struct ServerConfig {
     pub encryption: Encryption,
     /// True when an `encryption` block or `TF_ENCRYPTION` was given.
     pub encryption_configured: bool,
+    /// True when a pbkdf2 key provider of the (merged) encryption uses [`EXAMPLE_PASSPHRASE`].
+    pub example_passphrase: bool,
     /// The `auth` block; `None`: no authentication (loopback only, unless forced).
     pub auth: Option<crate::auth::Auth>,
     /// The `tls` block; `None`: plain HTTP.
@@ -70,6 +76,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("require_client_encryption", &self.require_client_encryption)
             .field("encryption_configured", &self.encryption_configured)
+            .field("example_passphrase", &self.example_passphrase)
             .field("auth", &self.auth)
             .field("tls", &self.tls)
             .field("storage", &self.storage)
@@ -114,6 +121,7 @@ impl ServerConfig {
             require_client_encryption: false,
             encryption: Encryption::disabled(),
             encryption_configured: false,
+            example_passphrase: false,
             auth: None,
             tls: None,
             storage: StorageConfig::DataDir,
@@ -198,6 +206,7 @@ impl ServerConfig {
         };
         if let Some(merged) = merged {
             cfg.encryption_configured = true;
+            cfg.example_passphrase = uses_example_passphrase(&merged, &evaluator);
             cfg.encryption = Encryption::new(merged, evaluator, Registry::default())?;
             let problems = cfg.encryption.check_buildable();
             if problems.has_errors() {
@@ -206,6 +215,21 @@ impl ServerConfig {
         }
         Ok(cfg)
     }
+}
+
+/// Whether a pbkdf2 key provider's passphrase is the example's (checked after `TF_ENCRYPTION`
+/// was merged, so a real passphrase passed that way clears it).
+fn uses_example_passphrase(config: &EncryptionConfig, ev: &StaticEvaluator) -> bool {
+    config
+        .key_providers
+        .iter()
+        .filter(|p| p.kind == "pbkdf2")
+        .flat_map(|p| p.body.attributes.iter())
+        .filter(|a| a.name == "passphrase")
+        .any(|a| {
+            ev.eval(&a.expr, &a.location, &hcl::Value::Null)
+                .is_ok_and(|v| v.as_str() == Some(EXAMPLE_PASSPHRASE))
+        })
 }
 
 /// Reads a `storage "s3"` block with the store crate's S3 settings (the `backend "s3"`

@@ -21,8 +21,10 @@ pub struct GlobalArgs {
     /// Read variables from a .tfvars or .tfvars.json file (repeatable; applied before --var).
     #[arg(long = "var-file", global = true, value_name = "FILE")]
     pub var_files: Vec<PathBuf>,
-    /// Read the encryption configuration from FILE (the body of an encryption block, HCL or JSON)
-    /// instead of the directory's *.tf files. TF_ENCRYPTION is still merged over it.
+    /// For `serve`: the server configuration (docs/SERVER.md). For every other command: read the
+    /// encryption configuration from FILE instead of the directory's *.tf files: the body of an
+    /// encryption block (HCL or JSON), or a file holding one `encryption { … }` block, such as the
+    /// server's configuration (to decrypt what the server stored). TF_ENCRYPTION is merged over it.
     #[arg(long = "config", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// The workspace (terraform.workspace). Default: TF_WORKSPACE, else .terraform/environment, else "default".

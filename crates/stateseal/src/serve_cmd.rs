@@ -58,7 +58,12 @@ pub fn run(config_file: Option<&Path>, args: &ServeArgs) -> Result<(), Failure> 
     if let Some(ServeAction::HashPassword) = args.action {
         return hash_password();
     }
-    let config = ServerConfig::load(config_file, std::env::var("TF_ENCRYPTION").ok().as_deref())?;
+    let config = ServerConfig::load(config_file, std::env::var("TF_ENCRYPTION").ok().as_deref())
+        .map_err(|d| {
+            Failure::from(d).with_fix(
+                "correct the server configuration (--config) at the location shown; its settings are in docs/SERVER.md",
+            )
+        })?;
     if !args.listen.ip().is_loopback() && config.auth.is_none() && !args.insecure_no_auth {
         return Err(Failure::new(
             exit::USAGE,
@@ -81,6 +86,7 @@ pub fn run(config_file: Option<&Path>, args: &ServeArgs) -> Result<(), Failure> 
         .build()
         .map_err(|e| Failure::plain(exit::FAILURE, format!("cannot start the runtime: {e}")))?;
     runtime.block_on(async {
+        let example_passphrase = config.example_passphrase;
         let app = App::connect(&args.data_dir, config).await.map_err(|e| {
             Failure::new(
                 exit::CONFIG,
@@ -99,7 +105,7 @@ pub fn run(config_file: Option<&Path>, args: &ServeArgs) -> Result<(), Failure> 
             })?;
         let addr = listener.local_addr().unwrap_or(args.listen);
         let shutdown = shutdown_signal()?;
-        eprintln!("{}", banner(addr, &app));
+        eprintln!("{}", banner(addr, &app, example_passphrase));
         stateseal_server::serve(listener, Arc::new(app), shutdown)
             .await
             .map_err(|e| Failure::plain(exit::FAILURE, format!("the server failed: {e}")))?;
@@ -108,13 +114,21 @@ pub fn run(config_file: Option<&Path>, args: &ServeArgs) -> Result<(), Failure> 
     })
 }
 
-fn banner(addr: SocketAddr, app: &App) -> String {
+/// What the server says when it is up: where states go, the console, encryption, auth. A
+/// server that encrypts with the example's public passphrase says so loudly.
+fn banner(addr: SocketAddr, app: &App, example_passphrase: bool) -> String {
     let storage = app.storage.describe();
     let encryption = if app.at_rest.encrypts() {
-        format!(
+        let mut line = format!(
             "on: plaintext uploads are encrypted with {} (state target); client envelopes are stored as sent",
             app.at_rest.methods().join(" then ")
-        )
+        );
+        if example_passphrase {
+            line.push_str(
+                "\n  WARNING     the passphrase is the example's, which is public: anyone can decrypt these states.\n              Pass your own before storing real states: TF_ENCRYPTION='key_provider \"pbkdf2\" \"server\" { passphrase = \"…\" }'",
+            );
+        }
+        line
     } else {
         "OFF. WARNING: plaintext states are stored unencrypted; add an encryption block to --config"
             .to_string()
@@ -125,7 +139,7 @@ fn banner(addr: SocketAddr, app: &App) -> String {
         ""
     };
     format!(
-        "stateseal serve {version}\n  states      {scheme}://{addr}/state/<path>\n  data        {location} ({details})\n  encryption  {encryption}{client}\n  auth        {auth}\n  body limit  {limit} bytes",
+        "stateseal serve {version}\n  states      {scheme}://{addr}/state/<path>\n  console     {scheme}://{addr}/ui\n  data        {location} ({details})\n  encryption  {encryption}{client}\n  auth        {auth}\n  body limit  {limit} bytes",
         version = env!("CARGO_PKG_VERSION"),
         location = storage.location,
         details = storage.details,

@@ -44,6 +44,11 @@ fn a_bad_config_names_the_problem() {
         err.contains("max_body_bytes") && err.contains("server.hcl"),
         "{err}"
     );
+    assert!(
+        err.contains("correct the server configuration")
+            && !err.contains("encryption configuration"),
+        "the fix names the server configuration: {err}"
+    );
 }
 
 #[test]
@@ -67,12 +72,22 @@ fn hash_password_prints_an_argon2id_hash() {
     assert!(!hash.contains("correct horse"));
 }
 
-#[test]
-fn serves_with_a_banner_and_stops_gracefully_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
+/// A started server: the child, its banner, the rest of its stderr, and its address.
+struct Started {
+    child: std::process::Child,
+    banner: String,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStderr>>,
+    addr: String,
+}
+
+/// Starts `stateseal [pre…] serve --listen 127.0.0.1:0 --data-dir DATA` and reads its banner.
+fn start(pre: &[&str], data: &std::path::Path, env: &[(&str, &str)]) -> Started {
     let mut child = bin()
+        .current_dir(stateseal_testkit::repo_root())
+        .args(pre)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path().join("data"))
+        .arg(data)
+        .envs(env.iter().copied())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -86,17 +101,136 @@ fn serves_with_a_banner_and_stops_gracefully_on_sigterm() {
             break;
         }
     }
+    let addr = banner
+        .split("states      http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap_or_else(|| panic!("no address in the banner:\n{banner}"))
+        .to_string();
+    Started {
+        child,
+        banner,
+        lines,
+        addr,
+    }
+}
+
+impl Started {
+    /// SIGTERM, then the rest of stderr; asserts a graceful stop.
+    fn stop(mut self) -> Vec<String> {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let rest: Vec<String> = self.lines.map(|l| l.unwrap()).collect();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "{status:?}: {rest:?}");
+        rest
+    }
+}
+
+#[test]
+fn serves_with_a_banner_and_stops_gracefully_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(&[], &dir.path().join("data"), &[]);
+    let banner = s.banner.clone();
     assert!(banner.contains("states      http://127.0.0.1:"), "{banner}");
+    assert!(
+        banner.contains(&format!("console     http://{}/ui", s.addr)),
+        "{banner}"
+    );
     assert!(banner.contains("encryption  OFF. WARNING"), "{banner}");
     assert!(banner.contains("auth        OFF"), "{banner}");
     assert!(dir.path().join("data/states").is_dir());
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{status:?}: {rest:?}");
+    let rest = s.stop();
     assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
+}
+
+/// One HTTP/1.1 request over a plain socket; returns the status code.
+fn http(addr: &str, method: &str, path: &str, body: &[u8]) -> u16 {
+    use std::io::Read as _;
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        c,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    c.write_all(body).unwrap();
+    let mut answer = String::new();
+    c.read_to_string(&mut answer).unwrap();
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {answer:?}"))
+}
+
+/// The README's main command warns about the example's public passphrase, and stops warning
+/// when TF_ENCRYPTION supplies another; a version it stored decrypts offline with the documented
+/// command, `stateseal --config examples/server/server.hcl decrypt <version file>`.
+#[test]
+fn the_example_passphrase_is_called_out_and_stored_versions_decrypt_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = ["--config", "examples/server/server.hcl"];
+    let s = start(&config, &data, &[]);
+    assert!(
+        s.banner
+            .contains("WARNING     the passphrase is the example's"),
+        "{}",
+        s.banner
+    );
+    let state = br#"{"version":4,"terraform_version":"1.9.0","serial":3,"lineage":"offline","outputs":{},"resources":[]}"#;
+    assert_eq!(http(&s.addr, "POST", "/state/team-a/app", state), 200);
+    s.stop();
+
+    let versions = data.join("states/team-a/app/@/v");
+    let stored: Vec<_> = std::fs::read_dir(&versions)
+        .unwrap_or_else(|e| panic!("{}: {e}", versions.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "bin"))
+        .collect();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    let name = stored[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert_eq!(name.len(), "00000000000000000001.bin".len(), "{name}");
+    let raw = std::fs::read(&stored[0]).unwrap();
+    assert!(
+        String::from_utf8_lossy(&raw).contains("encrypted_data"),
+        "stored encrypted at rest"
+    );
+    let out = bin()
+        .current_dir(stateseal_testkit::repo_root())
+        .args(config)
+        .arg("decrypt")
+        .arg(&stored[0])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let back: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sent: serde_json::Value = serde_json::from_slice(state).unwrap();
+    assert_eq!(back["lineage"], sent["lineage"]);
+    assert_eq!(back["serial"], sent["serial"]);
+
+    // A real passphrase through TF_ENCRYPTION silences the warning.
+    let other = dir.path().join("data2");
+    let s = start(
+        &config,
+        &other,
+        &[(
+            "TF_ENCRYPTION",
+            r#"key_provider "pbkdf2" "server" { passphrase = "a passphrase nobody else has" }"#,
+        )],
+    );
+    assert!(!s.banner.contains("WARNING"), "{}", s.banner);
+    s.stop();
 }

@@ -134,6 +134,35 @@ impl EncryptionConfig {
         EncryptionConfig::from_body(&body)
     }
 
+    /// Reads a `--config FILE`: the body of an `encryption` block (HCL or JSON), or an HCL file
+    /// that holds one `encryption { … }` block at its top level (such as `stateseal serve`'s
+    /// configuration) or inside a `terraform { … }` block. In the last two cases only that block
+    /// is read; every other setting of the file is ignored.
+    pub fn parse_config_file_str(
+        source_name: &str,
+        src: &str,
+    ) -> Result<EncryptionConfig, Diagnostics> {
+        if !src.trim_start().starts_with('{') {
+            let file: Arc<str> = source_name.into();
+            let body = syntax::parse_hcl(&file, src)?;
+            let nested = body
+                .blocks
+                .iter()
+                .filter(|b| b.kind == "terraform")
+                .flat_map(|t| t.body.blocks.iter());
+            let found: Vec<&Block> = body
+                .blocks
+                .iter()
+                .chain(nested)
+                .filter(|b| b.kind == "encryption" && b.labels.is_empty())
+                .collect();
+            if let [only] = found[..] {
+                return EncryptionConfig::from_body(&only.body);
+            }
+        }
+        EncryptionConfig::parse_body_str(source_name, src)
+    }
+
     /// Reads `TF_ENCRYPTION` semantics: `None` when unset or only whitespace.
     pub fn parse_env(value: Option<&str>) -> Result<Option<EncryptionConfig>, Diagnostics> {
         match value {
@@ -421,6 +450,40 @@ mod tests {
 
     fn parse(src: &str) -> EncryptionConfig {
         EncryptionConfig::parse_body_str("test.hcl", src).unwrap()
+    }
+
+    /// `--config FILE` takes an encryption body, or a file holding one `encryption` block (a
+    /// server configuration, or a `terraform` block): the same providers either way, and the
+    /// file's other settings are not read as encryption settings.
+    #[test]
+    fn a_config_file_may_hold_the_encryption_block() {
+        let inner = r#"key_provider "pbkdf2" "k" {
+  passphrase = "a long enough passphrase"
+}
+method "aes_gcm" "m" {
+  keys = key_provider.pbkdf2.k
+}
+state {
+  method = method.aes_gcm.m
+}
+"#;
+        let bare = EncryptionConfig::parse_config_file_str("f.hcl", inner).unwrap();
+        let server = format!("max_body_bytes = 1024\nauth {{\n}}\nencryption {{\n{inner}}}\n");
+        let terraform = format!("terraform {{\n  encryption {{\n{inner}}}\n}}\n");
+        for src in [server, terraform] {
+            let c = EncryptionConfig::parse_config_file_str("f.hcl", &src).unwrap();
+            assert_eq!(c.key_providers.len(), 1, "{src}");
+            assert_eq!(
+                c.key_providers[0].address(),
+                bare.key_providers[0].address()
+            );
+            assert_eq!(c.methods.len(), bare.methods.len());
+            assert!(c.state.is_some());
+        }
+        // Without an encryption block, the file is an encryption body, with its diagnostics.
+        let e = EncryptionConfig::parse_config_file_str("f.hcl", "max_body_bytes = 1024\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("max_body_bytes"), "{e}");
     }
 
     #[test]
