@@ -62,5 +62,11 @@ cargo check --manifest-path fuzz/Cargo.toml --locked --target-dir target/fuzz
 echo "== cargo test (workspace, all features)" >&2
 cargo test --workspace --all-features "$@"
 
+echo "== the README's main command leaves git status clean" >&2
+bash scripts/checks/readme_leaves_tree_clean.sh
+
 echo "== browser tests (console, headless Chromium)" >&2
 bash tests/browser/run.sh
+
+echo "== minimum Rust (rust-version in Cargo.toml)" >&2
+bash scripts/checks/msrv.sh

@@ -19,7 +19,9 @@ if [ ! -x /usr/bin/chromium ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 (cd tests/browser && npm ci --no-audit --no-fund --silent)   # exactly the lock file, ~1 s
-cargo build -p stateseal --quiet
+# The same features as the test build (`cargo test --workspace --all-features`), so this reuses its
+# binary instead of building another one.
+cargo build --workspace --all-features --bin stateseal --quiet
 bin="$root/target/debug/stateseal"
 
 art="$root/target/browser"

@@ -1,4 +1,5 @@
-//! `stateseal`: encrypt, decrypt, rekey and inspect OpenTofu state and plan files.
+//! `stateseal`: OpenTofu-compatible state encryption: the state server, the backends, the fleet
+//! commands and the file commands, behind one command line.
 #![forbid(unsafe_code)]
 
 mod audit_cmd;
@@ -42,12 +43,20 @@ Exit codes:
 #[command(
     name = "stateseal",
     version,
-    about = "Encrypt, decrypt, rekey and inspect OpenTofu-encrypted state and plan files",
-    long_about = "Encrypt, decrypt, rekey and inspect OpenTofu-encrypted state and plan files.\n\n\
+    about = "OpenTofu-compatible state encryption: a state server for backend \"http\", the s3, http and local backends, fleet checks of S3 state buckets, and encrypt, decrypt, rekey and inspect of state and plan files",
+    long_about = "OpenTofu-compatible state encryption for Terraform and OpenTofu.\n\n\
+What it works on:\n\
+- serve: an HTTP state server for backend \"http\": locking, every version kept, encryption at rest, \
+auth, TLS, metrics and a web console at /ui (docs/SERVER.md).\n\
+- state, workspace, lock, unlock, force-unlock, outputs: the working directory's backend (\"s3\", \"http\" \
+or \"local\"), side by side with Terraform and OpenTofu: the same objects, locks and digests.\n\
+- audit, verify, locks, rekey s3://, bootstrap: every state of an S3 bucket: encryption, SSE-KMS, digests, \
+held locks, bulk rekey, a hardened bucket (commands that change many things are dry runs unless --apply).\n\
+- decrypt, encrypt, rekey FILE, inspect, validate: state and plan files in OpenTofu's v0 envelope, byte for byte.\n\n\
 The encryption configuration is read as OpenTofu reads it: the terraform { encryption { … } } block of the \
-*.tf and *.tf.json files in the working directory (--chdir), with TF_ENCRYPTION merged over it. Variables \
-come from --var, --var-file, TF_VAR_NAME, terraform.tfvars, *.auto.tfvars and declared defaults.\n\n\
-The backend block (terraform { backend \"s3\" | \"local\" { … } }) is evaluated early, as OpenTofu 1.8+ \
+*.tf and *.tf.json files in the working directory (--chdir), or --config FILE, with TF_ENCRYPTION merged over it. \
+Variables come from --var, --var-file, TF_VAR_NAME, terraform.tfvars, *.auto.tfvars and declared defaults.\n\n\
+The backend block (terraform { backend \"s3\" | \"http\" | \"local\" { … } }) is evaluated early, as OpenTofu 1.8+ \
 does: it may use var.*, local.*, path.*, terraform.workspace and functions (not resources, data sources, \
 module outputs, or sensitive or ephemeral variables); --backend-config overrides it.",
     after_help = EXIT_CODES
@@ -91,7 +100,7 @@ enum Command {
     Inspect(inspect_cmd::InspectArgs),
     /// Check the encryption configuration and list its key providers, methods and targets. Contacts no key service.
     Validate(validate_cmd::ValidateArgs),
-    /// The backend's state (s3 or local), decrypted and encrypted with the directory's configuration.
+    /// The backend's state (s3, http or local), decrypted and encrypted with the directory's configuration.
     State(state_cmd::StateArgs),
     /// List, create and delete the backend's workspaces.
     Workspace(workspace_cmd::WorkspaceArgs),
