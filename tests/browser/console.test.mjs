@@ -44,7 +44,7 @@ variable "hold_until" {
   default = ""
 }
 resource "terraform_data" "app" {
-  input = var.greeting
+  input = { greeting = var.greeting, token = sensitive("tok-\${var.greeting}") }
 }
 # Only when hold_until is set: an apply that holds the lock until that file exists.
 resource "terraform_data" "slow" {
@@ -188,15 +188,32 @@ test('open a state and diff two versions written by Terraform', async () => {
   assert.doesNotMatch(await admin.content(), /s3cret/, 'sensitive output masked');
   await admin.selectOption('select[name=from]', '1');
   await admin.selectOption('select[name=to]', '2');
-  await admin.getByRole('button', { name: 'Compare' }).click();
+  await Promise.all([
+    admin.waitForURL('**#diff'),
+    admin.getByRole('button', { name: 'Compare' }).click(),
+  ]);
   const diff = await admin.locator('div.diff').innerText();
   assert.match(diff, /changed\s+terraform_data\.app/i);
-  // terraform_data keeps `input` as a dynamic value: {"value":…,"type":…}.
-  assert.match(diff, /input: \{"value":"one","type":"string"\} → \{"value":"two","type":"string"\}/);
+  // A structured diff, as `terraform plan` shows one: the changed leaf with both values
+  // (terraform_data keeps `input` as a dynamic value, {"value":…,"type":…}).
+  assert.match(diff, /changed\s+input\.value\.greeting: one → two/i);
+  assert.match(diff, /changed\s+output\.value\.greeting: one → two/i);
+  // The sensitive leaf inside the same attribute: only "changed".
+  assert.match(diff, /changed\s+input\.value\.token: \(sensitive value changed\)/i);
+  const inputLines = diff.split('\n').filter((l) => l.includes('input.value'));
+  assert.ok(inputLines.every((l) => !l.includes('tok-')), inputLines.join('\n'));
+  // (Terraform marks only `input.token` sensitive in the state, not terraform_data's mirrored
+  // `output`, so `output.value.token` is shown: the console follows the state's own marks.)
+  assert.doesNotMatch(diff, /"type"/, 'no whole JSON blobs');
   assert.match(diff, /changed\s+greeting: one → two/i);
   assert.match(diff, /changed\s+secret: \(sensitive value changed\)/i);
   assert.doesNotMatch(diff, /s3cret/);
-  await admin.screenshot({ path: join(ART, 'diff.png'), fullPage: true });
+  // The page lands on the diff: at 1280×900 it starts inside the window, scrolled down to it.
+  const box = await admin.locator('#diff').boundingBox();
+  const scrolled = await admin.evaluate(() => window.scrollY);
+  assert.ok(scrolled > 0 && box.y >= 0 && box.y < 900, `diff at y=${box.y}, scrollY=${scrolled}`);
+  await admin.screenshot({ path: join(ART, 'diff.png') });
+  await admin.screenshot({ path: join(ART, 'diff-full.png'), fullPage: true });
 
   // An admin reveals the sensitive output; the server logs the reveal, not the value.
   await admin.getByRole('button', { name: 'Reveal' }).click();

@@ -144,8 +144,9 @@ impl Viewer {
         }
     }
 
+    /// The user, for log lines: "anonymous" on a server without `auth`.
     fn name(&self) -> &str {
-        self.who.as_ref().map_or("", |p| p.0.as_str())
+        self.who.as_ref().map_or("anonymous", |p| p.0.as_str())
     }
 }
 

@@ -12,7 +12,7 @@ use serde_json::Value;
 use stateseal_store::lock_info::GoTime;
 use stateseal_store::LockInfo;
 
-use super::diff::{diff, Diff};
+use super::diff::{diff, Change, Diff, ValueChange};
 use super::state_view::{is_encrypted, key_providers, open_version, outputs, Opened};
 use super::store;
 use super::{
@@ -367,7 +367,7 @@ pub async fn states(State(app): AppState, uri: Uri, headers: HeaderMap) -> Respo
             input type="hidden" name="dir" value=(if desc { "desc" } else { "asc" });
             button type="submit" { "Filter" }
         }
-        p.count { (rows.len()) " state(s)" }
+        p.count { (rows.len()) (if rows.len() == 1 { " state" } else { " states" }) }
         div.scroll {
             table.states {
                 thead { tr {
@@ -580,7 +580,7 @@ async fn render_state(
             @if live.len() < 2 {
                 p.muted { "There is only one version." }
             } @else {
-                form.compare method="get" action=(state_url("state", &path)) {
+                form.compare method="get" action=(format!("{}#diff", state_url("state", &path))) {
                     label { "From " select name="from" { @for r in &live { option value=(r.seq) selected[r.seq == from] { (r.seq) " (serial " (r.serial) ")" } } } }
                     label { " to " select name="to" { @for r in &live { option value=(r.seq) selected[r.seq == to] { (r.seq) " (serial " (r.serial) ")" } } } }
                     button type="submit" { "Compare" }
@@ -648,10 +648,13 @@ fn pretty(v: &Value) -> String {
     }
 }
 
+/// The diff as `terraform plan` shows one: per resource and output, the changed leaf paths with
+/// their old and new values (`~ path: old → new`), added (`+ path = new`) and removed
+/// (`- path = old`) ones, and "(sensitive value changed)" for a sensitive leaf. `id="diff"`: the
+/// Compare form's action ends in `#diff`, so the browser lands on it.
 fn diff_view(a: u64, b: u64, d: &Diff) -> Markup {
-    let shown = |x: &Option<String>| x.clone().unwrap_or_else(|| "(absent)".into());
     html! {
-        div.diff {
+        div.diff id="diff" {
             h3 { "Version " (a) " → version " (b) }
             @if d.resources.is_empty() && d.outputs.is_empty() { p.muted { "No differences in resources or outputs." } }
             @if !d.resources.is_empty() {
@@ -661,27 +664,37 @@ fn diff_view(a: u64, b: u64, d: &Diff) -> Markup {
                         li class=(r.change.word()) {
                             span.tag { (r.change.word()) } " " code { (r.address) }
                             @if !r.attributes.is_empty() {
-                                ul { @for a in &r.attributes {
-                                    li {
-                                        code { (a.name) } ": "
-                                        @if a.sensitive { span.sensitive { "(sensitive value " (a.change.word()) ")" } }
-                                        @else { del { (shown(&a.old)) } " → " ins { (shown(&a.new)) } }
-                                    }
-                                } }
+                                ul.leaves { @for c in &r.attributes { (leaf(c)) } }
                             }
+                            @if r.more > 0 { p.muted { "… and " (r.more) " more changed values" } }
                         }
                     }
                 }
             }
             @if !d.outputs.is_empty() {
                 h4 { "Outputs" }
-                ul.changes {
-                    @for o in &d.outputs {
-                        li class=(o.change.word()) {
-                            span.tag { (o.change.word()) } " " code { (o.name) } ": "
-                            @if o.sensitive { span.sensitive { "(sensitive value " (o.change.word()) ")" } }
-                            @else { del { (shown(&o.old)) } " → " ins { (shown(&o.new)) } }
-                        }
+                ul.changes.leaves {
+                    @for o in &d.outputs { (leaf(o)) }
+                }
+                @if d.more_outputs > 0 { p.muted { "… and " (d.more_outputs) " more changed values" } }
+            }
+        }
+    }
+}
+
+/// One changed leaf: its path, then its values as the change allows.
+fn leaf(c: &ValueChange) -> Markup {
+    let absent = String::from("(absent)");
+    html! {
+        li class=(c.change.word()) {
+            span.tag { (c.change.word()) } " " code { (c.name) }
+            @if c.sensitive { ": " span.sensitive { "(sensitive value " (c.change.word()) ")" } }
+            @else {
+                @match c.change {
+                    Change::Added => { " = " ins { (c.new.as_ref().unwrap_or(&absent)) } }
+                    Change::Removed => { " = " del { (c.old.as_ref().unwrap_or(&absent)) } }
+                    Change::Changed => {
+                        ": " del { (c.old.as_ref().unwrap_or(&absent)) } " → " ins { (c.new.as_ref().unwrap_or(&absent)) }
                     }
                 }
             }

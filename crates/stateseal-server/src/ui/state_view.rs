@@ -3,7 +3,7 @@
 //! when the client encrypted it with a key the server lacks; and the key providers named in an
 //! envelope's metadata.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde_json::Value;
 use stateseal_encryption::envelope::Header;
@@ -89,10 +89,83 @@ pub fn outputs(state: &Value) -> BTreeMap<String, Output> {
         .unwrap_or_default()
 }
 
-/// One resource instance: its attributes and which of them are sensitive.
+/// One step of a path into a value: an object key, an array index, or (for a step whose shape is
+/// not understood) any step at all, so that an odd `sensitive_attributes` entry hides more, never
+/// less.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    Key(String),
+    Index(usize),
+    Any,
+    /// The `value` of a dynamically typed attribute's JSON (`{"value": …, "type": …}`, as
+    /// `terraform_data.input` is stored). Terraform's sensitive paths do not name it, so matching
+    /// tries the path both without it and with it as the key `value`: never show too much.
+    Wrapped,
+}
+
+impl Step {
+    fn matches(&self, other: &Step) -> bool {
+        matches!((self, other), (Step::Any, _) | (_, Step::Any)) || self == other
+    }
+
+    /// Whether `v` is the JSON of a dynamically typed value: an object of exactly `value` and
+    /// `type`.
+    pub fn is_wrapper(v: &Value) -> bool {
+        v.as_object()
+            .is_some_and(|m| m.len() == 2 && m.contains_key("value") && m.contains_key("type"))
+    }
+}
+
+/// The two readings of a path with [`Step::Wrapped`] steps: without them, and with them as the
+/// key `value`.
+fn readings(path: &[Step]) -> [Vec<Step>; 2] {
+    [
+        path.iter()
+            .filter(|s| **s != Step::Wrapped)
+            .cloned()
+            .collect(),
+        path.iter()
+            .map(|s| match s {
+                Step::Wrapped => Step::Key("value".into()),
+                other => other.clone(),
+            })
+            .collect(),
+    ]
+}
+
+/// A path as Terraform's plan output writes it: `input.value.greeting`, `tags["a b"]`, `list[0]`.
+pub fn path_text(path: &[Step]) -> String {
+    let mut out = String::new();
+    for step in path {
+        match step {
+            Step::Key(k) if is_identifier(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            Step::Key(k) => out.push_str(&format!("[{}]", Value::from(k.as_str()))),
+            Step::Index(i) => out.push_str(&format!("[{i}]")),
+            Step::Any => out.push_str("[*]"),
+            Step::Wrapped => out.push_str(if out.is_empty() { "value" } else { ".value" }),
+        }
+    }
+    out
+}
+
+fn is_identifier(k: &str) -> bool {
+    let mut chars = k.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// One resource instance: its attributes and the paths in them that are sensitive.
 pub struct Instance {
     pub attributes: serde_json::Map<String, Value>,
-    pub sensitive: BTreeSet<String>,
+    /// From `sensitive_attributes`: each a path from the attributes object.
+    pub sensitive: Vec<Vec<Step>>,
 }
 
 /// Every resource instance of a state, by address (`module.m.aws_s3_bucket.b["k"]`).
@@ -130,24 +203,51 @@ pub fn instances(state: &Value) -> BTreeMap<String, Instance> {
     out
 }
 
-/// The top-level attribute names under a `sensitive_attributes` list: each entry is a path,
-/// a list of steps `{"type":"get_attr","value":"password"}`; the first step names the
-/// attribute. An entry of another shape marks every attribute (`*`): never show too much.
-fn sensitive_attributes(v: &Value) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    for path in v.as_array().into_iter().flatten() {
-        let first = path.as_array().and_then(|steps| steps.first());
-        match first.and_then(|s| s.get("value")).and_then(Value::as_str) {
-            Some(name) => out.insert(name.to_string()),
-            None => out.insert("*".to_string()),
-        };
-    }
-    out
+/// The paths of a `sensitive_attributes` list: each entry is a list of steps,
+/// `{"type":"get_attr","value":"password"}` or `{"type":"index","value":{"value":0,"type":"number"}}`.
+/// A step of another shape matches any step, and an entry that is not a list of steps marks
+/// everything: never show too much.
+fn sensitive_attributes(v: &Value) -> Vec<Vec<Step>> {
+    let step = |s: &Value| match (s["type"].as_str(), &s["value"]) {
+        (Some("get_attr"), Value::String(k)) => Step::Key(k.clone()),
+        (Some("index"), i) => match &i["value"] {
+            Value::String(k) => Step::Key(k.clone()),
+            Value::Number(n) => n
+                .as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .map_or(Step::Any, Step::Index),
+            _ => Step::Any,
+        },
+        _ => Step::Any,
+    };
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|path| match path.as_array() {
+            Some(steps) if !steps.is_empty() => steps.iter().map(step).collect(),
+            _ => vec![Step::Any],
+        })
+        .collect()
 }
 
 impl Instance {
-    pub fn is_sensitive(&self, name: &str) -> bool {
-        self.sensitive.contains(name) || self.sensitive.contains("*")
+    /// Whether the value at `path` is sensitive: a sensitive path leads to it or to a value
+    /// that holds it.
+    pub fn is_sensitive(&self, path: &[Step]) -> bool {
+        readings(path).iter().any(|path| {
+            self.sensitive
+                .iter()
+                .any(|p| p.len() <= path.len() && p.iter().zip(path).all(|(a, b)| a.matches(b)))
+        })
+    }
+
+    /// Whether some sensitive value lies inside the value at `path`.
+    pub fn holds_sensitive(&self, path: &[Step]) -> bool {
+        readings(path).iter().any(|path| {
+            self.sensitive
+                .iter()
+                .any(|p| p.len() > path.len() && path.iter().zip(p).all(|(a, b)| a.matches(b)))
+        })
     }
 }
 
@@ -180,9 +280,31 @@ mod tests {
         let i = instances(&s);
         let keys: Vec<_> = i.keys().cloned().collect();
         assert_eq!(keys, ["data.d.x", "module.m.t.n[\"k\"]", "module.m.t.n[2]"]);
-        assert!(i["module.m.t.n[\"k\"]"].is_sensitive("p"));
-        assert!(!i["module.m.t.n[\"k\"]"].is_sensitive("a"));
-        let odd = sensitive_attributes(&json!(["weird"]));
-        assert!(odd.contains("*"));
+        let key = |k: &str| Step::Key(k.to_string());
+        let inst = &i["module.m.t.n[\"k\"]"];
+        assert!(inst.is_sensitive(&[key("p")]));
+        assert!(inst.is_sensitive(&[key("p"), key("deeper")]));
+        assert!(!inst.is_sensitive(&[key("a")]));
+        assert!(!inst.holds_sensitive(&[key("a")]));
+        let odd = Instance {
+            attributes: Default::default(),
+            sensitive: sensitive_attributes(&json!(["weird"])),
+        };
+        assert!(
+            odd.is_sensitive(&[key("anything")]),
+            "an odd entry hides everything"
+        );
+        let nested = Instance {
+            attributes: Default::default(),
+            sensitive: sensitive_attributes(&json!([[{"type": "get_attr", "value": "input"},
+                {"type": "index", "value": {"value": "token", "type": "string"}}]])),
+        };
+        assert!(nested.is_sensitive(&[key("input"), key("token")]));
+        assert!(!nested.is_sensitive(&[key("input"), key("greeting")]));
+        assert!(nested.holds_sensitive(&[key("input")]));
+        assert_eq!(
+            path_text(&[key("input"), key("a b"), Step::Index(2), key("x")]),
+            "input[\"a b\"][2].x"
+        );
     }
 }
