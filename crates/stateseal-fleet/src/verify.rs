@@ -94,8 +94,15 @@ pub struct Report {
 }
 
 impl Report {
+    /// No violation, and at least one state was checked: an empty selection does not pass
+    /// ([`crate::nothing_checked`] says why).
     pub fn passed(&self) -> bool {
-        self.violations.is_empty()
+        self.violations.is_empty() && !self.checked_nothing()
+    }
+
+    /// No state was found under the prefix.
+    pub fn checked_nothing(&self) -> bool {
+        self.states.is_empty()
     }
 }
 
