@@ -522,9 +522,37 @@ async fn every_s3_command_ends_quietly_on_a_closed_stdout() {
         &["locks", "list", &url, "--json"],
         &["rekey", &url],
         &["rekey", &url, "--json"],
+        &["locks", "break", &url, "--older-than", "0s"],
+        &[
+            "bootstrap",
+            "s3",
+            "--bucket",
+            &s.bucket,
+            "--lock",
+            "lockfile",
+            "--kms-key",
+            "none",
+        ],
     ] {
         quiet_on_a_closed_pipe(p, args, None);
     }
+    // `lock` prints the ID it holds on stdout, and the way to release it on stderr: with stdout
+    // closed the lock is still taken, and stderr still tells how to release it.
+    let held = ok(run(p, &["lock"]), "lock");
+    let id = held.text().trim().to_string();
+    ok(run(p, &["unlock", &id]), "unlock");
+    let closed = run_into_closed_pipe(p, &["lock"], None);
+    assert_eq!(closed.code, 0, "{}", closed.stderr);
+    let release = closed
+        .stderr
+        .split("Release it with: stateseal unlock ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{}", closed.stderr))
+        .trim();
+    ok(
+        run(p, &["unlock", release]),
+        "unlock the lock taken with stdout closed",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
