@@ -36,3 +36,13 @@ fn config_corpus_replays_without_panics() {
         assert!(r.is_ok(), "{name} panicked");
     }
 }
+
+#[test]
+fn byte_size_corpus_replays_without_panics() {
+    let inputs = corpus("byte_size");
+    assert!(inputs.len() >= 10, "the corpus is not empty");
+    for (name, data) in inputs {
+        let r = std::panic::catch_unwind(|| stateseal_encryption::fuzzing::byte_size(&data));
+        assert!(r.is_ok(), "{name} panicked");
+    }
+}
