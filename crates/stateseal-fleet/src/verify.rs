@@ -327,4 +327,39 @@ mod tests {
         assert!(names_provider("key_provider.aws_kms.x", "aws_kms.x"));
         assert!(!names_provider("key_provider.aws_kms.x", "aws_kms.y"));
     }
+
+    #[test]
+    fn an_empty_selection_does_not_pass() {
+        let mut report = Report {
+            bucket: "b".into(),
+            prefix: "Other".into(),
+            expected_kms_key: None,
+            expected_key_provider: None,
+            states: vec![],
+            gate: vec![],
+            violations: vec![],
+            summary: Summary::default(),
+        };
+        assert!(report.checked_nothing());
+        assert!(!report.passed(), "no violation, but nothing was checked");
+        report.states.push(StateCheck {
+            key: "other/terraform.tfstate".into(),
+            workspace: "default".into(),
+            sse: Some("aws:kms".into()),
+            sse_kms_key_id: None,
+            encryption: Class::Primary,
+            key_providers: vec![],
+            digest: "absent".into(),
+            violations: vec![],
+        });
+        assert!(report.passed());
+        assert_eq!(
+            crate::nothing_checked("b", "Other", 0),
+            "no state under s3://b/Other: nothing was checked"
+        );
+        assert_eq!(
+            crate::nothing_checked("b", "", 2),
+            "no state under s3://b/ (2 other object(s) are there, none of them a state): nothing was checked"
+        );
+    }
 }

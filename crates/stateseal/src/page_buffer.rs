@@ -126,4 +126,25 @@ mod tests {
         read[0] = 7;
         assert_eq!(read[0], 7);
     }
+
+    #[test]
+    fn a_file_over_the_limit_is_not_read() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(&[1; 100]).unwrap();
+        let mut file = File::open(f.path()).unwrap();
+        match PageBuffer::read(&mut file, 99) {
+            Err(CappedError::TooLarge(t)) => assert_eq!(
+                t,
+                TooLarge {
+                    limit: 99,
+                    size: Some(100)
+                }
+            ),
+            other => panic!("{:?}", other.map(|b| b.len())),
+        }
+        // Nothing was read: the file offset is still at the start.
+        use std::io::Seek;
+        assert_eq!(file.stream_position().unwrap(), 0);
+        assert_eq!(PageBuffer::read(&mut file, 100).unwrap().len(), 100);
+    }
 }
