@@ -15,7 +15,7 @@ use base64::Engine;
 use serde_json::Value;
 use stateseal_testkit::{unique, Peers};
 
-use crate::backend::{json, ok, out, Mode, Out, Setup};
+use crate::backend::{command, json, ok, out, stateseal, Mode, Out, Setup};
 
 /// The minimum work factor, so the many runs below stay fast.
 const OLD: &str = "key_provider \"pbkdf2\" \"old\" {\n  passphrase = \"the old passphrase of this test\"\n  iterations = 200000\n}\nmethod \"aes_gcm\" \"old\" { keys = key_provider.pbkdf2.old }\n";
@@ -23,21 +23,6 @@ const NEW: &str = "key_provider \"pbkdf2\" \"new\" {\n  passphrase = \"the new p
 
 fn plain_state(serial: u64) -> String {
     format!("{{\"version\":4,\"terraform_version\":\"1.9.0\",\"serial\":{serial},\"lineage\":\"reliability\",\"outputs\":{{\"greeting\":{{\"value\":\"hello\",\"type\":\"string\"}}}},\"resources\":[]}}\n")
-}
-
-/// The binary in `dir` with the variables that change its behaviour cleared (not started).
-fn command(dir: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(assert_cmd::cargo::cargo_bin("stateseal"));
-    c.current_dir(dir)
-        .args(args)
-        .env_remove("TF_ENCRYPTION")
-        .env_remove("TF_WORKSPACE")
-        .env("AWS_EC2_METADATA_DISABLED", "true");
-    c
-}
-
-fn run(dir: &Path, args: &[&str]) -> Out {
-    out(command(dir, args).output().unwrap())
 }
 
 fn run_with_stdin(dir: &Path, args: &[&str], stdin: &[u8]) -> Out {
@@ -96,7 +81,7 @@ fn run_into_closed_pipe(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Out 
 fn quiet_on_a_closed_pipe(dir: &Path, args: &[&str], stdin: Option<&[u8]>) {
     let normal = match stdin {
         Some(bytes) => run_with_stdin(dir, args, bytes),
-        None => run(dir, args),
+        None => stateseal(dir, args),
     };
     assert!(
         !normal.stdout.is_empty(),
@@ -117,6 +102,14 @@ fn quiet_on_a_closed_pipe(dir: &Path, args: &[&str], stdin: Option<&[u8]>) {
     );
 }
 
+/// A refusal: exit `code`, `says` on stderr, nothing on stdout.
+fn refused(o: &Out, code: i32, says: impl AsRef<str>) {
+    let says = says.as_ref();
+    assert_eq!(o.code, code, "{}", o.stderr);
+    assert!(o.stderr.contains(says), "{says:?} not in: {}", o.stderr);
+    assert!(o.stdout.is_empty(), "{}", o.text());
+}
+
 /// A directory with the old and new configurations (`old.hcl`: old only; `new.hcl`: new,
 /// falling back to old), a plaintext state, and that state encrypted with the old one.
 fn file_setup() -> tempfile::TempDir {
@@ -133,7 +126,7 @@ fn file_setup() -> tempfile::TempDir {
     .unwrap();
     fs::write(d.path().join("plain.json"), plain_state(1)).unwrap();
     ok(
-        run(
+        stateseal(
             d.path(),
             &[
                 "--config",
@@ -159,7 +152,7 @@ fn every_file_command_ends_quietly_on_a_closed_stdout() {
         format!("terraform {{\n  backend \"local\" {{ path = \"app.tfstate\" }}\n  encryption {{\n{OLD}{NEW}state {{ method = method.aes_gcm.new }}\n  }}\n}}\n"),
     )
     .unwrap();
-    ok(run(p, &["state", "push", "plain.json"]), "state push");
+    ok(stateseal(p, &["state", "push", "plain.json"]), "state push");
     fs::copy(p.join("old.enc"), p.join("c.enc")).unwrap();
     for args in [
         &["--help"][..],
@@ -190,7 +183,7 @@ fn every_file_command_ends_quietly_on_a_closed_stdout() {
     let closed = run_into_closed_pipe(p, &["--config", "new.hcl", "rekey", "a.enc", "b.enc"], None);
     assert_eq!((closed.code, closed.stderr.as_str()), (0, ""));
     for f in ["a.enc", "b.enc"] {
-        let text = ok(run(p, &["inspect", f]), "inspect").text();
+        let text = ok(stateseal(p, &["inspect", f]), "inspect").text();
         assert!(text.contains("key_provider.pbkdf2.new"), "{f}: {text}");
     }
 }
@@ -211,15 +204,10 @@ fn inputs_over_the_limit_are_refused_naming_them_and_nothing_is_written() {
     ] {
         let mut all = vec!["--max-input-size", limit.as_str()];
         all.extend_from_slice(args);
-        let o = run(p, &all);
-        assert_eq!(o.code, 5, "{all:?}: {}", o.stderr);
-        assert!(
-            o.stderr.contains(&format!(
+        let o = stateseal(p, &all);
+        refused(&o, 5, format!(
                 "old.enc is too large: it is {size} bytes, larger than the input limit of {limit} bytes (--max-input-size)"
-            )),
-            "{all:?}: {}",
-            o.stderr
-        );
+            ));
         assert!(o.stdout.is_empty());
     }
     assert_eq!(fs::read(p.join("old.enc")).unwrap(), before, "untouched");
@@ -227,7 +215,7 @@ fn inputs_over_the_limit_are_refused_naming_them_and_nothing_is_written() {
     // At the limit exactly, the file is read.
     let exact = size.to_string();
     ok(
-        run(p, &["--max-input-size", &exact, "inspect", "old.enc"]),
+        stateseal(p, &["--max-input-size", &exact, "inspect", "old.enc"]),
         "inspect at the limit",
     );
 
@@ -237,14 +225,12 @@ fn inputs_over_the_limit_are_refused_naming_them_and_nothing_is_written() {
         &["--max-input-size", "1KiB", "--config", "old.hcl", "encrypt"],
         &vec![b' '; 5000],
     );
-    assert_eq!(o.code, 5, "{}", o.stderr);
-    assert!(
-        o.stderr
-            .contains("<stdin> is too large: it holds more than the input limit of 1 KiB; reading stopped there"),
-        "{}",
-        o.stderr
+    refused(
+        &o,
+        5,
+        "<stdin> is too large: it holds more than the input limit of 1 KiB; reading stopped there",
     );
-    let o = run(
+    let o = stateseal(
         p,
         &[
             "--max-input-size",
@@ -255,18 +241,16 @@ fn inputs_over_the_limit_are_refused_naming_them_and_nothing_is_written() {
             "/dev/zero",
         ],
     );
-    assert_eq!(o.code, 5, "{}", o.stderr);
-    assert!(
-        o.stderr
-            .contains("/dev/zero is too large: it holds more than the input limit of 1 MiB"),
-        "{}",
-        o.stderr
+    refused(
+        &o,
+        5,
+        "/dev/zero is too large: it holds more than the input limit of 1 MiB",
     );
 
     // A large file (read into huge-page memory when allowed) is refused before any reading.
     let big = p.join("big.enc");
     fs::File::create(&big).unwrap().set_len(9 << 20).unwrap();
-    let o = run(
+    let o = stateseal(
         p,
         &[
             "--max-input-size",
@@ -277,22 +261,18 @@ fn inputs_over_the_limit_are_refused_naming_them_and_nothing_is_written() {
             "big.enc",
         ],
     );
-    assert_eq!(o.code, 5, "{}", o.stderr);
-    assert!(
-        o.stderr.contains(
-            "big.enc is too large: it is 9437184 bytes, larger than the input limit of 8 MiB"
-        ),
-        "{}",
-        o.stderr
+    refused(
+        &o,
+        5,
+        "big.enc is too large: it is 9437184 bytes, larger than the input limit of 8 MiB",
     );
 
     // The flag itself: a bad size is a usage error that says what is accepted.
     for bad in ["0", "1.5GiB", "lots", "1PiB"] {
-        let o = run(p, &["--max-input-size", bad, "inspect", "old.enc"]);
-        assert_eq!(o.code, 2, "{bad}: {}", o.stderr);
-        assert!(o.stderr.contains("e.g. 1GiB"), "{bad}: {}", o.stderr);
+        let o = stateseal(p, &["--max-input-size", bad, "inspect", "old.enc"]);
+        refused(&o, 2, "e.g. 1GiB");
     }
-    let help = ok(run(p, &["--help"]), "help").text();
+    let help = ok(stateseal(p, &["--help"]), "help").text();
     assert!(help.contains("--max-input-size <SIZE>"), "{help}");
     assert!(help.contains("[default: 1GiB]"), "{help}");
 }
@@ -306,24 +286,18 @@ fn input_limit_applies_to_state_push_and_hash_password() {
         "terraform {\n  backend \"local\" { path = \"app.tfstate\" }\n}\n",
     )
     .unwrap();
-    let o = run(
+    let o = stateseal(
         p,
         &["--max-input-size", "10", "state", "push", "plain.json"],
     );
-    assert_eq!(o.code, 5, "{}", o.stderr);
-    assert!(o.stderr.contains("plain.json is too large"), "{}", o.stderr);
+    refused(&o, 5, "plain.json is too large");
     assert!(!p.join("app.tfstate").exists(), "nothing was stored");
     let o = run_with_stdin(
         p,
         &["--max-input-size", "10", "serve", "hash-password"],
         b"a password much longer than ten bytes\n",
     );
-    assert_eq!(o.code, 5, "{}", o.stderr);
-    assert!(
-        o.stderr.contains("the password on stdin is too large"),
-        "{}",
-        o.stderr
-    );
+    refused(&o, 5, "the password on stdin is too large");
     assert!(o.stdout.is_empty());
 }
 
@@ -353,7 +327,7 @@ fn rekey_through_a_symlink_rewrites_the_target_and_keeps_owner_group_and_mode() 
     std::os::unix::fs::chown(&real, Some(uid), Some(gid)).unwrap();
 
     let o = ok(
-        run(p, &["--config", "new.hcl", "rekey", "link.enc"]),
+        stateseal(p, &["--config", "new.hcl", "rekey", "link.enc"]),
         "rekey link",
     );
     let report = o.text();
@@ -375,12 +349,12 @@ fn rekey_through_a_symlink_rewrites_the_target_and_keeps_owner_group_and_mode() 
         "owner, group and mode kept"
     );
     // The target itself is on the new key: the old configuration alone cannot read it.
-    let inspected = ok(run(p, &["inspect", "real/state.enc"]), "inspect").text();
+    let inspected = ok(stateseal(p, &["inspect", "real/state.enc"]), "inspect").text();
     assert!(inspected.contains("key_provider.pbkdf2.new"), "{inspected}");
-    let old_only = run(p, &["--config", "old.hcl", "decrypt", "real/state.enc"]);
+    let old_only = stateseal(p, &["--config", "old.hcl", "decrypt", "real/state.enc"]);
     assert_eq!(old_only.code, 4, "{}", old_only.stderr);
     let opened = ok(
-        run(p, &["--config", "new.hcl", "decrypt", "link.enc"]),
+        stateseal(p, &["--config", "new.hcl", "decrypt", "link.enc"]),
         "decrypt",
     );
     assert_eq!(opened.stdout, plain_state(1).as_bytes());
@@ -389,20 +363,17 @@ fn rekey_through_a_symlink_rewrites_the_target_and_keeps_owner_group_and_mode() 
 
     // A dangling link is refused, saying why, and nothing is created.
     std::os::unix::fs::symlink("nowhere.enc", p.join("dangling.enc")).unwrap();
-    let o = run(p, &["--config", "new.hcl", "rekey", "dangling.enc"]);
-    assert_eq!(o.code, 1, "{}", o.stderr);
-    assert!(
-        o.stderr.contains(
-            "cannot write dangling.enc: it is a symbolic link whose target cannot be resolved"
-        ),
-        "{}",
-        o.stderr
+    let o = stateseal(p, &["--config", "new.hcl", "rekey", "dangling.enc"]);
+    refused(
+        &o,
+        1,
+        "cannot write dangling.enc: it is a symbolic link whose target cannot be resolved",
     );
     assert!(!p.join("nowhere.enc").exists());
 
     // `-o` through a link also writes the target; `-o` onto a device is refused, not replaced.
     ok(
-        run(
+        stateseal(
             p,
             &[
                 "--config", "new.hcl", "decrypt", "link.enc", "-o", "link.enc",
@@ -417,7 +388,7 @@ fn rekey_through_a_symlink_rewrites_the_target_and_keeps_owner_group_and_mode() 
     assert_eq!(fs::read(&real).unwrap(), plain_state(1).as_bytes());
     let m = fs::metadata(&real).unwrap();
     assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (uid, gid, 0o640));
-    let o = run(
+    let o = stateseal(
         p,
         &[
             "--config",
@@ -428,12 +399,7 @@ fn rekey_through_a_symlink_rewrites_the_target_and_keeps_owner_group_and_mode() 
             "/dev/null",
         ],
     );
-    assert_eq!(o.code, 1, "{}", o.stderr);
-    assert!(
-        o.stderr.contains("/dev/null is not a regular file"),
-        "{}",
-        o.stderr
-    );
+    refused(&o, 1, "/dev/null is not a regular file");
     assert!(fs::metadata("/dev/null")
         .unwrap()
         .file_type()
@@ -467,14 +433,11 @@ fn invalid_pbkdf2_metadata_names_the_parameter() {
             with_pbkdf2_parameter(&envelope, name, value),
         )
         .unwrap();
-        let o = run(p, &["--config", "old.hcl", "decrypt", "bad.enc"]);
-        assert_eq!(o.code, 5, "{name}: {}", o.stderr);
-        assert!(
-            o.stderr.contains(&format!(
-                "invalid pbkdf2 parameters in stored metadata: {named}"
-            )),
-            "{name}: {}",
-            o.stderr
+        let o = stateseal(p, &["--config", "old.hcl", "decrypt", "bad.enc"]);
+        refused(
+            &o,
+            5,
+            format!("invalid pbkdf2 parameters in stored metadata: {named}"),
         );
         assert!(
             !o.stderr
@@ -538,9 +501,9 @@ async fn every_s3_command_ends_quietly_on_a_closed_stdout() {
     }
     // `lock` prints the ID it holds on stdout, and the way to release it on stderr: with stdout
     // closed the lock is still taken, and stderr still tells how to release it.
-    let held = ok(run(p, &["lock"]), "lock");
+    let held = ok(stateseal(p, &["lock"]), "lock");
     let id = held.text().trim().to_string();
-    ok(run(p, &["unlock", &id]), "unlock");
+    ok(stateseal(p, &["unlock", &id]), "unlock");
     let closed = run_into_closed_pipe(p, &["lock"], None);
     assert_eq!(closed.code, 0, "{}", closed.stderr);
     let release = closed
@@ -550,7 +513,7 @@ async fn every_s3_command_ends_quietly_on_a_closed_stdout() {
         .unwrap_or_else(|| panic!("{}", closed.stderr))
         .trim();
     ok(
-        run(p, &["unlock", release]),
+        stateseal(p, &["unlock", release]),
         "unlock the lock taken with stdout closed",
     );
 }
