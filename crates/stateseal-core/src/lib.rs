@@ -4,6 +4,7 @@
 //! * [`gojson`] and [`json_scan`]: Go-compatible JSON writing and a fast top-level scanner;
 //! * [`Diagnostics`]: errors and warnings with `file:line:col` locations;
 //! * [`state`]: the few fields of a state that are read (the bytes stay opaque);
+//! * [`size`]: byte sizes (`1GiB`) and reading an input up to a limit;
 //! * [`check_successor`]: OpenTofu's rule for replacing a stored state, shared by `state push`,
 //!   the HTTP server and the fleet.
 #![forbid(unsafe_code)]
@@ -13,6 +14,7 @@ pub mod gojson;
 pub mod json_scan;
 pub mod secret;
 pub mod service;
+pub mod size;
 pub mod state;
 pub mod successor;
 

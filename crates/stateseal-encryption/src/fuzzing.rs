@@ -1,5 +1,7 @@
 //! Entry points shared by the cargo-fuzz targets (`fuzz/`) and the corpus replay test, so both
-//! exercise exactly the same code. Each must never panic, whatever the input.
+//! exercise exactly the same code. Each must never panic, whatever the input. (`byte_size` fuzzes
+//! `stateseal_core::size`, the CLI's `--max-input-size`: the fuzz crate reaches the core
+//! through this crate.)
 
 use crate::config::eval::StaticEvaluator;
 use crate::config::EncryptionConfig;
@@ -52,6 +54,29 @@ pub fn config(data: &[u8]) {
         let merged = cfg.clone().merge(cfg);
         if let Ok(enc) = Encryption::new(merged, StaticEvaluator::default(), Registry::default()) {
             let _ = enc.check_buildable();
+        }
+    }
+}
+
+/// The byte-size parser behind `--max-input-size` and the capped reader it drives
+/// (`stateseal_core::size`): sizes are positive, what is formatted parses back to the same size,
+/// and reading with a limit (the first byte) keeps at most limit + 1 bytes and fails exactly
+/// when the input is longer than the limit.
+pub fn byte_size(data: &[u8]) {
+    use stateseal_core::size::{format_size, parse_size, read_capped, CappedError};
+    if let Ok(Ok(n)) = std::str::from_utf8(data).map(parse_size) {
+        assert!(n > 0, "a size is at least one byte");
+        assert_eq!(parse_size(&format_size(n)), Ok(n), "parse(format(n)) == n");
+    }
+    if let Some((&limit, mut rest)) = data.split_first() {
+        let (limit, len) = (u64::from(limit), rest.len() as u64);
+        let mut buf = Vec::new();
+        match read_capped(&mut rest, &mut buf, limit) {
+            Ok(()) => assert!(len <= limit && buf.len() as u64 == len),
+            Err(CappedError::TooLarge(t)) => {
+                assert!(len > limit && buf.len() as u64 == limit + 1 && t.limit == limit)
+            }
+            Err(CappedError::Io(e)) => panic!("reading a slice failed: {e}"),
         }
     }
 }

@@ -17,22 +17,27 @@ fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-#[test]
-fn envelope_corpus_replays_without_panics() {
-    let inputs = corpus("envelope");
-    assert!(inputs.len() >= 10, "the corpus is not empty");
+/// Replays `target`'s corpus (at least `min` inputs) through `entry`: none may panic.
+fn replays(target: &str, min: usize, entry: fn(&[u8])) {
+    let inputs = corpus(target);
+    assert!(inputs.len() >= min, "the {target} corpus is not empty");
     for (name, data) in inputs {
-        let r = std::panic::catch_unwind(|| stateseal_encryption::fuzzing::envelope(&data));
+        let r = std::panic::catch_unwind(|| entry(&data));
         assert!(r.is_ok(), "{name} panicked");
     }
 }
 
 #[test]
+fn envelope_corpus_replays_without_panics() {
+    replays("envelope", 10, stateseal_encryption::fuzzing::envelope);
+}
+
+#[test]
 fn config_corpus_replays_without_panics() {
-    let inputs = corpus("config");
-    assert!(inputs.len() >= 5, "the corpus is not empty");
-    for (name, data) in inputs {
-        let r = std::panic::catch_unwind(|| stateseal_encryption::fuzzing::config(&data));
-        assert!(r.is_ok(), "{name} panicked");
-    }
+    replays("config", 5, stateseal_encryption::fuzzing::config);
+}
+
+#[test]
+fn byte_size_corpus_replays_without_panics() {
+    replays("byte_size", 10, stateseal_encryption::fuzzing::byte_size);
 }

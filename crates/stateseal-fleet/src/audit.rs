@@ -166,6 +166,17 @@ pub struct Report {
 }
 
 impl Report {
+    /// No state was found under the prefix: a `--require` gate on this report checked nothing
+    /// ([`crate::nothing_checked`] says why).
+    pub fn checked_nothing(&self) -> bool {
+        self.states.is_empty()
+    }
+
+    /// How many objects under the prefix are not states (plans, lock files, anything else).
+    pub fn other_objects(&self) -> usize {
+        self.lock_files.len() + self.plans.len() + self.other.len()
+    }
+
     /// Every state violating one of `requirements`, with the reasons.
     pub fn violations(&self, requirements: &[Requirement]) -> Vec<(&StateReport, Vec<String>)> {
         self.states

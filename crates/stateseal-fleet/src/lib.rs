@@ -64,6 +64,17 @@ pub fn parse_url(url: &str) -> Result<(String, String), String> {
     Ok((bucket.to_string(), prefix.to_string()))
 }
 
+/// Why a check of `s3://BUCKET/PREFIX` that found no state does not pass: a gate that checked
+/// nothing would pass for ever (a mistyped or mis-cased prefix). `others` counts the objects
+/// under the prefix that are not states (plans, lock files, anything else).
+pub fn nothing_checked(bucket: &str, prefix: &str, others: usize) -> String {
+    let others = match others {
+        0 => String::new(),
+        n => format!(" ({n} other object(s) are there, none of them a state)"),
+    };
+    format!("no state under s3://{bucket}/{prefix}{others}: nothing was checked")
+}
+
 /// An AWS call's failure as a store error: the operation, what it was about, the kind
 /// (denied, not found, network, …) and the service's message.
 pub(crate) fn service_error<E>(

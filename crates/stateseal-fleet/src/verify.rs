@@ -94,8 +94,15 @@ pub struct Report {
 }
 
 impl Report {
+    /// No violation, and at least one state was checked: an empty selection does not pass
+    /// ([`crate::nothing_checked`] says why).
     pub fn passed(&self) -> bool {
-        self.violations.is_empty()
+        self.violations.is_empty() && !self.checked_nothing()
+    }
+
+    /// No state was found under the prefix.
+    pub fn checked_nothing(&self) -> bool {
+        self.states.is_empty()
     }
 }
 
@@ -319,5 +326,40 @@ mod tests {
         ));
         assert!(names_provider("key_provider.aws_kms.x", "aws_kms.x"));
         assert!(!names_provider("key_provider.aws_kms.x", "aws_kms.y"));
+    }
+
+    #[test]
+    fn an_empty_selection_does_not_pass() {
+        let mut report = Report {
+            bucket: "b".into(),
+            prefix: "Other".into(),
+            expected_kms_key: None,
+            expected_key_provider: None,
+            states: vec![],
+            gate: vec![],
+            violations: vec![],
+            summary: Summary::default(),
+        };
+        assert!(report.checked_nothing());
+        assert!(!report.passed(), "no violation, but nothing was checked");
+        report.states.push(StateCheck {
+            key: "other/terraform.tfstate".into(),
+            workspace: "default".into(),
+            sse: Some("aws:kms".into()),
+            sse_kms_key_id: None,
+            encryption: Class::Primary,
+            key_providers: vec![],
+            digest: "absent".into(),
+            violations: vec![],
+        });
+        assert!(report.passed());
+        assert_eq!(
+            crate::nothing_checked("b", "Other", 0),
+            "no state under s3://b/Other: nothing was checked"
+        );
+        assert_eq!(
+            crate::nothing_checked("b", "", 2),
+            "no state under s3://b/ (2 other object(s) are there, none of them a state): nothing was checked"
+        );
     }
 }

@@ -1,13 +1,14 @@
 //! `stateseal audit s3://BUCKET[/PREFIX] [--json] [--require encrypted|primary|sse-kms]...
 //! [--decrypt]`: the fleet audit (stateseal-fleet) rendered as tables or one JSON object; a
-//! failed `--require` exits 8 and lists each offender.
+//! failed `--require` exits 8 and lists each offender, and so does a `--require` with no state
+//! to check (unless `--allow-empty`).
 
 use clap::{Args, ValueEnum};
 use stateseal_fleet::audit::{self, Report, Requirement};
 
 use crate::backend::block_on;
 use crate::failure::{exit, Failure};
-use crate::fleet_cmd::{connect, show, table, Progress};
+use crate::fleet_cmd::{connect, show, table, EmptySelection, Progress};
 use crate::global::Context;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -35,7 +36,8 @@ pub struct AuditArgs {
     /// Print one JSON object (stable names) instead of tables.
     #[arg(long)]
     pub json: bool,
-    /// Exit 8 unless every state is encrypted, on the primary method, or stored with SSE-KMS (repeatable).
+    /// Exit 8 unless every state is encrypted, on the primary method, or stored with SSE-KMS
+    /// (repeatable); also exit 8 when there is no state at all, unless --allow-empty.
     #[arg(long, value_enum, value_name = "CHECK")]
     pub require: Vec<Require>,
     /// Also decrypt every state to prove it is readable (slower: one key derivation per pbkdf2 state).
@@ -44,6 +46,8 @@ pub struct AuditArgs {
     /// How many objects to read at a time.
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub concurrency: usize,
+    #[command(flatten)]
+    pub empty: EmptySelection,
 }
 
 pub fn run(ctx: &Context, args: &AuditArgs) -> Result<(), Failure> {
@@ -63,12 +67,25 @@ pub fn run(ctx: &Context, args: &AuditArgs) -> Result<(), Failure> {
     let report = report?;
     show(&report, args.json, render);
     let requirements: Vec<Requirement> = args.require.iter().map(|r| (*r).into()).collect();
+    if report.checked_nothing() {
+        let verdict = args
+            .empty
+            .verdict(&report.bucket, &report.prefix, report.other_objects());
+        if requirements.is_empty() {
+            // No gate: the empty audit is a result, and the reason goes to stderr.
+            if let Err(f) = verdict {
+                errln!("warning: {}", f.cause);
+            }
+            return Ok(());
+        }
+        return verdict;
+    }
     let offenders = report.violations(&requirements);
     if offenders.is_empty() {
         return Ok(());
     }
     for (s, why) in &offenders {
-        eprintln!(
+        errln!(
             "offender: s3://{}/{}: {}",
             report.bucket,
             s.key,

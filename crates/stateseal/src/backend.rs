@@ -34,7 +34,7 @@ pub async fn open(ctx: &Context) -> Result<Arc<dyn Store>, Failure> {
 /// Terraform's lock-conflict report, on stderr: the holder's ID, Path, Operation, Who,
 /// Version, Created and Info.
 pub fn print_lock_conflict(message: &str, holder: &LockInfo) {
-    eprintln!(
+    errln!(
         "\nError: Error acquiring the state lock\n\nError message: {message}\n{}\n\
 stateseal takes the same lock as OpenTofu and Terraform, so it does not write a state that\n\
 someone else is working on. Wait for that run to finish. If nothing is running (a crashed run\n\

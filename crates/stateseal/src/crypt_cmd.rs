@@ -54,14 +54,14 @@ pub fn encrypt_verified(
 }
 
 pub fn migration_warning(name: &str, te: &TargetEncryption) {
-    eprintln!(
+    errln!(
         "warning: {name} was read through a fallback (not the primary method {}); run `stateseal rekey {name}` to re-encrypt it with the primary method",
         te.method_chain().first().map(String::as_str).unwrap_or("?")
     );
 }
 
 pub fn decrypt(ctx: &Context, args: &CryptArgs) -> Result<(), Failure> {
-    let mut input = read_input_in_place(args.file.as_deref())?;
+    let mut input = read_input_in_place(args.file.as_deref(), ctx.max_input_size())?;
     input.require_content()?;
     let loaded = ctx.loaded()?;
     let name = input.name;
@@ -86,13 +86,13 @@ pub fn decrypt(ctx: &Context, args: &CryptArgs) -> Result<(), Failure> {
         migration_warning(&name, te);
     }
     if !te.is_enabled() {
-        eprintln!("warning: no encryption is configured for the {} target; {} is not encrypted and was copied unchanged", te.name(), name);
+        errln!("warning: no encryption is configured for the {} target; {} is not encrypted and was copied unchanged", te.name(), name);
     }
     write_output(args.output.as_deref(), &input.bytes[..len])
 }
 
 pub fn encrypt(ctx: &Context, args: &CryptArgs) -> Result<(), Failure> {
-    let input = read_input(args.file.as_deref())?;
+    let input = read_input(args.file.as_deref(), ctx.max_input_size())?;
     input.require_content()?;
     if Header::parse(&input.bytes).is_ok() {
         return Err(Failure::new(

@@ -17,7 +17,8 @@ pub mod exit {
     /// Decryption failed: wrong passphrase or key, or the data was modified.
     pub const DECRYPT: i32 = 4;
     /// The input is not what was expected (not an envelope nor a valid plaintext, an unknown
-    /// envelope version, plaintext while no `unencrypted` method is configured, an empty file).
+    /// envelope version, plaintext while no `unencrypted` method is configured, an empty file,
+    /// invalid key-provider metadata in an envelope, an input over `--max-input-size`).
     pub const INPUT: i32 = 5;
     /// A state lock is held by someone else.
     pub const LOCKED: i32 = 6;
@@ -114,13 +115,23 @@ impl From<Error> for Failure {
     fn from(e: Error) -> Failure {
         match e {
             Error::Config(d) => Failure::from(d),
+            Error::KeyProvider {
+                kind: ProviderErrorKind::BadMetadata,
+                diagnostics,
+                ..
+            } => {
+                // The input's stored metadata is invalid, not the configuration: exit 5.
+                let mut f = Failure::from(diagnostics);
+                f.code = exit::INPUT;
+                f.fix = Some("the file's stored key-provider metadata is invalid: it was modified (restore it from a backup or a previous version), or written by another key provider under the same name or encrypted_metadata_alias (configure that provider as primary or fallback)".into());
+                f
+            }
             Error::KeyProvider { kind, diagnostics, .. } => {
                 let mut f = Failure::from(diagnostics);
                 f.fix = Some(
                     match kind {
                         ProviderErrorKind::Unreachable => "check that the key service is reachable from here (endpoint, network, proxy) and try again",
                         ProviderErrorKind::Denied => "check the key provider's credentials, and that its key policy or grants allow this operation",
-                        ProviderErrorKind::BadMetadata => "the file was written with another key provider configuration: configure the provider that wrote it (as primary or fallback)",
                         _ => "check the key provider's settings and credentials, and that the key service is reachable",
                     }
                     .into(),

@@ -5,6 +5,7 @@
 
 use std::io::IsTerminal;
 
+use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use stateseal_fleet::{parse_url, Event, Fleet};
 use stateseal_store::backend_block::{self, Backend};
@@ -60,6 +61,29 @@ pub async fn connect_with(ctx: &Context, url: &str, extra: &[String]) -> Result<
     Ok(Fleet::new(S3Store::connect(cfg).await?, prefix))
 }
 
+/// `--allow-empty`, shared by the gates (`verify`, `audit --require`).
+#[derive(Args, Debug)]
+pub struct EmptySelection {
+    /// Pass when there is no state under the URL. Without it, a check that finds no state
+    /// exits 8 and says so: a mistyped (or mis-cased) prefix must not pass a CI gate for ever.
+    #[arg(long)]
+    pub allow_empty: bool,
+}
+
+impl EmptySelection {
+    /// The verdict on a selection that holds no state (`others`: objects that are not states).
+    pub fn verdict(&self, bucket: &str, prefix: &str, others: usize) -> Result<(), Failure> {
+        if self.allow_empty {
+            return Ok(());
+        }
+        Err(Failure::new(
+            exit::CHECK,
+            stateseal_fleet::nothing_checked(bucket, prefix, others),
+            "check the bucket and the prefix (keys are case-sensitive); if no state is expected there, pass --allow-empty",
+        ))
+    }
+}
+
 /// Renders progress events.
 pub struct Progress {
     bar: Option<ProgressBar>,
@@ -101,7 +125,7 @@ impl Progress {
             }
             (Event::Finished { .. }, Some(b)) => b.inc(1),
             (Event::Finished { key, outcome }, None) if self.log_lines => {
-                eprintln!("{key}: {outcome}")
+                errln!("{key}: {outcome}")
             }
             _ => {}
         }
@@ -119,13 +143,13 @@ pub fn show<R: serde::Serialize>(report: &R, json: bool, render: impl Fn(&R) -> 
     if json {
         print_json(report);
     } else {
-        print!("{}", render(report));
+        out!("{}", render(report));
     }
 }
 
 /// Prints a value as pretty JSON on stdout.
 pub fn print_json(v: &impl serde::Serialize) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(v).expect("reports serialize")
     );

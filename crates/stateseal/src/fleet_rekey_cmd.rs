@@ -81,7 +81,7 @@ fn run_sse_only(ctx: &Context, url: &str, args: &RekeyArgs) -> Result<(), Failur
     let report = report?;
     show(&report, args.json, render_sse);
     if report.apply && !report.locked {
-        eprintln!("warning: the backend configures no locking (dynamodb_table, use_lockfile), so the copies were not locked: make sure no apply was in flight");
+        errln!("warning: the backend configures no locking (dynamodb_table, use_lockfile), so the copies were not locked: make sure no apply was in flight");
     }
     failed(report.summary.failed, "copied")
 }

@@ -33,11 +33,17 @@ pub struct GlobalArgs {
     /// Backend configuration: KEY=VALUE, or a file of attributes (repeatable; over the backend block).
     #[arg(long = "backend-config", global = true, value_name = "KEY=VALUE|FILE")]
     pub backend_config: Vec<String>,
+    /// Refuse inputs larger than SIZE: a bigger FILE is not read at all, stdin stops at SIZE.
+    /// Bytes, or a number with a unit: KiB, MiB, GiB, TiB (or K, M, G, T), KB, MB, GB, TB.
+    #[arg(long = "max-input-size", global = true, value_name = "SIZE",
+          default_value = crate::io::DEFAULT_MAX_INPUT, value_parser = stateseal_core::size::parse_size)]
+    pub max_input_size: u64,
 }
 
 pub struct Context {
     options: Options,
     backend_config: Vec<String>,
+    max_input_size: u64,
     loaded: OnceCell<Loaded>,
 }
 
@@ -65,12 +71,18 @@ impl Context {
         Ok(Context {
             options,
             backend_config: args.backend_config.clone(),
+            max_input_size: args.max_input_size,
             loaded: OnceCell::new(),
         })
     }
 
     pub fn workspace(&self) -> &str {
         &self.options.workspace
+    }
+
+    /// `--max-input-size`: the most bytes a command reads from a file or stdin.
+    pub fn max_input_size(&self) -> u64 {
+        self.max_input_size
     }
 
     /// `--backend-config` arguments, in order.

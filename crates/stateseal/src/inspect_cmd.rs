@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use stateseal_encryption::describe::describe;
 
 use crate::failure::Failure;
+use crate::global::Context;
 use crate::io::read_input;
 
 #[derive(Args, Debug)]
@@ -19,11 +20,11 @@ pub struct InspectArgs {
     pub json: bool,
 }
 
-pub fn run(args: &InspectArgs) -> Result<(), Failure> {
-    let input = read_input(Some(&args.file))?;
+pub fn run(ctx: &Context, args: &InspectArgs) -> Result<(), Failure> {
+    let input = read_input(Some(&args.file), ctx.max_input_size())?;
     let report = serde_json::to_value(describe(&input.bytes)).expect("a description serializes");
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(
                 &json!({ "file": input.name, "size": input.bytes.len(), "report": report })
@@ -44,42 +45,42 @@ fn print_text(name: &str, size: usize, r: &Value) {
                 .unwrap_or_else(|| v.to_string())
         })
     };
-    println!("file:       {name}");
-    println!("size:       {size} bytes");
+    outln!("file:       {name}");
+    outln!("size:       {size} bytes");
     let encrypted = r["encrypted"].as_bool().unwrap_or(false);
-    println!("encrypted:  {}", if encrypted { "yes" } else { "no" });
-    println!("kind:       {}", get("kind").unwrap_or_default());
+    outln!("encrypted:  {}", if encrypted { "yes" } else { "no" });
+    outln!("kind:       {}", get("kind").unwrap_or_default());
     if encrypted {
         let supported = if r["version_supported"].as_bool() == Some(true) {
             ""
         } else {
             " (UNSUPPORTED: only v0 exists)"
         };
-        println!(
+        outln!(
             "envelope:   {}{supported}",
             get("envelope_version").unwrap_or_default()
         );
-        println!(
+        outln!(
             "payload:    {} bytes encrypted",
             get("encrypted_data_bytes").unwrap_or_default()
         );
     } else if let Some(v) = get("terraform_version") {
-        println!(
+        outln!(
             "terraform:  {v} (state format {})",
             get("state_version").unwrap_or_else(|| "?".into())
         );
     }
     if let Some(s) = get("serial") {
-        println!("serial:     {s}");
+        outln!("serial:     {s}");
     }
     if let Some(l) = get("lineage") {
-        println!("lineage:    {l}");
+        outln!("lineage:    {l}");
     }
     if let Some(p) = get("problem") {
-        println!("problem:    {p}");
+        outln!("problem:    {p}");
     }
     if let Some(Value::Array(meta)) = r.get("metadata") {
-        println!(
+        outln!(
             "metadata:   {} entr{}",
             meta.len(),
             if meta.len() == 1 { "y" } else { "ies" }
@@ -116,7 +117,7 @@ fn print_text(name: &str, size: usize, r: &Value) {
                         .join(" ")
                 })
                 .unwrap_or_default();
-            println!("  {key}  [{how}] {details}");
+            outln!("  {key}  [{how}] {details}");
         }
     }
 }

@@ -73,8 +73,8 @@ pub fn lock(ctx: &Context, args: &LockArgs) -> Result<(), Failure> {
         let mut info = LockInfo::new(args.operation.clone());
         info.info = args.info.clone();
         let held = store.lock(ws, info).await?;
-        println!("{}", held.id);
-        eprintln!(
+        outln!("{}", held.id);
+        errln!(
             "Locked {} (workspace {ws}). Release it with: stateseal unlock {}",
             store.location(ws),
             held.id
@@ -127,7 +127,7 @@ fn remove_unreadable(ctx: &Context) -> Result<(), Failure> {
         }
         for lock in &found {
             store.remove_unreadable_lock(ws, lock).await?;
-            eprintln!("Removed the unreadable lock record {}", show(lock));
+            errln!("Removed the unreadable lock record {}", show(lock));
         }
         Ok(())
     })
@@ -144,7 +144,7 @@ fn release(ctx: &Context, id: &str, force: bool) -> Result<(), Failure> {
                 // An http backend server other than stateseal serve can't say who holds the
                 // lock: release by ID, as Terraform does, and let the server check it.
                 store.unlock(ws, id).await?;
-                eprintln!(
+                errln!(
                     "Released lock {id} on {} (the holder is not known: {why}).",
                     store.location(ws)
                 );
@@ -187,7 +187,7 @@ fn release(ctx: &Context, id: &str, force: bool) -> Result<(), Failure> {
         }
         store.unlock(ws, id).await?;
         let h = holder.expect("checked");
-        eprintln!(
+        errln!(
             "Released lock {id} on {} (held by {}, operation {}, since {}).",
             store.location(ws),
             h.who,

@@ -54,8 +54,8 @@ pub fn run(ctx: &Context, args: &LocksArgs) -> Result<(), Failure> {
                 print_json(&listed);
             } else {
                 let rows: Vec<Vec<String>> = listed.iter().map(|l| row(l, None)).collect();
-                print!("{}", table(&HEADER[..7], &rows));
-                println!("{} lock(s) held", listed.len());
+                out!("{}", table(&HEADER[..7], &rows));
+                outln!("{} lock(s) held", listed.len());
             }
             Ok(())
         }
@@ -77,7 +77,7 @@ pub fn run(ctx: &Context, args: &LocksArgs) -> Result<(), Failure> {
                     .iter()
                     .map(|b| row(&b.lock, Some(&b.outcome)))
                     .collect();
-                print!("{}", table(&HEADER, &rows));
+                out!("{}", table(&HEADER, &rows));
             }
             let failed = results
                 .iter()

@@ -2,6 +2,10 @@
 //! commands and the file commands, behind one command line.
 #![forbid(unsafe_code)]
 
+// First: its printing macros (`outln!`, `out!`, `errln!`) are used by every module below.
+#[macro_use]
+mod stdio;
+
 mod audit_cmd;
 mod backend;
 mod bootstrap_cmd;
@@ -35,9 +39,11 @@ Exit codes:
   3  invalid encryption configuration, or a key provider could not be set up
   4  decryption failed: wrong passphrase or key, or the data was modified
   5  unexpected input: empty, neither envelope nor valid plaintext, unknown envelope version,
-     plaintext without an unencrypted method, or a serial/lineage mismatch
+     invalid key-provider metadata (e.g. pbkdf2 iterations=0), plaintext without an unencrypted
+     method, a serial/lineage mismatch, or larger than --max-input-size
   6  the state is locked by someone else
-  8  a --require check failed (audit), or verify found a violation, listing each one";
+  8  a --require check failed (audit), or verify found a violation, listing each one; also when
+     audit --require or verify finds no state to check (unless --allow-empty)";
 
 #[derive(Parser)]
 #[command(
@@ -133,8 +139,8 @@ fn main() {
             std::process::exit(code);
         }
     };
-    if let Err(f) = run(cli) {
-        eprintln!("{}", f.render());
+    if let Err(f) = run(cli).and_then(|()| stdio::check()) {
+        errln!("{}", f.render());
         std::process::exit(f.code);
     }
 }
@@ -149,7 +155,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Locks(a) => locks_cmd::run(&ctx, &a),
         Command::Verify(a) => verify_cmd::run(&ctx, &a),
         Command::Bootstrap(a) => bootstrap_cmd::run(&ctx, &a),
-        Command::Inspect(a) => inspect_cmd::run(&a),
+        Command::Inspect(a) => inspect_cmd::run(&ctx, &a),
         Command::Validate(a) => validate_cmd::run(&ctx, &a),
         Command::State(a) => state_cmd::run(&ctx, &a),
         Command::Workspace(a) => workspace_cmd::run(&ctx, &a),
@@ -157,7 +163,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Unlock(a) => lock_cmd::unlock(&ctx, &a),
         Command::ForceUnlock(a) => lock_cmd::force_unlock(&ctx, &a),
         Command::Outputs(a) => outputs_cmd::run(&ctx, &a),
-        Command::Serve(a) => serve_cmd::run(cli.global.config.as_deref(), &a),
+        Command::Serve(a) => serve_cmd::run(cli.global.config.as_deref(), ctx.max_input_size(), &a),
     }
 }
 

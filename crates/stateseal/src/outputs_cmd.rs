@@ -51,7 +51,7 @@ pub fn run(ctx: &Context, args: &OutputsArgs) -> Result<(), Failure> {
                 v.insert("value".into(), o.get("value").cloned().unwrap_or_default());
                 obj.insert(name.clone(), v.into());
             }
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&serde_json::Value::Object(obj)).unwrap_or_default()
             );
@@ -63,7 +63,7 @@ pub fn run(ctx: &Context, args: &OutputsArgs) -> Result<(), Failure> {
             } else {
                 o.get("value").cloned().unwrap_or_default().to_string()
             };
-            println!("{name} = {shown}");
+            outln!("{name} = {shown}");
         }
         Ok(())
     })

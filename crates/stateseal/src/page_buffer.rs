@@ -13,6 +13,7 @@ use std::io::{self, Read};
 use std::ops::{Deref, DerefMut};
 
 use memmap2::{Advice, MmapMut};
+use stateseal_core::size::{read_capped, CappedError, TooLarge};
 
 /// Files at least this large are read into huge-page memory.
 const MAPPED_FROM: u64 = 8 << 20;
@@ -24,26 +25,33 @@ pub enum PageBuffer {
 }
 
 impl PageBuffer {
-    /// Reads `file` to its end.
-    pub fn read(file: &mut File) -> io::Result<PageBuffer> {
-        let size = file.metadata()?.len();
+    /// Reads `file` to its end, refusing more than `max` bytes (a file that says it is larger
+    /// is not read at all).
+    pub fn read(file: &mut File, max: u64) -> Result<PageBuffer, CappedError> {
+        let size = file.metadata().map_err(CappedError::Io)?.len();
+        if size > max {
+            return Err(CappedError::TooLarge(TooLarge {
+                limit: max,
+                size: Some(size),
+            }));
+        }
         let cap = match usize::try_from(size) {
             Ok(cap) if size >= MAPPED_FROM => cap,
-            _ => return read_to_vec(file, Vec::new()),
+            _ => return read_to_vec(file, Vec::new(), max),
         };
-        let mut map = MmapMut::map_anon(cap)?;
+        let mut map = MmapMut::map_anon(cap).map_err(CappedError::Io)?;
         // Both are hints: without them the buffer is still correct, only slower or dumpable.
         let _ = map.advise(Advice::HugePage);
         let _ = map.advise(Advice::DontDump);
-        let len = read_full(file, &mut map)?;
+        let len = read_full(file, &mut map).map_err(CappedError::Io)?;
         let mut probe = [0u8; 1];
-        if len < cap || read_full(file, &mut probe)? == 0 {
+        if len < cap || read_full(file, &mut probe).map_err(CappedError::Io)? == 0 {
             return Ok(PageBuffer::Mapped { map, len });
         }
-        // The file grew while it was read: keep reading, into a `Vec`.
+        // The file grew while it was read: keep reading, into a `Vec`, up to the limit.
         let mut bytes = map.to_vec();
         bytes.push(probe[0]);
-        read_to_vec(file, bytes)
+        read_to_vec(file, bytes, max)
     }
 }
 
@@ -61,8 +69,8 @@ fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
     Ok(len)
 }
 
-fn read_to_vec(file: &mut File, mut bytes: Vec<u8>) -> io::Result<PageBuffer> {
-    file.read_to_end(&mut bytes)?;
+fn read_to_vec(file: &mut File, mut bytes: Vec<u8>, max: u64) -> Result<PageBuffer, CappedError> {
+    read_capped(file, &mut bytes, max)?;
     Ok(PageBuffer::Heap(bytes))
 }
 
@@ -99,7 +107,7 @@ mod tests {
     fn read_back(bytes: &[u8]) -> PageBuffer {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(bytes).unwrap();
-        PageBuffer::read(&mut File::open(f.path()).unwrap()).unwrap()
+        PageBuffer::read(&mut File::open(f.path()).unwrap(), u64::MAX).unwrap()
     }
 
     #[test]
@@ -117,5 +125,26 @@ mod tests {
         assert!(*read == large[..]);
         read[0] = 7;
         assert_eq!(read[0], 7);
+    }
+
+    #[test]
+    fn a_file_over_the_limit_is_not_read() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(&[1; 100]).unwrap();
+        let mut file = File::open(f.path()).unwrap();
+        match PageBuffer::read(&mut file, 99) {
+            Err(CappedError::TooLarge(t)) => assert_eq!(
+                t,
+                TooLarge {
+                    limit: 99,
+                    size: Some(100)
+                }
+            ),
+            other => panic!("{:?}", other.map(|b| b.len())),
+        }
+        // Nothing was read: the file offset is still at the start.
+        use std::io::Seek;
+        assert_eq!(file.stream_position().unwrap(), 0);
+        assert_eq!(PageBuffer::read(&mut file, 100).unwrap().len(), 100);
     }
 }

@@ -1,5 +1,6 @@
 //! `stateseal rekey FILE...`: decrypt with the primary or a fallback, re-encrypt with the
-//! primary, verify, and replace each file atomically.
+//! primary, verify, and replace each file atomically. A symbolic link is followed: its target
+//! is rewritten and the link kept; the owner, group and mode of the file are kept.
 
 use std::path::PathBuf;
 
@@ -10,7 +11,7 @@ use stateseal_encryption::{Status, Target};
 use crate::crypt_cmd::{decrypt_bytes, encrypt_verified};
 use crate::failure::{exit, Failure};
 use crate::global::Context;
-use crate::io::{read_input, replace_file};
+use crate::io::{read_input, replace_file, write_target};
 
 #[derive(Args, Debug)]
 #[command(group(clap::ArgGroup::new("sse").args(["sse_kms", "sse_s3"])))]
@@ -70,19 +71,20 @@ pub fn run(ctx: &Context, args: &RekeyArgs) -> Result<(), Failure> {
     }
     let loaded = ctx.loaded()?;
     if let [only] = args.files.as_slice() {
-        let report = rekey_one(loaded, args.target.as_ref(), only).map_err(|f| Failure {
+        let max = ctx.max_input_size();
+        let report = rekey_one(loaded, args.target.as_ref(), only, max).map_err(|f| Failure {
             cause: format!("{} (the file is unchanged)", f.cause),
             ..f
         })?;
-        println!("{report}");
+        outln!("{report}");
         return Ok(());
     }
     let mut failed: Vec<Failure> = Vec::new();
     for path in &args.files {
-        match rekey_one(loaded, args.target.as_ref(), path) {
-            Ok(report) => println!("{report}"),
+        match rekey_one(loaded, args.target.as_ref(), path, ctx.max_input_size()) {
+            Ok(report) => outln!("{report}"),
             Err(f) => {
-                eprintln!("{}", f.render());
+                errln!("{}", f.render());
                 failed.push(f);
             }
         }
@@ -115,8 +117,12 @@ fn rekey_one(
     loaded: &stateseal_encryption::load::Loaded,
     target: Option<&Target>,
     path: &std::path::Path,
+    max: u64,
 ) -> Result<String, Failure> {
-    let input = read_input(Some(path))?;
+    // Read and rewrite the file itself: through a symbolic link, its target.
+    let real = write_target(path)?;
+    let mut input = read_input(Some(&real), max)?;
+    input.name = path.display().to_string();
     input.require_content()?;
     let target = target
         .cloned()
@@ -139,15 +145,23 @@ fn rekey_one(
     } else {
         encrypt_verified(te, &target, &plain, &input.name)?
     };
-    replace_file(path, &out)?;
+    replace_file(&real, &out)?;
     let chain = te.method_chain();
     let read_with = match (status, Header::parse(&input.bytes).is_ok()) {
         (Status::Satisfied, _) => format!("the primary method {}", chain[0]),
         (Status::Migration, true) => "a fallback method".to_string(),
         (Status::Migration, false) => "the unencrypted fallback".to_string(),
     };
+    let link = if real.as_path() == path {
+        String::new()
+    } else {
+        format!(
+            " (a symbolic link: its target {} was rewritten, the link kept)",
+            real.display()
+        )
+    };
     Ok(format!(
-        "{}: rekeyed {} ({} bytes → {} bytes): was {}, read with {}; now {} by {}",
+        "{}{link}: rekeyed {} ({} bytes → {} bytes): was {}, read with {}; now {} by {}",
         input.name,
         te.name(),
         input.bytes.len(),

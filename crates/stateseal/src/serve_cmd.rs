@@ -54,9 +54,9 @@ enum LogFormat {
     Json,
 }
 
-pub fn run(config_file: Option<&Path>, args: &ServeArgs) -> Result<(), Failure> {
+pub fn run(config_file: Option<&Path>, max_input: u64, args: &ServeArgs) -> Result<(), Failure> {
     if let Some(ServeAction::HashPassword) = args.action {
-        return hash_password();
+        return hash_password(max_input);
     }
     let config = ServerConfig::load(config_file, std::env::var("TF_ENCRYPTION").ok().as_deref())
         .map_err(|d| {
@@ -105,7 +105,7 @@ pub fn run(config_file: Option<&Path>, args: &ServeArgs) -> Result<(), Failure> 
             })?;
         let addr = listener.local_addr().unwrap_or(args.listen);
         let shutdown = shutdown_signal()?;
-        eprintln!("{}", banner(addr, &app, example_passphrase));
+        errln!("{}", banner(addr, &app, example_passphrase));
         stateseal_server::serve(listener, Arc::new(app), shutdown)
             .await
             .map_err(|e| Failure::plain(exit::FAILURE, format!("the server failed: {e}")))?;
@@ -153,9 +153,21 @@ fn banner(addr: SocketAddr, app: &App, example_passphrase: bool) -> String {
     )
 }
 
-fn hash_password() -> Result<(), Failure> {
+/// Reads the password from stdin (its first line, at most `max` bytes) and prints its hash.
+fn hash_password(max: u64) -> Result<(), Failure> {
+    use std::io::{BufRead, Read};
     let mut line = String::new();
-    std::io::stdin().read_line(&mut line)?;
+    let mut stdin = std::io::stdin().lock().take(max.saturating_add(1));
+    stdin.read_line(&mut line)?;
+    if line.len() as u64 > max {
+        return Err(crate::io::too_large(
+            "the password on stdin",
+            stateseal_core::size::TooLarge {
+                limit: max,
+                size: None,
+            },
+        ));
+    }
     let password = line.trim_end_matches(['\n', '\r']);
     if password.is_empty() {
         return Err(Failure::new(
@@ -166,7 +178,7 @@ fn hash_password() -> Result<(), Failure> {
     }
     let hash = stateseal_server::auth::hash_password(password)
         .map_err(|e| Failure::plain(exit::FAILURE, format!("hashing failed: {e}")))?;
-    println!("{hash}");
+    outln!("{hash}");
     Ok(())
 }
 

@@ -78,7 +78,7 @@ pub fn run(ctx: &Context, args: &StateArgs) -> Result<(), Failure> {
         let ws = ctx.workspace();
         match &args.command {
             StateCommand::Pull(a) => pull(&sealed, ws, a).await,
-            StateCommand::Push(a) => push(&sealed, ws, a).await,
+            StateCommand::Push(a) => push(&sealed, ws, a, ctx.max_input_size()).await,
             StateCommand::Versions(a) => versions(&sealed, ws, a).await,
             StateCommand::Restore(a) => restore(&sealed, ws, a).await,
         }
@@ -87,7 +87,7 @@ pub fn run(ctx: &Context, args: &StateArgs) -> Result<(), Failure> {
 
 async fn pull(sealed: &Sealed, ws: &str, a: &PullArgs) -> Result<(), Failure> {
     let Some(mut pulled) = sealed.read(ws).await? else {
-        eprintln!("No state is stored at {}.", sealed.store().location(ws));
+        errln!("No state is stored at {}.", sealed.store().location(ws));
         return Ok(());
     };
     if pulled.status == Status::Migration {
@@ -95,7 +95,7 @@ async fn pull(sealed: &Sealed, ws: &str, a: &PullArgs) -> Result<(), Failure> {
         // write would, and print what is stored now.
         match sealed.migrate(ws, Duration::ZERO).await {
             Ok(Written::Stored { serial, .. }) => {
-                eprintln!(
+                errln!(
                     "The state was encrypted with a fallback method; rewrote it with the primary method (serial {serial})."
                 );
                 if let Some(p) = sealed.read(ws).await? {
@@ -103,7 +103,7 @@ async fn pull(sealed: &Sealed, ws: &str, a: &PullArgs) -> Result<(), Failure> {
                 }
             }
             Ok(Written::Unchanged) => {}
-            Err(e) => eprintln!(
+            Err(e) => errln!(
                 "warning: the state was read with a fallback method, and rewriting it with the primary method failed: {e}"
             ),
         }
@@ -111,8 +111,8 @@ async fn pull(sealed: &Sealed, ws: &str, a: &PullArgs) -> Result<(), Failure> {
     write_output(a.out.as_deref(), &pulled.plaintext)
 }
 
-async fn push(sealed: &Sealed, ws: &str, a: &PushArgs) -> Result<(), Failure> {
-    let input = read_input(Some(&a.file))?;
+async fn push(sealed: &Sealed, ws: &str, a: &PushArgs, max: u64) -> Result<(), Failure> {
+    let input = read_input(Some(&a.file), max)?;
     input.require_content()?;
     let opts = PushOptions {
         force: a.force,
@@ -125,13 +125,13 @@ async fn push(sealed: &Sealed, ws: &str, a: &PushArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::from(e).context(format!("state push to {location}")))?
     {
         Written::Stored { serial, lineage } => {
-            eprintln!(
+            errln!(
                 "Pushed {} to {location}: serial {serial}, lineage {lineage}.",
                 input.name
             )
         }
         Written::Unchanged => {
-            eprintln!("{location} already holds this state; nothing was written.")
+            errln!("{location} already holds this state; nothing was written.")
         }
     }
     Ok(())
@@ -153,11 +153,11 @@ async fn versions(sealed: &Sealed, ws: &str, a: &VersionsArgs) -> Result<(), Fai
                 })
             })
             .collect();
-        println!("{}", serde_json::Value::Array(v));
+        outln!("{}", serde_json::Value::Array(v));
         return Ok(());
     }
     if list.is_empty() {
-        eprintln!(
+        errln!(
             "No versions of {} (is bucket versioning enabled?).",
             sealed.store().location(ws)
         );
@@ -170,7 +170,7 @@ async fn versions(sealed: &Sealed, ws: &str, a: &VersionsArgs) -> Result<(), Fai
         if v.is_delete_marker {
             note.push_str("  (delete marker)");
         }
-        println!("{}  {}  {:>10}{note}", v.id, v.last_modified, v.size);
+        outln!("{}  {}  {:>10}{note}", v.id, v.last_modified, v.size);
     }
     Ok(())
 }
@@ -181,7 +181,7 @@ async fn restore(sealed: &Sealed, ws: &str, a: &RestoreArgs) -> Result<(), Failu
         lock_timeout: Duration::from_secs(a.lock_timeout),
     };
     match sealed.restore(ws, &a.version, &opts).await? {
-        Written::Stored { serial, lineage } => eprintln!(
+        Written::Stored { serial, lineage } => errln!(
             "Restored version {} to {}: serial {serial}, lineage {lineage}.",
             a.version,
             sealed.store().location(ws)

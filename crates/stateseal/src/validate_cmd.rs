@@ -35,28 +35,28 @@ pub fn run(ctx: &Context, args: &ValidateArgs) -> Result<(), Failure> {
     let errors: Vec<String> = problems.errors().map(|e| e.to_string()).collect();
     if args.json {
         let v = json!({"configured": loaded.configured, "valid": errors.is_empty(), "key_providers": providers, "methods": methods, "targets": targets, "warnings": warnings, "errors": errors});
-        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
     } else {
         if !loaded.configured {
-            println!("No encryption configuration found (no encryption block in the *.tf files, no --config, no TF_ENCRYPTION): nothing is encrypted.");
+            outln!("No encryption configuration found (no encryption block in the *.tf files, no --config, no TF_ENCRYPTION): nothing is encrypted.");
         }
-        println!("key providers: {}", providers.len());
+        outln!("key providers: {}", providers.len());
         for p in &providers {
-            println!(
+            outln!(
                 "  {}  ({})",
                 p["address"].as_str().unwrap_or_default(),
                 p["location"].as_str().unwrap_or_default()
             );
         }
-        println!("methods: {}", methods.len());
+        outln!("methods: {}", methods.len());
         for m in &methods {
-            println!(
+            outln!(
                 "  {}  ({})",
                 m["address"].as_str().unwrap_or_default(),
                 m["location"].as_str().unwrap_or_default()
             );
         }
-        println!("targets: {}", targets.len());
+        outln!("targets: {}", targets.len());
         for t in &targets {
             let chain: Vec<String> = t["methods"]
                 .as_array()
@@ -64,17 +64,17 @@ pub fn run(ctx: &Context, args: &ValidateArgs) -> Result<(), Failure> {
                 .flatten()
                 .filter_map(|m| m.as_str().map(String::from))
                 .collect();
-            println!(
+            outln!(
                 "  {}: {}",
                 t["target"].as_str().unwrap_or_default(),
                 chain.join(" → fallback ")
             );
         }
         for w in &warnings {
-            eprintln!("warning: {w}");
+            errln!("warning: {w}");
         }
         for e in &errors {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
         }
     }
     if let Some(first) = problems.errors().next() {
@@ -85,7 +85,7 @@ pub fn run(ctx: &Context, args: &ValidateArgs) -> Result<(), Failure> {
         ));
     }
     if !args.json {
-        println!("The configuration is valid.");
+        outln!("The configuration is valid.");
     }
     Ok(())
 }

@@ -1,13 +1,14 @@
 //! `stateseal verify s3://BUCKET[/PREFIX] [--kms-key ARN] [--key-provider ADDRESS]
 //! [--denied-profile NAME]... [--json]`: the bucket's promises checked per state
-//! (stateseal-fleet `verify`); exits 8 on any violation, listing each one.
+//! (stateseal-fleet `verify`); exits 8 on any violation, listing each one, and when there is no
+//! state to verify (unless `--allow-empty`).
 
 use clap::Args;
 use stateseal_fleet::verify::{self, Expect, Report};
 
 use crate::backend::block_on;
 use crate::failure::{exit, Failure};
-use crate::fleet_cmd::{connect, show, table, Progress};
+use crate::fleet_cmd::{connect, show, table, EmptySelection, Progress};
 use crate::global::Context;
 
 #[derive(Args, Debug)]
@@ -30,6 +31,8 @@ pub struct VerifyArgs {
     /// How many objects to read at a time.
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub concurrency: usize,
+    #[command(flatten)]
+    pub empty: EmptySelection,
 }
 
 pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), Failure> {
@@ -55,11 +58,14 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), Failure> {
     progress.finish();
     let report = report?;
     show(&report, args.json, render);
+    if report.checked_nothing() {
+        return args.empty.verdict(&report.bucket, &report.prefix, 0);
+    }
     if report.passed() {
         return Ok(());
     }
     for v in &report.violations {
-        eprintln!("violation: {v}");
+        errln!("violation: {v}");
     }
     Err(Failure::plain(
         exit::CHECK,

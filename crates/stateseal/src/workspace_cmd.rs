@@ -47,12 +47,12 @@ pub fn run(ctx: &Context, args: &WorkspaceArgs) -> Result<(), Failure> {
             WorkspaceCommand::List => {
                 for w in store.workspaces().await? {
                     let mark = if w == ctx.workspace() { "*" } else { " " };
-                    println!("{mark} {w}");
+                    outln!("{mark} {w}");
                 }
             }
             WorkspaceCommand::New(a) => {
                 sealed.create_workspace(&a.name).await?;
-                eprintln!(
+                errln!(
                     "Created workspace {:?} at {}.",
                     a.name,
                     store.location(&a.name)
@@ -60,7 +60,7 @@ pub fn run(ctx: &Context, args: &WorkspaceArgs) -> Result<(), Failure> {
             }
             WorkspaceCommand::Delete(a) => {
                 sealed.delete_workspace(&a.name, a.force).await?;
-                eprintln!("Deleted workspace {:?}.", a.name);
+                errln!("Deleted workspace {:?}.", a.name);
             }
         }
         Ok(())

@@ -52,15 +52,20 @@ pub(crate) fn out(o: Output) -> Out {
     }
 }
 
-/// The binary in `dir`, with the variables that change its behaviour cleared.
-pub(crate) fn stateseal(dir: &Path, args: &[&str]) -> Out {
+/// The binary in `dir`, with the variables that change its behaviour cleared (not started).
+pub(crate) fn command(dir: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(assert_cmd::cargo::cargo_bin("stateseal"));
     c.current_dir(dir)
         .args(args)
         .env_remove("TF_ENCRYPTION")
         .env_remove("TF_WORKSPACE")
         .env("AWS_EC2_METADATA_DISABLED", "true");
-    out(c.output().unwrap())
+    c
+}
+
+/// [`command`], run to its end.
+pub(crate) fn stateseal(dir: &Path, args: &[&str]) -> Out {
+    out(command(dir, args).output().unwrap())
 }
 
 pub(crate) fn ok(o: Out, what: &str) -> Out {

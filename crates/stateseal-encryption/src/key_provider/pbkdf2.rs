@@ -306,10 +306,24 @@ impl Metadata {
                 self.key_length
             ));
         }
-        let present = !self.salt.is_empty()
-            && self.iterations != 0
-            && !self.hash_function.is_empty()
-            && self.key_length != 0;
+        // OpenTofu's "present": every parameter set. None set is metadata that is not there (no
+        // key: the next method is tried); some set and some not is invalid, and names them.
+        let unset: Vec<&str> = [
+            (self.salt.is_empty(), "salt is empty"),
+            (self.iterations == 0, "iterations=0"),
+            (self.hash_function.is_empty(), "hash_function is empty"),
+            (self.key_length == 0, "key_length=0"),
+        ]
+        .into_iter()
+        .filter_map(|(unset, what)| unset.then_some(what))
+        .collect();
+        if !unset.is_empty() && unset.len() < 4 {
+            return Err(format!(
+                "invalid pbkdf2 parameters in stored metadata: {} (each must be set, and above zero, when the others are)",
+                unset.join(", ")
+            ));
+        }
+        let present = unset.is_empty();
         let hash = if self.hash_function.is_empty() {
             Hash::Sha512
         } else {
@@ -431,6 +445,25 @@ mod tests {
         assert!(
             matches!(p.provide(Purpose::Decrypt { stored: Some(dos) }), Err(ProviderError::Metadata(m)) if m.contains("safety limit"))
         );
+        for (partial, named) in [
+            (
+                &br#"{"salt":"AA==","iterations":0,"hash_function":"sha512","key_length":32}"#[..],
+                "iterations=0",
+            ),
+            (
+                br#"{"salt":"AA==","iterations":600000,"hash_function":"sha512","key_length":0}"#,
+                "key_length=0",
+            ),
+            (
+                br#"{"salt":"","iterations":0,"hash_function":"sha512","key_length":32}"#,
+                "salt is empty, iterations=0",
+            ),
+        ] {
+            assert!(
+                matches!(p.provide(Purpose::Decrypt { stored: Some(partial) }), Err(ProviderError::Metadata(m)) if m.contains(named)),
+                "{named}"
+            );
+        }
         let bad = br#"{"salt":"AA==","iterations":-1,"hash_function":"sha512","key_length":32}"#;
         assert!(matches!(
             p.provide(Purpose::Decrypt { stored: Some(bad) }),
