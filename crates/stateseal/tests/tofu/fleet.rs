@@ -136,13 +136,7 @@ async fn fleet_audit_rekey_and_locks_on_a_bucket_tofu_wrote() {
     peers.mkbucket(&bucket, true).await;
     let table = unique("fleet-tofu-locks");
     peers.mktable(&table).await;
-    let key_arn = peers.python_out(&[
-        "scripts/peers/aws.py",
-        "--endpoint",
-        peers.endpoint(),
-        "mkkey",
-        &unique("fleet-tofu-key"),
-    ]);
+    let key_arn = peers.mkkey(&unique("fleet-tofu-key"));
     let env = aws_env(peers.endpoint());
     let (pass_body, kms_body, new_body) = bodies(&key_arn);
 
@@ -318,21 +312,22 @@ async fn fleet_audit_rekey_and_locks_on_a_bucket_tofu_wrote() {
         slow.path(),
         &["apply", "-auto-approve", "-no-color", "-var", &hold_var],
     );
+    let slow_scope = format!("{url}/slow/");
+    let locks_list = || {
+        let args = [
+            "--config",
+            "new.hcl",
+            "locks",
+            "list",
+            &slow_scope,
+            "--json",
+        ];
+        stateseal(ctl.path(), &env_ref, &args)
+    };
     let want_sources = if tofu.is_at_least("1.10") { 2 } else { 1 };
     let end = std::time::Instant::now() + std::time::Duration::from_secs(120);
     let listed = loop {
-        let r = stateseal(
-            ctl.path(),
-            &env_ref,
-            &[
-                "--config",
-                "new.hcl",
-                "locks",
-                "list",
-                &format!("{url}/slow/"),
-                "--json",
-            ],
-        );
+        let r = locks_list();
         assert_eq!(r.code, 0, "{}", r.stderr);
         let listed: Vec<Value> = json(&r.stdout).as_array().unwrap().clone();
         if listed.len() == want_sources {
@@ -362,17 +357,7 @@ async fn fleet_audit_rekey_and_locks_on_a_bucket_tofu_wrote() {
         "{}",
         String::from_utf8_lossy(&done.stderr)
     );
-    let after = stateseal_ok(
-        ctl.path(),
-        &env_ref,
-        &[
-            "--config",
-            "new.hcl",
-            "locks",
-            "list",
-            &format!("{url}/slow/"),
-            "--json",
-        ],
-    );
+    let after = locks_list();
+    assert_eq!(after.code, 0, "{}", after.stderr);
     assert_eq!(json(&after.stdout), Value::Array(vec![]), "released");
 }

@@ -371,3 +371,30 @@ fn with_aws<'a>(env: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
     ]);
     all
 }
+
+/// `use_lockfile` exists from OpenTofu 1.10 (BACKENDS.md §0): an older `tofu` refuses the
+/// attribute at `init`, so a 1.8 peer can only share DynamoDB locks with stateseal.
+#[tokio::test]
+async fn use_lockfile_is_refused_before_tofu_1_10() {
+    let test = "use_lockfile_is_refused_before_tofu_1_10";
+    let Some(peers) = Peers::aws(test) else {
+        return;
+    };
+    for tofu in Tofu::all(test) {
+        let s = Setup::new(peers.clone(), Mode::LockFile, "")
+            .await
+            .with_tofu(tofu.clone());
+        let init = s.tf(&["init", "-no-color"]);
+        let text = format!("{}{}", init.text(), init.stderr);
+        if tofu.is_at_least("1.10") {
+            assert_eq!(init.code, 0, "tofu {}: {text}", tofu.version);
+        } else {
+            assert_ne!(init.code, 0, "tofu {}: {text}", tofu.version);
+            assert!(
+                text.contains("use_lockfile") && text.contains("Unsupported argument"),
+                "tofu {}: {text}",
+                tofu.version
+            );
+        }
+    }
+}
