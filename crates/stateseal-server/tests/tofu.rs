@@ -373,6 +373,17 @@ fn tofu_with_backend_s3_shares_the_servers_s3_storage() {
         release_and_finish(&hold, busy);
 
         assert_eq!(live.send("GET", "/state/team/app/lock", None).status, 404);
+
+        // What tofu wrote past the server (an envelope under the server's key) is served
+        // decrypted to the server's clients, who go on applying; tofu reads their writes.
+        let after = stored_meta(&live, "team/app");
+        assert_eq!(after.lineage, served.lineage);
+        assert!(after.serial > served.serial, "tofu {v}");
+        tofu.ok(
+            http.path(),
+            &["apply", "-auto-approve", "-no-color", "-lock-timeout=0s"],
+        );
+        assert!(stored_meta(&live, "team/app").serial > after.serial);
         tofu.ok(s3.path(), &["plan", "-no-color", "-lock-timeout=0s"]);
     }
 }
