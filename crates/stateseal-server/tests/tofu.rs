@@ -384,6 +384,8 @@ fn tofu_with_backend_s3_shares_the_servers_s3_storage() {
             &["apply", "-auto-approve", "-no-color", "-lock-timeout=0s"],
         );
         assert!(stored_meta(&live, "team/app").serial > after.serial);
-        tofu.ok(s3.path(), &["plan", "-no-color", "-lock-timeout=0s"]);
+        // Without a lock: under load, tofu's DynamoDB PutItem can be retried after it succeeded,
+        // and tofu then reports (and leaves) its own lock; the read is what is tested here.
+        tofu.ok(s3.path(), &["plan", "-no-color", "-lock=false"]);
     }
 }
