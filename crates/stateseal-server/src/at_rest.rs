@@ -157,6 +157,13 @@ impl AtRest {
                 .decrypt_state(&stored)
                 .map(|(plain, _)| plain)
                 .map_err(|e| format!("decrypting the stored state failed: {e}")),
+            // Written past the server: ours if our configuration opens it, else a client's.
+            Stored::DirectEnvelope if self.encrypts() => {
+                match self.target().decrypt_state(&stored) {
+                    Ok((plain, _)) => Ok(plain),
+                    Err(_) => Ok(stored),
+                }
+            }
             _ => Ok(stored),
         }
     }

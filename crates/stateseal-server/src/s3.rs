@@ -10,7 +10,9 @@
 //!   oldest (1) up; each version the server writes carries its record (serial, lineage,
 //!   size, who, time, how it was stored, SHA-256 of what the client sent) as user metadata
 //!   (`x-amz-meta-stateseal-*`). A version written by Terraform or OpenTofu directly has no
-//!   such metadata: its serial and lineage are read from the object itself;
+//!   such metadata: its serial and lineage are read from the object itself, and an envelope
+//!   written so is served decrypted when the server's own encryption opens it (an OpenTofu
+//!   sharing the server's configuration), else as it is;
 //! * a deletion is an empty version with its record (Terraform and OpenTofu read an empty
 //!   object as no state), and the `-md5` digest item is removed.
 //!
@@ -118,7 +120,7 @@ impl S3Storage {
         from_metadata(metadata, version_id.clone()).unwrap_or_else(|| {
             // Written by Terraform or OpenTofu directly: the object is what the client sent.
             let (serial, lineage, stored) = match classify(bytes) {
-                Ok(i) if i.encrypted => (i.serial, i.lineage, Stored::ClientEnvelope),
+                Ok(i) if i.encrypted => (i.serial, i.lineage, Stored::DirectEnvelope),
                 Ok(i) => (i.serial, i.lineage, Stored::Plaintext),
                 Err(_) => (0, String::new(), Stored::Plaintext),
             };

@@ -30,6 +30,10 @@ pub enum Stored {
     ClientEnvelope,
     /// Plaintext stored as is (no encryption configured).
     Plaintext,
+    /// An envelope written to the bucket directly, not through the server (an OpenTofu with
+    /// `backend "s3"` on the same key): served decrypted when the server's own configuration
+    /// opens it (that OpenTofu shares the server's encryption), else as it is (a client's).
+    DirectEnvelope,
     /// A deletion (no bytes).
     Deleted,
 }
@@ -41,6 +45,7 @@ impl Stored {
             Stored::ServerEncrypted => "server_encrypted",
             Stored::ClientEnvelope => "client_envelope",
             Stored::Plaintext => "plaintext",
+            Stored::DirectEnvelope => "direct_envelope",
             Stored::Deleted => "deleted",
         }
     }
@@ -50,6 +55,7 @@ impl Stored {
             Stored::ServerEncrypted,
             Stored::ClientEnvelope,
             Stored::Plaintext,
+            Stored::DirectEnvelope,
             Stored::Deleted,
         ]
         .into_iter()

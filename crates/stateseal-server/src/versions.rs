@@ -51,7 +51,10 @@ fn view(r: &VersionRecord) -> Value {
         size: r.size,
         time: &r.time,
         who: &r.who,
-        encrypted: matches!(r.stored, Stored::ServerEncrypted | Stored::ClientEnvelope),
+        encrypted: matches!(
+            r.stored,
+            Stored::ServerEncrypted | Stored::ClientEnvelope | Stored::DirectEnvelope
+        ),
         stored: r.stored,
         version_id: r.version_id.as_deref(),
     })
@@ -255,7 +258,9 @@ pub(crate) async fn roll_back(
         Ok(v) => v,
         Err(r) => return r,
     };
-    if old.stored == Stored::ClientEnvelope {
+    // A client's envelope (sent through the server, or written directly with a key the server
+    // does not have): still an envelope after opening.
+    if crate::at_rest::classify(&bytes).is_ok_and(|i| i.encrypted) {
         return Reply::text(
             StatusCode::CONFLICT,
             format!("version {n} was encrypted by the client: its serial is inside the ciphertext, which this server can't rewrite; restore it with `stateseal state restore` and the client's key; nothing was written"),

@@ -150,3 +150,34 @@ fn the_example_configuration_encrypts() {
     assert!(cfg.encryption.state().is_enabled());
     assert_eq!(cfg.max_body_bytes, 128 * 1024 * 1024);
 }
+
+/// On `storage "s3"`, an envelope written to the bucket directly (an OpenTofu with
+/// `backend "s3"` on the same key and the server's encryption configuration) is served
+/// decrypted, as the server's own are; one that the server's key does not open, as it is.
+#[tokio::test]
+async fn a_direct_envelope_is_served_decrypted_when_the_servers_key_opens_it() {
+    let test = "a_direct_envelope_is_served_decrypted_when_the_servers_key_opens_it";
+    let Some(h) = Harness::s3(test, &server_config("")).await else {
+        return;
+    };
+    let b = h.s3.as_ref().unwrap();
+    let plain = state(3, "lin-d", "direct");
+    let ours = reader().state().encrypt_state(&plain).unwrap();
+    b.peers.put_object(&b.bucket, "enc/app", &ours).await;
+    let a = h.send("GET", P, None).await;
+    assert_eq!(
+        (a.status, a.text()),
+        (200, String::from_utf8(plain).unwrap())
+    );
+
+    let body = PBKDF2_BODY.replace("a passphrase of some length", "somebody else's passphrase");
+    let cfg = stateseal_encryption::config::EncryptionConfig::parse_body_str("x", &body).unwrap();
+    let theirs = Encryption::new(cfg, Default::default(), Registry::default())
+        .unwrap()
+        .state()
+        .encrypt_state(&state(4, "lin-d", "theirs"))
+        .unwrap();
+    b.peers.put_object(&b.bucket, "enc/app", &theirs).await;
+    let a = h.send("GET", P, None).await;
+    assert_eq!((a.status, &a.body), (200, &theirs), "a client's, as it is");
+}

@@ -14,7 +14,7 @@ use stateseal_testkit::{Peers, SLOW_APPLY_TF};
 use crate::at_rest::{server_config, PBKDF2_BODY};
 use crate::support::{lock_info, Live, S3Backing};
 
-fn write(dir: &Path, name: &str, text: &str) {
+pub(crate) fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).unwrap();
 }
 
@@ -26,7 +26,7 @@ fn workdir(live: &Live, name: &str) -> tempfile::TempDir {
     d
 }
 
-fn stored_meta(live: &Live, name: &str) -> StateMeta {
+pub(crate) fn stored_meta(live: &Live, name: &str) -> StateMeta {
     let a = live.send("GET", &format!("/state/{name}"), None);
     assert_eq!(a.status, 200, "{}", a.text());
     StateMeta::parse(&a.body).expect("GET returns the plaintext state")

@@ -15,4 +15,5 @@ mod s3_locks;
 mod shutdown;
 mod terraform;
 mod tls;
+mod tofu;
 mod versions;

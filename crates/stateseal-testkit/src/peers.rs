@@ -266,6 +266,19 @@ impl Peers {
         }
     }
 
+    /// A new KMS key on moto with the alias `alias/NAME`; returns its ARN.
+    pub fn mkkey(&self, name: &str) -> String {
+        let arn = self.python_out(&[
+            "scripts/peers/aws.py",
+            "--endpoint",
+            self.endpoint(),
+            "mkkey",
+            name,
+        ]);
+        assert!(arn.starts_with("arn:aws:kms:"), "{arn}");
+        arn
+    }
+
     /// Creates a lock table (`LockID` string hash key).
     pub async fn mktable(&self, name: &str) {
         use aws_sdk_dynamodb::types::{

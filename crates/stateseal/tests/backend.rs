@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use stateseal_store::LockInfo;
-use stateseal_testkit::{release, unique, Peers, SLOW_APPLY_TF};
+use stateseal_testkit::{release, unique, Peers, Tofu, SLOW_APPLY_TF};
 
 const KEY: &str = "app/terraform.tfstate";
 
@@ -89,8 +89,10 @@ pub(crate) struct Setup {
     pub(crate) peers: Peers,
     dir: tempfile::TempDir,
     pub(crate) bucket: String,
-    table: Option<String>,
+    pub(crate) table: Option<String>,
     lockfile: bool,
+    /// The peer that shares the backend: real Terraform (`None`) or this `tofu`.
+    tofu: Option<Tofu>,
 }
 
 impl Setup {
@@ -119,7 +121,19 @@ impl Setup {
             bucket,
             table,
             lockfile,
+            tofu: None,
         }
+    }
+
+    /// The same set-up with a real `tofu` as the peer instead of Terraform.
+    pub(crate) fn with_tofu(mut self, tofu: Tofu) -> Setup {
+        self.tofu = Some(tofu);
+        self
+    }
+
+    /// The peer's release, as it writes it in lock info (`Version`).
+    fn peer_version(&self) -> &str {
+        self.tofu.as_ref().map_or("1.15.5", |t| t.version.as_str())
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -130,8 +144,12 @@ impl Setup {
         stateseal(self.path(), args)
     }
 
+    /// One command of the peer (Terraform or `tofu`) in the working directory.
     pub(crate) fn tf(&self, args: &[&str]) -> Out {
-        out(self.peers.tf(self.path(), args))
+        match &self.tofu {
+            None => out(self.peers.tf(self.path(), args)),
+            Some(t) => out(t.run(self.path(), args)),
+        }
     }
 
     async fn object(&self) -> Option<Vec<u8>> {
@@ -166,16 +184,12 @@ impl Setup {
     ) -> (std::process::Child, PathBuf, LockInfo) {
         let hold = self.path().join("release-apply");
         let _ = std::fs::remove_file(&hold);
-        let mut child = self.peers.tf_spawn(
-            self.path(),
-            &[
-                "apply",
-                "-auto-approve",
-                "-no-color",
-                "-var",
-                &format!("hold_until={}", hold.display()),
-            ],
-        );
+        let hold_var = format!("hold_until={}", hold.display());
+        let args = ["apply", "-auto-approve", "-no-color", "-var", &hold_var];
+        let mut child = match &self.tofu {
+            None => self.peers.tf_spawn(self.path(), &args),
+            Some(t) => t.spawn(self.path(), &args),
+        };
         let end = Instant::now() + Duration::from_secs(180);
         while Instant::now() < end {
             if self.every_lock_record_exists().await {
@@ -218,13 +232,18 @@ impl Setup {
     }
 }
 
-/// Terraform and stateseal on one S3 backend: same state and outputs, mutual exclusion both
-/// ways, a pushed state Terraform reads, and force-unlock after a killed Terraform.
+/// Terraform and stateseal on one S3 backend (see [`interop`]).
 async fn terraform_interop(test: &str, mode: Mode) {
     let Some(peers) = Peers::terraform(test) else {
         return;
     };
-    let s = Setup::new(peers, mode, "").await;
+    interop(Setup::new(peers, mode, "").await).await;
+}
+
+/// The peer of `s` (Terraform or `tofu`) and stateseal on one S3 backend: same state and
+/// outputs, mutual exclusion both ways, a pushed state the peer reads, and force-unlock after a
+/// killed peer.
+pub(crate) async fn interop(s: Setup) {
     std::fs::write(s.path().join("main.tf"), main_tf()).unwrap();
     ok(
         s.tf(&["init", "-input=false", "-no-color"]),
@@ -294,7 +313,7 @@ async fn terraform_interop(test: &str, mode: Mode) {
         "OperationTypeApply",
         "Who:",
         "Created:",
-        "Version:   1.15.5",
+        &format!("Version:   {}", s.peer_version()),
     ] {
         assert!(
             push.stderr.contains(want),

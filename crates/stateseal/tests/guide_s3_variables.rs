@@ -13,7 +13,7 @@ use std::process::Command;
 use serde_json::Value;
 use stateseal_testkit::{unique, Peers};
 
-const MAIN_TF: &str = r#"variable "aws_s3_bucket" {
+pub(crate) const MAIN_TF: &str = r#"variable "aws_s3_bucket" {
   type = string
 }
 variable "project" {
@@ -72,8 +72,7 @@ terraform {
       assume_role = {
         role_arn = var.role_arn
       }
-      endpoints = {
-        kms = var.aws_endpoint
+      endpoints {
         sts = var.aws_endpoint
       }
       skip_metadata_api_check = true
@@ -99,27 +98,69 @@ fn json(bytes: &[u8]) -> Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(bytes)))
 }
 
+/// The AWS resources the guide's configuration names (a versioned bucket, a lock table, a KMS
+/// key, a role) on moto, and the `TF_VAR_*` values that point the configuration at them.
+pub(crate) struct Guide {
+    pub(crate) bucket: String,
+    pub(crate) table: String,
+    pub(crate) key_arn: String,
+    pub(crate) role_arn: String,
+    endpoint: String,
+}
+
+/// The object key the configuration builds from `var.project` (`guide`).
+pub(crate) const GUIDE_OBJECT_KEY: &str = "states/guide/terraform.tfstate";
+
+impl Guide {
+    pub(crate) async fn create(peers: &Peers) -> Guide {
+        let bucket = unique("guide");
+        peers.mkbucket(&bucket, true).await;
+        let table = unique("guide-locks");
+        peers.mktable(&table).await;
+        let key_arn = peers.mkkey(&unique("guide-key"));
+        Guide {
+            bucket,
+            table,
+            key_arn,
+            role_arn: format!("arn:aws:iam::123456789012:role/{}", unique("guide-role")),
+            endpoint: peers.endpoint().to_string(),
+        }
+    }
+
+    /// The `TF_VAR_*` variables, as the guide sets them, and `AWS_ENDPOINT_URL_KMS` (OpenTofu's
+    /// aws_kms `endpoints` is a block with only `iam` and `sts`: KMS goes where the SDK says).
+    pub(crate) fn vars(&self) -> Vec<(String, String)> {
+        [
+            ("aws_s3_bucket", self.bucket.clone()),
+            ("project", "guide".into()),
+            ("aws_region", "us-east-1".into()),
+            ("kms_key_arn", self.key_arn.clone()),
+            (
+                "lock_table_arn",
+                format!(
+                    "arn:aws:dynamodb:us-east-1:123456789012:table/{}",
+                    self.table
+                ),
+            ),
+            ("role_arn", self.role_arn.clone()),
+            ("aws_endpoint", self.endpoint.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (format!("TF_VAR_{k}"), v))
+        .chain([("AWS_ENDPOINT_URL_KMS".into(), self.endpoint.clone())])
+        .collect()
+    }
+}
+
 #[tokio::test]
 async fn guide_configuration_with_variables_in_the_backend_block() {
     let Some(peers) = Peers::terraform("guide_configuration_with_variables_in_the_backend_block")
     else {
         return;
     };
-    let bucket = unique("guide");
-    peers.mkbucket(&bucket, true).await;
-    let table = unique("guide-locks");
-    peers.mktable(&table).await;
-    let table_arn = format!("arn:aws:dynamodb:us-east-1:123456789012:table/{table}");
-    let key_arn = peers.python_out(&[
-        "scripts/peers/aws.py",
-        "--endpoint",
-        peers.endpoint(),
-        "mkkey",
-        &unique("guide-key"),
-    ]);
-    assert!(key_arn.starts_with("arn:aws:kms:"), "{key_arn}");
-    let role_arn = format!("arn:aws:iam::123456789012:role/{}", unique("guide-role"));
-    let role_arn = role_arn.as_str();
+    let guide = Guide::create(&peers).await;
+    let (bucket, table, key_arn) = (&guide.bucket, &guide.table, &guide.key_arn);
+    let role_arn = guide.role_arn.as_str();
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("main.tf"), MAIN_TF).unwrap();
@@ -130,20 +171,12 @@ async fn guide_configuration_with_variables_in_the_backend_block() {
     .unwrap();
     std::fs::write(dir.path().join("plain.json"), &plain).unwrap();
 
-    let vars = [
-        ("TF_VAR_aws_s3_bucket", bucket.as_str()),
-        ("TF_VAR_project", "guide"),
-        ("TF_VAR_aws_region", "us-east-1"),
-        ("TF_VAR_kms_key_arn", key_arn.as_str()),
-        ("TF_VAR_lock_table_arn", table_arn.as_str()),
-        ("TF_VAR_role_arn", role_arn),
-        ("TF_VAR_aws_endpoint", peers.endpoint()),
-    ];
+    let vars = guide.vars();
     let ss = |args: &[&str]| {
         let mut c = Command::new(assert_cmd::cargo::cargo_bin("stateseal"));
         c.current_dir(dir.path())
             .args(args)
-            .envs(vars)
+            .envs(vars.iter().map(|(k, v)| (k, v)))
             .env_remove("TF_ENCRYPTION")
             .env_remove("TF_WORKSPACE")
             .env_remove("AWS_PROFILE")
@@ -159,7 +192,7 @@ async fn guide_configuration_with_variables_in_the_backend_block() {
         assert_eq!(out.code, 0, "stateseal {args:?} failed:\n{}", out.stderr);
         out
     };
-    let object_key = "states/guide/terraform.tfstate";
+    let object_key = GUIDE_OBJECT_KEY;
 
     ss(&["state", "push", "plain.json"]);
     let stored = peers

@@ -204,6 +204,7 @@ fn encryption(r: &VersionRecord) -> &'static str {
     match r.stored {
         Stored::ServerEncrypted => "yes (server)",
         Stored::ClientEnvelope => "yes (client)",
+        Stored::DirectEnvelope => "yes (written directly)",
         Stored::Plaintext => "no",
         Stored::Deleted => "",
     }

@@ -35,7 +35,10 @@ pub fn key_providers(stored: &[u8]) -> Vec<String> {
 
 /// True when a version's stored bytes are an envelope.
 pub fn is_encrypted(r: &VersionRecord) -> bool {
-    matches!(r.stored, Stored::ServerEncrypted | Stored::ClientEnvelope)
+    matches!(
+        r.stored,
+        Stored::ServerEncrypted | Stored::ClientEnvelope | Stored::DirectEnvelope
+    )
 }
 
 /// Reads version `n` and opens it as far as the server can.

@@ -3,6 +3,8 @@
 //! per area; they share the helpers below.
 
 mod files;
+mod fleet;
+mod s3;
 
 use std::path::Path;
 
