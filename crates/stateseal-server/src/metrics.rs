@@ -199,6 +199,9 @@ pub async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
 /// `GET /metrics`.
 pub async fn metrics(State(app): State<Arc<App>>) -> String {
     let states = app.storage.list("").await.map_or(0, |l| l.len());
-    app.metrics
-        .render(&app.storage.describe(), states, app.storage.waits())
+    app.metrics.render(
+        &app.storage.describe().public(),
+        states,
+        app.storage.waits(),
+    )
 }
