@@ -85,6 +85,9 @@ impl Console {
 
 const STYLE: &str = include_str!("console.css");
 
+/// What the console says wherever it masks something (issue 17, I1).
+pub const READ_GRANT_MEANS: &str = "A read grant on a state means: may read every secret in that state. The API answers the whole state, sensitive values included, to anyone with read; the console masks sensitive outputs for viewers without admin as a convenience, not as access control.";
+
 /// The `/ui` routes.
 pub fn routes() -> Router<Arc<App>> {
     Router::new()

@@ -72,7 +72,7 @@ fn login_page(csrf: &str, status: StatusCode, error: Option<&str>) -> Response {
                     label { "Password" input type="password" name="password" autocomplete="current-password" required; }
                     button type="submit" { "Sign in" }
                 }
-                p.notice { "A read grant on a state lets its holder read every secret in that state: the API returns the whole state, sensitive values included. The console masks sensitive outputs for viewers without admin as a convenience, not as access control." }
+                p.notice { (super::READ_GRANT_MEANS) }
             },
         ),
     )
@@ -633,6 +633,7 @@ fn outputs_table(
                     }
                 }
             } }
+            @if outs.iter().any(|(_, o)| o.sensitive) { p.notice { (super::READ_GRANT_MEANS) } }
         }
     }
 }

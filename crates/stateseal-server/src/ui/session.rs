@@ -75,17 +75,24 @@ pub fn same_token(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// The session id the request's cookie carries.
-pub fn cookie_id(headers: &HeaderMap) -> Option<String> {
+/// The values of every cookie named `name` the request carries, in order.
+pub fn cookie_values<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
+        .filter_map(move |pair| {
             let (k, v) = pair.trim().split_once('=')?;
-            (k == COOKIE && !v.is_empty()).then(|| v.to_string())
+            (k == name).then_some(v)
         })
+}
+
+/// The session id the request's cookie carries.
+pub fn cookie_id(headers: &HeaderMap) -> Option<String> {
+    cookie_values(headers, COOKIE)
+        .find(|v| !v.is_empty())
+        .map(str::to_string)
 }
 
 /// The `Set-Cookie` value for a session id (`None`: clear the cookie).
