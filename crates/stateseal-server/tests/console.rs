@@ -595,3 +595,63 @@ async fn fail_console_sign_in_backs_off_after_repeated_failures() {
     assert!(refused.body.contains("Too many failed sign-ins"));
     assert!(h.app.console.sessions.is_empty());
 }
+
+/// Issue 17, L5 (console): an unreadable lock record shows as a lock an admin can force-unlock;
+/// the form clears the record only while it is unchanged.
+#[tokio::test]
+async fn fail_an_unreadable_lock_record_is_cleared_from_the_console() {
+    let first = Harness::with_config(&config());
+    put(&first, "team-a/app", &tf_state(1, "r", "v", "s")).await;
+    let lock_file = first.data().join("states/team-a/app/@/lock.json");
+    std::fs::write(&lock_file, b"\x00 not lock info").unwrap();
+    // A restarted server reads the record when the state is first used.
+    let dir = first.dir;
+    drop(first.app);
+    let config = stateseal_server::ServerConfig::parse("s.hcl", &config(), None).unwrap();
+    let app = stateseal_server::App::open(&dir.path().join("data"), config).unwrap();
+    let h = Harness {
+        dir,
+        app: std::sync::Arc::new(app),
+        s3: None,
+    };
+    let (root, csrf) = sign_in(&h, "root", "root-pw").await;
+    let locks = request(&h, "GET", "/ui/locks", &root, "").await;
+    assert_eq!(locks.status, 200);
+    assert!(
+        locks.body.contains("(unreadable lock record)"),
+        "{}",
+        locks.body
+    );
+    let confirm = request(&h, "GET", "/ui/unlock/team-a/app", &root, "").await;
+    let at = confirm
+        .body
+        .find("unreadable-lock-record-")
+        .expect("the record's ID");
+    let id = confirm.body[at..at + 39].to_string();
+    // The record changed after the confirmation page: nothing is released.
+    std::fs::write(&lock_file, b"\x00 other garbage").unwrap();
+    let stale = request(
+        &h,
+        "POST",
+        "/ui/unlock/team-a/app",
+        &root,
+        &format!("id={id}&csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(stale.status, 409, "{}", stale.body);
+    assert!(lock_file.exists());
+    let confirm = request(&h, "GET", "/ui/unlock/team-a/app", &root, "").await;
+    let at = confirm.body.find("unreadable-lock-record-").unwrap();
+    let id = confirm.body[at..at + 39].to_string();
+    let done = request(
+        &h,
+        "POST",
+        "/ui/unlock/team-a/app",
+        &root,
+        &format!("id={id}&csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert!(!lock_file.exists());
+    assert_eq!(lock_status(&h).await, 404);
+}
