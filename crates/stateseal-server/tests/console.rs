@@ -138,6 +138,18 @@ async fn put(h: &Harness, path: &str, body: &[u8]) {
 }
 
 /// `GET /state/team-a/app/lock` as root: 200 while locked, 404 when free.
+/// Submits the force-unlock form of `team-a/app` for lock `id`.
+async fn force_unlock(h: &Harness, session: &str, id: &str, csrf: &str) -> Page {
+    request(
+        h,
+        "POST",
+        "/ui/unlock/team-a/app",
+        session,
+        &format!("id={id}&csrf={csrf}"),
+    )
+    .await
+}
+
 async fn lock_status(h: &Harness) -> u16 {
     h.send_with(
         "GET",
@@ -262,14 +274,7 @@ async fn console_refuses_a_form_without_its_csrf_token() {
     let logout = request(&h, "POST", "/ui/logout", &root, "").await;
     assert_eq!(logout.status, 403, "sign-out needs the token too");
 
-    let done = request(
-        &h,
-        "POST",
-        "/ui/unlock/team-a/app",
-        &root,
-        &format!("id={id}&csrf={csrf}"),
-    )
-    .await;
+    let done = force_unlock(&h, &root, id, &csrf).await;
     assert_eq!(done.status, 303, "{}", done.body);
     assert_eq!(lock_status(&h).await, 404, "released");
 }
@@ -622,35 +627,22 @@ async fn fail_an_unreadable_lock_record_is_cleared_from_the_console() {
         "{}",
         locks.body
     );
-    let confirm = request(&h, "GET", "/ui/unlock/team-a/app", &root, "").await;
-    let at = confirm
-        .body
-        .find("unreadable-lock-record-")
-        .expect("the record's ID");
-    let id = confirm.body[at..at + 39].to_string();
+    // The ID the confirmation page shows (the prefix and 16 hex digits).
+    let shown_id = || async {
+        let confirm = request(&h, "GET", "/ui/unlock/team-a/app", &root, "").await;
+        let at = confirm
+            .body
+            .find("unreadable-lock-record-")
+            .expect("the ID");
+        confirm.body[at..at + 39].to_string()
+    };
+    let id = shown_id().await;
     // The record changed after the confirmation page: nothing is released.
     std::fs::write(&lock_file, b"\x00 other garbage").unwrap();
-    let stale = request(
-        &h,
-        "POST",
-        "/ui/unlock/team-a/app",
-        &root,
-        &format!("id={id}&csrf={csrf}"),
-    )
-    .await;
+    let stale = force_unlock(&h, &root, &id, &csrf).await;
     assert_eq!(stale.status, 409, "{}", stale.body);
     assert!(lock_file.exists());
-    let confirm = request(&h, "GET", "/ui/unlock/team-a/app", &root, "").await;
-    let at = confirm.body.find("unreadable-lock-record-").unwrap();
-    let id = confirm.body[at..at + 39].to_string();
-    let done = request(
-        &h,
-        "POST",
-        "/ui/unlock/team-a/app",
-        &root,
-        &format!("id={id}&csrf={csrf}"),
-    )
-    .await;
+    let done = force_unlock(&h, &root, &shown_id().await, &csrf).await;
     assert_eq!(done.status, 303, "{}", done.body);
     assert!(!lock_file.exists());
     assert_eq!(lock_status(&h).await, 404);
