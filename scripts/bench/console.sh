@@ -64,7 +64,7 @@ for i in range(n):
         st, _, body = req("POST", f"/state/team-{i % 10}/app-{i:04d}/lock", json.dumps(lock).encode())
         assert st == 200, body
 
-# A session, so every request reuses it (the console starts one per visitor).
+# The form cookie of an anonymous visitor (no auth block), reused by every request.
 st, h, body = req("GET", "/ui/states")
 assert st == 200 and body.count(b"<tr>") == n + 1, (st, body[:300])
 cookie = h["set-cookie"].split(";")[0]

@@ -12,24 +12,35 @@
 //! }
 //! ```
 //!
-//! No credentials: 401 (with `WWW-Authenticate`); wrong credentials, or no grant: 403.
+//! No credentials: 401 (with `WWW-Authenticate`); wrong credentials, or no grant: 403; too many
+//! failures from the address or for the name: 429 with `Retry-After` ([`crate::throttle`]);
+//! every password-check permit taken: 503 with `Retry-After` ([`crate::password_checks`]).
 //! Terraform sends Basic credentials on every request, and argon2id costs tens of
 //! milliseconds by design, so a verified password is remembered for [`CACHE_TTL`], keyed by a
 //! SHA-256 of user and password (the password itself is never kept). Tokens are high-entropy,
-//! so one SHA-256 and a constant-time comparison check them. Nothing secret is logged.
+//! so one SHA-256 and a constant-time comparison check them. Nothing secret is logged; every
+//! refusal is logged with the client address and the user name tried.
+//!
+//! A `read` grant means "may read every secret in the state": the whole state, sensitive
+//! outputs and attributes included, through `GET /state/…` and `/v1/versions/…`. The console
+//! masks sensitive outputs for viewers without `admin`, but that is a convenience, not access
+//! control.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use argon2::{Argon2, PasswordHash, PasswordHasher as _, PasswordVerifier as _};
+use argon2::{Argon2, PasswordHash, PasswordHasher as _};
 use axum::http::{header, HeaderMap, StatusCode};
 use base64::Engine as _;
 use stateseal_encryption::config::eval::StaticEvaluator;
 use stateseal_encryption::config::syntax::Block;
 use stateseal_encryption::{Diagnostic, Diagnostics};
 
+use crate::connections::ClientAddr;
+use crate::password_checks::{Busy, PasswordChecks};
 use crate::state_path::StatePath;
+use crate::throttle::Throttle;
 
 /// How long a verified password is remembered.
 pub const CACHE_TTL: Duration = Duration::from_secs(60);
@@ -73,6 +84,10 @@ pub struct Auth {
     grants: Vec<Grant>,
     /// SHA-256(user, password) of recently verified passwords, with their expiry.
     verified: Mutex<HashMap<[u8; 32], (String, Instant)>>,
+    /// Failed checks per address and name (brute-force back-off).
+    throttle: Throttle,
+    /// At most one argon2 run per core, on reused memory.
+    checks: PasswordChecks,
 }
 
 impl std::fmt::Debug for Auth {
@@ -97,6 +112,8 @@ pub struct Principal(pub String);
 pub struct Denied {
     pub status: StatusCode,
     pub message: String,
+    /// Seconds for `Retry-After` (429 back-off, 503 busy).
+    pub retry_after: Option<u64>,
 }
 
 fn sha256(parts: &[&[u8]]) -> [u8; 32] {
@@ -128,6 +145,8 @@ impl Auth {
             tokens: Vec::new(),
             grants: Vec::new(),
             verified: Mutex::default(),
+            throttle: Throttle::default(),
+            checks: PasswordChecks::default(),
         };
         let string = |b: &Block, name: &str, diags: &mut Diagnostics| -> Option<String> {
             let Some(a) = b.body.attribute(name) else {
@@ -255,80 +274,37 @@ impl Auth {
         Ok(auth)
     }
 
-    /// Who sent the request (blocking: may run argon2).
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, Denied> {
-        let denied = |m: &str| Denied {
-            status: StatusCode::FORBIDDEN,
-            message: m.to_string(),
-        };
-        let Some(value) = headers.get(header::AUTHORIZATION) else {
-            return Err(Denied {
-                status: StatusCode::UNAUTHORIZED,
-                message: "this server requires credentials: set username and password in the backend \"http\" block, or an Authorization: Bearer header".into(),
-            });
-        };
-        let value = value
-            .to_str()
-            .map_err(|_| denied("invalid Authorization header"))?;
-        let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-        if scheme.eq_ignore_ascii_case("bearer") {
-            let digest: [u8; 32] =
-                ring::digest::digest(&ring::digest::SHA256, rest.trim().as_bytes())
-                    .as_ref()
-                    .try_into()
-                    .expect("32 bytes");
-            let mut found = None;
-            for (name, want) in &self.tokens {
-                if equal_constant_time(&digest, want) {
-                    found = Some(name.clone());
-                }
-            }
-            return found
-                .map(Principal)
-                .ok_or_else(|| denied("invalid credentials"));
-        }
-        if !scheme.eq_ignore_ascii_case("basic") {
-            return Err(denied(
-                "unsupported Authorization scheme: use Basic or Bearer",
-            ));
-        }
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(rest.trim())
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(|| denied("invalid Basic credentials"))?;
-        let (user, password) = decoded
-            .split_once(':')
-            .ok_or_else(|| denied("invalid Basic credentials"))?;
-        let key = sha256(&[user.as_bytes(), password.as_bytes()]);
-        {
-            let mut cache = self.verified.lock().unwrap_or_else(|p| p.into_inner());
-            let now = Instant::now();
-            cache.retain(|_, (_, until)| *until > now);
-            if let Some((name, _)) = cache.get(&key) {
-                return Ok(Principal(name.clone()));
+    /// The name of the token whose SHA-256 is `token`'s, compared in constant time.
+    fn token_owner(&self, token: &str) -> Option<Principal> {
+        let digest: [u8; 32] = ring::digest::digest(&ring::digest::SHA256, token.as_bytes())
+            .as_ref()
+            .try_into()
+            .expect("32 bytes");
+        let mut found = None;
+        for (name, want) in &self.tokens {
+            if equal_constant_time(&digest, want) {
+                found = Some(name.clone());
             }
         }
-        // An unknown user costs the same argon2 run as a known one, so answers don't tell
-        // which user names exist.
-        static UNKNOWN_USER: std::sync::LazyLock<String> =
-            std::sync::LazyLock::new(|| hash_password("no such user").unwrap_or_default());
-        let known = self.users.get(user);
-        let ok = PasswordHash::new(known.unwrap_or(&UNKNOWN_USER))
-            .map(|h| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &h)
-                    .is_ok()
-            })
-            .unwrap_or(false);
-        if !ok || known.is_none() {
-            return Err(denied("invalid credentials"));
-        }
-        self.verified
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, (user.to_string(), Instant::now() + CACHE_TTL));
-        Ok(Principal(user.to_string()))
+        found.map(Principal)
+    }
+
+    /// The user, when this user and password were verified less than [`CACHE_TTL`] ago.
+    fn recently_verified(&self, key: &[u8; 32]) -> Option<Principal> {
+        let mut cache = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        cache.retain(|_, (_, until)| *until > now);
+        cache.get(key).map(|(name, _)| Principal(name.clone()))
+    }
+
+    /// The failure records of password checks (brute-force back-off).
+    pub fn throttle(&self) -> &Throttle {
+        &self.throttle
+    }
+
+    /// The bounded argon2 checks.
+    pub fn password_checks(&self) -> &PasswordChecks {
+        &self.checks
     }
 
     /// True when a grant gives `who` the permission on `path`.
@@ -343,41 +319,190 @@ impl Auth {
     }
 }
 
-/// Authenticates (on the blocking pool: argon2 may run) and checks the grant. `Ok(None)` when
-/// the server has no `auth` block.
+/// A user name as logs show it: at most 64 characters, escaped (it is whatever the client sent).
+fn name_for_log(user: &str) -> String {
+    format!("{:?}", user.chars().take(64).collect::<String>())
+}
+
+/// Checks `user`'s `password` (Basic credentials, the console's sign-in): refused with 429 while
+/// the client address or the name is in a back-off ([`Throttle`]), with 503 when every
+/// password-check permit is taken ([`PasswordChecks`]), else verified with argon2 on the
+/// blocking pool (a recently verified pair is remembered for [`CACHE_TTL`]). Every refusal is
+/// logged with the address and the name tried, never the password.
+pub(crate) async fn check_password(
+    app: &std::sync::Arc<crate::App>,
+    client: ClientAddr,
+    user: &str,
+    password: &str,
+) -> Result<Principal, Denied> {
+    let auth = app
+        .auth
+        .as_ref()
+        .ok_or_else(|| Denied::forbidden("invalid credentials"))?;
+    let ip = client.ip();
+    let shown = client.to_string();
+    if let Err(t) = auth.throttle.check(ip, user) {
+        tracing::warn!(client = %shown, user = %name_for_log(user), retry_after = t.retry_after_secs, "refused: too many failed sign-ins (back-off)");
+        return Err(Denied {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: format!(
+                "too many failed sign-ins from this address or for this user: try again in {} s",
+                t.retry_after_secs
+            ),
+            retry_after: Some(t.retry_after_secs),
+        });
+    }
+    let key = sha256(&[user.as_bytes(), password.as_bytes()]);
+    if let Some(p) = auth.recently_verified(&key) {
+        return Ok(p);
+    }
+    let permit = match auth.checks.try_permit() {
+        Ok(p) => p,
+        Err(Busy) => {
+            tracing::warn!(client = %shown, user = %name_for_log(user), "refused: every password-check permit is taken (503)");
+            return Err(Denied {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: "the server is busy checking other passwords: retry shortly".into(),
+                retry_after: Some(Busy::RETRY_AFTER_SECS),
+            });
+        }
+    };
+    // An unknown user costs the same argon2 run as a known one, so answers don't tell
+    // which user names exist.
+    static UNKNOWN_USER: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| hash_password("no such user").unwrap_or_default());
+    let known = auth.users.get(user).cloned();
+    let phc = known.clone().unwrap_or_else(|| UNKNOWN_USER.clone());
+    let candidate = password.as_bytes().to_vec();
+    let matched = tokio::task::spawn_blocking(move || permit.verify(&phc, &candidate))
+        .await
+        .unwrap_or(false);
+    if !matched || known.is_none() {
+        let (by_addr, by_name) = auth.throttle.failed(ip, user);
+        tracing::warn!(client = %shown, user = %name_for_log(user), failures_from_address = by_addr, failures_for_user = by_name, "refused: invalid credentials");
+        return Err(Denied::forbidden("invalid credentials"));
+    }
+    auth.throttle.succeeded(ip, user);
+    auth.verified
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(key, (user.to_string(), Instant::now() + CACHE_TTL));
+    Ok(Principal(user.to_string()))
+}
+
+/// The credentials a request carries.
+#[derive(PartialEq, Eq)]
+pub enum Credentials {
+    Bearer(String),
+    Basic { user: String, password: String },
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::Bearer(_) => f.write_str("Bearer(…)"),
+            Credentials::Basic { user, .. } => write!(f, "Basic({user:?}, …)"),
+        }
+    }
+}
+
+/// Reads the `Authorization` header: 401 without one, 403 when it can't be read.
+pub fn parse_credentials(headers: &HeaderMap) -> Result<Credentials, Denied> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(Denied {
+            status: StatusCode::UNAUTHORIZED,
+            message: "this server requires credentials: set username and password in the backend \"http\" block, or an Authorization: Bearer header".into(),
+            retry_after: None,
+        });
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| Denied::forbidden("invalid Authorization header"))?;
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(Credentials::Bearer(rest.trim().to_string()));
+    }
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(Denied::forbidden(
+            "unsupported Authorization scheme: use Basic or Bearer",
+        ));
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| Denied::forbidden("invalid Basic credentials"))?;
+    let (user, password) = decoded
+        .split_once(':')
+        .ok_or_else(|| Denied::forbidden("invalid Basic credentials"))?;
+    Ok(Credentials::Basic {
+        user: user.to_string(),
+        password: password.to_string(),
+    })
+}
+
+/// Who sent the request: a Bearer token, or Basic credentials through [`check_password`].
+pub(crate) async fn authenticate(
+    app: &std::sync::Arc<crate::App>,
+    client: ClientAddr,
+    headers: &HeaderMap,
+) -> Result<Principal, Denied> {
+    let auth = app
+        .auth
+        .as_ref()
+        .ok_or_else(|| Denied::forbidden("invalid credentials"))?;
+    match parse_credentials(headers)? {
+        Credentials::Bearer(token) => auth.token_owner(&token).ok_or_else(|| {
+            tracing::warn!(client = %client, "refused: invalid bearer token");
+            Denied::forbidden("invalid credentials")
+        }),
+        Credentials::Basic { user, password } => {
+            check_password(app, client, &user, &password).await
+        }
+    }
+}
+
+impl Denied {
+    fn forbidden(message: &str) -> Denied {
+        Denied {
+            status: StatusCode::FORBIDDEN,
+            message: message.to_string(),
+            retry_after: None,
+        }
+    }
+
+    /// As an answer of the API (401 asks for Basic credentials; 429 and 503 say when to retry).
+    pub(crate) fn reply(self) -> crate::protocol::Reply {
+        let mut r = crate::protocol::Reply::text(self.status, self.message);
+        r.www_authenticate = self.status == StatusCode::UNAUTHORIZED;
+        r.retry_after = self.retry_after;
+        r
+    }
+}
+
+/// Authenticates and checks the grant. `Ok(None)` when the server has no `auth` block.
 pub(crate) async fn authorize(
     app: &std::sync::Arc<crate::App>,
+    client: ClientAddr,
     headers: &HeaderMap,
     path: Option<&StatePath>,
     permission: Permission,
 ) -> Result<Option<Principal>, crate::protocol::Reply> {
-    if app.auth.is_none() {
+    let Some(auth) = &app.auth else {
         return Ok(None);
-    }
-    let (app2, headers) = (app.clone(), headers.clone());
-    let who = tokio::task::spawn_blocking(move || {
-        app2.auth.as_ref().expect("checked").authenticate(&headers)
-    })
-    .await
-    .map_err(|e| crate::protocol::Reply::failed("authentication failed", e))?;
-    let denied = |d: Denied| {
-        let mut r = crate::protocol::Reply::text(d.status, d.message);
-        r.www_authenticate = d.status == StatusCode::UNAUTHORIZED;
-        r
     };
-    let who = who.map_err(denied)?;
+    let who = authenticate(app, client, headers)
+        .await
+        .map_err(Denied::reply)?;
     if let Some(path) = path {
-        if !app
-            .auth
-            .as_ref()
-            .expect("checked")
-            .allows(&who, path, permission)
-        {
+        if !auth.allows(&who, path, permission) {
             tracing::info!(user = %who.0, path = %path, ?permission, "denied: no grant");
-            return Err(denied(Denied {
+            return Err(Denied {
                 status: StatusCode::FORBIDDEN,
                 message: format!("{} has no {permission:?} grant on {path}", who.0).to_lowercase(),
-            }));
+                retry_after: None,
+            }
+            .reply());
         }
     }
     Ok(Some(who))
@@ -400,6 +525,7 @@ pub fn hash_password(password: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::PasswordVerifier as _;
 
     #[test]
     fn patterns() {

@@ -38,6 +38,10 @@ use stateseal_store::LockInfo;
 
 use crate::state_path::StatePath;
 use crate::storage::{self, Description, Live, Released, Storage, Taken};
+
+/// Most state slots kept in memory; beyond it, the slots not in use are dropped (they are a
+/// cache of what is on disk, read again when needed).
+pub const MAX_CACHED_SLOTS: usize = 4096;
 pub use crate::storage::{Stored, VersionRecord};
 
 /// One state's files and what is known of them. Every operation on a state runs with its slot
@@ -124,17 +128,30 @@ impl DataDir {
     pub async fn slot(&self, path: &StatePath) -> tokio::sync::OwnedMutexGuard<Slot> {
         let waiting = std::time::Instant::now();
         let guard = self.unlocked_slot(path).lock_owned().await;
+        self.count_wait(waiting);
+        guard
+    }
+
+    /// Slots cached now (for tests: the cache is bounded).
+    pub fn cached_slots(&self) -> usize {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    fn count_wait(&self, waiting: std::time::Instant) {
         self.wait_nanos.fetch_add(
             u64::try_from(waiting.elapsed().as_nanos()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
         self.waits.fetch_add(1, Ordering::Relaxed);
-        guard
     }
 
     fn unlocked_slot(&self, path: &StatePath) -> Arc<tokio::sync::Mutex<Slot>> {
         {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            if slots.len() >= MAX_CACHED_SLOTS && !slots.contains_key(path) {
+                // Slots nobody is using now are only a cache of what is on disk.
+                slots.retain(|_, slot| Arc::strong_count(slot) > 1);
+            }
             slots
                 .entry(path.clone())
                 .or_insert_with(|| {
@@ -162,19 +179,35 @@ impl DataDir {
         path: &StatePath,
         op: impl FnOnce(&mut Slot) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let guard = self.slot(path).await;
-        tokio::task::spawn_blocking(move || {
+        let waiting = std::time::Instant::now();
+        let slot = self.unlocked_slot(path);
+        let guard = slot.clone().lock_owned().await;
+        self.count_wait(waiting);
+        let done = tokio::task::spawn_blocking(move || {
             let mut slot = guard;
-            slot.load()?;
-            op(&mut slot)
+            let result = slot.load().and_then(|()| op(&mut slot));
+            (result, slot)
         })
-        .await
-        .unwrap_or_else(|e| {
-            Err(StorageError {
-                path: "(a storage task)".into(),
-                source: io::Error::other(e.to_string()),
-            })
-        })
+        .await;
+        let (result, guard) = match done {
+            Ok(d) => d,
+            Err(e) => {
+                return Err(StorageError {
+                    path: "(a storage task)".into(),
+                    source: io::Error::other(e.to_string()),
+                })
+            }
+        };
+        if guard.is_empty() {
+            // Nothing is stored for this path: keep nothing for it either, unless another
+            // operation is waiting for the slot (the map, `slot` and the guard hold the others).
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            if Arc::strong_count(&slot) == 3 {
+                slots.remove(path);
+            }
+        }
+        drop(guard);
+        result
     }
 }
 
@@ -290,12 +323,18 @@ impl Storage for DataDir {
     async fn unlock(&self, path: &StatePath, id: &str) -> storage::Result<Released> {
         let id = id.to_string();
         Ok(self
-            .with_slot(path, move |slot| match slot.lock_holder() {
-                None => Ok(Released::NotLocked),
-                Some(h) if h.id != id => Ok(Released::HeldBy(h.clone())),
-                Some(_) => {
-                    slot.clear_lock()?;
-                    Ok(Released::Yes)
+            .with_slot(path, move |slot| {
+                if storage::is_unreadable_lock_id(&id) {
+                    // Cleared only if the record on disk is still the one this ID names.
+                    slot.lock = slot.read_lock_record()?;
+                }
+                match slot.lock_holder() {
+                    None => Ok(Released::NotLocked),
+                    Some(h) if h.id != id => Ok(Released::HeldBy(h.clone())),
+                    Some(_) => {
+                        slot.clear_lock()?;
+                        Ok(Released::Yes)
+                    }
                 }
             })
             .await?)
@@ -315,15 +354,7 @@ impl Slot {
         if self.loaded {
             return Ok(());
         }
-        let lock_path = self.dir.join("lock.json");
-        self.lock = match fs::read(&lock_path) {
-            Ok(b) => Some(LockInfo::parse(&b).map_err(|e| StorageError {
-                path: lock_path.display().to_string(),
-                source: io::Error::new(io::ErrorKind::InvalidData, e),
-            })?),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(at(&lock_path)(e)),
-        };
+        self.lock = self.read_lock_record()?;
         let vdir = self.dir.join("v");
         let mut newest: Option<u64> = None;
         let mut highest_seen = 0;
@@ -353,9 +384,14 @@ impl Slot {
             None => None,
         };
         // A data file left by a crashed write is never reused as a number.
-        self.next_seq = highest_seen + 1;
+        self.next_seq = highest_seen.saturating_add(1);
         self.loaded = true;
         Ok(())
+    }
+
+    /// True when nothing is stored for this state (no version, no lock record).
+    pub fn is_empty(&self) -> bool {
+        self.current.is_none() && self.lock.is_none()
     }
 
     /// The newest version's record (a deletion included).
@@ -415,6 +451,12 @@ impl Slot {
     /// Stores a new version durably; returns once it is committed.
     pub fn append(&mut self, mut record: VersionRecord, bytes: &[u8]) -> Result<VersionRecord> {
         let vdir = self.dir.join("v");
+        if self.next_seq == u64::MAX {
+            return Err(StorageError {
+                path: vdir.display().to_string(),
+                source: io::Error::other("no version number is left for this state"),
+            });
+        }
         create_dirs_durably(&vdir)?;
         record.seq = self.next_seq;
         let (data, meta) = self.paths(record.seq);
@@ -427,6 +469,20 @@ impl Slot {
         self.next_seq += 1;
         self.current = Some(record.clone());
         Ok(record)
+    }
+
+    /// The lock record on disk: its holder, or (not LockInfo JSON) the holder that reports it as
+    /// unreadable ([`storage::unreadable_lock`]).
+    fn read_lock_record(&self) -> Result<Option<LockInfo>> {
+        let lock_path = self.dir.join("lock.json");
+        match fs::read(&lock_path) {
+            Ok(b) => Ok(Some(LockInfo::parse(&b).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, state_dir = %self.dir.display(), "a lock record is not readable lock info; it is reported as an unreadable lock until an admin clears it");
+                storage::unreadable_lock(&b)
+            }))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(at(&lock_path)(e)),
+        }
     }
 
     /// Records the lock holder durably.

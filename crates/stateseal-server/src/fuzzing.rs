@@ -1,12 +1,13 @@
 //! Entry point of the server's cargo-fuzz target (`fuzz/fuzz_targets/server_request.rs`) and of
 //! its replay test: every parser that reads a client's bytes, so that none of them can panic
-//! (a panic would turn a bad request into a dropped connection instead of a 4xx).
+//! (a panic would turn a bad request into a dropped connection instead of a 4xx). The replay
+//! test runs the inline hostile inputs below and every seed in `fuzz/corpus/server_request/`.
 
 use axum::http::{header, HeaderMap, HeaderValue};
 
 use crate::protocol::parse_lock_info;
 use crate::state_path::{percent_decode, query_value, Resource};
-use crate::ui::{diff, session, state_view};
+use crate::ui::{diff, form_token, session, state_view};
 
 /// One request's worth of client bytes, read as each thing a client sends: a URL path, a query
 /// string or form body, a lock-info body, a cookie header and a state (as the console reads
@@ -23,6 +24,16 @@ pub fn request(data: &[u8]) {
         let mut headers = HeaderMap::new();
         headers.insert(header::COOKIE, value);
         let _ = session::cookie_id(&headers);
+        let _ = form_token::cookie(&headers);
+        let key = form_token::FormKey::default();
+        let _ = key.check(&headers, &text);
+        let _ = key.issue(&headers);
+        let mut auth = HeaderMap::new();
+        auth.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_bytes(data).unwrap_or(HeaderValue::from_static("")),
+        );
+        let _ = crate::auth::parse_credentials(&auth);
     }
     let _ = state_view::key_providers(data);
     if let Ok(state) = serde_json::from_slice::<serde_json::Value>(data) {
@@ -59,5 +70,19 @@ mod tests {
         for input in inputs {
             request(input);
         }
+    }
+
+    /// The seeds kept for the fuzz target (cookies, form tokens, credentials, paths…).
+    #[test]
+    fn corpus_seeds_never_panic() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/corpus/server_request");
+        let mut seeds = 0;
+        for entry in std::fs::read_dir(&dir).expect("the server_request corpus") {
+            let data = std::fs::read(entry.unwrap().path()).unwrap();
+            request(&data);
+            seeds += 1;
+        }
+        assert!(seeds >= 10, "only {seeds} seeds in {}", dir.display());
     }
 }

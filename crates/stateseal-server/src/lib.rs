@@ -9,7 +9,9 @@
 //! * [`s3`]: `storage "s3"`, states in a bucket laid out as `backend "s3"` lays them out;
 //! * [`at_rest`]: envelopes stored as sent, plaintext encrypted with the server's key;
 //! * [`versions`]: the JSON API (states, versions, locks), rollback and `/healthz`;
-//! * [`auth`]: users (argon2id), tokens (SHA-256), grants;
+//! * [`auth`]: users (argon2id), tokens (SHA-256), grants, with [`throttle`] (brute-force
+//!   back-off) and [`password_checks`] (bounded argon2 runs);
+//! * [`connections`]: accepting connections, HTTP/1.1 only, deadlines and the connection cap;
 //! * [`metrics`]: `/metrics` (Prometheus), labelled by route template;
 //! * [`tls`]: HTTPS through rustls, with optional client certificates;
 //! * [`config`]: the server configuration file;
@@ -21,14 +23,17 @@
 pub mod at_rest;
 pub mod auth;
 pub mod config;
+pub mod connections;
 pub mod data_dir;
 pub mod fuzzing;
 pub mod metrics;
+pub mod password_checks;
 pub mod protocol;
 pub mod s3;
 pub mod state_path;
 pub mod storage;
 pub mod successor;
+pub mod throttle;
 pub mod tls;
 pub mod ui;
 pub mod versions;
@@ -153,23 +158,11 @@ pub fn router(app: Arc<App>) -> Router {
 }
 
 /// Serves (over TLS when configured) until `shutdown` completes, then finishes the requests
-/// in flight.
+/// in flight: [`connections::serve`], with its deadlines and connection cap.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    match app.tls.clone() {
-        None => {
-            axum::serve(listener, router(app))
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-        Some(Tls(acceptor)) => {
-            let tls = tls::TlsListener::new(listener, acceptor)?;
-            axum::serve(tls, router(app))
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-    }
+    connections::serve(listener, app, shutdown).await
 }

@@ -11,7 +11,7 @@
 //! * `stateseal_write_conflicts_total{reason}`: uploads refused with 409 or 423
 //! * `stateseal_encryption_failures_total`: encrypting or decrypting at rest failed
 //! * `stateseal_states`: states stored
-//! * `stateseal_storage_info{kind,location}`: where (`data_dir` and its directory, or `s3` and
+//! * `stateseal_storage_info{kind,location}`: where (`data_dir`, its directory not shown: no auth here; or `s3` and
 //!   `s3://bucket`)
 
 use std::collections::BTreeMap;
@@ -199,6 +199,9 @@ pub async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
 /// `GET /metrics`.
 pub async fn metrics(State(app): State<Arc<App>>) -> String {
     let states = app.storage.list("").await.map_or(0, |l| l.len());
-    app.metrics
-        .render(&app.storage.describe(), states, app.storage.waits())
+    app.metrics.render(
+        &app.storage.describe().public(),
+        states,
+        app.storage.waits(),
+    )
 }

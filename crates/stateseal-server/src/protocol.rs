@@ -31,6 +31,7 @@ use stateseal_store::LockInfo;
 
 use crate::at_rest::{classify, Incoming, SealError};
 use crate::auth::{authorize, Permission};
+use crate::connections::{BodyTooSlow, ClientAddr};
 use crate::state_path::{query_value, Resource, StatePath};
 use crate::storage::{Error as StorageError, Released, Stored, Taken, VersionRecord};
 use crate::App;
@@ -45,6 +46,8 @@ pub struct Reply {
     pub www_authenticate: bool,
     /// The `ETag` of a state answered by GET.
     pub etag: Option<String>,
+    /// Seconds for `Retry-After` (429, 503).
+    pub retry_after: Option<u64>,
 }
 
 impl Reply {
@@ -55,6 +58,7 @@ impl Reply {
             json: false,
             www_authenticate: false,
             etag: None,
+            retry_after: None,
         }
     }
 
@@ -65,6 +69,7 @@ impl Reply {
             json: true,
             www_authenticate: false,
             etag: None,
+            retry_after: None,
         }
     }
 
@@ -77,6 +82,7 @@ impl Reply {
             json: false,
             www_authenticate: false,
             etag: None,
+            retry_after: None,
         }
     }
 
@@ -86,10 +92,14 @@ impl Reply {
         Reply::json(StatusCode::LOCKED, holder.to_json())
     }
 
-    /// The server failed (storage, keys): 500, logged.
+    /// The server failed (storage, keys): 500. The error is logged; the answer says only
+    /// what failed, never the error itself (it names server files and directories).
     pub(crate) fn failed(what: &str, e: impl std::fmt::Display) -> Reply {
         tracing::error!(error = %e, "{what}");
-        Reply::text(StatusCode::INTERNAL_SERVER_ERROR, format!("{what}: {e}"))
+        Reply::text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{what}: the server could not complete this request; its log has the details"),
+        )
     }
 }
 
@@ -105,6 +115,12 @@ impl IntoResponse for Reply {
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
         if let Some(tag) = self.etag.and_then(|t| HeaderValue::from_str(&t).ok()) {
             r.headers_mut().insert(header::ETAG, tag);
+        }
+        if let Some(v) = self
+            .retry_after
+            .and_then(|s| HeaderValue::from_str(&s.to_string()).ok())
+        {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
         }
         if self.www_authenticate {
             r.headers_mut().insert(
@@ -127,6 +143,7 @@ pub async fn no_path() -> Reply {
 /// Every request under `/state/`.
 pub async fn handle(
     State(app): State<Arc<App>>,
+    client: ClientAddr,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -146,7 +163,7 @@ pub async fn handle(
         | (Resource::Lock(p), "LOCK" | "POST" | "UNLOCK" | "DELETE") => (p, Permission::Lock),
         (Resource::State(p) | Resource::Lock(p), _) => (p, Permission::Read),
     };
-    let who = match authorize(&app, &headers, Some(path), permission).await {
+    let who = match authorize(&app, client, &headers, Some(path), permission).await {
         Ok(w) => w.map(|p| p.0),
         Err(r) => {
             tracing::info!(
@@ -160,13 +177,15 @@ pub async fn handle(
     };
     let reply = match (&resource, m) {
         (Resource::State(p), "GET" | "HEAD") => get(&app, p).await,
-        (Resource::State(p), "POST" | "PUT") => match read_body(&app, &headers, body).await {
-            Ok(b) => update(&app, p, id, b, who, Precondition::from_headers(&headers)).await,
-            Err(r) => r,
-        },
+        (Resource::State(p), "POST" | "PUT") => {
+            match read_body(&headers, body, app.max_body_bytes, "max_body_bytes").await {
+                Ok(b) => update(&app, p, id, b, who, Precondition::from_headers(&headers)).await,
+                Err(r) => r,
+            }
+        }
         (Resource::State(p), "DELETE") => delete(&app, p, id, who).await,
         (Resource::State(p), "LOCK") | (Resource::Lock(p), "LOCK" | "POST") => {
-            match read_body(&app, &headers, body).await {
+            match read_body(&headers, body, MAX_LOCK_BODY_BYTES, "the lock-info limit").await {
                 Ok(b) => match parse_lock_info(&b) {
                     Ok(Some(info)) => lock(&app, p, info).await,
                     Ok(None) => Reply::text(
@@ -179,7 +198,7 @@ pub async fn handle(
             }
         }
         (Resource::State(p), "UNLOCK") | (Resource::Lock(p), "UNLOCK" | "DELETE") => {
-            match read_body(&app, &headers, body).await {
+            match read_body(&headers, body, MAX_LOCK_BODY_BYTES, "the lock-info limit").await {
                 Ok(b) => match parse_lock_info(&b) {
                     Ok(info) => unlock(&app, p, info).await,
                     Err(r) => r,
@@ -221,15 +240,36 @@ pub async fn handle(
     reply
 }
 
-/// Reads the body, up to the limit (413 beyond it), and checks `Content-MD5` when sent (400 on
-/// a mismatch).
-async fn read_body(app: &App, headers: &HeaderMap, body: Body) -> Result<Bytes, Reply> {
+/// Largest LOCK/UNLOCK body (lock info): 64 KiB, 413 beyond it. Every 423 answer and every
+/// listing repeats the stored lock info, so it stays small.
+pub const MAX_LOCK_BODY_BYTES: u64 = 64 * 1024;
+
+/// True when `e` or an error it wraps is a `T`.
+fn caused_by<T: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<T>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// Reads the body, up to `limit` bytes (413 beyond it, naming `limit_name`), at the minimum
+/// rate (408 when slower, [`crate::connections::MIN_BODY_RATE`]), and checks `Content-MD5` when
+/// sent (400 on a mismatch).
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: u64,
+    limit_name: &str,
+) -> Result<Bytes, Reply> {
     let too_large = || {
         Reply::text(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
-                "the body is larger than this server's limit of {} bytes (max_body_bytes); nothing was written",
-                app.max_body_bytes
+                "the body is larger than this server's limit of {limit} bytes ({limit_name}); nothing was written"
             ),
         )
     };
@@ -237,20 +277,21 @@ async fn read_body(app: &App, headers: &HeaderMap, body: Body) -> Result<Bytes, 
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > app.max_body_bytes) {
+    if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    let limit = usize::try_from(app.max_body_bytes).unwrap_or(usize::MAX);
-    let bytes = match axum::body::to_bytes(body, limit).await {
+    let max = usize::try_from(limit).unwrap_or(usize::MAX);
+    let bytes = match axum::body::to_bytes(body, max).await {
         Ok(b) => b,
         Err(e) => {
-            let over = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-                || e.into_inner()
-                    .downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some();
-            return Err(if over {
+            let e = e.into_inner();
+            return Err(if caused_by::<http_body_util::LengthLimitError>(&*e) {
                 too_large()
+            } else if caused_by::<BodyTooSlow>(&*e) {
+                Reply::text(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!("{}; nothing was written", BodyTooSlow),
+                )
             } else {
                 Reply::text(
                     StatusCode::BAD_REQUEST,
@@ -572,6 +613,15 @@ async fn delete(
 }
 
 async fn lock(app: &Arc<App>, path: &StatePath, info: LockInfo) -> Reply {
+    if crate::storage::is_unreadable_lock_id(&info.id) {
+        return Reply::text(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "lock IDs starting with {:?} are reserved for unreadable lock records",
+                crate::storage::UNREADABLE_LOCK_PREFIX
+            ),
+        );
+    }
     match app.storage.lock(path, info).await {
         Ok(Taken::Yes(stored)) => Reply::json(StatusCode::OK, stored.to_json()),
         Ok(Taken::HeldBy(h)) => Reply::locked(&h),

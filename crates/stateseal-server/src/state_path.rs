@@ -118,11 +118,17 @@ impl fmt::Display for StatePath {
 
 impl Resource {
     /// Parses the part of a request path after `/state/`.
+    /// The last segment is compared once percent-decoded, so `%6Cock` is `lock` too.
     pub fn parse(raw: &str) -> Result<Resource, PathError> {
-        match raw.rsplit_once('/') {
-            Some((state, LOCK_SEGMENT)) => Ok(Resource::Lock(StatePath::parse(state)?)),
-            _ if raw == LOCK_SEGMENT => Err(PathError {
-                path: raw.into(),
+        let (state, last) = match raw.rsplit_once('/') {
+            Some((state, last)) => (Some(state), last),
+            None => (None, raw),
+        };
+        let is_lock = percent_decode(last).as_deref() == Some(LOCK_SEGMENT);
+        match state {
+            Some(state) if is_lock => Ok(Resource::Lock(StatePath::parse(state)?)),
+            None if is_lock => Err(PathError {
+                path: raw.chars().take(100).collect(),
                 reason: "\"lock\" names a state's lock (/state/<path>/lock), not a state".into(),
             }),
             _ => Ok(Resource::State(StatePath::parse(raw)?)),
@@ -174,6 +180,11 @@ mod tests {
             Resource::parse("a/b/lock").unwrap(),
             Resource::Lock(StatePath::parse("a/b").unwrap())
         );
+        // The reserved segment is recognized once decoded: never a state named …/lock.
+        assert_eq!(
+            Resource::parse("a/b/%6Cock").unwrap(),
+            Resource::Lock(StatePath::parse("a/b").unwrap())
+        );
         assert_eq!(
             StatePath::parse("@x").unwrap().encoded_segments().next(),
             Some("%40x".into())
@@ -198,6 +209,8 @@ mod tests {
             "%zz",
             "%ff",
             "lock",
+            "%6Cock",
+            "%6c%6F%63%6b",
             long_segment.as_str(),
             long_path.as_str(),
         ] {

@@ -125,6 +125,36 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// The start of the lock ID under which an unreadable lock record is reported
+/// ([`unreadable_lock`]); no client may take a lock with such an ID.
+pub const UNREADABLE_LOCK_PREFIX: &str = "unreadable-lock-record-";
+
+/// True for the ID of an unreadable lock record.
+pub fn is_unreadable_lock_id(id: &str) -> bool {
+    id.starts_with(UNREADABLE_LOCK_PREFIX)
+}
+
+/// How an unreadable lock record (not LockInfo JSON) is reported: as a holder whose ID names
+/// the record's bytes (so clearing it — UNLOCK with this ID, or the console's force-unlock —
+/// removes it only if it is unchanged) and whose `Info` says what happened. The state stays
+/// readable and listed; writes get 423 until an admin clears the record.
+pub fn unreadable_lock(bytes: &[u8]) -> LockInfo {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    let hex: String = digest.as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    LockInfo {
+        id: format!("{UNREADABLE_LOCK_PREFIX}{hex}"),
+        operation: "unreadable".into(),
+        info: "the lock record stored on the server is not readable lock info; clear it (force-unlock with this ID, or the console's Force unlock) once no run holds the lock".into(),
+        who: "(unreadable lock record)".into(),
+        version: String::new(),
+        created: stateseal_store::lock_info::GoTime::ZERO,
+        path: String::new(),
+    }
+}
+
 /// What the banner, `/healthz` and `/metrics` say about the storage.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Description {
@@ -134,6 +164,20 @@ pub struct Description {
     pub location: String,
     /// Locking and versioning, in words.
     pub details: String,
+}
+
+impl Description {
+    /// What unauthenticated endpoints (`/healthz`, `/metrics`) may show: a data directory's
+    /// location is not shown (it is a server file path); a bucket is.
+    pub fn public(self) -> Description {
+        match self.kind {
+            "data_dir" => Description {
+                location: "(not shown)".into(),
+                ..self
+            },
+            _ => self,
+        }
+    }
 }
 
 /// Where states, versions and locks are kept.

@@ -10,13 +10,21 @@
 pub use stateseal_core::successor::{Content, Refusal, Snapshot, Successor};
 
 /// Decides whether `offered` may replace `stored` (`None`: nothing stored, anything goes):
-/// core's strict update rule.
+/// core's strict update rule, plus one server rule: a state without a lineage never replaces
+/// one with a lineage (else two uploads — an empty lineage, then any lineage — would get an
+/// unrelated state past the lineage check).
 pub fn check_successor(
     stored: Option<&Snapshot<'_>>,
     offered: &Snapshot<'_>,
 ) -> Result<Successor, Refusal> {
     match stored {
         None => Ok(Successor::Newer),
+        Some(stored) if !stored.lineage.is_empty() && offered.lineage.is_empty() => {
+            Err(Refusal::ForeignLineage {
+                stored: stored.lineage.to_string(),
+                incoming: String::new(),
+            })
+        }
         Some(stored) => stateseal_core::check_update(stored, offered),
     }
 }
@@ -65,14 +73,14 @@ mod tests {
             }
         );
         assert!(foreign.to_string().contains("unrelated"));
-        // A lineage missing on either side is not compared.
+        // A stored state without a lineage may get one; a lineage is never dropped.
         assert_eq!(
             check_successor(Some(&s(5, "", b"a")), &s(6, "M", b"b")),
             Ok(Successor::Newer)
         );
-        assert_eq!(
+        assert!(matches!(
             check_successor(Some(&cur), &s(6, "", b"b")),
-            Ok(Successor::Newer)
-        );
+            Err(Refusal::ForeignLineage { .. })
+        ));
     }
 }

@@ -23,6 +23,7 @@ use stateseal_store::LockInfo;
 
 use crate::at_rest::Incoming;
 use crate::auth::{authorize, Permission};
+use crate::connections::ClientAddr;
 use crate::protocol::{open, write_decided, Decision, Reply};
 use crate::state_path::{query_value, StatePath};
 use crate::storage::{Stored, VersionRecord};
@@ -77,6 +78,17 @@ pub(crate) struct StateRow {
     pub path: StatePath,
     pub current: Option<VersionRecord>,
     pub lock: Option<LockInfo>,
+    /// Set when the state's records could not be read (the listing goes on without them).
+    pub unreadable: bool,
+}
+
+impl StateRow {
+    /// True when the lock record is unreadable ([`crate::storage::unreadable_lock`]).
+    pub fn lock_unreadable(&self) -> bool {
+        self.lock
+            .as_ref()
+            .is_some_and(|l| crate::storage::is_unreadable_lock_id(&l.id))
+    }
 }
 
 /// The states under `prefix` that `who` may read (all of them without an `auth` block): what
@@ -98,18 +110,21 @@ pub(crate) async fn list_states(
                 continue;
             }
         }
-        let failed = |e| Reply::failed("reading the state failed", e);
-        let current = app
-            .storage
-            .live(&p)
-            .await
-            .map_err(failed)?
-            .map(|l| l.record);
-        let lock = app.storage.lock_holder(&p).await.map_err(failed)?;
+        // One state whose records can't be read is reported as such; the others are listed.
+        let current = app.storage.live(&p).await.map(|l| l.map(|l| l.record));
+        let lock = app.storage.lock_holder(&p).await;
+        let unreadable = current.is_err() || lock.is_err();
+        for e in [current.as_ref().err(), lock.as_ref().err()]
+            .into_iter()
+            .flatten()
+        {
+            tracing::error!(path = %p, error = %e, "listing: a state's records could not be read");
+        }
         out.push(StateRow {
             path: p,
-            current,
-            lock,
+            current: current.ok().flatten(),
+            lock: lock.ok().flatten(),
+            unreadable,
         });
     }
     Ok(out)
@@ -117,27 +132,39 @@ pub(crate) async fn list_states(
 
 async fn listed(
     app: &Arc<App>,
+    client: ClientAddr,
     uri: &Uri,
     headers: &HeaderMap,
 ) -> Result<Vec<(StatePath, Value)>, Reply> {
-    let who = authorize(app, headers, None, Permission::Read).await?;
+    let who = authorize(app, client, headers, None, Permission::Read).await?;
     let prefix = query_value(uri.query(), "prefix").unwrap_or_default();
     let rows = list_states(app, prefix, who.as_ref()).await?;
     Ok(rows
         .into_iter()
         .map(|r| {
-            let entry = json!({
+            let mut entry = json!({
                 "current": r.current.as_ref().map(view),
                 "lock": lock_value(r.lock.as_ref()),
             });
+            if r.lock_unreadable() {
+                entry["lock_unreadable"] = Value::Bool(true);
+            }
+            if r.unreadable {
+                entry["unreadable"] = Value::Bool(true);
+            }
             (r.path, entry)
         })
         .collect())
 }
 
 /// `GET /v1/states`.
-pub async fn states(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap) -> Reply {
-    match listed(&app, &uri, &headers).await {
+pub async fn states(
+    State(app): State<Arc<App>>,
+    client: ClientAddr,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Reply {
+    match listed(&app, client, &uri, &headers).await {
         Ok(list) => {
             let states: Vec<Value> = list
                 .into_iter()
@@ -153,8 +180,13 @@ pub async fn states(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap) -
 }
 
 /// `GET /v1/locks`.
-pub async fn locks(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap) -> Reply {
-    match listed(&app, &uri, &headers).await {
+pub async fn locks(
+    State(app): State<Arc<App>>,
+    client: ClientAddr,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Reply {
+    match listed(&app, client, &uri, &headers).await {
         Ok(list) => {
             let locks: Vec<Value> = list
                 .into_iter()
@@ -168,12 +200,17 @@ pub async fn locks(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap) ->
 }
 
 /// `GET /v1/versions/<path>[?seq=N]`.
-pub async fn versions(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap) -> Reply {
+pub async fn versions(
+    State(app): State<Arc<App>>,
+    client: ClientAddr,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Reply {
     let path = match path_after(&uri, "/v1/versions/") {
         Ok(p) => p,
         Err(r) => return r,
     };
-    if let Err(r) = authorize(&app, &headers, Some(&path), Permission::Read).await {
+    if let Err(r) = authorize(&app, client, &headers, Some(&path), Permission::Read).await {
         return r;
     }
     let seq = match query_value(uri.query(), "seq").map(|s| s.parse::<u64>()) {
@@ -225,12 +262,17 @@ pub(crate) async fn version_bytes(
 }
 
 /// `POST /v1/rollback/<path>?seq=N[&ID=lock]`.
-pub async fn rollback(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap) -> Reply {
+pub async fn rollback(
+    State(app): State<Arc<App>>,
+    client: ClientAddr,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Reply {
     let path = match path_after(&uri, "/v1/rollback/") {
         Ok(p) => p,
         Err(r) => return r,
     };
-    let user = match authorize(&app, &headers, Some(&path), Permission::Admin).await {
+    let user = match authorize(&app, client, &headers, Some(&path), Permission::Admin).await {
         Ok(w) => w.map(|p| p.0),
         Err(r) => return r,
     };
@@ -275,7 +317,15 @@ pub(crate) async fn roll_back(
                 ));
             }
         }
-        let serial = current.map_or(old.serial, |c| c.serial.max(old.serial)) + 1;
+        let Some(serial) = current
+            .map_or(old.serial, |c| c.serial.max(old.serial))
+            .checked_add(1)
+        else {
+            return Decision::Answer(Reply::text(
+                StatusCode::CONFLICT,
+                "refused: the serial is at its maximum (2^64-1), so no later serial exists for a rollback; nothing was written",
+            ));
+        };
         let body = match stateseal_store::state::with_serial(&bytes, serial) {
             Ok(b) => b,
             Err(e) => return Decision::Answer(Reply::failed("rewriting the serial failed", e)),
@@ -309,7 +359,7 @@ pub async fn healthz(State(app): State<Arc<App>>) -> Reply {
         "encryption_at_rest": if encrypts { "on" } else { "off" },
         "require_client_encryption": app.at_rest.requires_client_encryption(),
         "auth": app.auth.is_some(),
-        "storage": app.storage.describe(),
+        "storage": app.storage.describe().public(),
     });
     if !encrypts {
         body["warning"] = Value::from(

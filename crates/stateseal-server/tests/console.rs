@@ -22,7 +22,9 @@ struct Page {
 
 async fn request(h: &Harness, method: &str, uri: &str, cookie: &str, form: &str) -> Page {
     let mut req = Request::builder().method(method).uri(uri);
-    if !cookie.is_empty() {
+    if cookie.contains('=') {
+        req = req.header("cookie", cookie);
+    } else if !cookie.is_empty() {
         req = req.header("cookie", format!("stateseal_session={cookie}"));
     }
     if method == "POST" {
@@ -53,14 +55,18 @@ impl Page {
         self.headers.get(name).map_or("", String::as_str)
     }
 
-    /// The session id the answer's Set-Cookie carries.
+    /// The cookie (`name=value`) the answer's Set-Cookie carries: a signed-in session, or an
+    /// anonymous visitor's form cookie; empty when none (or a cleared one).
     fn cookie(&self) -> String {
-        let c = self.header("set-cookie");
-        let v = c
-            .strip_prefix("stateseal_session=")
-            .and_then(|r| r.split(';').next())
+        let pair = self
+            .header("set-cookie")
+            .split(';')
+            .next()
             .unwrap_or_default();
-        v.to_string()
+        match pair.split_once('=') {
+            Some((_, v)) if !v.is_empty() => pair.to_string(),
+            _ => String::new(),
+        }
     }
 
     /// The value of the first hidden `csrf` input.
@@ -79,7 +85,10 @@ async fn sign_in(h: &Harness, user: &str, password: &str) -> (String, String) {
     let form = request(h, "GET", "/ui/login", "", "").await;
     assert_eq!(form.status, 200, "{}", form.body);
     let anon = form.cookie();
-    assert!(!anon.is_empty(), "the sign-in form starts a session");
+    assert!(
+        anon.starts_with("stateseal_form="),
+        "the sign-in form sets a form cookie, not a session: {anon}"
+    );
     let done = request(
         h,
         "POST",
@@ -129,6 +138,18 @@ async fn put(h: &Harness, path: &str, body: &[u8]) {
 }
 
 /// `GET /state/team-a/app/lock` as root: 200 while locked, 404 when free.
+/// Submits the force-unlock form of `team-a/app` for lock `id`.
+async fn force_unlock(h: &Harness, session: &str, id: &str, csrf: &str) -> Page {
+    request(
+        h,
+        "POST",
+        "/ui/unlock/team-a/app",
+        session,
+        &format!("id={id}&csrf={csrf}"),
+    )
+    .await
+}
+
 async fn lock_status(h: &Harness) -> u16 {
     h.send_with(
         "GET",
@@ -211,15 +232,27 @@ async fn console_refuses_a_form_without_its_csrf_token() {
     let anon = form.cookie();
     let no_token = request(&h, "POST", "/ui/login", &anon, "user=root&password=root-pw").await;
     assert_eq!(no_token.status, 403);
-    let fresh = no_token.cookie();
     assert!(
-        !fresh.is_empty() && fresh != anon,
-        "a new anonymous session, not a signed-in one"
+        !no_token.header("set-cookie").contains("stateseal_session="),
+        "no session, signed-in or not"
     );
+    assert!(h.app.console.sessions.is_empty());
     assert_eq!(
-        request(&h, "GET", "/ui/states", &fresh, "").await.status,
+        request(&h, "GET", "/ui/states", &anon, "").await.status,
         303
     );
+    // A token of another visitor's cookie is refused too.
+    let other = request(&h, "GET", "/ui/login", "", "").await;
+    let crossed = request(
+        &h,
+        "POST",
+        "/ui/login",
+        &anon,
+        &format!("csrf={}&user=root&password=root-pw", other.csrf()),
+    )
+    .await;
+    assert_eq!(crossed.status, 403);
+    assert!(h.app.console.sessions.is_empty());
 
     let (root, csrf) = sign_in(&h, "root", "root-pw").await;
     let (_, other_csrf) = sign_in(&h, "root", "root-pw").await;
@@ -241,14 +274,7 @@ async fn console_refuses_a_form_without_its_csrf_token() {
     let logout = request(&h, "POST", "/ui/logout", &root, "").await;
     assert_eq!(logout.status, 403, "sign-out needs the token too");
 
-    let done = request(
-        &h,
-        "POST",
-        "/ui/unlock/team-a/app",
-        &root,
-        &format!("id={id}&csrf={csrf}"),
-    )
-    .await;
+    let done = force_unlock(&h, &root, id, &csrf).await;
     assert_eq!(done.status, 303, "{}", done.body);
     assert_eq!(lock_status(&h).await, 404, "released");
 }
@@ -506,10 +532,118 @@ async fn the_session_cookie_is_secure_under_tls_and_never_readable_by_scripts() 
     for (h, secure) in [(&tls, true), (&plain, false)] {
         let page = request(h, "GET", "/ui/states", "", "").await;
         let cookie = page.header("set-cookie");
-        assert!(cookie.starts_with("stateseal_session="), "{cookie}");
+        assert!(cookie.starts_with("stateseal_form="), "{cookie}");
         for attribute in ["HttpOnly", "SameSite=Strict", "Path=/ui"] {
             assert!(cookie.contains(attribute), "{cookie}");
         }
         assert_eq!(cookie.contains("; Secure"), secure, "{cookie}");
     }
+}
+
+/// Issue 17, M3: anonymous visitors leave nothing on the server. A sign-in form opened before
+/// 10,000 anonymous visits of `/ui/login` still signs in, and until then no session exists.
+#[tokio::test]
+async fn fail_a_flood_of_anonymous_visits_keeps_no_state_and_expires_no_form() {
+    let h = Harness::with_config(&config());
+    let form = request(&h, "GET", "/ui/login", "", "").await;
+    let router = stateseal_server::router(h.app.clone());
+    for _ in 0..10_000 {
+        let req = Request::builder()
+            .uri("/ui/login")
+            .body(Body::empty())
+            .unwrap();
+        let answer = router.clone().oneshot(req).await.unwrap();
+        assert_eq!(answer.status(), 200);
+    }
+    assert!(
+        h.app.console.sessions.is_empty(),
+        "anonymous visits started sessions"
+    );
+    let done = request(
+        &h,
+        "POST",
+        "/ui/login",
+        &form.cookie(),
+        &format!("csrf={}&user=root&password=root-pw", form.csrf()),
+    )
+    .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(h.app.console.sessions.len(), 1, "the one signed-in session");
+}
+
+/// Issue 17, M1 (console): failed sign-ins back off like Basic credentials; during the
+/// back-off the right password is refused with 429 and `Retry-After`.
+#[tokio::test]
+async fn fail_console_sign_in_backs_off_after_repeated_failures() {
+    let h = Harness::with_config(&config());
+    let form = request(&h, "GET", "/ui/login", "", "").await;
+    let (cookie, csrf) = (form.cookie(), form.csrf());
+    let attempt = |password: &'static str| {
+        let (h, cookie, csrf) = (&h, cookie.clone(), csrf.clone());
+        async move {
+            request(
+                h,
+                "POST",
+                "/ui/login",
+                &cookie,
+                &format!("csrf={csrf}&user=ci&password={password}"),
+            )
+            .await
+        }
+    };
+    for _ in 0..stateseal_server::throttle::FREE_FAILURES + 1 {
+        assert_eq!(attempt("wrong").await.status, 403);
+    }
+    let refused = attempt("ci-pw").await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert!(refused.header("retry-after").parse::<u64>().unwrap() >= 1);
+    assert!(refused.body.contains("Too many failed sign-ins"));
+    assert!(h.app.console.sessions.is_empty());
+}
+
+/// Issue 17, L5 (console): an unreadable lock record shows as a lock an admin can force-unlock;
+/// the form clears the record only while it is unchanged.
+#[tokio::test]
+async fn fail_an_unreadable_lock_record_is_cleared_from_the_console() {
+    let first = Harness::with_config(&config());
+    put(&first, "team-a/app", &tf_state(1, "r", "v", "s")).await;
+    let lock_file = first.data().join("states/team-a/app/@/lock.json");
+    std::fs::write(&lock_file, b"\x00 not lock info").unwrap();
+    // A restarted server reads the record when the state is first used.
+    let dir = first.dir;
+    drop(first.app);
+    let config = stateseal_server::ServerConfig::parse("s.hcl", &config(), None).unwrap();
+    let app = stateseal_server::App::open(&dir.path().join("data"), config).unwrap();
+    let h = Harness {
+        dir,
+        app: std::sync::Arc::new(app),
+        s3: None,
+    };
+    let (root, csrf) = sign_in(&h, "root", "root-pw").await;
+    let locks = request(&h, "GET", "/ui/locks", &root, "").await;
+    assert_eq!(locks.status, 200);
+    assert!(
+        locks.body.contains("(unreadable lock record)"),
+        "{}",
+        locks.body
+    );
+    // The ID the confirmation page shows (the prefix and 16 hex digits).
+    let shown_id = || async {
+        let confirm = request(&h, "GET", "/ui/unlock/team-a/app", &root, "").await;
+        let at = confirm
+            .body
+            .find("unreadable-lock-record-")
+            .expect("the ID");
+        confirm.body[at..at + 39].to_string()
+    };
+    let id = shown_id().await;
+    // The record changed after the confirmation page: nothing is released.
+    std::fs::write(&lock_file, b"\x00 other garbage").unwrap();
+    let stale = force_unlock(&h, &root, &id, &csrf).await;
+    assert_eq!(stale.status, 409, "{}", stale.body);
+    assert!(lock_file.exists());
+    let done = force_unlock(&h, &root, &shown_id().await, &csrf).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert!(!lock_file.exists());
+    assert_eq!(lock_status(&h).await, 404);
 }

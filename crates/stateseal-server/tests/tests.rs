@@ -8,6 +8,7 @@ mod auth;
 mod concurrency;
 mod console;
 mod crash;
+mod hostile;
 mod metrics;
 mod protocol;
 mod s3_config;

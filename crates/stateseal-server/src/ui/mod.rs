@@ -2,7 +2,14 @@
 //! internals as the JSON API ([`crate::versions`]), readable without JavaScript (there is none).
 //!
 //! * sign-in with the server's users: a form, then a session cookie ([`session`]); every
-//!   state-changing form carries the session's CSRF token;
+//!   state-changing form carries the session's CSRF token. Visitors who have not signed in
+//!   (and everyone on a server without `auth`) get no session: their forms carry a stateless
+//!   token ([`form_token`]), so the server keeps nothing for them;
+//! * the sign-in is a password check like Basic credentials: throttled per address and user
+//!   name, bounded in concurrency ([`crate::auth::check_password`]);
+//! * a `read` grant means "may read every secret in the state": masking sensitive outputs for
+//!   viewers without `admin` is a convenience, not access control (the same viewer can fetch
+//!   the whole state from the API);
 //! * the grants decide what a viewer sees: a path without a `read` grant is never listed and
 //!   its pages answer 404; force-unlock, rollback and revealing a sensitive output need `admin`;
 //! * without an `auth` block, the console is open with every permission, exactly like the API
@@ -18,6 +25,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod diff;
+pub mod form_token;
 mod pages;
 pub mod session;
 pub mod state_view;
@@ -42,11 +50,16 @@ use crate::App;
 /// The key providers of each (state, version) already read.
 type ProviderCache = HashMap<(StatePath, u64), Arc<[String]>>;
 
-/// The console's own state: sessions, and the key providers of versions already read
-/// (versions never change, so what their envelope says is read once).
+/// Most (state, version) entries in the key-provider cache; it is emptied when full.
+pub const MAX_CACHED_PROVIDERS: usize = 10_000;
+
+/// The console's own state: signed-in sessions, the key of anonymous forms' tokens, and the key
+/// providers of versions already read (versions never change, so what their envelope says is
+/// read once).
 #[derive(Debug, Default)]
 pub struct Console {
     pub sessions: session::Sessions,
+    pub forms: form_token::FormKey,
     providers: Mutex<ProviderCache>,
 }
 
@@ -61,15 +74,19 @@ impl Console {
 
     fn remember_providers(&self, path: &StatePath, seq: u64, p: Vec<String>) -> Arc<[String]> {
         let p: Arc<[String]> = p.into();
-        self.providers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert((path.clone(), seq), p.clone());
+        let mut cache = self.providers.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= MAX_CACHED_PROVIDERS {
+            cache.clear();
+        }
+        cache.insert((path.clone(), seq), p.clone());
         p
     }
 }
 
 const STYLE: &str = include_str!("console.css");
+
+/// What the console says wherever it masks something (issue 17, I1).
+pub const READ_GRANT_MEANS: &str = "A read grant on a state means: may read every secret in that state. The API answers the whole state, sensitive values included, to anyone with read; the console masks sensitive outputs for viewers without admin as a convenience, not as access control.";
 
 /// The `/ui` routes.
 pub fn routes() -> Router<Arc<App>> {
@@ -128,10 +145,14 @@ async fn headers(req: Request, next: Next) -> Response {
 pub struct Viewer {
     /// `None` on a server without an `auth` block.
     pub who: Option<Principal>,
+    /// The CSRF token this page's forms carry.
     pub csrf: String,
-    /// The session id, when this request started the session (its cookie must be set).
-    new_session: Option<String>,
-    session_id: String,
+    /// The token a form of this request must carry (`None`: no form is accepted).
+    accepted_csrf: Option<String>,
+    /// A form cookie to set (a visitor without a session whose cookie is new).
+    new_form_cookie: Option<String>,
+    /// The signed-in session.
+    session_id: Option<String>,
 }
 
 impl Viewer {
@@ -150,35 +171,48 @@ impl Viewer {
     }
 }
 
-/// The viewer of a request: its session, or (on a server without `auth`) a new anonymous one.
-/// With `auth` and no signed-in session: a redirect to the sign-in form.
-fn viewer(app: &App, headers: &HeaderMap) -> Result<Viewer, Response> {
-    let existing =
-        session::cookie_id(headers).and_then(|id| app.console.sessions.get(&id).map(|s| (id, s)));
-    match existing {
-        Some((id, s)) if app.auth.is_none() || s.user.is_some() => Ok(Viewer {
-            who: s.user.map(Principal),
-            csrf: s.csrf,
-            new_session: None,
-            session_id: id,
-        }),
-        _ if app.auth.is_some() => Err(see_other("/ui/login")),
-        _ => {
-            let (id, s) = app.console.sessions.start(None);
-            Ok(Viewer {
-                who: None,
-                csrf: s.csrf,
-                new_session: Some(id.clone()),
-                session_id: id,
-            })
-        }
-    }
+/// The signed-in session of a request, with its id.
+fn signed_in(app: &App, headers: &HeaderMap) -> Option<(String, session::Session)> {
+    session::cookie_id(headers)
+        .and_then(|id| app.console.sessions.get(&id).map(|s| (id, s)))
+        .filter(|(_, s)| s.user.is_some())
 }
 
-/// Refuses a state-changing request whose form lacks the session's CSRF token.
+/// The viewer of a request: its signed-in session, or (on a server without `auth`) an
+/// anonymous visitor with a stateless form token. With `auth` and no signed-in session: a
+/// redirect to the sign-in form.
+fn viewer(app: &App, headers: &HeaderMap) -> Result<Viewer, Response> {
+    if let Some((id, s)) = signed_in(app, headers) {
+        return Ok(Viewer {
+            who: s.user.map(Principal),
+            accepted_csrf: Some(s.csrf.clone()),
+            csrf: s.csrf,
+            new_form_cookie: None,
+            session_id: Some(id),
+        });
+    }
+    if app.auth.is_some() {
+        return Err(see_other("/ui/login"));
+    }
+    let issued = app.console.forms.issue(headers);
+    Ok(Viewer {
+        who: None,
+        csrf: issued.csrf,
+        accepted_csrf: app.console.forms.current(headers),
+        new_form_cookie: issued.new_cookie,
+        session_id: None,
+    })
+}
+
+/// Refuses a state-changing request whose form lacks the session's (or, without a session, the
+/// form cookie's) CSRF token.
 fn check_csrf(viewer: &Viewer, form: &str) -> Result<(), Response> {
     let sent = crate::state_path::query_value(Some(form), "csrf").unwrap_or_default();
-    if session::same_token(&sent, &viewer.csrf) {
+    if viewer
+        .accepted_csrf
+        .as_deref()
+        .is_some_and(|want| session::same_token(&sent, want))
+    {
         Ok(())
     } else {
         tracing::info!(
@@ -202,11 +236,11 @@ fn see_other(to: &str) -> Response {
         .expect("a valid response")
 }
 
-/// An HTML page, setting the session cookie when this request started the session.
+/// An HTML page, setting the form cookie when this request started one.
 fn page(app: &App, viewer: &Viewer, status: StatusCode, title: &str, body: Markup) -> Response {
     let mut r = html_response(status, layout(title, Some(viewer), body));
-    if let Some(id) = &viewer.new_session {
-        set_cookie(app, &mut r, Some(id));
+    if let Some(c) = &viewer.new_form_cookie {
+        set_form_cookie(app, &mut r, c);
     }
     r
 }
@@ -222,6 +256,12 @@ fn html_response(status: StatusCode, m: Markup) -> Response {
 
 fn set_cookie(app: &App, r: &mut Response, id: Option<&str>) {
     if let Ok(v) = HeaderValue::from_str(&session::set_cookie(id, app.tls.is_some())) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+fn set_form_cookie(app: &App, r: &mut Response, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(&form_token::set_cookie(value, app.tls.is_some())) {
         r.headers_mut().append(header::SET_COOKIE, v);
     }
 }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::Response;
-use base64::Engine as _;
 use maud::{html, Markup};
 use serde_json::Value;
 use stateseal_store::lock_info::GoTime;
@@ -17,9 +16,10 @@ use super::state_view::{is_encrypted, key_providers, open_version, outputs, Open
 use super::store;
 use super::{
     check_csrf, encode, error_page, html_response, layout, page, reply_page, see_other, set_cookie,
-    state_url, viewer, Viewer,
+    set_form_cookie, signed_in, state_url, viewer, Viewer,
 };
-use crate::auth::{Permission, Principal};
+use crate::auth::{check_password, Permission, Principal};
+use crate::connections::ClientAddr;
 use crate::data_dir::{Stored, VersionRecord};
 use crate::protocol::Reply;
 use crate::state_path::{query_value, StatePath};
@@ -44,26 +44,16 @@ pub async fn home() -> Response {
 
 // ---------------------------------------------------------------- sign-in
 
-/// `GET /ui/login`.
+/// `GET /ui/login`: the sign-in form, with a stateless CSRF token (nothing is kept on the
+/// server for a visitor who has not signed in).
 pub async fn login_form(State(app): AppState, headers: HeaderMap) -> Response {
-    if app.auth.is_none() {
+    if app.auth.is_none() || signed_in(&app, &headers).is_some() {
         return see_other("/ui/states");
     }
-    let existing = super::session::cookie_id(&headers)
-        .and_then(|id| app.console.sessions.get(&id).map(|s| (id, s)));
-    if existing.as_ref().is_some_and(|(_, s)| s.user.is_some()) {
-        return see_other("/ui/states");
-    }
-    let (id, s, new) = match existing {
-        Some((id, s)) => (id, s, false),
-        None => {
-            let (id, s) = app.console.sessions.start(None);
-            (id, s, true)
-        }
-    };
-    let mut r = login_page(&s.csrf, StatusCode::OK, None);
-    if new {
-        set_cookie(&app, &mut r, Some(&id));
+    let issued = app.console.forms.issue(&headers);
+    let mut r = login_page(&issued.csrf, StatusCode::OK, None);
+    if let Some(c) = &issued.new_cookie {
+        set_form_cookie(&app, &mut r, c);
     }
     r
 }
@@ -82,60 +72,69 @@ fn login_page(csrf: &str, status: StatusCode, error: Option<&str>) -> Response {
                     label { "Password" input type="password" name="password" autocomplete="current-password" required; }
                     button type="submit" { "Sign in" }
                 }
+                p.notice { (super::READ_GRANT_MEANS) }
             },
         ),
     )
 }
 
-/// `POST /ui/login`: checks the user's password like the API checks Basic credentials, then
-/// replaces the anonymous session with a signed-in one.
-pub async fn login(State(app): AppState, headers: HeaderMap, form: String) -> Response {
+/// `POST /ui/login`: checks the user's password as the API checks Basic credentials (same
+/// back-off per address and user name, same bound on concurrent checks), then starts a
+/// signed-in session (replacing any session the browser had).
+pub async fn login(
+    State(app): AppState,
+    client: ClientAddr,
+    headers: HeaderMap,
+    form: String,
+) -> Response {
     if app.auth.is_none() {
         return see_other("/ui/states");
     }
-    let anon = super::session::cookie_id(&headers)
-        .and_then(|id| app.console.sessions.get(&id).map(|s| (id, s)));
     let sent = query_value(Some(&form), "csrf").unwrap_or_default();
-    let Some((old_id, old)) = anon.filter(|(_, s)| super::session::same_token(&sent, &s.csrf))
-    else {
-        tracing::info!("console: a sign-in form without its CSRF token was refused");
-        let (id, fresh) = app.console.sessions.start(None);
-        let mut r = login_page(
-            &fresh.csrf,
-            StatusCode::FORBIDDEN,
-            Some("The sign-in form expired or was not sent from this page; sign in again."),
-        );
-        set_cookie(&app, &mut r, Some(&id));
-        return r;
+    let issued = app.console.forms.issue(&headers);
+    let refused = |status: StatusCode, message: &str, retry_after: Option<u64>| {
+        let mut r = login_page(&issued.csrf, status, Some(message));
+        if let Some(c) = &issued.new_cookie {
+            set_form_cookie(&app, &mut r, c);
+        }
+        if let Some(v) = retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        r
     };
+    if !app.console.forms.check(&headers, &sent) {
+        tracing::info!(client = %client, "console: a sign-in form without its CSRF token was refused");
+        return refused(
+            StatusCode::FORBIDDEN,
+            "The sign-in form expired or was not sent from this page; sign in again.",
+            None,
+        );
+    }
     let user = query_value(Some(&form), "user").unwrap_or_default();
     let password = query_value(Some(&form), "password").unwrap_or_default();
-    let mut basic = HeaderMap::new();
-    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    if let Ok(v) = HeaderValue::from_str(&format!("Basic {token}")) {
-        basic.insert(header::AUTHORIZATION, v);
-    }
-    let app2 = app.clone();
-    let who = tokio::task::spawn_blocking(move || {
-        app2.auth.as_ref().expect("checked").authenticate(&basic)
-    })
-    .await;
-    match who {
-        Ok(Ok(Principal(name))) => {
-            tracing::info!(user = %name, "console: signed in");
-            app.console.sessions.end(&old_id);
+    match check_password(&app, client, &user, &password).await {
+        Ok(Principal(name)) => {
+            tracing::info!(user = %name, client = %client, "console: signed in");
+            if let Some(old) = super::session::cookie_id(&headers) {
+                app.console.sessions.end(&old);
+            }
             let (id, _) = app.console.sessions.start(Some(name));
             let mut r = see_other("/ui/states");
             set_cookie(&app, &mut r, Some(&id));
             r
         }
-        _ => {
-            tracing::info!("console: a sign-in was refused");
-            login_page(
-                &old.csrf,
-                StatusCode::FORBIDDEN,
-                Some("Invalid user name or password."),
-            )
+        Err(d) => {
+            let message = match d.status {
+                StatusCode::TOO_MANY_REQUESTS => format!(
+                    "Too many failed sign-ins from this address or for this user: try again in {} s.",
+                    d.retry_after.unwrap_or(1)
+                ),
+                StatusCode::SERVICE_UNAVAILABLE => {
+                    "The server is busy checking other sign-ins: try again in a moment.".into()
+                }
+                _ => "Invalid user name or password.".into(),
+            };
+            refused(d.status, &message, d.retry_after)
         }
     }
 }
@@ -144,7 +143,9 @@ pub async fn login(State(app): AppState, headers: HeaderMap, form: String) -> Re
 pub async fn logout(State(app): AppState, headers: HeaderMap, form: String) -> Response {
     let v = or_return!(viewer(&app, &headers));
     or_return!(check_csrf(&v, &form));
-    app.console.sessions.end(&v.session_id);
+    if let Some(id) = &v.session_id {
+        app.console.sessions.end(id);
+    }
     let mut r = see_other(if app.auth.is_some() {
         "/ui/login"
     } else {
@@ -633,6 +634,7 @@ fn outputs_table(
                     }
                 }
             } }
+            @if outs.iter().any(|(_, o)| o.sensitive) { p.notice { (super::READ_GRANT_MEANS) } }
         }
     }
 }

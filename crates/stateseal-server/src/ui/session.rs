@@ -4,9 +4,10 @@
 //! A session is a random 256-bit id in a cookie (`HttpOnly`, `SameSite=Strict`, `Secure` under
 //! TLS, `Path=/ui`); the server keeps only its SHA-256, so a memory dump or a log line never
 //! holds a usable cookie. Each session has its own CSRF token, a second random value that every
-//! state-changing form carries and that is compared in constant time. A visitor who has not
-//! signed in gets an anonymous session too, so the sign-in form itself carries a token; signing
-//! in replaces the session (a fixed id can't be planted before sign-in).
+//! state-changing form carries and that is compared in constant time. Only signing in starts a
+//! session (a visitor who has not signed in gets a stateless form token instead, see
+//! [`super::form_token`]), and it replaces any session the browser had (a fixed id can't be
+//! planted before sign-in).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -19,15 +20,13 @@ use ring::rand::SecureRandom as _;
 pub const COOKIE: &str = "stateseal_session";
 /// How long a signed-in session lasts.
 pub const SIGNED_IN_TTL: Duration = Duration::from_secs(12 * 3600);
-/// How long an anonymous session (the sign-in form's) lasts.
-pub const ANONYMOUS_TTL: Duration = Duration::from_secs(3600);
 /// At most this many sessions are kept; beyond it the one closest to expiry goes.
 pub const MAX_SESSIONS: usize = 10_000;
 
 /// One session.
 #[derive(Clone)]
 pub struct Session {
-    /// The signed-in user; `None` before sign-in (or on a server without an `auth` block).
+    /// The signed-in user.
     pub user: Option<String>,
     pub csrf: String,
     expires: Instant,
@@ -76,17 +75,24 @@ pub fn same_token(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// The session id the request's cookie carries.
-pub fn cookie_id(headers: &HeaderMap) -> Option<String> {
+/// The values of every cookie named `name` the request carries, in order.
+pub fn cookie_values<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
+        .filter_map(move |pair| {
             let (k, v) = pair.trim().split_once('=')?;
-            (k == COOKIE && !v.is_empty()).then(|| v.to_string())
+            (k == name).then_some(v)
         })
+}
+
+/// The session id the request's cookie carries.
+pub fn cookie_id(headers: &HeaderMap) -> Option<String> {
+    cookie_values(headers, COOKIE)
+        .find(|v| !v.is_empty())
+        .map(str::to_string)
 }
 
 /// The `Set-Cookie` value for a session id (`None`: clear the cookie).
@@ -116,15 +122,10 @@ impl Sessions {
     /// Starts a session; returns its id (for the cookie) and the session.
     pub fn start(&self, user: Option<String>) -> (String, Session) {
         let id = random_token();
-        let ttl = if user.is_some() {
-            SIGNED_IN_TTL
-        } else {
-            ANONYMOUS_TTL
-        };
         let session = Session {
             user,
             csrf: random_token(),
-            expires: Instant::now() + ttl,
+            expires: Instant::now() + SIGNED_IN_TTL,
         };
         let mut map = self.by_digest.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
@@ -136,6 +137,19 @@ impl Sessions {
         }
         map.insert(digest(&id), session.clone());
         (id, session)
+    }
+
+    /// Sessions held now.
+    pub fn len(&self) -> usize {
+        self.by_digest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
+    /// True when no session is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Ends a session (sign-out, or its replacement at sign-in).
