@@ -3,6 +3,7 @@
 //! per area; they share the helpers below.
 
 mod files;
+mod parity;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
