@@ -396,3 +396,33 @@ fn plans_tofu_encrypts_stateseal_decrypts_for_tofu_show_and_the_reverse_for_tofu
         w.assert_decrypt_is_state_pull();
     }
 }
+
+/// Kept difference (README "Compatibility notes"): a fallback that shares its key provider with
+/// the primary. 1.10+ fails with "Duplicate metadata key" before it reads; 1.8 reads through the
+/// fallback; stateseal reads as 1.8 does, and its rekey leaves a file every release reads.
+#[test]
+fn a_fallback_sharing_the_primary_key_provider_reads_in_stateseal_and_1_8_not_in_1_10() {
+    let key = pbkdf2("k", "correct-horse-battery-staple", "");
+    let shared = format!(
+        "{key}method \"aes_gcm\" \"n\" {{\n  keys = key_provider.pbkdf2.k\n  aad  = [1, 2, 3]\n}}\nstate {{\n  method = method.aes_gcm.n\n  fallback {{\n    method = method.aes_gcm.k\n  }}\n}}\n"
+    );
+    for tofu in Tofu::all("a_fallback_sharing_the_primary_key_provider") {
+        let w = Work::new(&tofu, &(key.clone() + &state("k", "")));
+        w.apply();
+        w.configure(&shared);
+        if tofu.is_at_least("1.10") {
+            let theirs = w.tofu_fails(&["plan"]);
+            assert!(theirs.contains("Duplicate metadata key"), "{theirs}");
+            let ours = w.stateseal_ok(&["decrypt", "terraform.tfstate"]);
+            assert_eq!(json(&ours)["outputs"]["greeting"]["value"], "hello");
+        } else {
+            w.assert_decrypt_is_state_pull();
+        }
+        // Rekeyed to the primary alone, tofu reads it with the primary alone.
+        w.stateseal_ok(&["rekey", "terraform.tfstate"]);
+        w.configure(&format!(
+            "{key}method \"aes_gcm\" \"n\" {{\n  keys = key_provider.pbkdf2.k\n  aad  = [1, 2, 3]\n}}\nstate {{\n  method = method.aes_gcm.n\n}}\n"
+        ));
+        w.assert_tofu_reads_state();
+    }
+}
