@@ -2,6 +2,7 @@
 //! every compatibility claim checked against `tofu` itself, on each pinned release. One module
 //! per area; they share the helpers below.
 
+mod errored;
 mod files;
 mod parity;
 
