@@ -6,7 +6,6 @@
 use std::path::Path;
 
 use serde_json::Value;
-use stateseal_testkit::moto::{Moto, ENDPOINT_ENV};
 use stateseal_testkit::{repo_root, Tofu};
 
 use super::{json, main_tf, pbkdf2, Work};
@@ -203,6 +202,7 @@ fn external_key_provider_and_method_both_ways_where_tofu_has_them() {
 #[cfg(feature = "aws-kms")]
 #[test]
 fn aws_kms_with_assume_role_on_moto_both_ways() {
+    use stateseal_testkit::moto::{Moto, ENDPOINT_ENV};
     let test = "aws_kms_with_assume_role_on_moto_both_ways";
     let Some(moto) = Moto::from_env(ENDPOINT_ENV, test) else {
         return;
