@@ -371,6 +371,8 @@ fn validate_reports_problems_with_file_and_line() {
         ("method \"unencrypted\" \"u\" {}\nstate {\n  method   = method.unencrypted.u\n  enforced = true\n}\n", "Unencrypted method is forbidden", 2),
         ("key_provider \"pbkdf2\" \"a\" { passphrase = \"short\" }\nmethod \"aes_gcm\" \"m\" { keys = key_provider.pbkdf2.a }\nstate { method = method.aes_gcm.m }\n", "passphrase is too short (minimum 16 characters)", 1),
         ("state {}\n", "Invalid expression", 1),
+        // OpenTofu's aws_kms takes assume_role as an attribute (an object), never as a block.
+        ("key_provider \"aws_kms\" \"k\" {\n  kms_key_id = \"alias/x\"\n  key_spec = \"AES_256\"\n  region = \"us-east-1\"\n  assume_role {\n    role_arn = \"arn:aws:iam::123456789012:role/x\"\n  }\n}\nmethod \"aes_gcm\" \"m\" { keys = key_provider.aws_kms.k }\nstate { method = method.aes_gcm.m }\n", "Blocks of type \"assume_role\" are not expected here", 5),
     ];
     for (body, message, line) in cases {
         let d = tempfile::tempdir().unwrap();

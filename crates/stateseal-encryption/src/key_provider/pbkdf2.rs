@@ -32,6 +32,8 @@ impl Hash {
         match s {
             "sha256" => Ok(Hash::Sha256),
             "sha512" => Ok(Hash::Sha512),
+            // OpenTofu's message for a blank name (checked against tofu 1.8.11 and 1.12.6).
+            "" => Err("invalid key provider configuration: please specify a hash function".into()),
             other => Err(format!(
                 "invalid key provider configuration: invalid hash function name: {other}"
             )),
@@ -114,7 +116,9 @@ pub struct Metadata {
 /// Builds the provider from its configuration.
 pub fn build(config: &serde_json::Value) -> Result<Box<dyn KeyProvider>, String> {
     let c: Config = super::decode_config(config)?;
-    let source = match (c.passphrase, c.chain) {
+    // A blank passphrase is no passphrase, as in OpenTofu (`c.Passphrase == ""`).
+    let passphrase = c.passphrase.filter(|p| !p.is_empty());
+    let source = match (passphrase, c.chain) {
         (Some(_), Some(_)) => return Err("passphrase and chain are mutually exclusive".into()),
         (None, None) => return Err("no passphrase provided and no chained provider defined".into()),
         (Some(p), None) => {
@@ -404,6 +408,15 @@ mod tests {
         assert_eq!(
             err(json!({})),
             "no passphrase provided and no chained provider defined"
+        );
+        // Blank values: what tofu 1.12.6 says (testdata/tofu-parity/05-…, 08-…).
+        assert_eq!(
+            err(json!({"passphrase": ""})),
+            "no passphrase provided and no chained provider defined"
+        );
+        assert_eq!(
+            err(json!({"passphrase": "x".repeat(16), "hash_function": ""})),
+            "invalid key provider configuration: please specify a hash function"
         );
         assert_eq!(
             err(json!({"passphrase": "x".repeat(16), "iterations": 1000})),

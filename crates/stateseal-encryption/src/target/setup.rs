@@ -51,6 +51,7 @@ impl Shared {
         build_from_body(
             &self.evaluator,
             &kp.body,
+            provider_blocks(&kp.kind),
             key_providers,
             |c| factory(c),
             |e| {
@@ -116,6 +117,7 @@ impl Shared {
         build_from_body(
             &self.evaluator,
             &m.body,
+            &[],
             key_providers,
             |c| factory(c),
             |e| {
@@ -129,15 +131,41 @@ impl Shared {
     }
 }
 
+/// The nested block types a key provider's body may have, as OpenTofu's schemas declare them:
+/// only aws_kms's `endpoints`. Everything else, objects included (`assume_role = { … }`), is an
+/// attribute, and OpenTofu refuses it written as a block.
+fn provider_blocks(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "aws_kms" => &["endpoints"],
+        _ => &[],
+    }
+}
+
 /// Evaluates a block body and hands it to a factory. The evaluated body can hold passphrases
-/// and key bytes: it is wiped whatever the factory says.
+/// and key bytes: it is wiped whatever the factory says. `blocks`: the nested block types the
+/// body may have (a JSON body has none: its objects are attributes).
 pub(super) fn build_from_body<T>(
     ev: &StaticEvaluator,
     body: &crate::config::syntax::Body,
+    blocks: &[&str],
     key_providers: &Value,
     factory: impl FnOnce(&serde_json::Value) -> Result<T, String>,
     failed: impl FnOnce(String) -> Diagnostic,
 ) -> Result<T, Diagnostic> {
+    if let Some(b) = body
+        .blocks
+        .iter()
+        .find(|b| !blocks.contains(&b.kind.as_str()))
+    {
+        return Err(Diagnostic::error(
+            "Unsupported block type",
+            format!(
+                "Blocks of type {:?} are not expected here. Did you mean to define argument {:?}? If so, use the equals sign to assign it a value.",
+                b.kind, b.kind
+            ),
+            Some(&b.location),
+        ));
+    }
     let mut cfg = ev.eval_body(body, key_providers)?;
     let built = factory(&cfg);
     scrub_json(&mut cfg);

@@ -1,0 +1,9 @@
+terraform {
+  encryption {
+    method "unencrypted" "u" {}
+    state {
+      method = method.unencrypted.u
+      enforced = true
+    }
+  }
+}

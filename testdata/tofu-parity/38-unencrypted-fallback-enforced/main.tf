@@ -1,0 +1,18 @@
+terraform {
+  encryption {
+    key_provider "pbkdf2" "k" {
+      passphrase = "correct-horse-battery-staple"
+    }
+    method "aes_gcm" "m" {
+      keys = key_provider.pbkdf2.k
+    }
+    method "unencrypted" "u" {}
+    state {
+      method = method.aes_gcm.m
+      enforced = true
+      fallback {
+        method = method.unencrypted.u
+      }
+    }
+  }
+}

@@ -1,0 +1,13 @@
+terraform {
+  encryption {
+    key_provider "pbkdf2" "k" {
+      passphrase = var.nope
+    }
+    method "aes_gcm" "m" {
+      keys = key_provider.pbkdf2.k
+    }
+    state {
+      method = method.aes_gcm.m
+    }
+  }
+}

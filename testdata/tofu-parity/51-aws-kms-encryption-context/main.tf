@@ -1,0 +1,17 @@
+terraform {
+  encryption {
+    key_provider "aws_kms" "k" {
+      kms_key_id = "alias/none"
+      key_spec   = "AES_256"
+      region     = "us-east-1"
+      encryption_context = { team = "infra" }
+      skip_credentials_validation = true
+    }
+    method "aes_gcm" "m" {
+      keys = key_provider.aws_kms.k
+    }
+    state {
+      method = method.aes_gcm.m
+    }
+  }
+}
