@@ -5,7 +5,6 @@
 
 use std::path::Path;
 
-use assert_cmd::Command;
 use serde_json::Value;
 
 const STATE: &str = r#"{"version":4,"terraform_version":"1.12.0","serial":7,"lineage":"parity","outputs":{"name":{"value":"web","type":"string"},"token":{"value":"t0k","type":"string","sensitive":true}},"resources":[]}"#;
@@ -36,21 +35,14 @@ struct Out {
     stderr: String,
 }
 
-/// The binary in `dir` with `env` set and nothing inherited that changes its behaviour.
+/// The binary in `dir` with `env` set and nothing inherited that changes its behaviour (the
+/// tofu tests' runner, with stdout as text).
 fn stateseal(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Out {
-    let mut c = Command::cargo_bin("stateseal").unwrap();
-    c.current_dir(dir)
-        .env_remove("TF_ENCRYPTION")
-        .env_remove("TF_WORKSPACE");
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("TF_VAR_")) {
-        c.env_remove(k);
-    }
-    c.envs(env.iter().copied()).args(args);
-    let o = c.output().unwrap();
+    let r = crate::tofu::stateseal(dir, env, args);
     Out {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        code: r.code,
+        stdout: r.text(),
+        stderr: r.stderr,
     }
 }
 
