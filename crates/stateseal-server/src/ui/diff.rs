@@ -62,7 +62,7 @@ pub struct Diff {
 
 /// Which paths are sensitive: a resource instance's (on either side), or everything.
 struct Sensitivity<'a> {
-    sides: [Option<&'a Instance>; 2],
+    sides: [Option<&'a Instance<'a>>; 2],
     all: bool,
 }
 
@@ -209,16 +209,12 @@ pub fn diff(old: &Value, new: &Value) -> Diff {
                     sides: [Some(x), Some(y)],
                     all: false,
                 };
-                let (xa, ya) = (
-                    Value::Object(x.attributes.clone()),
-                    Value::Object(y.attributes.clone()),
-                );
                 let mut attributes = Vec::new();
                 let more = leaves(
                     &sens,
                     &mut Vec::new(),
-                    Some(&xa),
-                    Some(&ya),
+                    Some(x.attributes),
+                    Some(y.attributes),
                     &mut attributes,
                 );
                 if !attributes.is_empty() {

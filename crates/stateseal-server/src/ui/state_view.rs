@@ -164,15 +164,20 @@ fn is_identifier(k: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-/// One resource instance: its attributes and the paths in them that are sensitive.
-pub struct Instance {
-    pub attributes: serde_json::Map<String, Value>,
+/// What an instance whose `attributes` is missing or not an object is read as.
+static NO_ATTRIBUTES: std::sync::LazyLock<Value> =
+    std::sync::LazyLock::new(|| Value::Object(Default::default()));
+
+/// One resource instance: its attributes (borrowed from the state: always an object) and the
+/// paths in them that are sensitive.
+pub struct Instance<'a> {
+    pub attributes: &'a Value,
     /// From `sensitive_attributes`: each a path from the attributes object.
     pub sensitive: Vec<Vec<Step>>,
 }
 
 /// Every resource instance of a state, by address (`module.m.aws_s3_bucket.b["k"]`).
-pub fn instances(state: &Value) -> BTreeMap<String, Instance> {
+pub fn instances(state: &Value) -> BTreeMap<String, Instance<'_>> {
     let mut out = BTreeMap::new();
     for r in state["resources"].as_array().into_iter().flatten() {
         let text = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or_default();
@@ -193,7 +198,10 @@ pub fn instances(state: &Value) -> BTreeMap<String, Instance> {
                 Some(Value::String(s)) => format!("{base}[{}]", Value::from(s.as_str())),
                 _ => base.clone(),
             };
-            let attributes = inst["attributes"].as_object().cloned().unwrap_or_default();
+            let attributes = match &inst["attributes"] {
+                v @ Value::Object(_) => v,
+                _ => &*NO_ATTRIBUTES,
+            };
             out.insert(
                 address,
                 Instance {
@@ -233,7 +241,7 @@ fn sensitive_attributes(v: &Value) -> Vec<Vec<Step>> {
         .collect()
 }
 
-impl Instance {
+impl Instance<'_> {
     /// Whether the value at `path` is sensitive: a sensitive path leads to it or to a value
     /// that holds it.
     pub fn is_sensitive(&self, path: &[Step]) -> bool {
@@ -289,8 +297,9 @@ mod tests {
         assert!(inst.is_sensitive(&[key("p"), key("deeper")]));
         assert!(!inst.is_sensitive(&[key("a")]));
         assert!(!inst.holds_sensitive(&[key("a")]));
+        let empty = json!({});
         let odd = Instance {
-            attributes: Default::default(),
+            attributes: &empty,
             sensitive: sensitive_attributes(&json!(["weird"])),
         };
         assert!(
@@ -298,7 +307,7 @@ mod tests {
             "an odd entry hides everything"
         );
         let nested = Instance {
-            attributes: Default::default(),
+            attributes: &empty,
             sensitive: sensitive_attributes(&json!([[{"type": "get_attr", "value": "input"},
                 {"type": "index", "value": {"value": "token", "type": "string"}}]])),
         };
