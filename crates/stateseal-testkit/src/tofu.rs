@@ -133,9 +133,34 @@ impl Tofu {
 
     /// Runs one `tofu` command in `dir` to completion.
     pub fn run(&self, dir: &Path, args: &[&str]) -> Output {
-        self.command(dir, args)
-            .output()
-            .unwrap_or_else(|e| panic!("run {}: {e}", self.path.display()))
+        self.output(dir, args, |_| {})
+    }
+
+    /// Runs one `tofu` command in `dir` to completion, after `configure` adds its environment.
+    ///
+    /// A run that failed while building its encryption keys because the local AWS peer's
+    /// connection broke mid-response (moto under a loaded CI machine) runs again, up to three
+    /// times in all: key building happens before `tofu` reads or writes any state, so the
+    /// retry cannot repeat a side effect. Any other failure is returned as it is.
+    pub fn output(&self, dir: &Path, args: &[&str], configure: impl Fn(&mut Command)) -> Output {
+        let mut attempt = 1;
+        loop {
+            let mut c = self.command(dir, args);
+            configure(&mut c);
+            let out = c
+                .output()
+                .unwrap_or_else(|e| panic!("run {}: {e}", self.path.display()));
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if out.status.success() || attempt == 3 || !is_peer_transport_blip(&stderr) {
+                return out;
+            }
+            eprintln!(
+                "tofu {} {args:?}: the AWS peer's connection broke while building keys; attempt {} of 3",
+                self.version,
+                attempt + 1
+            );
+            attempt += 1;
+        }
     }
 
     /// Runs one `tofu` command and panics, with its output, unless it succeeds. Returns stdout.
@@ -161,6 +186,20 @@ impl Tofu {
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", self.path.display()))
     }
+}
+
+/// Whether `tofu`'s diagnostics show a broken connection to a local peer while it built its
+/// encryption keys (before any state was touched).
+fn is_peer_transport_blip(stderr: &str) -> bool {
+    let text = stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+    let before_state = text.contains("Unable to build encryption key data");
+    let transport = [
+        "use of closed network connection",
+        "connection reset by peer",
+    ]
+    .iter()
+    .any(|t| text.contains(t));
+    before_state && transport
 }
 
 /// An offline CLI configuration, written once per process: no checkpoint, and providers only

@@ -85,11 +85,9 @@ fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
 
 /// One `tofu` command with the AWS environment; panics unless it exits with `want`.
 fn tofu_expect(tofu: &Tofu, dir: &Path, env: &[(&str, String)], args: &[&str], want: i32) {
-    let out = tofu
-        .command(dir, args)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .output()
-        .unwrap();
+    let out = tofu.output(dir, args, |c| {
+        c.envs(env.iter().map(|(k, v)| (k, v)));
+    });
     assert_eq!(
         out.status.code(),
         Some(want),

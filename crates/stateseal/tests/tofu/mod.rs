@@ -158,9 +158,9 @@ impl<'a> Work<'a> {
 
     /// One `tofu` command with this directory's environment.
     pub fn tofu(&self, args: &[&str]) -> Output {
-        let mut c = self.tofu.command(self.path(), args);
-        c.envs(self.env());
-        c.output().expect("run tofu")
+        self.tofu.output(self.path(), args, |c| {
+            c.envs(self.env());
+        })
     }
 
     /// [`Work::tofu`], panicking with its output unless it succeeds; returns stdout.

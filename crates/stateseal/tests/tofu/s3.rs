@@ -291,11 +291,9 @@ async fn the_kms_guide_configuration_works_for_tofu_and_stateseal_side_by_side()
         )
         .unwrap();
         let tf = |args: &[&str]| {
-            let out = tofu
-                .command(dir.path(), args)
-                .envs(env.iter().copied())
-                .output()
-                .unwrap();
+            let out = tofu.output(dir.path(), args, |c| {
+                c.envs(env.iter().copied());
+            });
             (
                 out.status.code().unwrap_or(-1),
                 String::from_utf8_lossy(&out.stdout).into_owned()
