@@ -6,8 +6,12 @@ use crate::state::{same_content, StateMeta};
 
 /// Why a state may not replace the stored one. Callers choose their words (the CLI adds the
 /// `--force` fix, the server answers 409) by variant.
+///
+/// It serializes as `{"<kind>": {…fields}}` (`older_serial`, `foreign_lineage`, …): the body of
+/// `stateseal serve`'s 409 carries it, and `HttpStore` reads it back.
 #[non_exhaustive]
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Refusal {
     /// Another state's history: the lineages differ.
     #[error("cannot import state with lineage {incoming:?} over unrelated state with lineage {stored:?}")]
