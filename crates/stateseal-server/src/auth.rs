@@ -472,8 +472,8 @@ impl Denied {
     }
 
     /// As an answer of the API (401 asks for Basic credentials; 429 and 503 say when to retry).
-    pub(crate) fn reply(self) -> crate::protocol::Reply {
-        let mut r = crate::protocol::Reply::text(self.status, self.message);
+    pub(crate) fn reply(self) -> crate::reply::Reply {
+        let mut r = crate::reply::Reply::text(self.status, self.message);
         r.www_authenticate = self.status == StatusCode::UNAUTHORIZED;
         r.retry_after = self.retry_after;
         r
@@ -487,7 +487,7 @@ pub(crate) async fn authorize(
     headers: &HeaderMap,
     path: Option<&StatePath>,
     permission: Permission,
-) -> Result<Option<Principal>, crate::protocol::Reply> {
+) -> Result<Option<Principal>, crate::reply::Reply> {
     let Some(auth) = &app.auth else {
         return Ok(None);
     };

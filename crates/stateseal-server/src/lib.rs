@@ -3,7 +3,9 @@
 //!
 //! * [`protocol`]: the verbs on `/state/<path>` and their answers, for every client version;
 //! * [`state_path`]: validation of `<path>`;
-//! * [`successor`]: the serial and lineage rule on bodies the server may not be able to read;
+//! * [`states`]: the state operations (read, decide-and-append, lock, unlock, roll back, list)
+//!   over the storage and at-rest encryption, failing with a typed [`error::ServerError`];
+//! * [`reply`]: the one table from a [`error::ServerError`] to a status and a body;
 //! * [`storage`]: the one interface to where states are kept, implemented by
 //! * [`data_dir`]: the embedded storage (a directory of files, crash-safe), and
 //! * [`s3`]: `storage "s3"`, states in a bucket laid out as `backend "s3"` lays them out;
@@ -25,14 +27,16 @@ pub mod auth;
 pub mod config;
 pub mod connections;
 pub mod data_dir;
+pub mod error;
 pub mod fuzzing;
 pub mod metrics;
 pub mod password_checks;
 pub mod protocol;
+pub mod reply;
 pub mod s3;
 pub mod state_path;
+pub mod states;
 pub mod storage;
-pub mod successor;
 pub mod throttle;
 pub mod tls;
 pub mod ui;
@@ -54,7 +58,7 @@ pub use storage::Storage;
 #[derive(Debug)]
 pub struct App {
     pub storage: Arc<dyn Storage>,
-    pub at_rest: AtRest,
+    pub at_rest: Arc<AtRest>,
     pub max_body_bytes: u64,
     pub auth: Option<auth::Auth>,
     pub metrics: metrics::Metrics,
@@ -90,6 +94,14 @@ pub enum StartError {
 }
 
 impl App {
+    /// The state operations over this server's storage and at-rest encryption.
+    pub(crate) fn states(&self) -> states::States<'_> {
+        states::States {
+            storage: &*self.storage,
+            at_rest: &self.at_rest,
+        }
+    }
+
     /// Opens the storage the configuration names (the data directory at `data_dir`, or
     /// connects to S3) and sets up encryption (deriving keys once, now).
     pub async fn connect(data_dir: &Path, mut config: ServerConfig) -> Result<App, StartError> {
@@ -126,7 +138,7 @@ impl App {
         }
         Ok(App {
             storage,
-            at_rest,
+            at_rest: Arc::new(at_rest),
             max_body_bytes: config.max_body_bytes,
             auth: config.auth,
             metrics: metrics::Metrics::default(),

@@ -21,11 +21,13 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use stateseal_store::LockInfo;
 
-use crate::at_rest::Incoming;
 use crate::auth::{authorize, Permission};
 use crate::connections::ClientAddr;
-use crate::protocol::{open, write_decided, Decision, Reply};
+use crate::error::{Missing, ServerError};
+use crate::protocol::answer;
+use crate::reply::Reply;
 use crate::state_path::{query_value, StatePath};
+use crate::states::StateRow;
 use crate::storage::{Stored, VersionRecord};
 use crate::App;
 
@@ -73,61 +75,19 @@ fn path_after(uri: &Uri, prefix: &str) -> Result<StatePath, Reply> {
     StatePath::parse(raw).map_err(|e| Reply::text(StatusCode::BAD_REQUEST, e.to_string()))
 }
 
-/// One state as listings show it: its newest version (`None` when deleted) and its lock holder.
-pub(crate) struct StateRow {
-    pub path: StatePath,
-    pub current: Option<VersionRecord>,
-    pub lock: Option<LockInfo>,
-    /// Set when the state's records could not be read (the listing goes on without them).
-    pub unreadable: bool,
-}
-
-impl StateRow {
-    /// True when the lock record is unreadable ([`crate::storage::unreadable_lock`]).
-    pub fn lock_unreadable(&self) -> bool {
-        self.lock
-            .as_ref()
-            .is_some_and(|l| crate::storage::is_unreadable_lock_id(&l.id))
-    }
-}
-
 /// The states under `prefix` that `who` may read (all of them without an `auth` block): what
 /// the JSON API and the console list.
 pub(crate) async fn list_states(
     app: &Arc<App>,
     prefix: String,
     who: Option<&crate::auth::Principal>,
-) -> Result<Vec<StateRow>, Reply> {
-    let paths = app
-        .storage
-        .list(&prefix)
+) -> Result<Vec<StateRow>, ServerError> {
+    app.states()
+        .list(&prefix, |p| match (&app.auth, who) {
+            (Some(auth), Some(who)) => auth.allows(who, p, Permission::Read),
+            _ => true,
+        })
         .await
-        .map_err(|e| Reply::failed("listing states failed", e))?;
-    let mut out = Vec::with_capacity(paths.len());
-    for p in paths {
-        if let (Some(auth), Some(who)) = (&app.auth, who) {
-            if !auth.allows(who, &p, Permission::Read) {
-                continue;
-            }
-        }
-        // One state whose records can't be read is reported as such; the others are listed.
-        let current = app.storage.live(&p).await.map(|l| l.map(|l| l.record));
-        let lock = app.storage.lock_holder(&p).await;
-        let unreadable = current.is_err() || lock.is_err();
-        for e in [current.as_ref().err(), lock.as_ref().err()]
-            .into_iter()
-            .flatten()
-        {
-            tracing::error!(path = %p, error = %e, "listing: a state's records could not be read");
-        }
-        out.push(StateRow {
-            path: p,
-            current: current.ok().flatten(),
-            lock: lock.ok().flatten(),
-            unreadable,
-        });
-    }
-    Ok(out)
 }
 
 async fn listed(
@@ -138,7 +98,9 @@ async fn listed(
 ) -> Result<Vec<(StatePath, Value)>, Reply> {
     let who = authorize(app, client, headers, None, Permission::Read).await?;
     let prefix = query_value(uri.query(), "prefix").unwrap_or_default();
-    let rows = list_states(app, prefix, who.as_ref()).await?;
+    let rows = list_states(app, prefix, who.as_ref())
+        .await
+        .map_err(|e| answer(app, Err(e)))?;
     Ok(rows
         .into_iter()
         .map(|r| {
@@ -218,47 +180,24 @@ pub async fn versions(
         Some(Ok(n)) => Some(n),
         Some(Err(_)) => return Reply::text(StatusCode::BAD_REQUEST, "seq must be a number"),
     };
-    match seq {
-        None => match app.storage.versions(&path).await {
-            Ok(v) if v.is_empty() => Reply::text(StatusCode::NOT_FOUND, "no state is stored here"),
-            Ok(v) => Reply::json(
+    let states = app.states();
+    let outcome = match seq {
+        None => states.versions(&path).await.and_then(|v| {
+            if v.is_empty() {
+                return Err(ServerError::NotFound(Missing::State));
+            }
+            Ok(Reply::json(
                 StatusCode::OK,
                 json!({ "path": path.as_str(), "versions": v.iter().map(view).collect::<Vec<_>>() })
                     .to_string(),
-            ),
-            Err(e) => Reply::failed("reading the versions failed", e),
-        },
-        Some(n) => match version_bytes(&app, &path, n).await {
-            Ok((_, bytes)) => Reply::json(StatusCode::OK, bytes),
-            Err(r) => r,
-        },
-    }
-}
-
-/// Version `n`'s record and the bytes its client sent (plaintext unless the client encrypted).
-pub(crate) async fn version_bytes(
-    app: &Arc<App>,
-    path: &StatePath,
-    n: u64,
-) -> Result<(VersionRecord, Vec<u8>), Reply> {
-    let (record, stored) = match app.storage.version(path, n).await {
-        Ok(Some(v)) => v,
-        Ok(None) => {
-            return Err(Reply::text(
-                StatusCode::NOT_FOUND,
-                format!("there is no version {n}"),
             ))
-        }
-        Err(e) => return Err(Reply::failed("reading the version failed", e)),
+        }),
+        Some(n) => states
+            .version(&path, n)
+            .await
+            .map(|(_, bytes)| Reply::json(StatusCode::OK, bytes)),
     };
-    if record.stored == Stored::Deleted {
-        return Err(Reply::text(
-            StatusCode::NOT_FOUND,
-            format!("version {n} is a deletion"),
-        ));
-    }
-    let bytes = open(app, stored, record.stored).await?;
-    Ok((record, bytes))
+    answer(&app, outcome)
 }
 
 /// `POST /v1/rollback/<path>?seq=N[&ID=lock]`.
@@ -283,72 +222,17 @@ pub async fn rollback(
         );
     };
     let id = query_value(uri.query(), "ID");
-    roll_back(&app, &path, n, id, user).await
-}
-
-/// Writes version `n` again as a new version with the serial above the current one, under the
-/// lock rules of an upload (`id`: the lock ID the caller holds): the API's and the console's
-/// rollback.
-pub(crate) async fn roll_back(
-    app: &Arc<App>,
-    path: &StatePath,
-    n: u64,
-    id: Option<String>,
-    user: Option<String>,
-) -> Reply {
-    let (old, bytes) = match version_bytes(app, path, n).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    // A client's envelope (sent through the server, or written directly with a key the server
-    // does not have): still an envelope after opening.
-    if crate::at_rest::classify(&bytes).is_ok_and(|i| i.encrypted) {
-        return Reply::text(
-            StatusCode::CONFLICT,
-            format!("version {n} was encrypted by the client: its serial is inside the ciphertext, which this server can't rewrite; restore it with `stateseal state restore` and the client's key; nothing was written"),
-        );
-    }
-    let reply = write_decided(app, path, id.as_deref(), user, |current| {
-        if let Some(cur) = current {
-            if !cur.lineage.is_empty() && cur.lineage != old.lineage {
-                return Decision::Answer(Reply::text(
-                    StatusCode::CONFLICT,
-                    format!("version {n} has lineage {:?}, the current state {:?}: they are unrelated states; nothing was written", old.lineage, cur.lineage),
-                ));
-            }
-        }
-        let Some(serial) = current
-            .map_or(old.serial, |c| c.serial.max(old.serial))
-            .checked_add(1)
-        else {
-            return Decision::Answer(Reply::text(
-                StatusCode::CONFLICT,
-                "refused: the serial is at its maximum (2^64-1), so no later serial exists for a rollback; nothing was written",
-            ));
-        };
-        let body = match stateseal_store::state::with_serial(&bytes, serial) {
-            Ok(b) => b,
-            Err(e) => return Decision::Answer(Reply::failed("rewriting the serial failed", e)),
-        };
-        Decision::Write {
-            body: body.into(),
-            incoming: Incoming {
-                serial,
-                lineage: old.lineage.clone(),
-                encrypted: false,
-            },
-            then: Reply::json(
+    let outcome = app.states().roll_back(&path, n, id.as_deref(), user).await;
+    answer(
+        &app,
+        outcome.map(|done| {
+            Reply::json(
                 StatusCode::OK,
-                json!({ "rolled_back_to": n, "serial": serial, "lineage": old.lineage })
+                json!({ "rolled_back_to": done.seq, "serial": done.serial, "lineage": done.lineage })
                     .to_string(),
-            ),
-        }
-    })
-    .await;
-    if reply.status == StatusCode::OK {
-        tracing::info!(path = %path, seq = n, "rollback");
-    }
-    reply
+            )
+        }),
+    )
 }
 
 /// `GET /healthz`.

@@ -13,15 +13,15 @@ use stateseal_store::LockInfo;
 
 use super::diff::{diff, Change, Diff, ValueChange};
 use super::state_view::{is_encrypted, key_providers, open_version, outputs, Opened};
-use super::store;
+use super::data;
 use super::{
-    check_csrf, encode, error_page, html_response, layout, page, reply_page, see_other, set_cookie,
+    check_csrf, encode, error_page, html_response, layout, page, failure_page, see_other, set_cookie,
     set_form_cookie, signed_in, state_url, viewer, Viewer,
 };
 use crate::auth::{check_password, Permission, Principal};
 use crate::connections::ClientAddr;
 use crate::data_dir::{Stored, VersionRecord};
-use crate::protocol::Reply;
+use crate::error::{Missing, ServerError};
 use crate::state_path::{query_value, StatePath};
 use crate::versions::list_states;
 use crate::App;
@@ -165,7 +165,7 @@ async fn providers(app: &Arc<App>, path: &StatePath, r: &VersionRecord) -> Arc<[
     if let Some(p) = app.console.cached_providers(path, r.seq) {
         return p;
     }
-    let found = store::stored(app, path, r.seq)
+    let found = data::stored(app, path, r.seq)
         .await
         .map(|b| key_providers(&b))
         .unwrap_or_default();
@@ -337,7 +337,7 @@ pub async fn states(State(app): AppState, uri: Uri, headers: HeaderMap) -> Respo
     let desc = query_value(q, "dir").as_deref() == Some("desc");
     let listed = match list_states(&app, prefix.clone(), v.who.as_ref()).await {
         Ok(r) => r,
-        Err(r) => return reply_page(&v, r),
+        Err(e) => return failure_page(&v, &e),
     };
     let mut rows = Vec::with_capacity(listed.len());
     for s in listed {
@@ -411,7 +411,7 @@ pub async fn states(State(app): AppState, uri: Uri, headers: HeaderMap) -> Respo
 struct StatePage {
     versions: Vec<(VersionRecord, Arc<[String]>)>,
     lock: Option<LockInfo>,
-    current: Option<Result<Opened, Reply>>,
+    current: Option<Result<Opened, ServerError>>,
     compared: Option<(u64, u64, Result<Diff, String>)>,
 }
 
@@ -419,13 +419,10 @@ async fn read_state_page(
     app: &Arc<App>,
     path: &StatePath,
     compare: Option<(u64, u64)>,
-) -> Result<StatePage, Reply> {
-    let records = store::versions(app, path).await?;
+) -> Result<StatePage, ServerError> {
+    let records = data::versions(app, path).await?;
     if records.is_empty() {
-        return Err(Reply::text(
-            StatusCode::NOT_FOUND,
-            "no state is stored here",
-        ));
+        return Err(ServerError::NotFound(Missing::State));
     }
     let mut versions = Vec::with_capacity(records.len());
     for r in records {
@@ -450,7 +447,7 @@ async fn read_state_page(
     };
     Ok(StatePage {
         versions,
-        lock: store::lock_holder(app, path).await?,
+        lock: data::lock_holder(app, path).await?,
         current,
         compared,
     })
@@ -463,7 +460,7 @@ async fn side(app: &Arc<App>, path: &StatePath, n: u64) -> Result<Value, String>
         Ok((_, Opened::Envelope { .. })) => Err(format!(
             "Version {n} was encrypted by its client with a key this server does not have, so it can't be compared."
         )),
-        Err(r) => Err(String::from_utf8_lossy(&r.body).trim().to_string()),
+        Err(e) => Err(e.public_message()),
     }
 }
 
@@ -506,8 +503,8 @@ async fn render_state(
 ) -> Response {
     let data = match read_state_page(app, &path, compare).await {
         Ok(d) => d,
-        Err(r) if r.status == StatusCode::NOT_FOUND => return not_found(&v),
-        Err(r) => return reply_page(&v, r),
+        Err(ServerError::NotFound(_)) => return not_found(&v),
+        Err(e) => return failure_page(&v, &e),
     };
     let admin = v.can(app, &path, Permission::Admin);
     let live: Vec<&VersionRecord> = data
@@ -536,7 +533,7 @@ async fn render_state(
             h2 { "Outputs" }
             @match &data.current {
                 None => p.muted { "The newest version is a deletion." }
-                Some(Err(r)) => p.error { (String::from_utf8_lossy(&r.body)) }
+                Some(Err(e)) => p.error { (e.public_message()) }
                 Some(Ok(Opened::Envelope { serial, lineage, providers })) => {
                     p.notice { "This state was encrypted by its client with a key this server does not have: the server can't read its outputs or resources. What its envelope says in plaintext:" }
                     table.holder {
@@ -713,7 +710,7 @@ pub async fn locks(State(app): AppState, uri: Uri, headers: HeaderMap) -> Respon
     let prefix = query_value(uri.query(), "prefix").unwrap_or_default();
     let listed = match list_states(&app, prefix, v.who.as_ref()).await {
         Ok(r) => r,
-        Err(r) => return reply_page(&v, r),
+        Err(e) => return failure_page(&v, &e),
     };
     let held: Vec<_> = listed
         .into_iter()
@@ -753,9 +750,9 @@ pub async fn unlock_confirm(State(app): AppState, uri: Uri, headers: HeaderMap) 
         "/ui/unlock/",
         Permission::Admin
     ));
-    let holder = store::lock_holder(&app, &path).await;
+    let holder = data::lock_holder(&app, &path).await;
     let body = match holder {
-        Err(r) => return reply_page(&v, r),
+        Err(e) => return failure_page(&v, &e),
         Ok(None) => {
             html! { p { "The state is not locked." } p { a href=(state_url("state", &path)) { "Back to the state" } } }
         }
@@ -792,14 +789,23 @@ pub async fn unlock(State(app): AppState, uri: Uri, headers: HeaderMap, form: St
         &form
     ));
     let id = query_value(Some(&form), "id").unwrap_or_default();
-    match store::break_lock(&app, &path, id).await {
+    match data::break_lock(&app, &path, id).await {
         Ok(released) => {
             if let Some(h) = released {
                 tracing::warn!(user = v.name(), path = %path, lock_id = %h.id, holder = %h.who, "console: force-unlock");
             }
             see_other("/ui/locks")
         }
-        Err(r) => reply_page(&v, r),
+        // Another lock holds it now: only the lock the page showed is broken.
+        Err(ServerError::Locked(h)) => error_page(
+            &v,
+            StatusCode::CONFLICT,
+            &format!(
+                "The lock changed since the confirmation page: it is now held by {} (ID {}); nothing was released.",
+                h.who, h.id
+            ),
+        ),
+        Err(e) => failure_page(&v, &e),
     }
 }
 
@@ -821,9 +827,9 @@ pub async fn rollback_confirm(State(app): AppState, uri: Uri, headers: HeaderMap
             "Which version? ?seq=N is missing.",
         );
     };
-    let versions = match store::versions(&app, &path).await {
+    let versions = match data::versions(&app, &path).await {
         Ok(v) => v,
-        Err(r) => return reply_page(&v, r),
+        Err(e) => return failure_page(&v, &e),
     };
     let current = versions.first().filter(|c| c.stored != Stored::Deleted);
     let Some(target) = versions
@@ -874,19 +880,8 @@ pub async fn rollback(
         );
     };
     let user = v.who.as_ref().map(|p| p.0.clone());
-    let r = store::roll_back(&app, &path, n, user).await;
-    match r.status {
-        StatusCode::OK => see_other(&state_url("state", &path)),
-        StatusCode::LOCKED => {
-            let holder = LockInfo::parse(&r.body)
-                .map(|h| format!("{} ({})", h.who, h.operation))
-                .unwrap_or_default();
-            error_page(
-                &v,
-                StatusCode::LOCKED,
-                &format!("The state is locked by {holder}: nothing was written. Roll back when the lock is free."),
-            )
-        }
-        _ => reply_page(&v, r),
+    match data::roll_back(&app, &path, n, user).await {
+        Ok(_) => see_other(&state_url("state", &path)),
+        Err(e) => failure_page(&v, &e),
     }
 }
