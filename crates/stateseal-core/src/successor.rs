@@ -26,7 +26,7 @@ pub enum Refusal {
     #[error("the encrypted state does not decrypt to what was encrypted")]
     RoundTripMismatch,
     /// A restore of a version from another lineage.
-    #[error("its lineage {incoming:?} differs from the current state's {stored:?}")]
+    #[error("its lineage {incoming:?} differs from the current state's {stored:?}: they are unrelated states")]
     RestoreForeignLineage { stored: String, incoming: String },
     /// A workspace that still manages resources.
     #[error("workspace {workspace:?} still manages {resources} resource(s)")]
