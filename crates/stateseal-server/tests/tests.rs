@@ -9,6 +9,7 @@ mod concurrency;
 mod console;
 mod crash;
 mod hostile;
+mod http_store;
 mod metrics;
 mod protocol;
 mod s3_config;

@@ -406,20 +406,18 @@ impl HttpStore {
             .await
     }
 
-    /// Why a server that enforces the state rules (409) refused `offered`: the same rule
-    /// checked here against what is stored, as a typed [`Error::Refused`].
-    async fn refusal(&self, workspace: &str, offered: &[u8]) -> Option<Error> {
-        let stored = self.get(workspace).await.ok()?;
-        let stored_meta = crate::StateMeta::parse(&stored.bytes).ok()?;
-        let offered_meta = crate::StateMeta::parse(offered).ok()?;
-        let refusal = stateseal_core::check_update(
-            &stateseal_core::Snapshot::of_state(&stored_meta, &stored.bytes),
-            &stateseal_core::Snapshot::of_state(&offered_meta, offered),
-        )
-        .err()?;
+    /// The typed refusal in a 409 from a server that enforces the state rules
+    /// (`stateseal serve` answers `{"refusal": …}`): read from the answer, never by asking
+    /// again.
+    fn refusal(&self, r: &Reply) -> Option<Error> {
+        #[derive(serde::Deserialize)]
+        struct Refused {
+            refusal: stateseal_core::Refusal,
+        }
+        let parsed: Refused = serde_json::from_slice(&r.body).ok()?;
         Some(Error::Refused {
             what: self.config.address.clone(),
-            refusal,
+            refusal: parsed.refusal,
         })
     }
 
@@ -659,6 +657,10 @@ impl Store for HttpStore {
         let r = self
             .send(&method, url.clone(), Some(bytes.to_vec()), extra)
             .await?;
+        // A typed refusal first: a lenient LockInfo parse would take it for a holder.
+        if let Some(refused) = (r.status == 409).then(|| self.refusal(&r)).flatten() {
+            return Err(refused);
+        }
         match r.status {
             200 | 201 | 204 => Ok(version),
             412 if mode == PutMode::Create => Err(Error::AlreadyExists { what: what() }),
@@ -670,16 +672,13 @@ impl Store for HttpStore {
                 holder: Box::new(holder_of(&r)),
                 message: format!("HTTP {} from {url}", r.status),
             }),
-            409 => Err(self
-                .refusal(workspace, &bytes)
-                .await
-                .unwrap_or_else(|| Error::Service {
-                    operation: "upload",
-                    what: what(),
-                    kind: ServiceErrorKind::Other,
-                    message: format!("the server refused the state (HTTP 409): {}", r.excerpt()),
-                    source: None,
-                })),
+            409 => Err(Error::Service {
+                operation: "upload",
+                what: what(),
+                kind: ServiceErrorKind::Other,
+                message: format!("the server refused the state (HTTP 409): {}", r.excerpt()),
+                source: None,
+            }),
             _ => Err(self.failed("upload", &url, &r)),
         }
     }
