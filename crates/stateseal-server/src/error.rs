@@ -56,6 +56,10 @@ pub enum ServerError {
         #[source]
         source: stateseal_encryption::Error,
     },
+    /// The server's encryption produced an envelope that does not decrypt back to the state
+    /// (a broken method): the write was refused.
+    #[error("{what}: the server's encryption produced an envelope that does not decrypt back to the state; nothing was written")]
+    SealUnverified { what: &'static str },
     /// Encrypting or decrypting failed for another reason (a key that does not open the
     /// state, an envelope that did not decrypt back).
     #[error("{what}: {source}")]
@@ -124,6 +128,17 @@ impl ServerError {
     pub(crate) fn at_rest(what: &'static str, e: AtRestError) -> ServerError {
         let down = e.encryption().and_then(key_service_down);
         match (e, down) {
+            // The new envelope did not decrypt back to the same state. (The body was read as a
+            // state before sealing, so a plaintext that is not JSON is the decrypted one.)
+            (
+                AtRestError::Seal(
+                    stateseal_encryption::Error::RoundTripMismatch
+                    | stateseal_encryption::Error::DecryptionFailed { .. }
+                    | stateseal_encryption::Error::PassthroughMismatch(_)
+                    | stateseal_encryption::Error::InvalidPlaintext(_),
+                ),
+                _,
+            ) => ServerError::SealUnverified { what },
             (AtRestError::ClientEncryptionRequired, _) => ServerError::ClientEncryptionRequired,
             (AtRestError::Seal(source) | AtRestError::Open(source), Some((address, kind))) => {
                 ServerError::KeyService {

@@ -279,7 +279,9 @@ pub(crate) fn answer(app: &App, outcome: Result<Reply, ServerError>) -> Reply {
         Err(e) => {
             if matches!(
                 e,
-                ServerError::Encryption { .. } | ServerError::KeyService { .. }
+                ServerError::Encryption { .. }
+                    | ServerError::KeyService { .. }
+                    | ServerError::SealUnverified { .. }
             ) {
                 app.metrics
                     .encryption_failures

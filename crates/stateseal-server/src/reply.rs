@@ -129,6 +129,7 @@ impl ServerError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ServerError::Storage { .. }
+            | ServerError::SealUnverified { .. }
             | ServerError::Encryption { .. }
             | ServerError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -159,6 +160,10 @@ impl ServerError {
             ServerError::Storage { what, source } if self.storage_unavailable() => {
                 tracing::error!(error = %source, "{what}: the storage is unavailable");
                 format!("{what}: the storage service is unavailable; try again later")
+            }
+            ServerError::SealUnverified { .. } => {
+                tracing::error!("{self}");
+                self.to_string()
             }
             ServerError::Storage { what, source } => failed_text(what, source),
             ServerError::Encryption { what, source } => failed_text(what, source),
