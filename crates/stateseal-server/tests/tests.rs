@@ -10,6 +10,7 @@ mod console;
 mod crash;
 mod hostile;
 mod http_store;
+mod key_service;
 mod metrics;
 mod protocol;
 mod s3_config;
