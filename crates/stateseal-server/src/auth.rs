@@ -508,18 +508,29 @@ pub(crate) async fn authorize(
     Ok(Some(who))
 }
 
+/// Why a password could not be hashed.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    #[error("no randomness available for the salt")]
+    NoRandomness,
+    #[error("argon2id failed: {0}")]
+    Argon2(argon2::password_hash::Error),
+}
+
 /// A PHC string (`$argon2id$…`) for `password`, with a random salt.
-pub fn hash_password(password: &str) -> Result<String, String> {
+pub fn hash_password(password: &str) -> Result<String, HashError> {
     use ring::rand::SecureRandom as _;
     let mut salt = [0u8; 16];
     ring::rand::SystemRandom::new()
         .fill(&mut salt)
-        .map_err(|_| "no randomness available".to_string())?;
-    let salt = argon2::password_hash::SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
+        .map_err(|_| HashError::NoRandomness)?;
+    let salt =
+        argon2::password_hash::SaltString::encode_b64(&salt).map_err(HashError::Argon2)?;
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
+        .map_err(HashError::Argon2)
 }
 
 #[cfg(test)]

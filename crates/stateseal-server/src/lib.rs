@@ -90,7 +90,7 @@ pub enum StartError {
     #[error("encryption at rest could not be set up: {0}")]
     Encryption(#[from] stateseal_encryption::Error),
     #[error("TLS could not be set up: {0}")]
-    Tls(String),
+    Tls(#[from] tls::TlsError),
 }
 
 impl App {
@@ -127,7 +127,7 @@ impl App {
         config: ServerConfig,
     ) -> Result<App, StartError> {
         let tls = match &config.tls {
-            Some(t) => Some(Tls(t.acceptor().map_err(StartError::Tls)?)),
+            Some(t) => Some(Tls(t.acceptor()?)),
             None => None,
         };
         let at_rest = AtRest::new(config.encryption, config.require_client_encryption)?;
