@@ -525,8 +525,7 @@ pub fn hash_password(password: &str) -> Result<String, HashError> {
     ring::rand::SystemRandom::new()
         .fill(&mut salt)
         .map_err(|_| HashError::NoRandomness)?;
-    let salt =
-        argon2::password_hash::SaltString::encode_b64(&salt).map_err(HashError::Argon2)?;
+    let salt = argon2::password_hash::SaltString::encode_b64(&salt).map_err(HashError::Argon2)?;
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())

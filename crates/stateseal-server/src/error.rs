@@ -40,7 +40,10 @@ pub enum ServerError {
     #[error("version {0} is not a JSON state")]
     NotJsonState(u64),
     /// A lock ID in the range reserved for unreadable lock records.
-    #[error("lock IDs starting with {:?} are reserved for unreadable lock records", crate::storage::UNREADABLE_LOCK_PREFIX)]
+    #[error(
+        "lock IDs starting with {:?} are reserved for unreadable lock records",
+        crate::storage::UNREADABLE_LOCK_PREFIX
+    )]
     ReservedLockId,
     /// Nothing of that name.
     #[error("{0}")]

@@ -108,7 +108,6 @@ impl IntoResponse for Reply {
     }
 }
 
-
 impl ServerError {
     /// The status this error answers with (the table's first column).
     pub fn status(&self) -> StatusCode {

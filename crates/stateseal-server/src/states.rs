@@ -290,7 +290,11 @@ impl States<'_> {
 
     /// Releases the lock when `info`'s ID holds it; without lock info (a force-unlock),
     /// whoever holds it. Not being locked is not an error.
-    pub async fn unlock(&self, path: &StatePath, info: Option<LockInfo>) -> Result<(), ServerError> {
+    pub async fn unlock(
+        &self,
+        path: &StatePath,
+        info: Option<LockInfo>,
+    ) -> Result<(), ServerError> {
         let id = match info {
             Some(i) => i.id,
             None => match self.lock_holder(path).await? {
@@ -505,7 +509,10 @@ mod tests {
     #[test]
     fn the_successor_rule() {
         let cur = record(5, "L", "five");
-        assert_eq!(successor(&cur, &offered(6, "L", "six")), Ok(Successor::Newer));
+        assert_eq!(
+            successor(&cur, &offered(6, "L", "six")),
+            Ok(Successor::Newer)
+        );
         assert_eq!(
             successor(&cur, &offered(5, "L", "five")),
             Ok(Successor::Identical)

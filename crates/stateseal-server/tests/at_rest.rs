@@ -215,8 +215,7 @@ async fn fail_a_method_that_writes_a_bad_envelope_stores_nothing() {
     let mut registry = Registry::default();
     registry.register_method("corrupting", |_| Ok(Box::new(Corrupting)));
     let body = "method \"corrupting\" \"main\" {}\nstate { method = method.corrupting.main }\n";
-    let cfg =
-        stateseal_encryption::config::EncryptionConfig::parse_body_str("test", body).unwrap();
+    let cfg = stateseal_encryption::config::EncryptionConfig::parse_body_str("test", body).unwrap();
     let mut config = stateseal_server::ServerConfig::parse("server.hcl", "", None).unwrap();
     config.encryption = Encryption::new(cfg, Default::default(), registry).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -231,9 +230,7 @@ async fn fail_a_method_that_writes_a_bad_envelope_stores_nothing() {
     assert_eq!(h.send("POST", P, Some(&good)).await.status, 200);
     let before = h.snapshot().await;
 
-    let a = h
-        .send("POST", P, Some(&state(2, "lin-v", "poison")))
-        .await;
+    let a = h.send("POST", P, Some(&state(2, "lin-v", "poison"))).await;
     assert_eq!(a.status, 500, "{}", a.text());
     assert!(
         a.text().contains("does not decrypt back") && a.text().contains("nothing was written"),
@@ -241,5 +238,9 @@ async fn fail_a_method_that_writes_a_bad_envelope_stores_nothing() {
         a.text()
     );
     assert_eq!(h.snapshot().await, before, "nothing was stored");
-    assert_eq!(h.send("GET", P, None).await.body, good, "the last good state");
+    assert_eq!(
+        h.send("GET", P, None).await.body,
+        good,
+        "the last good state"
+    );
 }

@@ -120,7 +120,10 @@ async fn fail_kms_unreachable_is_503_with_retry_after() {
             text.contains("key_provider.aws_kms.main") && text.contains("unavailable"),
             "{text}"
         );
-        assert!(!text.contains("testing"), "no credentials in the body: {text}");
+        assert!(
+            !text.contains("testing"),
+            "no credentials in the body: {text}"
+        );
     }
     // Writing needs no KMS call (the data key was fetched at startup) and is verified.
     let second = state(2, "lin-k", "while-kms-is-down");

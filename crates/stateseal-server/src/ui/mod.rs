@@ -24,12 +24,12 @@
 // renders HTML anyway.
 #![allow(clippy::result_large_err)]
 
+mod data;
 pub mod diff;
 pub mod form_token;
 mod pages;
 pub mod session;
 pub mod state_view;
-mod data;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -11,12 +11,12 @@ use serde_json::Value;
 use stateseal_store::lock_info::GoTime;
 use stateseal_store::LockInfo;
 
+use super::data;
 use super::diff::{diff, Change, Diff, ValueChange};
 use super::state_view::{is_encrypted, key_providers, open_version, outputs, Opened};
-use super::data;
 use super::{
-    check_csrf, encode, error_page, html_response, layout, page, failure_page, see_other, set_cookie,
-    set_form_cookie, signed_in, state_url, viewer, Viewer,
+    check_csrf, encode, error_page, failure_page, html_response, layout, page, see_other,
+    set_cookie, set_form_cookie, signed_in, state_url, viewer, Viewer,
 };
 use crate::auth::{check_password, Permission, Principal};
 use crate::connections::ClientAddr;
