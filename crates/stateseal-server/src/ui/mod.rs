@@ -1,5 +1,5 @@
 //! The web console at `/ui`: server-rendered HTML (maud, escaped by construction) over the same
-//! internals as the JSON API ([`crate::versions`]), readable without JavaScript (there is none).
+//! internals as the JSON API ([`crate::api`]), readable without JavaScript (there is none).
 //!
 //! * sign-in with the server's users: a form, then a session cookie ([`session`]); every
 //!   state-changing form carries the session's CSRF token. Visitors who have not signed in

@@ -23,7 +23,7 @@ use crate::connections::ClientAddr;
 use crate::data_dir::{Stored, VersionRecord};
 use crate::error::{Missing, ServerError};
 use crate::state_path::{query_value, StatePath};
-use crate::versions::list_states;
+use crate::api::list_states;
 use crate::App;
 
 type AppState = State<Arc<App>>;
