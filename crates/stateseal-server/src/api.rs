@@ -96,7 +96,7 @@ async fn listed(
     uri: &Uri,
     headers: &HeaderMap,
 ) -> Result<Vec<(StatePath, Value)>, Reply> {
-    let who = authorize(app, client, headers, None, Permission::Read).await?;
+    let who = authorize(app.auth.as_ref(), client, headers, None, Permission::Read).await?;
     let prefix = query_value(uri.query(), "prefix").unwrap_or_default();
     let rows = list_states(app, prefix, who.as_ref())
         .await
@@ -172,8 +172,16 @@ pub async fn versions(
         Ok(p) => p,
         Err(r) => return r,
     };
-    if let Err(r) = authorize(&app, client, &headers, Some(&path), Permission::Read).await {
-        return r;
+    if let Err(denied) = authorize(
+        app.auth.as_ref(),
+        client,
+        &headers,
+        Some(&path),
+        Permission::Read,
+    )
+    .await
+    {
+        return denied.into();
     }
     let seq = match query_value(uri.query(), "seq").map(|s| s.parse::<u64>()) {
         None => None,
@@ -211,9 +219,17 @@ pub async fn rollback(
         Ok(p) => p,
         Err(r) => return r,
     };
-    let user = match authorize(&app, client, &headers, Some(&path), Permission::Admin).await {
+    let user = match authorize(
+        app.auth.as_ref(),
+        client,
+        &headers,
+        Some(&path),
+        Permission::Admin,
+    )
+    .await
+    {
         Ok(w) => w.map(|p| p.0),
-        Err(r) => return r,
+        Err(denied) => return denied.into(),
     };
     let Some(Ok(n)) = query_value(uri.query(), "seq").map(|s| s.parse::<u64>()) else {
         return Reply::text(

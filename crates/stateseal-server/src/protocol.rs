@@ -65,9 +65,10 @@ pub async fn handle(
         | (Resource::Lock(p), "LOCK" | "POST" | "UNLOCK" | "DELETE") => (p, Permission::Lock),
         (Resource::State(p) | Resource::Lock(p), _) => (p, Permission::Read),
     };
-    let who = match authorize(&app, client, &headers, Some(path), permission).await {
+    let who = match authorize(app.auth.as_ref(), client, &headers, Some(path), permission).await {
         Ok(w) => w.map(|p| p.0),
-        Err(r) => {
+        Err(denied) => {
+            let r = Reply::from(denied);
             tracing::info!(
                 method = m,
                 path = path.as_str(),

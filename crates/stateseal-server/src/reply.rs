@@ -202,6 +202,16 @@ impl From<ServerError> for Reply {
     }
 }
 
+impl From<crate::auth::Denied> for Reply {
+    /// As an answer of the API (401 asks for Basic credentials; 429 and 503 say when to retry).
+    fn from(d: crate::auth::Denied) -> Reply {
+        let mut r = Reply::text(d.status, d.message);
+        r.www_authenticate = d.status == StatusCode::UNAUTHORIZED;
+        r.retry_after = d.retry_after;
+        r
+    }
+}
+
 impl IntoResponse for ServerError {
     fn into_response(self) -> Response {
         Reply::from(self).into_response()
