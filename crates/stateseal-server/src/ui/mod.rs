@@ -27,6 +27,7 @@
 mod data;
 pub mod diff;
 pub mod form_token;
+mod format;
 mod pages;
 pub mod session;
 pub mod state_view;
