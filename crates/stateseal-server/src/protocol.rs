@@ -12,7 +12,10 @@
 //! UNLOCK bodies (§4.4): full LockInfo or only its `ID` (OpenTofu 1.10+ force-unlock) release
 //! the lock when the ID is the holder's; an empty body, with or without `Content-Type` and the
 //! MD5 of nothing (Terraform's and OpenTofu 1.7–1.9's force-unlock), releases it whoever holds
-//! it. Logical refusals are always 4xx; a 5xx means the server itself failed (disk, keys).
+//! it. Logical refusals are always 4xx; a refusal of the state rules (409) is JSON,
+//! `{"refusal": …, "message": …}`. A 5xx means the server failed: 503 with `Retry-After` when a
+//! key service or the storage can't be reached, else 500. The operations are [`crate::states`];
+//! this module reads requests and maps outcomes through [`crate::reply`].
 //! Nothing is ever redirected. An upload may carry `If-Match`/`If-None-Match: *` (412 when the
 //! stored state is not the expected one), for clients that want optimistic concurrency.
 
