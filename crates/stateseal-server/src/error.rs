@@ -175,16 +175,15 @@ impl ServerError {
     /// network or throttled).
     pub(crate) fn storage_unavailable(&self) -> bool {
         use stateseal_core::ServiceErrorKind as K;
-        match self {
+        matches!(
+            self,
             ServerError::Storage {
-                source:
-                    crate::storage::Error::S3(stateseal_store::Error::Service {
-                        kind: K::Network | K::Throttled,
-                        ..
-                    }),
+                source: crate::storage::Error::S3(stateseal_store::Error::Service {
+                    kind: K::Network | K::Throttled,
+                    ..
+                }),
                 ..
-            } => true,
-            _ => false,
-        }
+            }
+        )
     }
 }
