@@ -21,15 +21,17 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use stateseal_store::LockInfo;
 
+use crate::at_rest::AtRest;
+use crate::auth::Auth;
 use crate::auth::{authorize, Permission};
 use crate::connections::ClientAddr;
 use crate::error::{Missing, ServerError};
+use crate::metrics::Metrics;
 use crate::protocol::answer;
 use crate::reply::Reply;
 use crate::state_path::{query_value, StatePath};
-use crate::states::StateRow;
-use crate::storage::{Stored, VersionRecord};
-use crate::App;
+use crate::states::{StateRow, States};
+use crate::storage::{Storage, Stored, VersionRecord};
 
 #[derive(Serialize)]
 struct VersionView<'a> {
@@ -78,12 +80,13 @@ fn path_after(uri: &Uri, prefix: &str) -> Result<StatePath, Reply> {
 /// The states under `prefix` that `who` may read (all of them without an `auth` block): what
 /// the JSON API and the console list.
 pub(crate) async fn list_states(
-    app: &Arc<App>,
+    states: States<'_>,
+    auth: Option<&Auth>,
     prefix: String,
     who: Option<&crate::auth::Principal>,
 ) -> Result<Vec<StateRow>, ServerError> {
-    app.states()
-        .list(&prefix, |p| match (&app.auth, who) {
+    states
+        .list(&prefix, |p| match (auth, who) {
             (Some(auth), Some(who)) => auth.allows(who, p, Permission::Read),
             _ => true,
         })
@@ -91,16 +94,18 @@ pub(crate) async fn list_states(
 }
 
 async fn listed(
-    app: &Arc<App>,
+    states: States<'_>,
+    auth: Option<&Auth>,
+    metrics: &Metrics,
     client: ClientAddr,
     uri: &Uri,
     headers: &HeaderMap,
 ) -> Result<Vec<(StatePath, Value)>, Reply> {
-    let who = authorize(app.auth.as_ref(), client, headers, None, Permission::Read).await?;
+    let who = authorize(auth, client, headers, None, Permission::Read).await?;
     let prefix = query_value(uri.query(), "prefix").unwrap_or_default();
-    let rows = list_states(app, prefix, who.as_ref())
+    let rows = list_states(states, auth, prefix, who.as_ref())
         .await
-        .map_err(|e| answer(app, Err(e)))?;
+        .map_err(|e| answer(metrics, Err(e)))?;
     Ok(rows
         .into_iter()
         .map(|r| {
@@ -121,12 +126,19 @@ async fn listed(
 
 /// `GET /v1/states`.
 pub async fn states(
-    State(app): State<Arc<App>>,
+    State(storage): State<Arc<dyn Storage>>,
+    State(at_rest): State<Arc<AtRest>>,
+    State(auth): State<Option<Arc<Auth>>>,
+    State(metrics): State<Arc<Metrics>>,
     client: ClientAddr,
     uri: Uri,
     headers: HeaderMap,
 ) -> Reply {
-    match listed(&app, client, &uri, &headers).await {
+    let states = States {
+        storage: &*storage,
+        at_rest: &at_rest,
+    };
+    match listed(states, auth.as_deref(), &metrics, client, &uri, &headers).await {
         Ok(list) => {
             let states: Vec<Value> = list
                 .into_iter()
@@ -143,12 +155,19 @@ pub async fn states(
 
 /// `GET /v1/locks`.
 pub async fn locks(
-    State(app): State<Arc<App>>,
+    State(storage): State<Arc<dyn Storage>>,
+    State(at_rest): State<Arc<AtRest>>,
+    State(auth): State<Option<Arc<Auth>>>,
+    State(metrics): State<Arc<Metrics>>,
     client: ClientAddr,
     uri: Uri,
     headers: HeaderMap,
 ) -> Reply {
-    match listed(&app, client, &uri, &headers).await {
+    let states = States {
+        storage: &*storage,
+        at_rest: &at_rest,
+    };
+    match listed(states, auth.as_deref(), &metrics, client, &uri, &headers).await {
         Ok(list) => {
             let locks: Vec<Value> = list
                 .into_iter()
@@ -163,7 +182,10 @@ pub async fn locks(
 
 /// `GET /v1/versions/<path>[?seq=N]`.
 pub async fn versions(
-    State(app): State<Arc<App>>,
+    State(storage): State<Arc<dyn Storage>>,
+    State(at_rest): State<Arc<AtRest>>,
+    State(auth): State<Option<Arc<Auth>>>,
+    State(metrics): State<Arc<Metrics>>,
     client: ClientAddr,
     uri: Uri,
     headers: HeaderMap,
@@ -173,7 +195,7 @@ pub async fn versions(
         Err(r) => return r,
     };
     if let Err(denied) = authorize(
-        app.auth.as_ref(),
+        auth.as_deref(),
         client,
         &headers,
         Some(&path),
@@ -188,7 +210,10 @@ pub async fn versions(
         Some(Ok(n)) => Some(n),
         Some(Err(_)) => return Reply::text(StatusCode::BAD_REQUEST, "seq must be a number"),
     };
-    let states = app.states();
+    let states = States {
+        storage: &*storage,
+        at_rest: &at_rest,
+    };
     let outcome = match seq {
         None => states.versions(&path).await.and_then(|v| {
             if v.is_empty() {
@@ -205,12 +230,15 @@ pub async fn versions(
             .await
             .map(|(_, bytes)| Reply::json(StatusCode::OK, bytes)),
     };
-    answer(&app, outcome)
+    answer(&metrics, outcome)
 }
 
 /// `POST /v1/rollback/<path>?seq=N[&ID=lock]`.
 pub async fn rollback(
-    State(app): State<Arc<App>>,
+    State(storage): State<Arc<dyn Storage>>,
+    State(at_rest): State<Arc<AtRest>>,
+    State(auth): State<Option<Arc<Auth>>>,
+    State(metrics): State<Arc<Metrics>>,
     client: ClientAddr,
     uri: Uri,
     headers: HeaderMap,
@@ -220,7 +248,7 @@ pub async fn rollback(
         Err(r) => return r,
     };
     let user = match authorize(
-        app.auth.as_ref(),
+        auth.as_deref(),
         client,
         &headers,
         Some(&path),
@@ -238,9 +266,13 @@ pub async fn rollback(
         );
     };
     let id = query_value(uri.query(), "ID");
-    let outcome = app.states().roll_back(&path, n, id.as_deref(), user).await;
+    let states = States {
+        storage: &*storage,
+        at_rest: &at_rest,
+    };
+    let outcome = states.roll_back(&path, n, id.as_deref(), user).await;
     answer(
-        &app,
+        &metrics,
         outcome.map(|done| {
             Reply::json(
                 StatusCode::OK,
@@ -252,14 +284,18 @@ pub async fn rollback(
 }
 
 /// `GET /healthz`.
-pub async fn healthz(State(app): State<Arc<App>>) -> Reply {
-    let encrypts = app.at_rest.encrypts();
+pub async fn healthz(
+    State(storage): State<Arc<dyn Storage>>,
+    State(at_rest): State<Arc<AtRest>>,
+    State(auth): State<Option<Arc<Auth>>>,
+) -> Reply {
+    let encrypts = at_rest.encrypts();
     let mut body = json!({
         "status": "ok",
         "encryption_at_rest": if encrypts { "on" } else { "off" },
-        "require_client_encryption": app.at_rest.requires_client_encryption(),
-        "auth": app.auth.is_some(),
-        "storage": app.storage.describe().public(),
+        "require_client_encryption": at_rest.requires_client_encryption(),
+        "auth": auth.is_some(),
+        "storage": storage.describe().public(),
     });
     if !encrypts {
         body["warning"] = Value::from(

@@ -5,6 +5,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use axum::extract::FromRef;
+
 use crate::config::{self, ServerConfig};
 use crate::data_dir::DataDir;
 use crate::storage::Storage;
@@ -16,12 +18,57 @@ pub struct App {
     pub storage: Arc<dyn Storage>,
     pub at_rest: Arc<AtRest>,
     pub max_body_bytes: u64,
-    pub auth: Option<auth::Auth>,
-    pub metrics: metrics::Metrics,
+    pub auth: Option<Arc<auth::Auth>>,
+    pub metrics: Arc<metrics::Metrics>,
     /// Set when the configuration has a `tls` block.
     pub tls: Option<Tls>,
     /// The web console's sessions and caches.
     pub console: ui::Console,
+}
+
+/// The router's state: the [`App`], from which each handler takes only the parts it needs
+/// (`State<Arc<dyn Storage>>`, `State<Arc<AtRest>>`, … through axum's [`FromRef`]).
+#[derive(Clone, Debug)]
+pub struct Shared(pub Arc<App>);
+
+/// The largest state body the server accepts (`max_body_bytes`), as a handler's part.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyLimit(pub u64);
+
+impl FromRef<Shared> for Arc<App> {
+    fn from_ref(s: &Shared) -> Self {
+        s.0.clone()
+    }
+}
+
+impl FromRef<Shared> for Arc<dyn Storage> {
+    fn from_ref(s: &Shared) -> Self {
+        s.0.storage.clone()
+    }
+}
+
+impl FromRef<Shared> for Arc<AtRest> {
+    fn from_ref(s: &Shared) -> Self {
+        s.0.at_rest.clone()
+    }
+}
+
+impl FromRef<Shared> for Option<Arc<auth::Auth>> {
+    fn from_ref(s: &Shared) -> Self {
+        s.0.auth.clone()
+    }
+}
+
+impl FromRef<Shared> for Arc<metrics::Metrics> {
+    fn from_ref(s: &Shared) -> Self {
+        s.0.metrics.clone()
+    }
+}
+
+impl FromRef<Shared> for BodyLimit {
+    fn from_ref(s: &Shared) -> Self {
+        BodyLimit(s.0.max_body_bytes)
+    }
 }
 
 /// A TLS acceptor (the keys stay inside rustls).
@@ -96,8 +143,8 @@ impl App {
             storage,
             at_rest: Arc::new(at_rest),
             max_body_bytes: config.max_body_bytes,
-            auth: config.auth,
-            metrics: metrics::Metrics::default(),
+            auth: config.auth.map(Arc::new),
+            metrics: Arc::default(),
             tls,
             console: ui::Console::default(),
         })

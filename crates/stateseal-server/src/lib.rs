@@ -74,7 +74,7 @@ pub fn router(app: Arc<App>) -> Router {
             app.clone(),
             metrics::track,
         ))
-        .with_state(app)
+        .with_state(app::Shared(app))
 }
 
 /// Serves (over TLS when configured) until `shutdown` completes, then finishes the requests

@@ -29,13 +29,17 @@ use bytes::Bytes;
 use md5::{Digest as _, Md5};
 use stateseal_store::LockInfo;
 
+use crate::app::BodyLimit;
+use crate::at_rest::AtRest;
+use crate::auth::Auth;
 use crate::auth::{authorize, Permission};
 use crate::connections::{BodyTooSlow, ClientAddr};
 use crate::error::{Missing, ServerError};
+use crate::metrics::Metrics;
 use crate::reply::Reply;
 use crate::state_path::{query_value, Resource, StatePath};
-use crate::states::Expected;
-use crate::App;
+use crate::states::{Expected, States};
+use crate::storage::Storage;
 
 /// `/state` and `/state/` name no state.
 pub async fn no_path() -> Reply {
@@ -46,8 +50,13 @@ pub async fn no_path() -> Reply {
 }
 
 /// Every request under `/state/`.
+#[allow(clippy::too_many_arguments)] // the parts of the request and of the server it needs
 pub async fn handle(
-    State(app): State<Arc<App>>,
+    State(storage): State<Arc<dyn Storage>>,
+    State(at_rest): State<Arc<AtRest>>,
+    State(auth): State<Option<Arc<Auth>>>,
+    State(metrics): State<Arc<Metrics>>,
+    State(BodyLimit(max_body_bytes)): State<BodyLimit>,
     client: ClientAddr,
     method: Method,
     uri: Uri,
@@ -68,7 +77,11 @@ pub async fn handle(
         | (Resource::Lock(p), "LOCK" | "POST" | "UNLOCK" | "DELETE") => (p, Permission::Lock),
         (Resource::State(p) | Resource::Lock(p), _) => (p, Permission::Read),
     };
-    let who = match authorize(app.auth.as_ref(), client, &headers, Some(path), permission).await {
+    let states = States {
+        storage: &*storage,
+        at_rest: &at_rest,
+    };
+    let who = match authorize(auth.as_deref(), client, &headers, Some(path), permission).await {
         Ok(w) => w.map(|p| p.0),
         Err(denied) => {
             let r = Reply::from(denied);
@@ -82,12 +95,12 @@ pub async fn handle(
         }
     };
     let reply = match (&resource, m) {
-        (Resource::State(p), "GET" | "HEAD") => get(&app, p).await,
+        (Resource::State(p), "GET" | "HEAD") => get(states, &metrics, p).await,
         (Resource::State(p), "POST" | "PUT") => {
-            match read_body(&headers, body, app.max_body_bytes, "max_body_bytes").await {
+            match read_body(&headers, body, max_body_bytes, "max_body_bytes").await {
                 Ok(b) => answer(
-                    &app,
-                    app.states()
+                    &metrics,
+                    states
                         .upload(p, id.as_deref(), b, who, &expected(&headers))
                         .await
                         .map(|()| Reply::ok()),
@@ -96,8 +109,8 @@ pub async fn handle(
             }
         }
         (Resource::State(p), "DELETE") => answer(
-            &app,
-            app.states()
+            &metrics,
+            states
                 .delete(p, id.as_deref(), who)
                 .await
                 .map(|()| Reply::ok()),
@@ -106,8 +119,8 @@ pub async fn handle(
             match read_body(&headers, body, MAX_LOCK_BODY_BYTES, "the lock-info limit").await {
                 Ok(b) => match parse_lock_info(&b) {
                     Ok(Some(info)) => answer(
-                        &app,
-                        app.states()
+                        &metrics,
+                        states
                             .lock(p, info)
                             .await
                             .map(|stored| Reply::json(StatusCode::OK, stored.to_json())),
@@ -124,18 +137,17 @@ pub async fn handle(
         (Resource::State(p), "UNLOCK") | (Resource::Lock(p), "UNLOCK" | "DELETE") => {
             match read_body(&headers, body, MAX_LOCK_BODY_BYTES, "the lock-info limit").await {
                 Ok(b) => match parse_lock_info(&b) {
-                    Ok(info) => answer(
-                        &app,
-                        app.states().unlock(p, info).await.map(|()| Reply::ok()),
-                    ),
+                    Ok(info) => {
+                        answer(&metrics, states.unlock(p, info).await.map(|()| Reply::ok()))
+                    }
                     Err(r) => r,
                 },
                 Err(r) => r,
             }
         }
         (Resource::Lock(p), "GET" | "HEAD") => answer(
-            &app,
-            app.states().lock_holder(p).await.and_then(|h| {
+            &metrics,
+            states.lock_holder(p).await.and_then(|h| {
                 h.map(|h| Reply::json(StatusCode::OK, h.to_json()))
                     .ok_or(ServerError::NotFound(Missing::Lock))
             }),
@@ -151,10 +163,10 @@ pub async fn handle(
     };
     let counter = match (permission, reply.status) {
         (Permission::Lock, StatusCode::LOCKED) if matches!(m, "LOCK" | "POST") => {
-            Some(&app.metrics.lock_conflicts)
+            Some(&metrics.lock_conflicts)
         }
-        (Permission::Write, StatusCode::LOCKED) => Some(&app.metrics.write_conflicts_locked),
-        (Permission::Write, StatusCode::CONFLICT) => Some(&app.metrics.write_conflicts_successor),
+        (Permission::Write, StatusCode::LOCKED) => Some(&metrics.write_conflicts_locked),
+        (Permission::Write, StatusCode::CONFLICT) => Some(&metrics.write_conflicts_successor),
         _ => None,
     };
     if let Some(c) = counter {
@@ -265,10 +277,10 @@ pub(crate) fn parse_lock_info(body: &[u8]) -> Result<Option<LockInfo>, Reply> {
 }
 
 /// The live state, with its `ETag`.
-async fn get(app: &Arc<App>, path: &StatePath) -> Reply {
+async fn get(states: States<'_>, metrics: &Metrics, path: &StatePath) -> Reply {
     answer(
-        app,
-        app.states().read(path).await.map(|(record, bytes)| {
+        metrics,
+        states.read(path).await.map(|(record, bytes)| {
             let mut r = Reply::json(StatusCode::OK, bytes);
             r.etag = Some(format!("\"{}\"", record.sha256));
             r
@@ -277,7 +289,7 @@ async fn get(app: &Arc<App>, path: &StatePath) -> Reply {
 }
 
 /// A domain outcome as an answer, counting encryption failures for `/metrics`.
-pub(crate) fn answer(app: &App, outcome: Result<Reply, ServerError>) -> Reply {
+pub(crate) fn answer(metrics: &Metrics, outcome: Result<Reply, ServerError>) -> Reply {
     match outcome {
         Ok(r) => r,
         Err(e) => {
@@ -287,7 +299,7 @@ pub(crate) fn answer(app: &App, outcome: Result<Reply, ServerError>) -> Reply {
                     | ServerError::KeyService { .. }
                     | ServerError::SealUnverified { .. }
             ) {
-                app.metrics
+                metrics
                     .encryption_failures
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }

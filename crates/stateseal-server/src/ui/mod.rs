@@ -91,7 +91,7 @@ const STYLE: &str = include_str!("console.css");
 pub const READ_GRANT_MEANS: &str = "A read grant on a state means: may read every secret in that state. The API answers the whole state, sensitive values included, to anyone with read; the console masks sensitive outputs for viewers without admin as a convenience, not as access control.";
 
 /// The `/ui` routes.
-pub fn routes() -> Router<Arc<App>> {
+pub fn routes() -> Router<crate::app::Shared> {
     Router::new()
         .route("/ui", get(pages::home))
         .route("/ui/", get(pages::home))

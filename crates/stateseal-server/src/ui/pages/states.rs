@@ -56,7 +56,14 @@ pub async fn states(State(app): AppState, uri: Uri, headers: HeaderMap) -> Respo
     let prefix = query_value(q, "prefix").unwrap_or_default();
     let sort = query_value(q, "sort").unwrap_or_else(|| "path".into());
     let desc = query_value(q, "dir").as_deref() == Some("desc");
-    let listed = match list_states(&app, prefix.clone(), v.who.as_ref()).await {
+    let listed = match list_states(
+        app.states(),
+        app.auth.as_deref(),
+        prefix.clone(),
+        v.who.as_ref(),
+    )
+    .await
+    {
         Ok(r) => r,
         Err(e) => return failure_page(&v, &e),
     };
