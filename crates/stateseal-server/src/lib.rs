@@ -21,27 +21,48 @@
 //! * [`ui`]: the web console at `/ui`.
 //!
 //! The library never prints: it logs through `tracing`, and the binary decides what to show.
+//!
+//! The public surface is [`App`], [`ServerConfig`], [`serve`] and [`router`] (with [`config`] and
+//! [`auth`] for the CLI); the other modules are public only for the tests and fuzz targets and
+//! are hidden from the documentation.
 #![forbid(unsafe_code)]
 
+#[doc(hidden)]
 pub mod api;
 mod app;
+#[doc(hidden)]
 pub mod at_rest;
 pub mod auth;
 pub mod config;
+#[doc(hidden)]
 pub mod connections;
+#[doc(hidden)]
 pub mod data_dir;
+#[doc(hidden)]
 pub mod error;
+#[doc(hidden)]
 pub mod fuzzing;
+#[doc(hidden)]
 pub mod metrics;
+#[doc(hidden)]
 pub mod password_checks;
+#[doc(hidden)]
 pub mod protocol;
+#[doc(hidden)]
 pub mod reply;
+#[doc(hidden)]
 pub mod s3;
+#[doc(hidden)]
 pub mod state_path;
+#[doc(hidden)]
 pub mod states;
+#[doc(hidden)]
 pub mod storage;
+#[doc(hidden)]
 pub mod throttle;
+#[doc(hidden)]
 pub mod tls;
+#[doc(hidden)]
 pub mod ui;
 
 use std::future::Future;
