@@ -15,6 +15,7 @@ pub mod discovery;
 mod event;
 pub mod locks;
 mod parallel;
+pub mod recovery;
 pub mod rekey;
 pub mod sse;
 pub mod verify;
