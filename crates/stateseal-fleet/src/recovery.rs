@@ -49,7 +49,10 @@ pub enum Wrap {
     /// Encrypted by AWS KMS (`Encrypt`) under `key_id`.
     AwsKms { key_id: String, ciphertext: String },
     /// Encrypted to an age X25519 recipient.
-    Age { recipient: String, ciphertext: String },
+    Age {
+        recipient: String,
+        ciphertext: String,
+    },
 }
 
 impl Wrap {
@@ -232,9 +235,11 @@ pub fn open_with_identities(
             continue;
         };
         recipients.push(recipient.clone());
-        let sealed = b64().decode(ciphertext).map_err(|e| RecoveryError::Damaged {
-            reason: format!("age wrap for {recipient}: {e}"),
-        })?;
+        let sealed = b64()
+            .decode(ciphertext)
+            .map_err(|e| RecoveryError::Damaged {
+                reason: format!("age wrap for {recipient}: {e}"),
+            })?;
         for id in identities {
             if let Ok(key) = age::decrypt(id, &sealed) {
                 let key = Secret::new(key);
@@ -332,12 +337,20 @@ pub mod kms {
             self.default_region.clone()
         }
 
-        async fn client(&self, key_id: &str) -> aws_sdk_kms::Client {
-            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-            if let Some(r) = self.region_for(key_id) {
-                loader = loader.region(aws_config::Region::new(r));
-            }
-            let config = loader.load().await;
+        async fn client(&self, key_id: &str) -> Result<aws_sdk_kms::Client, RecoveryError> {
+            let settings = stateseal_aws::AwsSettings {
+                region: self.region_for(key_id),
+                ..Default::default()
+            };
+            let config =
+                stateseal_aws::sdk_config(&settings)
+                    .await
+                    .map_err(|e| RecoveryError::Kms {
+                        key_id: key_id.to_string(),
+                        kind: ServiceErrorKind::Other,
+                        disabled: false,
+                        detail: format!("AWS configuration: {e}"),
+                    })?;
             let mut b = aws_sdk_kms::config::Builder::from(&config);
             let endpoint = ["AWS_ENDPOINT_URL_KMS", "AWS_ENDPOINT_URL"]
                 .iter()
@@ -345,14 +358,14 @@ pub mod kms {
             if let Some(e) = endpoint {
                 b = b.endpoint_url(e);
             }
-            aws_sdk_kms::Client::from_conf(b.build())
+            Ok(aws_sdk_kms::Client::from_conf(b.build()))
         }
 
         /// Wraps `key` under `key_id` (KMS `Encrypt`).
         pub async fn wrap(&self, key: &Secret, key_id: &str) -> Result<Wrap, RecoveryError> {
             let out = self
                 .client(key_id)
-                .await
+                .await?
                 .encrypt()
                 .key_id(key_id)
                 .plaintext(Blob::new(key.expose().to_vec()))
@@ -391,9 +404,14 @@ pub mod kms {
                         continue;
                     }
                 };
-                let result = self
-                    .client(key_id)
-                    .await
+                let client = match self.client(key_id).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        errors.push(e);
+                        continue;
+                    }
+                };
+                let result = client
                     .decrypt()
                     .key_id(key_id)
                     .ciphertext_blob(Blob::new(sealed))
@@ -516,8 +534,11 @@ mod tests {
         assert!(!text.contains("SECRETSECRET"), "{text}");
         let (id, _) = identity();
         use age::secrecy::ExposeSecret;
-        std::fs::write(&path, format!("# created: now\n{}\n", id.to_string().expose_secret()))
-            .unwrap();
+        std::fs::write(
+            &path,
+            format!("# created: now\n{}\n", id.to_string().expose_secret()),
+        )
+        .unwrap();
         assert_eq!(read_identities(path.to_str().unwrap()).unwrap().len(), 1);
     }
 }
