@@ -12,6 +12,7 @@
 pub mod audit;
 pub mod bootstrap;
 pub mod discovery;
+pub mod drill;
 mod event;
 pub mod locks;
 mod parallel;

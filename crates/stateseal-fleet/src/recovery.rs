@@ -220,11 +220,11 @@ pub fn wrap_age(
 }
 
 /// Opens the data key with the identities alone (no KMS call): the first age wrap one of them
-/// decrypts.
+/// decrypts. Returns the key and the recipient whose wrap opened it.
 pub fn open_with_identities(
     data: &ExternalData,
     identities: &[age::x25519::Identity],
-) -> Result<Secret, RecoveryError> {
+) -> Result<(Secret, String), RecoveryError> {
     let mut recipients = Vec::new();
     for w in &data.wraps {
         let Wrap::Age {
@@ -244,7 +244,7 @@ pub fn open_with_identities(
             if let Ok(key) = age::decrypt(id, &sealed) {
                 let key = Secret::new(key);
                 check_len(&key, recipient)?;
-                return Ok(key);
+                return Ok((key, recipient.clone()));
             }
         }
     }
@@ -474,8 +474,9 @@ mod tests {
         let stored = serde_json::to_value(&data).unwrap();
         let back = ExternalData::from_value(&stored).unwrap();
         assert_eq!(back, data);
-        let opened = open_with_identities(&back, &[other.clone(), id]).unwrap();
+        let (opened, via) = open_with_identities(&back, &[other.clone(), id]).unwrap();
         assert_eq!(opened.expose(), key.expose());
+        assert_eq!(via, public);
         match open_with_identities(&back, &[other]) {
             Err(RecoveryError::IdentityMismatch { recipients }) => assert_eq!(recipients, [public]),
             other => panic!("{other:?}"),

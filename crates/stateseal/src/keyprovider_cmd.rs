@@ -152,8 +152,8 @@ fn open(data: &ExternalData, identity: Option<&str>, kms: &Kms) -> Result<Secret
         let opened = recovery::read_identities(path)
             .and_then(|ids| recovery::open_with_identities(data, &ids));
         match opened {
-            Ok(key) => {
-                errln!("stateseal keyprovider: decrypted with the recovery identity {path}");
+            Ok((key, recipient)) => {
+                errln!("stateseal keyprovider: decrypted with the recovery identity {path} (recipient {recipient})");
                 return Ok(key);
             }
             Err(e) => errors.push(e),
