@@ -12,6 +12,8 @@
 pub mod audit;
 pub mod bootstrap;
 pub mod discovery;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod drill;
 mod event;
 pub mod locks;
