@@ -12,10 +12,10 @@
 pub mod audit;
 pub mod bootstrap;
 pub mod discovery;
-#[doc(hidden)]
-pub mod fuzzing;
 pub mod drill;
 mod event;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod locks;
 mod parallel;
 pub mod recovery;

@@ -312,10 +312,11 @@ pub mod kms {
     use super::*;
     use aws_sdk_kms::primitives::Blob;
 
-    /// A KMS client per region, built from the standard credential chain, with
+    /// A KMS client per region, built once from the standard credential chain, with
     /// `AWS_ENDPOINT_URL_KMS` (or `AWS_ENDPOINT_URL`) as the endpoint when set.
     pub struct Kms {
         default_region: Option<String>,
+        clients: std::sync::Mutex<std::collections::HashMap<Option<String>, aws_sdk_kms::Client>>,
     }
 
     impl Kms {
@@ -325,6 +326,7 @@ pub mod kms {
                 .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()));
             Kms {
                 default_region: region,
+                clients: Default::default(),
             }
         }
 
@@ -338,8 +340,18 @@ pub mod kms {
         }
 
         async fn client(&self, key_id: &str) -> Result<aws_sdk_kms::Client, RecoveryError> {
+            let region = self.region_for(key_id);
+            let cached = self
+                .clients
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&region)
+                .cloned();
+            if let Some(c) = cached {
+                return Ok(c);
+            }
             let settings = stateseal_aws::AwsSettings {
-                region: self.region_for(key_id),
+                region: region.clone(),
                 ..Default::default()
             };
             let config =
@@ -358,7 +370,12 @@ pub mod kms {
             if let Some(e) = endpoint {
                 b = b.endpoint_url(e);
             }
-            Ok(aws_sdk_kms::Client::from_conf(b.build()))
+            let client = aws_sdk_kms::Client::from_conf(b.build());
+            self.clients
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(region, client.clone());
+            Ok(client)
         }
 
         /// Wraps `key` under `key_id` (KMS `Encrypt`).
