@@ -12,9 +12,13 @@
 pub mod audit;
 pub mod bootstrap;
 pub mod discovery;
+pub mod drill;
 mod event;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod locks;
 mod parallel;
+pub mod recovery;
 pub mod rekey;
 pub mod sse;
 pub mod verify;

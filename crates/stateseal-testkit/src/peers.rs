@@ -279,6 +279,19 @@ impl Peers {
         arn
     }
 
+    /// Disables a KMS key on moto. moto records the state, but (checked with moto 5) still
+    /// encrypts and decrypts with the key: only real AWS answers `DisabledException`.
+    pub fn disable_key(&self, key: &str) {
+        let out = self.python_out(&[
+            "scripts/peers/aws.py",
+            "--endpoint",
+            self.endpoint(),
+            "kms-disable",
+            key,
+        ]);
+        assert_eq!(out, "disabled", "{out}");
+    }
+
     /// Creates a lock table (`LockID` string hash key).
     pub async fn mktable(&self, name: &str) {
         use aws_sdk_dynamodb::types::{

@@ -156,6 +156,25 @@ pub fn write_target(path: &Path) -> Result<PathBuf, Failure> {
     }
 }
 
+/// Creates `path` with `bytes` and mode 0600, refusing to touch a file that exists (for keys:
+/// an identity is never overwritten).
+pub fn create_private_file(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let fail = |e: std::io::Error| {
+        Failure::plain(
+            exit::FAILURE,
+            format!("cannot create {}: {e}", path.display()),
+        )
+    };
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(fail)?;
+    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(fail)
+}
+
 /// Atomically replaces (or creates) `path` with `bytes`. A symbolic link is followed: its target
 /// is replaced and the link stays. An existing file keeps its owner, group and mode (when they
 /// cannot be kept, nothing is written); a new file gets mode 0600, as states hold secrets.

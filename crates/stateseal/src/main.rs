@@ -10,12 +10,14 @@ mod audit_cmd;
 mod backend;
 mod bootstrap_cmd;
 mod crypt_cmd;
+mod dr_cmd;
 mod failure;
 mod fleet_cmd;
 mod fleet_rekey_cmd;
 mod global;
 mod inspect_cmd;
 mod io;
+mod keyprovider_cmd;
 mod lock_cmd;
 mod locks_cmd;
 mod outputs_cmd;
@@ -126,6 +128,10 @@ enum Command {
     /// reads it: with the remote_state_data_sources target, that is its
     /// remote_state_data_source "NAME" block if there is one, else its default block.
     Outputs(outputs_cmd::OutputsArgs),
+    /// Disaster recovery: create the offline recovery identity, and drill recovery of every state with it alone.
+    Dr(dr_cmd::DrArgs),
+    /// An OpenTofu external key provider with recovery keys: each data key wrapped by KMS keys and age recipients.
+    Keyprovider(keyprovider_cmd::KeyproviderArgs),
     /// Serve states over HTTP for Terraform's and OpenTofu's backend "http" (locking, versions, encryption at rest).
     Serve(serve_cmd::ServeArgs),
 }
@@ -163,6 +169,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Unlock(a) => lock_cmd::unlock(&ctx, &a),
         Command::ForceUnlock(a) => lock_cmd::force_unlock(&ctx, &a),
         Command::Outputs(a) => outputs_cmd::run(&ctx, &a),
+        Command::Dr(a) => dr_cmd::run(&ctx, &a),
+        Command::Keyprovider(a) => keyprovider_cmd::run(&a),
         Command::Serve(a) => serve_cmd::run(cli.global.config.as_deref(), ctx.max_input_size(), &a),
     }
 }

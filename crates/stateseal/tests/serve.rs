@@ -234,3 +234,55 @@ fn the_example_passphrase_is_called_out_and_stored_versions_decrypt_offline() {
     assert!(!s.banner.contains("WARNING"), "{}", s.banner);
     s.stop();
 }
+
+/// Issue 21: `stateseal serve` encrypts at rest through `stateseal keyprovider` unchanged (the
+/// library's `external` provider runs it), and what it stores is recovered by `dr drill` with
+/// the identity alone.
+#[test]
+fn serve_encrypts_at_rest_through_the_recovery_keyprovider() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = dir.path().join("recovery.txt");
+    let keygen = bin()
+        .args(["dr", "keygen", "--output"])
+        .arg(&id)
+        .output()
+        .unwrap();
+    assert!(keygen.status.success());
+    let recipient = String::from_utf8(keygen.stdout).unwrap().trim().to_string();
+    let config = dir.path().join("server.hcl");
+    std::fs::write(
+        &config,
+        format!(
+            "encryption {{\n  key_provider \"external\" \"rk\" {{\n    command = [\"{}\", \"keyprovider\", \"--recipient\", \"{recipient}\"]\n  }}\n  method \"aes_gcm\" \"rk\" {{\n    keys = key_provider.external.rk\n  }}\n  state {{\n    method = method.aes_gcm.rk\n  }}\n}}\n",
+            assert_cmd::cargo::cargo_bin("stateseal").display()
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let s = start(&["--config", config.to_str().unwrap()], &data, &[]);
+    let state = br#"{"version":4,"terraform_version":"1.12.6","serial":7,"lineage":"served","outputs":{},"resources":[]}"#;
+    assert_eq!(http(&s.addr, "POST", "/state/app", state), 200);
+    s.stop();
+    let stored: Vec<_> = std::fs::read_dir(data.join("states/app/@/v"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "bin"))
+        .collect();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    let raw = std::fs::read(&stored[0]).unwrap();
+    assert!(String::from_utf8_lossy(&raw).contains("key_provider.external.rk"));
+    let drill = bin()
+        .args(["dr", "drill", "--json", "--identity"])
+        .arg(&id)
+        .arg(&stored[0])
+        .output()
+        .unwrap();
+    assert!(
+        drill.status.success(),
+        "{}",
+        String::from_utf8_lossy(&drill.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&drill.stdout).unwrap();
+    assert_eq!(report["states"][0]["outcome"], "recovered", "{report:#}");
+    assert_eq!(report["states"][0]["serial"], 7);
+}

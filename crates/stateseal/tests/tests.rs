@@ -11,6 +11,7 @@ mod hardening_cli;
 mod http_backend;
 mod kms_rotation;
 mod opentofu_parity;
+mod recovery;
 mod reliability;
 mod serve;
 mod tofu;

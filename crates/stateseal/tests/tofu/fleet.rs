@@ -72,7 +72,7 @@ fn encryption_tf(body: &str) -> String {
 }
 
 /// The environment of every command: moto for KMS, STS and the test credentials.
-fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
+pub(super) fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
     vec![
         ("AWS_ENDPOINT_URL_KMS", endpoint.to_string()),
         ("AWS_ENDPOINT_URL_STS", endpoint.to_string()),
@@ -84,7 +84,13 @@ fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
 }
 
 /// One `tofu` command with the AWS environment; panics unless it exits with `want`.
-fn tofu_expect(tofu: &Tofu, dir: &Path, env: &[(&str, String)], args: &[&str], want: i32) {
+pub(super) fn tofu_expect(
+    tofu: &Tofu,
+    dir: &Path,
+    env: &[(&str, String)],
+    args: &[&str],
+    want: i32,
+) {
     let out = tofu.output(dir, args, |c| {
         c.envs(env.iter().map(|(k, v)| (k, v)));
     });
@@ -100,7 +106,7 @@ fn tofu_expect(tofu: &Tofu, dir: &Path, env: &[(&str, String)], args: &[&str], w
 }
 
 /// A working directory on `key` of the bucket with `files` (name, text).
-fn workdir(
+pub(super) fn workdir(
     peers: &Peers,
     bucket: &str,
     table: &str,

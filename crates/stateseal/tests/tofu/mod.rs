@@ -6,6 +6,7 @@ mod errored;
 mod files;
 mod fleet;
 mod parity;
+mod recovery;
 mod s3;
 
 use std::path::{Path, PathBuf};
