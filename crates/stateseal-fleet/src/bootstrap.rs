@@ -30,10 +30,10 @@ use aws_sdk_s3::types::{
 };
 use serde::Serialize;
 use serde_json::{json, Value};
-use stateseal_store::s3::S3Store;
+use stateseal_aws::clients;
+use stateseal_store::s3::{S3Store, Versioning};
 use stateseal_store::{Error, Result};
 
-use crate::audit::bucket_checks;
 use crate::{same_kms_key, service_error, Fleet};
 
 /// The four actions the runbook grants deploy principals on the key, and nothing more.
@@ -147,27 +147,17 @@ struct Clients {
 
 impl Clients {
     async fn new(store: &S3Store) -> Result<Clients> {
-        let auth = &store.config().auth;
+        let cfg = store.config();
+        let auth = &cfg.auth;
         let sdk = stateseal_aws::sdk_config(auth)
             .await
             .map_err(|e| Error::Config(format!("AWS: {e}")))?;
-        let mut kms = aws_sdk_kms::config::Builder::from(&sdk);
-        if let Some(e) = auth.endpoint("kms") {
-            kms = kms.endpoint_url(e);
-        }
-        let mut ddb = aws_sdk_dynamodb::config::Builder::from(&sdk);
-        if let Some(e) = auth.endpoint("dynamodb") {
-            ddb = ddb.endpoint_url(e);
-        }
-        let mut sts = aws_sdk_sts::config::Builder::from(&sdk);
-        if let Some(e) = auth.endpoint("sts") {
-            sts = sts.endpoint_url(e);
-        }
+        let s3 = clients::s3_config(&sdk, auth).force_path_style(cfg.use_path_style);
         Ok(Clients {
-            s3: store.objects().s3.clone(),
-            kms: aws_sdk_kms::Client::from_conf(kms.build()),
-            ddb: aws_sdk_dynamodb::Client::from_conf(ddb.build()),
-            sts: aws_sdk_sts::Client::from_conf(sts.build()),
+            s3: aws_sdk_s3::Client::from_conf(s3.build()),
+            kms: clients::kms(&sdk, auth),
+            ddb: clients::dynamodb(&sdk, auth),
+            sts: clients::sts(&sdk, auth),
         })
     }
 }
@@ -622,7 +612,7 @@ async fn bucket_steps(
     // A bucket a dry run would create has nothing to read: every setting is to be made.
     let readable = exists || plan.apply;
     let checks = if readable {
-        bucket_checks(fleet).await
+        fleet.store.hardening().await
     } else {
         Default::default()
     };
@@ -634,10 +624,10 @@ async fn bucket_steps(
         }
     };
 
-    match checks.versioning.as_deref() {
-        Some("Enabled") => plan.note("bucket", "versioning", Action::Ok, "Enabled"),
+    match checks.versioning {
+        Some(Versioning::Enabled) => plan.note("bucket", "versioning", Action::Ok, "Enabled"),
         other => {
-            let from = other.unwrap_or("off");
+            let from = other.map_or("off", Versioning::name);
             plan.make(
                 "bucket",
                 "versioning",

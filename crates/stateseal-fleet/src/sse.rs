@@ -10,15 +10,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_s3::types::{MetadataDirective, ServerSideEncryption};
-use md5::{Digest as _, Md5};
 use serde::Serialize;
 use stateseal_encryption::Encryption;
+use stateseal_store::s3::{Sse, Versioning};
 use stateseal_store::{Error, Result, Sealed, Store, DEFAULT_WORKSPACE};
 
-use crate::audit::{bucket_checks, head};
 use crate::discovery::{self, FoundState};
-use crate::{each_state, held_by, same_kms_key, service_error, Event, Fleet};
+use crate::{each_state, held_by, same_kms_key, Event, Fleet};
 
 /// The lock operation recorded while a state is copied.
 pub const OPERATION: &str = "stateseal-sse-migration";
@@ -46,6 +44,16 @@ impl Target {
         match self {
             Target::Kms(k) => format!("aws:kms with {k}"),
             Target::S3 => "AES256 (SSE-S3)".into(),
+        }
+    }
+
+    /// The server-side encryption a copy writes.
+    fn sse(&self) -> Sse {
+        match self {
+            Target::Kms(k) => Sse::Kms {
+                key: Some(k.clone()),
+            },
+            Target::S3 => Sse::S3,
         }
     }
 }
@@ -130,12 +138,12 @@ pub async fn migrate(
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Report> {
     if opts.apply {
-        let versioning = bucket_checks(fleet).await.versioning;
-        if versioning.as_deref() != Some("Enabled") {
+        let versioning = fleet.store.hardening().await.versioning;
+        if versioning != Some(Versioning::Enabled) {
             return Err(Error::Unsupported(format!(
                 "s3://{}: versioning is {}, so a self-copy would replace the only version of each state; turn versioning on first (`stateseal bootstrap s3 --bucket {} --apply`)",
                 fleet.bucket(),
-                versioning.as_deref().unwrap_or("unknown"),
+                versioning.map_or("unknown", Versioning::name),
                 fleet.bucket()
             )));
         }
@@ -194,10 +202,10 @@ async fn migrate_one(
         version_after: None,
         outcome: Outcome::Planned,
     };
-    match head(fleet, &found.key).await {
+    match fleet.store.head(&found.key).await {
         Ok(h) => {
-            r.was_sse = h.sse;
-            r.was_kms_key_id = h.kms_key_id;
+            r.was_sse = h.sse.name().map(String::from);
+            r.was_kms_key_id = h.sse.kms_key().map(String::from);
         }
         Err(e) => {
             r.outcome = Outcome::Failed(format!("HeadObject: {e}"));
@@ -224,20 +232,6 @@ async fn migrate_one(
     r
 }
 
-/// RFC 3986 percent-encoding of a key for `x-amz-copy-source` (`/` kept).
-fn copy_source_key(key: &str) -> String {
-    let mut out = String::new();
-    for b in key.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
 /// One state's locked self-copy: copy exactly the version discovery read onto itself with the
 /// target SSE (conditional on its ETag: a state changed since the listing is left alone and
 /// reported), check with HeadObject, rewrite the digest. Returns the version copied and the
@@ -257,63 +251,31 @@ async fn copy_locked(
     let url = format!("s3://{}/{key}", fleet.bucket());
     sealed
         .locked(DEFAULT_WORKSPACE, OPERATION, Duration::ZERO, async {
-            let objects = store.objects();
-            let mut source = format!("{}/{}", fleet.bucket(), copy_source_key(key));
-            if let Some(v) = &read.version_id {
-                source.push_str(&format!("?versionId={v}"));
-            }
-            let mut copy = objects
-                .s3
-                .copy_object()
-                .bucket(fleet.bucket())
-                .key(key)
-                .copy_source(source)
-                .copy_source_if_match(&read.version.0)
-                .metadata_directive(MetadataDirective::Replace)
-                .content_type("application/json");
-            copy = match target {
-                Target::Kms(k) => copy
-                    .server_side_encryption(ServerSideEncryption::AwsKms)
-                    .ssekms_key_id(k),
-                Target::S3 => copy.server_side_encryption(ServerSideEncryption::Aes256),
-            };
-            let copied = copy.send().await.map_err(|e| {
-                if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) {
-                    Error::Precondition {
-                        what: url.clone(),
+            let copied = store
+                .copy_in_place(key, read.version_id.as_deref(), &read.version, &target.sse())
+                .await
+                .map_err(|e| match e {
+                    Error::Precondition { what, .. } => Error::Precondition {
+                        what,
                         message: "the state changed since it was listed (left alone); run again"
                             .into(),
-                    }
-                } else {
-                    service_error("CopyObject", url.clone(), e)
-                }
-            })?;
-            let after = head(fleet, key).await.map_err(|message| Error::Service {
-                operation: "HeadObject",
-                what: url.clone(),
-                kind: stateseal_core::ServiceErrorKind::Other,
-                message,
-                source: None,
-            })?;
-            if !target.satisfied_by(after.sse.as_deref(), after.kms_key_id.as_deref()) {
+                    },
+                    e => e,
+                })?;
+            let after = store.head(key).await?;
+            let (sse, kms_key) = (after.sse.name(), after.sse.kms_key());
+            if !target.satisfied_by(sse, kms_key) {
                 return Err(Error::Unsupported(format!(
                     "{url}: after the copy HeadObject reports {} {}, not {}",
-                    after.sse.as_deref().unwrap_or("no SSE"),
-                    after.kms_key_id.as_deref().unwrap_or(""),
+                    sse.unwrap_or("no SSE"),
+                    kms_key.unwrap_or(""),
                     target.describe()
                 )));
             }
             // The bytes are unchanged: the digest item gets the same value (written in case
             // it was missing or stale).
-            if let Some(t) = store.lock_table() {
-                let hex: String = Md5::digest(&read.bytes)
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
-                t.put_digest(&store.layout().digest_id(DEFAULT_WORKSPACE), &hex)
-                    .await?;
-            }
-            Ok((read.version_id.clone(), copied.version_id))
+            store.write_digest(DEFAULT_WORKSPACE, &read.bytes).await?;
+            Ok((read.version_id.clone(), copied))
         })
         .await
 }
@@ -321,14 +283,6 @@ async fn copy_locked(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn copy_sources_are_percent_encoded_but_keep_slashes() {
-        assert_eq!(
-            copy_source_key("env:/blue/a b/terraform.tfstate"),
-            "env%3A/blue/a%20b/terraform.tfstate"
-        );
-    }
 
     #[test]
     fn targets_are_satisfied_only_by_their_own_sse() {

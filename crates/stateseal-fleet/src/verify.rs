@@ -16,9 +16,8 @@
 use std::sync::Arc;
 
 use serde::Serialize;
-use stateseal_core::Secret;
 use stateseal_encryption::Encryption;
-use stateseal_store::s3::S3Store;
+use stateseal_store::s3::{DigestStatus, ReadAttempt, S3Store};
 use stateseal_store::{Error, Result};
 
 use crate::audit::{self, Class, StateReport};
@@ -53,8 +52,8 @@ pub struct StateCheck {
     pub encryption: Class,
     /// The key providers in the envelope's metadata.
     pub key_providers: Vec<String>,
-    /// `match`, `mismatch`, `absent` or `no-table`.
-    pub digest: String,
+    /// `match`, `mismatch`, `absent`, `no-table` or `unknown`.
+    pub digest: DigestStatus,
     /// Why the state fails, one reason each (empty: it passes).
     pub violations: Vec<String>,
 }
@@ -146,7 +145,7 @@ fn check_state(s: &StateReport, expect_key: Option<&str>, provider: Option<&str>
             ));
         }
     }
-    if s.digest == "mismatch" {
+    if s.digest == DigestStatus::Mismatch {
         v.push("the object does not match its -md5 digest item".into());
     }
     v.extend(
@@ -161,7 +160,7 @@ fn check_state(s: &StateReport, expect_key: Option<&str>, provider: Option<&str>
         sse_kms_key_id: s.sse_kms_key_id.clone(),
         encryption: s.encryption,
         key_providers: providers,
-        digest: s.digest.clone(),
+        digest: s.digest,
         violations: v,
     }
 }
@@ -169,49 +168,24 @@ fn check_state(s: &StateReport, expect_key: Option<&str>, provider: Option<&str>
 /// The same connection as `store` (region, endpoints, path style), with the credentials of a
 /// profile and nothing else (not the environment's, which the standard chain would try first).
 async fn as_profile(store: &S3Store, profile: &str) -> Result<S3Store> {
-    let mut cfg = store.config().clone();
-    let creds = stateseal_aws::profile_credentials(&cfg.auth, profile)
+    let creds = stateseal_aws::profile_credentials(&store.config().auth, profile)
         .await
-        .map_err(Error::Config)?;
-    let secret = |s: &str| Secret::from(s.as_bytes());
-    cfg.auth.access_key = Some(creds.access_key_id().to_string());
-    cfg.auth.secret_key = Some(secret(creds.secret_access_key()));
-    cfg.auth.token = creds.session_token().map(secret);
-    cfg.auth.profile = None;
-    cfg.auth.assume_role = None;
-    cfg.auth.assume_role_with_web_identity = None;
-    cfg.skip_credentials_validation = true;
-    S3Store::connect(cfg).await
+        .map_err(|e| Error::Config(e.to_string()))?;
+    store.with_credentials(&creds).await
 }
 
 /// GetObject of `key` as the denied principal.
 async fn try_read(store: &S3Store, profile: &str, key: &str) -> GateCheck {
-    let got = store
-        .objects()
-        .s3
-        .get_object()
-        .bucket(&store.config().bucket)
-        .key(key)
-        .send()
-        .await;
-    let (result, detail) = match got {
-        Ok(_) => (
+    let (result, detail) = match store.try_read(key).await {
+        ReadAttempt::Readable => (
             "readable",
             format!("profile {profile} read the state: the gate does not hold"),
         ),
-        Err(e) => {
-            use aws_sdk_s3::error::ProvideErrorMetadata as _;
-            let code = e.as_service_error().and_then(|s| s.code()).unwrap_or("");
-            let message = stateseal_aws::describe_error(&e);
-            if code == "AccessDenied" {
-                ("denied", message)
-            } else {
-                (
-                    "error",
-                    format!("not AccessDenied, so nothing is proven: {message}"),
-                )
-            }
-        }
+        ReadAttempt::Denied(message) => ("denied", message),
+        ReadAttempt::Failed(message) => (
+            "error",
+            format!("not AccessDenied, so nothing is proven: {message}"),
+        ),
     };
     GateCheck {
         profile: profile.to_string(),
@@ -349,7 +323,7 @@ mod tests {
             sse_kms_key_id: None,
             encryption: Class::Primary,
             key_providers: vec![],
-            digest: "absent".into(),
+            digest: DigestStatus::Absent,
             violations: vec![],
         });
         assert!(report.passed());
