@@ -13,11 +13,11 @@ use aws_credential_types::Credentials;
 use aws_sdk_sts::config::SharedCredentialsProvider;
 use stateseal_core::Secret;
 
+use crate::clients;
 use crate::credentials::{
     check_account, profile_files, secret_string, standard_chain, with_credentials, AssumedRole,
     WebIdentityRole,
 };
-use crate::clients;
 use crate::env::non_empty;
 use crate::error::{error_chain, Error};
 use crate::http_client::http_client;
@@ -94,19 +94,23 @@ pub async fn sdk_config(settings: &AwsSettings) -> Result<SdkConfig, Error> {
                 "access_key is set but secret_key is not".into(),
             ))
         }
-        (None, Some(_)) => return Err(Error::Settings(
+        (None, Some(_)) => {
+            return Err(Error::Settings(
                 "secret_key is set but access_key is not".into(),
-            )),
+            ))
+        }
         _ => standard_chain(settings, &provider_config, profile_files),
     };
     let mut config = loader.credentials_provider(base).load().await;
 
     if let Some(w) = &settings.assume_role_with_web_identity {
-        let provider = WebIdentityRole::new(w, clients::sts(&config, settings)).map_err(Error::Settings)?;
+        let provider =
+            WebIdentityRole::new(w, clients::sts(&config, settings)).map_err(Error::Settings)?;
         config = with_credentials(config, provider);
     }
     if let Some(r) = &settings.assume_role {
-        let provider = AssumedRole::new(r, clients::sts(&config, settings)).map_err(Error::Settings)?;
+        let provider =
+            AssumedRole::new(r, clients::sts(&config, settings)).map_err(Error::Settings)?;
         config = with_credentials(config, provider);
     }
     check_account(&config, settings).await?;
@@ -131,23 +135,19 @@ pub async fn profile_credentials(
     if let Some(files) = profile_files(settings) {
         p = p.profile_files(files);
     }
-    p.build()
-        .provide_credentials()
-        .await
-        .map_err(|e| {
-            use aws_credential_types::provider::error::CredentialsError as E;
-            use stateseal_core::ServiceErrorKind as K;
-            let kind = match &e {
-                E::ProviderTimedOut(_) => K::Network,
-                E::CredentialsNotLoaded(_) => K::AccessDenied,
-                _ => K::Other,
-            };
-            Error::Credentials {
-                what: format!("the credentials of profile {profile}"),
-                kind,
-                message: error_chain(&e),
-                source: Some(Box::new(e)),
-            }
-        })
+    p.build().provide_credentials().await.map_err(|e| {
+        use aws_credential_types::provider::error::CredentialsError as E;
+        use stateseal_core::ServiceErrorKind as K;
+        let kind = match &e {
+            E::ProviderTimedOut(_) => K::Network,
+            E::CredentialsNotLoaded(_) => K::AccessDenied,
+            _ => K::Other,
+        };
+        Error::Credentials {
+            what: format!("the credentials of profile {profile}"),
+            kind,
+            message: error_chain(&e),
+            source: Some(Box::new(e)),
+        }
+    })
 }
-

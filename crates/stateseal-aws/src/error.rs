@@ -165,4 +165,3 @@ fn xml_message(body: &str) -> Option<String> {
         (None, None) => None,
     }
 }
-

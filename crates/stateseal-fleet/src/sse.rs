@@ -252,7 +252,12 @@ async fn copy_locked(
     sealed
         .locked(DEFAULT_WORKSPACE, OPERATION, Duration::ZERO, async {
             let copied = store
-                .copy_in_place(key, read.version_id.as_deref(), &read.version, &target.sse())
+                .copy_in_place(
+                    key,
+                    read.version_id.as_deref(),
+                    &read.version,
+                    &target.sse(),
+                )
                 .await
                 .map_err(|e| match e {
                     Error::Precondition { what, .. } => Error::Precondition {

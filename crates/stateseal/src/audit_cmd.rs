@@ -130,7 +130,7 @@ fn render(r: &Report) -> String {
                     Some(l) => l.who.clone().unwrap_or_else(|| "unreadable".into()),
                     None => dash(),
                 },
-                s.digest.clone(),
+                s.digest.name().to_string(),
             ]
         })
         .collect();
@@ -161,7 +161,7 @@ fn render(r: &Report) -> String {
     out.push_str(&format!(
         "\nbucket s3://{}: versioning {}, default encryption {}, public access blocked {}, TLS-only policy {}, lock table {}\n",
         r.bucket,
-        c.versioning.as_deref().unwrap_or("unknown"),
+        c.versioning.map_or("unknown", |v| v.name()),
         c.default_encryption.as_deref().unwrap_or("none"),
         c.public_access_blocked,
         c.tls_only_policy,

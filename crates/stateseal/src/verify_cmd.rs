@@ -93,7 +93,7 @@ fn render(r: &Report) -> String {
                 } else {
                     s.key_providers.join(",")
                 },
-                s.digest.clone(),
+                s.digest.name().to_string(),
                 if s.violations.is_empty() {
                     "ok".into()
                 } else {

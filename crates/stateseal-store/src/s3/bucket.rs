@@ -154,6 +154,19 @@ pub enum DigestStatus {
     Unknown,
 }
 
+impl DigestStatus {
+    /// The word used in JSON and tables: `match`, `mismatch`, `absent`, `no-table`, `unknown`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DigestStatus::Match => "match",
+            DigestStatus::Mismatch => "mismatch",
+            DigestStatus::Absent => "absent",
+            DigestStatus::NoTable => "no-table",
+            DigestStatus::Unknown => "unknown",
+        }
+    }
+}
+
 /// Where a lock is held.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -627,7 +640,8 @@ mod tests {
     fn a_tls_only_policy_is_recognised() {
         let deny = r#"{"Statement":[{"Effect":"Deny","Condition":{"Bool":{"aws:SecureTransport":"false"}}}]}"#;
         assert!(denies_insecure_transport(deny));
-        let deny_bool = r#"{"Statement":{"Effect":"Deny","Condition":{"Bool":{"aws:SecureTransport":false}}}}"#;
+        let deny_bool =
+            r#"{"Statement":{"Effect":"Deny","Condition":{"Bool":{"aws:SecureTransport":false}}}}"#;
         assert!(denies_insecure_transport(deny_bool));
         let allow = r#"{"Statement":{"Effect":"Allow","Condition":{"Bool":{"aws:SecureTransport":"false"}}}}"#;
         assert!(!denies_insecure_transport(allow));
@@ -687,11 +701,21 @@ mod tests {
             DigestStatus::Unknown,
         ]
         .iter()
-        .map(|d| serde_json::to_string(d).unwrap())
+        .map(|d| {
+            let json = serde_json::to_string(d).unwrap();
+            assert_eq!(json, format!("\"{}\"", d.name()));
+            json
+        })
         .collect();
         assert_eq!(
             words,
-            ["\"match\"", "\"mismatch\"", "\"absent\"", "\"no-table\"", "\"unknown\""]
+            [
+                "\"match\"",
+                "\"mismatch\"",
+                "\"absent\"",
+                "\"no-table\"",
+                "\"unknown\""
+            ]
         );
         assert_eq!(
             serde_json::to_string(&LockSource::Dynamodb).unwrap(),

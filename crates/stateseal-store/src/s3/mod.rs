@@ -92,7 +92,9 @@ impl S3Store {
     /// with STS `GetCallerIdentity` (and the account allow/deny lists).
     pub async fn connect(cfg: S3Config) -> Result<S3Store> {
         let auth = &cfg.auth;
-        let sdk = stateseal_aws::sdk_config(auth).await.map_err(connect_error)?;
+        let sdk = stateseal_aws::sdk_config(auth)
+            .await
+            .map_err(connect_error)?;
         if !cfg.skip_credentials_validation {
             stateseal_aws::clients::sts(&sdk, auth)
                 .get_caller_identity()
@@ -113,7 +115,8 @@ impl S3Store {
                     },
                 })?;
         }
-        let mut s3 = stateseal_aws::clients::s3_config(&sdk, auth).force_path_style(cfg.use_path_style);
+        let mut s3 =
+            stateseal_aws::clients::s3_config(&sdk, auth).force_path_style(cfg.use_path_style);
         if cfg.skip_s3_checksum {
             use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
             s3 = s3
