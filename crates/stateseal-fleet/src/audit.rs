@@ -13,7 +13,9 @@ use serde_json::Value;
 use stateseal_encryption::describe::{Description, MetadataEntry};
 use stateseal_encryption::{Encryption, PayloadKind, Status};
 use stateseal_store::s3::{BucketHardening, DigestStatus};
-use stateseal_store::{Result, Store as _, DEFAULT_WORKSPACE};
+use stateseal_store::{Store as _, DEFAULT_WORKSPACE};
+
+use crate::error::Result;
 
 use crate::discovery::{self, FoundState};
 use crate::locks::{self, HeldLock};

@@ -32,9 +32,11 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use stateseal_aws::clients;
 use stateseal_store::s3::{S3Store, Versioning};
-use stateseal_store::{Error, Result};
+use stateseal_store::Error as StoreError;
 
-use crate::{same_kms_key, service_error, Fleet};
+use crate::error::{Error, Result};
+
+use crate::{same_kms_key, Fleet};
 
 /// The four actions the runbook grants deploy principals on the key, and nothing more.
 pub const DEPLOY_KEY_ACTIONS: [&str; 4] = [
@@ -151,7 +153,7 @@ impl Clients {
         let auth = &cfg.auth;
         let sdk = stateseal_aws::sdk_config(auth)
             .await
-            .map_err(|e| Error::Config(format!("AWS: {e}")))?;
+            .map_err(Error::Connect)?;
         let s3 = clients::s3_config(&sdk, auth).force_path_style(cfg.use_path_style);
         Ok(Clients {
             s3: aws_sdk_s3::Client::from_conf(s3.build()),
@@ -201,17 +203,13 @@ impl Plan {
 pub async fn bootstrap(store: &S3Store, spec: &Spec, apply: bool) -> Result<Report> {
     let c = Clients::new(store).await?;
     let bucket = store.config().bucket.clone();
-    let region = store
-        .config()
-        .auth
-        .region()
-        .map_err(|e| Error::Config(e.to_string()))?;
+    let region = store.config().auth.region().map_err(Error::Connect)?;
     let me = c
         .sts
         .get_caller_identity()
         .send()
         .await
-        .map_err(|e| service_error("GetCallerIdentity", "STS", e))?;
+        .map_err(|e| Error::aws("GetCallerIdentity", "STS", e))?;
     let account = me.account().unwrap_or_default().to_string();
     let partition = me
         .arn()
@@ -237,7 +235,7 @@ pub async fn bootstrap(store: &S3Store, spec: &Spec, apply: bool) -> Result<Repo
         KmsKey::Existing(id) => {
             let arn = describe_key(&c.kms, id)
                 .await?
-                .ok_or_else(|| Error::NotFound {
+                .ok_or_else(|| StoreError::NotFound {
                     what: format!("KMS key {id}"),
                 })?;
             plan.note("kms key", "exists", Action::Ok, arn.clone());
@@ -315,7 +313,7 @@ async fn describe_key(kms: &aws_sdk_kms::Client, id: &str) -> Result<Option<Stri
         {
             Ok(None)
         }
-        Err(e) => Err(service_error("DescribeKey", format!("KMS key {id}"), e)),
+        Err(e) => Err(Error::aws("DescribeKey", format!("KMS key {id}"), e)),
     }
 }
 
@@ -367,9 +365,9 @@ async fn create_key(
                     .policy(policy)
                     .send()
                     .await
-                    .map_err(|e| service_error("CreateKey", "KMS", e))?;
+                    .map_err(|e| Error::aws("CreateKey", "KMS", e))?;
                 let m = made.key_metadata().ok_or_else(|| {
-                    Error::Unsupported("CreateKey answered without key metadata".into())
+                    StoreError::Unsupported("CreateKey answered without key metadata".into())
                 })?;
                 Ok(m.arn().unwrap_or(m.key_id()).to_string())
             },
@@ -389,7 +387,7 @@ async fn create_key(
                 .target_key_id(&target)
                 .send()
                 .await
-                .map_err(|e| service_error("CreateAlias", alias.to_string(), e))
+                .map_err(|e| Error::aws("CreateAlias", alias.to_string(), e))
         },
     )
     .await?;
@@ -403,7 +401,7 @@ async fn create_key(
                 .key_id(&target)
                 .send()
                 .await
-                .map_err(|e| service_error("EnableKeyRotation", target.clone(), e))
+                .map_err(|e| Error::aws("EnableKeyRotation", target.clone(), e))
         },
     )
     .await?;
@@ -424,7 +422,7 @@ async fn check_key(
         .key_id(arn)
         .send()
         .await
-        .map_err(|e| service_error("GetKeyRotationStatus", arn.to_string(), e))?;
+        .map_err(|e| Error::aws("GetKeyRotationStatus", arn.to_string(), e))?;
     if rotation.key_rotation_enabled() {
         plan.note("kms key", "rotation", Action::Ok, "on");
     } else {
@@ -433,7 +431,7 @@ async fn check_key(
                 .key_id(arn)
                 .send()
                 .await
-                .map_err(|e| service_error("EnableKeyRotation", arn.to_string(), e))
+                .map_err(|e| Error::aws("EnableKeyRotation", arn.to_string(), e))
         })
         .await?;
     }
@@ -443,7 +441,7 @@ async fn check_key(
         .policy_name("default")
         .send()
         .await
-        .map_err(|e| service_error("GetKeyPolicy", arn.to_string(), e))?;
+        .map_err(|e| Error::aws("GetKeyPolicy", arn.to_string(), e))?;
     let drift = key_policy_drift(policy.policy().unwrap_or_default(), root, &spec.principals);
     if drift.is_empty() {
         plan.note(
@@ -582,7 +580,7 @@ async fn bucket_steps(
     let exists = match s3.head_bucket().bucket(&bucket).send().await {
         Ok(_) => true,
         Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => false,
-        Err(e) => return Err(service_error("HeadBucket", format!("s3://{bucket}"), e)),
+        Err(e) => return Err(Error::aws("HeadBucket", format!("s3://{bucket}"), e)),
     };
     let new = !exists;
     if exists {
@@ -604,7 +602,7 @@ async fn bucket_steps(
                 }
                 req.send()
                     .await
-                    .map_err(|e| service_error("CreateBucket", format!("s3://{bucket}"), e))
+                    .map_err(|e| Error::aws("CreateBucket", format!("s3://{bucket}"), e))
             },
         )
         .await?;
@@ -643,9 +641,7 @@ async fn bucket_steps(
                         )
                         .send()
                         .await
-                        .map_err(|e| {
-                            service_error("PutBucketVersioning", format!("s3://{bucket}"), e)
-                        })
+                        .map_err(|e| Error::aws("PutBucketVersioning", format!("s3://{bucket}"), e))
                 },
             )
             .await?;
@@ -673,22 +669,20 @@ async fn bucket_steps(
             .apply_server_side_encryption_by_default(
                 by_default
                     .build()
-                    .map_err(|e| Error::Unsupported(e.to_string()))?,
+                    .map_err(|e| StoreError::Unsupported(e.to_string()))?,
             )
             .bucket_key_enabled(arn.is_some())
             .build();
         let conf = ServerSideEncryptionConfiguration::builder()
             .rules(rule)
             .build()
-            .map_err(|e| Error::Unsupported(e.to_string()))?;
+            .map_err(|e| StoreError::Unsupported(e.to_string()))?;
         s3.put_bucket_encryption()
             .bucket(fleet.bucket())
             .server_side_encryption_configuration(conf)
             .send()
             .await
-            .map_err(|e| {
-                service_error("PutBucketEncryption", format!("s3://{}", fleet.bucket()), e)
-            })
+            .map_err(|e| Error::aws("PutBucketEncryption", format!("s3://{}", fleet.bucket()), e))
     };
     match (key, alg.as_deref(), current_key.as_deref()) {
         (None, Some(_), _) => plan.note("bucket", "default encryption", Action::Ok, alg.clone().unwrap_or_default()),
@@ -742,7 +736,7 @@ async fn bucket_steps(
                     )
                     .send()
                     .await
-                    .map_err(|e| service_error("PutPublicAccessBlock", format!("s3://{bucket}"), e))
+                    .map_err(|e| Error::aws("PutPublicAccessBlock", format!("s3://{bucket}"), e))
             },
         )
         .await?;
@@ -803,7 +797,7 @@ async fn bucket_steps(
             .policy(doc.to_string())
             .send()
             .await
-            .map_err(|e| service_error("PutBucketPolicy", format!("s3://{bucket}"), e))
+            .map_err(|e| Error::aws("PutBucketPolicy", format!("s3://{bucket}"), e))
     })
     .await?;
     Ok(())
@@ -825,7 +819,7 @@ async fn table_steps(
             None
         }
         Err(e) => {
-            return Err(service_error(
+            return Err(Error::aws(
                 "DescribeTable",
                 format!("DynamoDB table {table}"),
                 e,
@@ -852,14 +846,14 @@ async fn table_steps(
                             .attribute_name("LockID")
                             .attribute_type(ScalarAttributeType::S)
                             .build()
-                            .map_err(|e| Error::Unsupported(e.to_string()))?,
+                            .map_err(|e| StoreError::Unsupported(e.to_string()))?,
                     )
                     .key_schema(
                         KeySchemaElement::builder()
                             .attribute_name("LockID")
                             .key_type(KeyType::Hash)
                             .build()
-                            .map_err(|e| Error::Unsupported(e.to_string()))?,
+                            .map_err(|e| StoreError::Unsupported(e.to_string()))?,
                     );
                 if let Some(arn) = key_arn {
                     req = req.sse_specification(
@@ -870,9 +864,9 @@ async fn table_steps(
                             .build(),
                     );
                 }
-                req.send().await.map_err(|e| {
-                    service_error("CreateTable", format!("DynamoDB table {table}"), e)
-                })?;
+                req.send()
+                    .await
+                    .map_err(|e| Error::aws("CreateTable", format!("DynamoDB table {table}"), e))?;
                 wait_active(ddb, table).await
             },
         )
@@ -950,7 +944,7 @@ async fn table_steps(
         .send()
         .await
         .map_err(|e| {
-            service_error(
+            Error::aws(
                 "DescribeContinuousBackups",
                 format!("DynamoDB table {table}"),
                 e,
@@ -980,14 +974,14 @@ async fn enable_pitr(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<()> 
     let spec = PointInTimeRecoverySpecification::builder()
         .point_in_time_recovery_enabled(true)
         .build()
-        .map_err(|e| Error::Unsupported(e.to_string()))?;
+        .map_err(|e| StoreError::Unsupported(e.to_string()))?;
     ddb.update_continuous_backups()
         .table_name(table)
         .point_in_time_recovery_specification(spec)
         .send()
         .await
         .map_err(|e| {
-            service_error(
+            Error::aws(
                 "UpdateContinuousBackups",
                 format!("DynamoDB table {table}"),
                 e,
@@ -1005,15 +999,16 @@ async fn wait_active(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<()> 
             .table_name(table)
             .send()
             .await
-            .map_err(|e| service_error("DescribeTable", format!("DynamoDB table {table}"), e))?;
+            .map_err(|e| Error::aws("DescribeTable", format!("DynamoDB table {table}"), e))?;
         if d.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    Err(Error::Unsupported(format!(
+    Err(StoreError::Unsupported(format!(
         "DynamoDB table {table} did not become ACTIVE within 5 minutes"
-    )))
+    ))
+    .into())
 }
 
 /// `terraform { backend "s3" { … } }` for this bucket: the key by ARN (alias support regressed

@@ -6,7 +6,9 @@
 use std::collections::BTreeSet;
 
 use stateseal_encryption::describe::{describe, Description};
-use stateseal_store::{Object, Result, DEFAULT_WORKSPACE};
+use stateseal_store::{Object, DEFAULT_WORKSPACE};
+
+use crate::error::Result;
 
 use crate::{parallel, Event, Fleet};
 

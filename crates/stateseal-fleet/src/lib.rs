@@ -12,6 +12,7 @@
 pub mod audit;
 pub mod bootstrap;
 pub mod discovery;
+pub mod error;
 mod event;
 pub mod locks;
 mod parallel;
@@ -19,13 +20,13 @@ pub mod rekey;
 pub mod sse;
 pub mod verify;
 
+pub use error::{Error, Result};
 pub use event::Event;
 
 use std::future::Future;
 
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use stateseal_store::lock_info::LockInfo;
 use stateseal_store::s3::S3Store;
-use stateseal_store::{Error, LockInfo};
 
 use discovery::FoundState;
 
@@ -51,7 +52,7 @@ impl Fleet {
 }
 
 /// Splits `s3://BUCKET[/PREFIX]` into the bucket and the prefix (maybe empty).
-pub fn parse_url(url: &str) -> Result<(String, String), String> {
+pub fn parse_url(url: &str) -> std::result::Result<(String, String), String> {
     let rest = url
         .strip_prefix("s3://")
         .ok_or_else(|| format!("{url:?} is not an s3:// URL: expected s3://BUCKET[/PREFIX]"))?;
@@ -73,25 +74,6 @@ pub fn nothing_checked(bucket: &str, prefix: &str, others: usize) -> String {
         n => format!(" ({n} other object(s) are there, none of them a state)"),
     };
     format!("no state under s3://{bucket}/{prefix}{others}: nothing was checked")
-}
-
-/// An AWS call's failure as a store error: the operation, what it was about, the kind
-/// (denied, not found, network, …) and the service's message.
-pub(crate) fn service_error<E>(
-    operation: &'static str,
-    what: impl Into<String>,
-    e: SdkError<E>,
-) -> Error
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    Error::Service {
-        operation,
-        what: what.into(),
-        kind: stateseal_aws::classify(&e),
-        message: stateseal_aws::describe_error(&e),
-        source: Some(Box::new(e)),
-    }
 }
 
 /// Runs `job` for every state, `concurrency` at a time, telling `on_event` when the work starts

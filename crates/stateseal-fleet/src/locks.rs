@@ -9,7 +9,9 @@ use std::time::Duration;
 use serde::Serialize;
 use stateseal_store::lock_info::GoTime;
 use stateseal_store::s3::LockRecord;
-use stateseal_store::{Error, LockInfo, Result};
+use stateseal_store::{Error as StoreError, LockInfo};
+
+use crate::error::Result;
 
 use crate::Fleet;
 
@@ -135,7 +137,7 @@ pub async fn break_stale(
 async fn compare_and_delete(fleet: &Fleet, lock: &HeldLock) -> BreakOutcome {
     match fleet.store.compare_and_delete(&lock.record).await {
         Ok(()) => BreakOutcome::Broken,
-        Err(Error::Precondition { message, .. }) => BreakOutcome::Changed(message),
+        Err(StoreError::Precondition { message, .. }) => BreakOutcome::Changed(message),
         Err(e) => BreakOutcome::Failed(e.to_string()),
     }
 }

@@ -14,7 +14,9 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value;
 use stateseal_encryption::{Encryption, Status, Target};
-use stateseal_store::{Error, Result, Sealed, Store, DEFAULT_WORKSPACE};
+use stateseal_store::{Error, Sealed, Store, DEFAULT_WORKSPACE};
+
+use crate::error::Result;
 
 use crate::audit::{classify, Class};
 use crate::discovery::{self, FoundState};
@@ -161,7 +163,11 @@ fn result(found: FoundState, was: Class, outcome: Outcome) -> StateResult {
 }
 
 /// One state's locked transaction. A held lock is not waited for ([`Error::Locked`]).
-async fn rekey_one(fleet: &Fleet, encryption: Arc<Encryption>, key: &str) -> Result<Outcome> {
+async fn rekey_one(
+    fleet: &Fleet,
+    encryption: Arc<Encryption>,
+    key: &str,
+) -> stateseal_store::Result<Outcome> {
     let store: Arc<dyn Store> = Arc::new(fleet.store.for_key(key));
     let sealed = Sealed::new(store.clone(), encryption);
     let what = store.location(DEFAULT_WORKSPACE);

@@ -13,7 +13,9 @@ use std::time::Duration;
 use serde::Serialize;
 use stateseal_encryption::Encryption;
 use stateseal_store::s3::{Sse, Versioning};
-use stateseal_store::{Error, Result, Sealed, Store, DEFAULT_WORKSPACE};
+use stateseal_store::{Error, Sealed, Store, DEFAULT_WORKSPACE};
+
+use crate::error::Result;
 
 use crate::discovery::{self, FoundState};
 use crate::{each_state, held_by, same_kms_key, Event, Fleet};
@@ -145,7 +147,8 @@ pub async fn migrate(
                 fleet.bucket(),
                 versioning.map_or("unknown", Versioning::name),
                 fleet.bucket()
-            )));
+            ))
+            .into());
         }
     }
     let inv = discovery::discover(fleet, opts.concurrency, on_event).await?;
@@ -240,7 +243,7 @@ async fn copy_locked(
     fleet: &Fleet,
     found: &FoundState,
     target: &Target,
-) -> Result<(Option<String>, Option<String>)> {
+) -> stateseal_store::Result<(Option<String>, Option<String>)> {
     let key = found.key.as_str();
     let read = &found.object;
     let store = fleet.store.for_key(key);

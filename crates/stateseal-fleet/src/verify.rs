@@ -15,10 +15,10 @@
 
 use std::sync::Arc;
 
+use crate::error::{Error, Result};
 use serde::Serialize;
 use stateseal_encryption::Encryption;
 use stateseal_store::s3::{DigestStatus, ReadAttempt, S3Store};
-use stateseal_store::{Error, Result};
 
 use crate::audit::{self, Class, StateReport};
 use crate::{parallel, same_kms_key, Event, Fleet};
@@ -170,8 +170,8 @@ fn check_state(s: &StateReport, expect_key: Option<&str>, provider: Option<&str>
 async fn as_profile(store: &S3Store, profile: &str) -> Result<S3Store> {
     let creds = stateseal_aws::profile_credentials(&store.config().auth, profile)
         .await
-        .map_err(|e| Error::Config(e.to_string()))?;
-    store.with_credentials(&creds).await
+        .map_err(Error::Connect)?;
+    Ok(store.with_credentials(&creds).await?)
 }
 
 /// GetObject of `key` as the denied principal.

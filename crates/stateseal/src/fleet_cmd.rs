@@ -58,7 +58,34 @@ pub async fn connect_with(ctx: &Context, url: &str, extra: &[String]) -> Result<
         }
         b.build_config(&env)?
     };
-    Ok(Fleet::new(S3Store::connect(cfg).await?, prefix))
+    let store = S3Store::connect(cfg)
+        .await
+        .map_err(stateseal_fleet::Error::from)?;
+    Ok(Fleet::new(store, prefix))
+}
+
+impl From<stateseal_fleet::Error> for Failure {
+    fn from(e: stateseal_fleet::Error) -> Failure {
+        use stateseal_fleet::Error;
+        if e.is_unavailable() {
+            return Failure::new(
+                exit::UNAVAILABLE,
+                e.to_string(),
+                "a key service or the state storage is unavailable; nothing was changed; try again",
+            );
+        }
+        // The settings or the account, not a service that failed: the configuration's to fix.
+        let settings = matches!(e, Error::Connect(_)) && e.service_kind().is_none();
+        match e {
+            Error::Store(e) => Failure::from(e),
+            _ if settings => Failure::new(
+                exit::CONFIG,
+                e.to_string(),
+                "correct the AWS settings (backend block, --backend-config or AWS_* environment)",
+            ),
+            other => Failure::plain(exit::FAILURE, other.to_string()),
+        }
+    }
 }
 
 /// `--allow-empty`, shared by the gates (`verify`, `audit --require`).
