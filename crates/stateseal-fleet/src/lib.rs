@@ -51,18 +51,39 @@ impl Fleet {
     }
 }
 
-/// Splits `s3://BUCKET[/PREFIX]` into the bucket and the prefix (maybe empty).
-pub fn parse_url(url: &str) -> std::result::Result<(String, String), String> {
-    let rest = url
-        .strip_prefix("s3://")
-        .ok_or_else(|| format!("{url:?} is not an s3:// URL: expected s3://BUCKET[/PREFIX]"))?;
-    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    if bucket.is_empty() {
-        return Err(format!(
-            "{url:?} names no bucket: expected s3://BUCKET[/PREFIX]"
-        ));
+/// `s3://BUCKET[/PREFIX]`: the bucket and the prefix (maybe empty) a fleet command works on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BucketUrl {
+    pub bucket: String,
+    pub prefix: String,
+}
+
+/// Why a fleet URL did not parse.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("{0:?} is not an s3:// URL: expected s3://BUCKET[/PREFIX]")]
+    NotS3(String),
+    #[error("{0:?} names no bucket: expected s3://BUCKET[/PREFIX]")]
+    NoBucket(String),
+}
+
+impl std::str::FromStr for BucketUrl {
+    type Err = UrlError;
+
+    fn from_str(url: &str) -> std::result::Result<BucketUrl, UrlError> {
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or_else(|| UrlError::NotS3(url.into()))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(UrlError::NoBucket(url.into()));
+        }
+        Ok(BucketUrl {
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+        })
     }
-    Ok((bucket.to_string(), prefix.to_string()))
 }
 
 /// Why a check of `s3://BUCKET/PREFIX` that found no state does not pass: a gate that checked
@@ -136,12 +157,20 @@ mod tests {
 
     #[test]
     fn urls_split_into_bucket_and_prefix() {
-        assert_eq!(super::parse_url("s3://b").unwrap(), ("b".into(), "".into()));
+        use super::{BucketUrl, UrlError};
+        let url = |bucket: &str, prefix: &str| BucketUrl {
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+        };
+        assert_eq!("s3://b".parse(), Ok(url("b", "")));
+        assert_eq!("s3://b/team/a".parse(), Ok(url("b", "team/a")));
         assert_eq!(
-            super::parse_url("s3://b/team/a").unwrap(),
-            ("b".into(), "team/a".into())
+            "s3:///x".parse::<BucketUrl>(),
+            Err(UrlError::NoBucket("s3:///x".into()))
         );
-        assert!(super::parse_url("s3:///x").is_err());
-        assert!(super::parse_url("b/x").is_err());
+        assert_eq!(
+            "b/x".parse::<BucketUrl>(),
+            Err(UrlError::NotS3("b/x".into()))
+        );
     }
 }

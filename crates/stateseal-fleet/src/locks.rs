@@ -142,42 +142,56 @@ async fn compare_and_delete(fleet: &Fleet, lock: &HeldLock) -> BreakOutcome {
     }
 }
 
-/// Parses a duration: a number followed by `s`, `m`, `h` or `d` (`90m`, `2h`, `7d`, `0s`).
-pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration: expected e.g. 30m, 2h, 7d"))?;
-    let secs = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => {
-            return Err(format!(
-                "{s:?}: the unit must be s, m, h or d (e.g. 30m, 2h, 7d)"
-            ))
-        }
-    };
-    Ok(Duration::from_secs(n.saturating_mul(secs)))
+/// A lock age limit (`--older-than`): a number followed by `s`, `m`, `h` or `d` (`90m`, `2h`,
+/// `7d`, `0s`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Age(pub Duration);
+
+/// Why a lock age did not parse.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AgeError {
+    #[error("{0:?} is not a duration: expected e.g. 30m, 2h, 7d")]
+    NotANumber(String),
+    #[error("{0:?}: the unit must be s, m, h or d (e.g. 30m, 2h, 7d)")]
+    Unit(String),
+}
+
+impl std::str::FromStr for Age {
+    type Err = AgeError;
+
+    fn from_str(s: &str) -> std::result::Result<Age, AgeError> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (n, unit) = s.split_at(split);
+        let n: u64 = n.parse().map_err(|_| AgeError::NotANumber(s.into()))?;
+        let secs = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86400,
+            _ => return Err(AgeError::Unit(s.into())),
+        };
+        Ok(Age(Duration::from_secs(n.saturating_mul(secs))))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn durations_parse_with_a_unit() {
+        use super::{Age, AgeError};
         use std::time::Duration;
-        assert_eq!(super::parse_duration("0s"), Ok(Duration::ZERO));
-        assert_eq!(super::parse_duration("90m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(super::parse_duration("2h"), Ok(Duration::from_secs(7200)));
-        assert_eq!(
-            super::parse_duration("7d"),
-            Ok(Duration::from_secs(604_800))
-        );
-        for bad in ["", "h", "2", "2w", "-1h", "1.5h"] {
-            assert!(super::parse_duration(bad).is_err(), "{bad}");
+        let age = |s: &str| s.parse::<Age>().map(|a| a.0);
+        assert_eq!(age("0s"), Ok(Duration::ZERO));
+        assert_eq!(age("90m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(age("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(age("7d"), Ok(Duration::from_secs(604_800)));
+        for bad in ["", "h", "-1h"] {
+            assert_eq!(age(bad), Err(AgeError::NotANumber(bad.into())), "{bad}");
+        }
+        for bad in ["2", "2w", "1.5h"] {
+            assert_eq!(age(bad), Err(AgeError::Unit(bad.into())), "{bad}");
         }
     }
 }

@@ -58,13 +58,36 @@ pub struct StateCheck {
     pub violations: Vec<String>,
 }
 
+/// What a GetObject with a denied principal's credentials proved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GateResult {
+    /// AccessDenied: the gate holds.
+    Denied,
+    /// The state was served: a violation.
+    Readable,
+    /// Another failure: nothing is proven (a violation too).
+    Error,
+}
+
+impl GateResult {
+    /// The word used in JSON and tables: `denied`, `readable`, `error`.
+    pub fn name(self) -> &'static str {
+        match self {
+            GateResult::Denied => "denied",
+            GateResult::Readable => "readable",
+            GateResult::Error => "error",
+        }
+    }
+}
+
 /// One GetObject with a denied principal's credentials.
 #[derive(Clone, Debug, Serialize)]
 pub struct GateCheck {
     pub profile: String,
     pub key: String,
     /// `denied` (the gate holds), `readable` (a violation) or `error` (nothing proven).
-    pub result: String,
+    pub result: GateResult,
     pub detail: String,
 }
 
@@ -178,19 +201,19 @@ async fn as_profile(store: &S3Store, profile: &str) -> Result<S3Store> {
 async fn try_read(store: &S3Store, profile: &str, key: &str) -> GateCheck {
     let (result, detail) = match store.try_read(key).await {
         ReadAttempt::Readable => (
-            "readable",
+            GateResult::Readable,
             format!("profile {profile} read the state: the gate does not hold"),
         ),
-        ReadAttempt::Denied(message) => ("denied", message),
+        ReadAttempt::Denied(message) => (GateResult::Denied, message),
         ReadAttempt::Failed(message) => (
-            "error",
+            GateResult::Error,
             format!("not AccessDenied, so nothing is proven: {message}"),
         ),
     };
     GateCheck {
         profile: profile.to_string(),
         key: key.to_string(),
-        result: result.into(),
+        result,
         detail,
     }
 }
@@ -264,7 +287,7 @@ pub async fn verify(
         violations.extend(
             checks
                 .iter()
-                .filter(|g| g.result != "denied")
+                .filter(|g| g.result != GateResult::Denied)
                 .map(|g| format!("{}: {}", url(&g.key), g.detail)),
         );
         gate.extend(checks);
@@ -273,7 +296,10 @@ pub async fn verify(
         states: states.len(),
         passing: states.iter().filter(|s| s.violations.is_empty()).count(),
         gate_checks: gate.len(),
-        gate_denied: gate.iter().filter(|g| g.result == "denied").count(),
+        gate_denied: gate
+            .iter()
+            .filter(|g| g.result == GateResult::Denied)
+            .count(),
         violations: violations.len(),
     };
     Ok(Report {
@@ -291,6 +317,17 @@ pub async fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gate_results_keep_their_json_names() {
+        for g in [GateResult::Denied, GateResult::Readable, GateResult::Error] {
+            assert_eq!(
+                serde_json::to_string(&g).unwrap(),
+                format!("\"{}\"", g.name())
+            );
+        }
+        assert_eq!(GateResult::Readable.name(), "readable");
+    }
 
     #[test]
     fn provider_addresses_match_with_or_without_the_prefix() {

@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use stateseal_fleet::{parse_url, Event, Fleet};
+use stateseal_fleet::{BucketUrl, Event, Fleet, UrlError};
 use stateseal_store::backend_block::{self, Backend};
 use stateseal_store::s3::{S3Builder, S3Store};
 
@@ -22,10 +22,10 @@ pub async fn connect(ctx: &Context, url: &str) -> Result<Fleet, Failure> {
 /// [`connect`], with `extra` `--backend-config` settings over everything else (the SSE a
 /// rekey writes with, the region of a bootstrap).
 pub async fn connect_with(ctx: &Context, url: &str, extra: &[String]) -> Result<Fleet, Failure> {
-    let (bucket, prefix) = parse_url(url).map_err(|e| {
+    let BucketUrl { bucket, prefix } = url.parse().map_err(|e: UrlError| {
         Failure::new(
             exit::USAGE,
-            e,
+            e.to_string(),
             "name the bucket to scan, e.g. s3://my-states or s3://my-states/team-a/",
         )
     })?;

@@ -109,7 +109,10 @@ fn render(r: &Report) -> String {
     for g in &r.gate {
         out.push_str(&format!(
             "gate: profile {} on {}: {} ({})\n",
-            g.profile, g.key, g.result, g.detail
+            g.profile,
+            g.key,
+            g.result.name(),
+            g.detail
         ));
     }
     let s = &r.summary;
