@@ -17,6 +17,7 @@ mod event;
 pub mod locks;
 mod parallel;
 pub mod rekey;
+pub mod report;
 pub mod sse;
 pub mod verify;
 
@@ -25,7 +26,6 @@ pub use event::Event;
 
 use std::future::Future;
 
-use stateseal_store::lock_info::LockInfo;
 use stateseal_store::s3::S3Store;
 
 use discovery::FoundState;
@@ -121,17 +121,6 @@ where
         })
     })
     .await
-}
-
-/// Who holds a lock that made a state be skipped: `locked by WHO (ID …, operation …, since …)`.
-pub(crate) fn held_by(holder: &LockInfo) -> String {
-    format!(
-        "locked by {} (ID {}, operation {}, since {})",
-        holder.who,
-        holder.id,
-        holder.operation,
-        holder.created.rfc3339_nano()
-    )
 }
 
 /// Do two KMS key references name the same key? A key ARN and the bare key ID it ends with

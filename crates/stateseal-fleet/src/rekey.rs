@@ -14,19 +14,20 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value;
 use stateseal_encryption::{Encryption, Status, Target};
+use stateseal_store::lock_info::LockInfo;
 use stateseal_store::{Error, Sealed, Store, DEFAULT_WORKSPACE};
 
 use crate::error::Result;
 
 use crate::audit::{classify, Class};
 use crate::discovery::{self, FoundState};
-use crate::{each_state, held_by, Event, Fleet};
+use crate::{each_state, report, Event, Fleet};
 
 /// The lock operation recorded while a state is rekeyed.
 pub const OPERATION: &str = "stateseal-rekey";
 
 /// What happened to one state.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "result", content = "detail")]
 pub enum Outcome {
     /// Dry run: would be rekeyed.
@@ -36,9 +37,23 @@ pub enum Outcome {
     /// Already on the primary method: nothing to do.
     AlreadyPrimary,
     /// Someone holds the lock: skipped, untouched. The detail names the holder.
-    SkippedLocked(String),
+    SkippedLocked(#[serde(serialize_with = "skipped_detail")] Box<LockInfo>),
     /// Not rewritten (it is unchanged); the detail says why.
-    Failed(String),
+    Failed(#[serde(serialize_with = "failed_detail")] Arc<stateseal_store::Error>),
+}
+
+fn skipped_detail<S: serde::Serializer>(
+    h: &LockInfo,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    report::holder_detail(h, s)
+}
+
+fn failed_detail<S: serde::Serializer>(
+    e: &stateseal_store::Error,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    report::error_detail(e, s)
 }
 
 impl Outcome {
@@ -50,6 +65,15 @@ impl Outcome {
             Outcome::AlreadyPrimary => "already-primary",
             Outcome::SkippedLocked(_) => "skipped-locked",
             Outcome::Failed(_) => "failed",
+        }
+    }
+
+    /// Why a state was skipped or failed (the JSON `detail`), `None` otherwise.
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            Outcome::SkippedLocked(holder) => Some(report::held_by(holder)),
+            Outcome::Failed(e) => Some(e.to_string()),
+            _ => None,
         }
     }
 }
@@ -117,10 +141,8 @@ pub async fn rekey(
                     (_, false) => Outcome::Planned,
                     (_, true) => match rekey_one(&fleet, encryption, &found.key).await {
                         Ok(o) => o,
-                        Err(Error::Locked { holder, .. }) => {
-                            Outcome::SkippedLocked(held_by(&holder))
-                        }
-                        Err(e) => Outcome::Failed(e.to_string()),
+                        Err(Error::Locked { holder, .. }) => Outcome::SkippedLocked(holder),
+                        Err(e) => Outcome::Failed(Arc::new(e)),
                     },
                 };
                 result(found, was, outcome)

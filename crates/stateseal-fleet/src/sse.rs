@@ -12,13 +12,14 @@ use std::time::Duration;
 
 use serde::Serialize;
 use stateseal_encryption::Encryption;
+use stateseal_store::lock_info::LockInfo;
 use stateseal_store::s3::{Sse, Versioning};
 use stateseal_store::{Error, Sealed, Store, DEFAULT_WORKSPACE};
 
 use crate::error::Result;
 
 use crate::discovery::{self, FoundState};
-use crate::{each_state, held_by, same_kms_key, Event, Fleet};
+use crate::{each_state, report, same_kms_key, Event, Fleet};
 
 /// The lock operation recorded while a state is copied.
 pub const OPERATION: &str = "stateseal-sse-migration";
@@ -61,7 +62,7 @@ impl Target {
 }
 
 /// What happened to one state.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "result", content = "detail")]
 pub enum Outcome {
     /// Dry run: would be copied.
@@ -71,9 +72,23 @@ pub enum Outcome {
     /// Already on the target.
     Already,
     /// Someone holds the lock: skipped, untouched. The detail names the holder.
-    SkippedLocked(String),
+    SkippedLocked(#[serde(serialize_with = "skipped_detail")] Box<LockInfo>),
     /// Not copied (or the copy did not check out); the detail says why.
-    Failed(String),
+    Failed(#[serde(serialize_with = "failed_detail")] Arc<stateseal_store::Error>),
+}
+
+fn skipped_detail<S: serde::Serializer>(
+    h: &LockInfo,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    report::holder_detail(h, s)
+}
+
+fn failed_detail<S: serde::Serializer>(
+    e: &stateseal_store::Error,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    report::error_detail(e, s)
 }
 
 impl Outcome {
@@ -84,6 +99,15 @@ impl Outcome {
             Outcome::Already => "already",
             Outcome::SkippedLocked(_) => "skipped-locked",
             Outcome::Failed(_) => "failed",
+        }
+    }
+
+    /// Why a state was skipped or failed (the JSON `detail`), `None` otherwise.
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            Outcome::SkippedLocked(holder) => Some(report::held_by(holder)),
+            Outcome::Failed(e) => Some(e.to_string()),
+            _ => None,
         }
     }
 }
@@ -211,14 +235,16 @@ async fn migrate_one(
             r.was_kms_key_id = h.sse.kms_key().map(String::from);
         }
         Err(e) => {
-            r.outcome = Outcome::Failed(format!("HeadObject: {e}"));
+            r.outcome = Outcome::Failed(Arc::new(e));
             return r;
         }
     }
     r.outcome = if target.satisfied_by(r.was_sse.as_deref(), r.was_kms_key_id.as_deref()) {
         Outcome::Already
     } else if r.was_sse.as_deref() == Some("SSE-C") {
-        Outcome::Failed("SSE-C: the object cannot be copied without its customer key".into())
+        Outcome::Failed(Arc::new(Error::Unsupported(
+            "SSE-C: the object cannot be copied without its customer key".into(),
+        )))
     } else if !apply {
         Outcome::Planned
     } else {
@@ -228,8 +254,8 @@ async fn migrate_one(
                 r.version_after = after;
                 Outcome::Copied
             }
-            Err(Error::Locked { holder, .. }) => Outcome::SkippedLocked(held_by(&holder)),
-            Err(e) => Outcome::Failed(e.to_string()),
+            Err(Error::Locked { holder, .. }) => Outcome::SkippedLocked(holder),
+            Err(e) => Outcome::Failed(Arc::new(e)),
         }
     };
     r
