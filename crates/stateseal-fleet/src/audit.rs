@@ -12,13 +12,14 @@ use serde::Serialize;
 use serde_json::Value;
 use stateseal_encryption::describe::{Description, MetadataEntry};
 use stateseal_encryption::{Encryption, PayloadKind, Status};
-use stateseal_store::s3::{BucketHardening, DigestStatus};
+use stateseal_store::s3::{BucketHardening, DigestStatus, Sse};
 use stateseal_store::{Store as _, DEFAULT_WORKSPACE};
 
 use crate::error::Result;
 
 use crate::discovery::{self, FoundState};
 use crate::locks::{self, HeldLock};
+use crate::report::ObjectSse;
 use crate::{parallel, Event, Fleet};
 
 /// Which method a state is encrypted with, as far as can be told.
@@ -72,9 +73,9 @@ impl Requirement {
                 "is {}, not on the primary method",
                 state.encryption.name()
             )),
-            Requirement::SseKms if state.sse.as_deref() != Some("aws:kms") => Some(format!(
+            Requirement::SseKms if !matches!(state.sse.0, Sse::Kms { .. }) => Some(format!(
                 "has server-side encryption {}, not aws:kms",
-                state.sse.as_deref().unwrap_or("none")
+                state.sse.0.name().unwrap_or("none")
             )),
             _ => None,
         }
@@ -100,8 +101,8 @@ pub struct StateReport {
     /// The key providers' stored metadata (address or alias, and public parameters).
     pub key_providers: Vec<MetadataEntry>,
     /// `AES256`, `aws:kms`, `aws:kms:dsse`, `SSE-C`, or null.
-    pub sse: Option<String>,
-    pub sse_kms_key_id: Option<String>,
+    #[serde(flatten)]
+    pub sse: ObjectSse,
     pub serial: Value,
     pub lineage: Value,
     pub size: usize,
@@ -296,11 +297,10 @@ async fn audit_state(
     let (mut encryption_class, mut method) = classify(&description, methods);
     let mut problems = Vec::new();
     let store = fleet.store.for_key(&key);
-    let (mut sse, mut sse_kms_key_id, mut last_modified) = (None, None, None);
+    let (mut sse, mut last_modified) = (Sse::None, None);
     match fleet.store.head(&key).await {
         Ok(h) => {
-            sse = h.sse.name().map(String::from);
-            sse_kms_key_id = h.sse.kms_key().map(String::from);
+            sse = h.sse;
             last_modified = h.last_modified;
         }
         Err(e) => problems.push(format!("HeadObject: {e}")),
@@ -357,8 +357,7 @@ async fn audit_state(
         encryption: encryption_class,
         method,
         key_providers: description.metadata.clone().unwrap_or_default(),
-        sse,
-        sse_kms_key_id,
+        sse: ObjectSse(sse),
         serial: description.serial.clone().unwrap_or(Value::Null),
         lineage: description.lineage.clone().unwrap_or(Value::Null),
         size: object.bytes.len(),

@@ -19,7 +19,8 @@ use stateseal_store::{Error, Sealed, Store, DEFAULT_WORKSPACE};
 use crate::error::Result;
 
 use crate::discovery::{self, FoundState};
-use crate::{each_state, report, same_kms_key, Event, Fleet};
+use crate::report::{self, WasSse};
+use crate::{each_state, same_kms_key, Event, Fleet};
 
 /// The lock operation recorded while a state is copied.
 pub const OPERATION: &str = "stateseal-sse-migration";
@@ -36,10 +37,11 @@ pub enum Target {
 
 impl Target {
     /// Is an object with this SSE (`AES256`, `aws:kms`, …) and KMS key already on the target?
-    pub fn satisfied_by(&self, sse: Option<&str>, kms_key: Option<&str>) -> bool {
-        match self {
-            Target::Kms(k) => sse == Some("aws:kms") && kms_key.is_some_and(|c| same_kms_key(c, k)),
-            Target::S3 => sse == Some("AES256"),
+    pub fn satisfied_by(&self, sse: &Sse) -> bool {
+        match (self, sse) {
+            (Target::Kms(k), Sse::Kms { key: Some(c) }) => same_kms_key(c, k),
+            (Target::S3, Sse::S3) => true,
+            _ => false,
         }
     }
 
@@ -120,8 +122,8 @@ pub struct StateResult {
     /// Whether the state is client-side encrypted (an OpenTofu envelope); the copy keeps it so.
     pub client_side_encrypted: bool,
     /// The SSE before (`AES256`, `aws:kms`, `SSE-C`, or null) and its KMS key.
-    pub was_sse: Option<String>,
-    pub was_kms_key_id: Option<String>,
+    #[serde(flatten)]
+    pub was: WasSse,
     /// The version that was copied, and the new one.
     pub version_before: Option<String>,
     pub version_after: Option<String>,
@@ -223,25 +225,23 @@ async fn migrate_one(
         key: found.key.clone(),
         workspace: found.workspace.clone(),
         client_side_encrypted: found.description.encrypted,
-        was_sse: None,
-        was_kms_key_id: None,
+        was: WasSse(Sse::None),
         version_before: found.object.version_id.clone(),
         version_after: None,
         outcome: Outcome::Planned,
     };
     match fleet.store.head(&found.key).await {
         Ok(h) => {
-            r.was_sse = h.sse.name().map(String::from);
-            r.was_kms_key_id = h.sse.kms_key().map(String::from);
+            r.was = WasSse(h.sse);
         }
         Err(e) => {
             r.outcome = Outcome::Failed(Arc::new(e));
             return r;
         }
     }
-    r.outcome = if target.satisfied_by(r.was_sse.as_deref(), r.was_kms_key_id.as_deref()) {
+    r.outcome = if target.satisfied_by(&r.was.0) {
         Outcome::Already
-    } else if r.was_sse.as_deref() == Some("SSE-C") {
+    } else if r.was.0 == Sse::SseC {
         Outcome::Failed(Arc::new(Error::Unsupported(
             "SSE-C: the object cannot be copied without its customer key".into(),
         )))
@@ -297,12 +297,11 @@ async fn copy_locked(
                     e => e,
                 })?;
             let after = store.head(key).await?;
-            let (sse, kms_key) = (after.sse.name(), after.sse.kms_key());
-            if !target.satisfied_by(sse, kms_key) {
+            if !target.satisfied_by(&after.sse) {
                 return Err(Error::Unsupported(format!(
                     "{url}: after the copy HeadObject reports {} {}, not {}",
-                    sse.unwrap_or("no SSE"),
-                    kms_key.unwrap_or(""),
+                    after.sse.name().unwrap_or("no SSE"),
+                    after.sse.kms_key().unwrap_or(""),
                     target.describe()
                 )));
             }
@@ -322,11 +321,15 @@ mod tests {
     fn targets_are_satisfied_only_by_their_own_sse() {
         let arn = "arn:aws:kms:us-east-1:111122223333:key/k1";
         let kms = Target::Kms(arn.into());
-        assert!(kms.satisfied_by(Some("aws:kms"), Some(arn)));
-        assert!(kms.satisfied_by(Some("aws:kms"), Some("k1")));
-        assert!(!kms.satisfied_by(Some("aws:kms"), Some("k2")));
-        assert!(!kms.satisfied_by(Some("AES256"), None));
-        assert!(Target::S3.satisfied_by(Some("AES256"), None));
-        assert!(!Target::S3.satisfied_by(Some("aws:kms"), Some(arn)));
+        let on = |k: &str| Sse::Kms {
+            key: Some(k.into()),
+        };
+        assert!(kms.satisfied_by(&on(arn)));
+        assert!(kms.satisfied_by(&on("k1")));
+        assert!(!kms.satisfied_by(&on("k2")));
+        assert!(!kms.satisfied_by(&Sse::Kms { key: None }));
+        assert!(!kms.satisfied_by(&Sse::S3));
+        assert!(Target::S3.satisfied_by(&Sse::S3));
+        assert!(!Target::S3.satisfied_by(&on(arn)));
     }
 }

@@ -18,9 +18,10 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use serde::Serialize;
 use stateseal_encryption::Encryption;
-use stateseal_store::s3::{DigestStatus, ReadAttempt, S3Store};
+use stateseal_store::s3::{DigestStatus, ReadAttempt, S3Store, Sse};
 
 use crate::audit::{self, Class, StateReport};
+use crate::report::ObjectSse;
 use crate::{parallel, same_kms_key, Event, Fleet};
 
 /// What to check.
@@ -46,8 +47,8 @@ pub struct Options {
 pub struct StateCheck {
     pub key: String,
     pub workspace: String,
-    pub sse: Option<String>,
-    pub sse_kms_key_id: Option<String>,
+    #[serde(flatten)]
+    pub sse: ObjectSse,
     /// `plaintext`, `primary`, `fallback` or `unknown` (see `audit`).
     pub encryption: Class,
     /// The key providers in the envelope's metadata.
@@ -136,10 +137,10 @@ fn names_provider(meta_key: &str, expected: &str) -> bool {
 
 fn check_state(s: &StateReport, expect_key: Option<&str>, provider: Option<&str>) -> StateCheck {
     let mut v = Vec::new();
-    match s.sse.as_deref() {
-        Some("aws:kms") => {
+    match &s.sse.0 {
+        Sse::Kms { key } => {
             if let Some(want) = expect_key {
-                match s.sse_kms_key_id.as_deref() {
+                match key.as_deref() {
                     Some(k) if same_kms_key(k, want) => {}
                     other => v.push(format!(
                         "SSE-KMS with key {}, not {want}",
@@ -150,7 +151,7 @@ fn check_state(s: &StateReport, expect_key: Option<&str>, provider: Option<&str>
         }
         other => v.push(format!(
             "server-side encryption is {}, not aws:kms",
-            other.unwrap_or("none")
+            other.name().unwrap_or("none")
         )),
     }
     let providers: Vec<String> = s.key_providers.iter().map(|k| k.key.clone()).collect();
@@ -180,7 +181,6 @@ fn check_state(s: &StateReport, expect_key: Option<&str>, provider: Option<&str>
         key: s.key.clone(),
         workspace: s.workspace.clone(),
         sse: s.sse.clone(),
-        sse_kms_key_id: s.sse_kms_key_id.clone(),
         encryption: s.encryption,
         key_providers: providers,
         digest: s.digest,
@@ -356,8 +356,7 @@ mod tests {
         report.states.push(StateCheck {
             key: "other/terraform.tfstate".into(),
             workspace: "default".into(),
-            sse: Some("aws:kms".into()),
-            sse_kms_key_id: None,
+            sse: ObjectSse(Sse::Kms { key: None }),
             encryption: Class::Primary,
             key_providers: vec![],
             digest: DigestStatus::Absent,

@@ -122,7 +122,7 @@ fn render(r: &Report) -> String {
                     .map(|k| k.key.clone())
                     .collect::<Vec<_>>()
                     .join(","),
-                s.sse.clone().unwrap_or_else(dash),
+                s.sse.0.name().map_or_else(dash, String::from),
                 s.serial.to_string(),
                 s.size.to_string(),
                 s.versions.map_or_else(dash, |v| v.to_string()),

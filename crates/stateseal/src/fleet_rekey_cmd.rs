@@ -106,7 +106,7 @@ fn render_sse(r: &sse::Report) -> String {
         .filter(|s| !matches!(s.outcome, sse::Outcome::Already))
         .map(|s| {
             let detail = s.outcome.detail().unwrap_or_default();
-            let was = s.was_sse.clone().unwrap_or_else(|| "-".into());
+            let was = s.was.0.name().unwrap_or("-").to_string();
             vec![
                 s.key.clone(),
                 s.workspace.clone(),

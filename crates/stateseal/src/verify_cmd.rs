@@ -86,8 +86,8 @@ fn render(r: &Report) -> String {
         .map(|s| {
             vec![
                 s.key.clone(),
-                s.sse.clone().unwrap_or_else(dash),
-                s.sse_kms_key_id.clone().unwrap_or_else(dash),
+                s.sse.0.name().map_or_else(dash, String::from),
+                s.sse.0.kms_key().map_or_else(dash, String::from),
                 if s.key_providers.is_empty() {
                     s.encryption.name().to_string()
                 } else {
