@@ -246,7 +246,7 @@ pub async fn audit(
         |s: &StateReport| {
             on_event(Event::Finished {
                 key: s.key.clone(),
-                outcome: "audited".into(),
+                outcome: "audited",
             })
         },
     )

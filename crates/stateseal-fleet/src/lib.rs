@@ -115,10 +115,7 @@ where
     });
     parallel::run(states, concurrency, job, |t| {
         let (key, word) = finished(t);
-        on_event(Event::Finished {
-            key,
-            outcome: word.into(),
-        })
+        on_event(Event::Finished { key, outcome: word })
     })
     .await
 }
