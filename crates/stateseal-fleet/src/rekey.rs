@@ -37,23 +37,9 @@ pub enum Outcome {
     /// Already on the primary method: nothing to do.
     AlreadyPrimary,
     /// Someone holds the lock: skipped, untouched. The detail names the holder.
-    SkippedLocked(#[serde(serialize_with = "skipped_detail")] Box<LockInfo>),
+    SkippedLocked(#[serde(serialize_with = "report::holder_detail")] Box<LockInfo>),
     /// Not rewritten (it is unchanged); the detail says why.
-    Failed(#[serde(serialize_with = "failed_detail")] Arc<stateseal_store::Error>),
-}
-
-fn skipped_detail<S: serde::Serializer>(
-    h: &LockInfo,
-    s: S,
-) -> std::result::Result<S::Ok, S::Error> {
-    report::holder_detail(h, s)
-}
-
-fn failed_detail<S: serde::Serializer>(
-    e: &stateseal_store::Error,
-    s: S,
-) -> std::result::Result<S::Ok, S::Error> {
-    report::error_detail(e, s)
+    Failed(#[serde(serialize_with = "report::error_detail")] Arc<stateseal_store::Error>),
 }
 
 impl Outcome {
