@@ -103,8 +103,9 @@ pub struct StateReport {
     /// `AES256`, `aws:kms`, `aws:kms:dsse`, `SSE-C`, or null.
     #[serde(flatten)]
     pub sse: ObjectSse,
-    pub serial: Value,
-    pub lineage: Value,
+    /// Null when the state has none a number reads as (or it is not a state).
+    pub serial: Option<u64>,
+    pub lineage: Option<String>,
     pub size: usize,
     pub last_modified: Option<String>,
     /// Object versions (null when the listing failed).
@@ -358,8 +359,12 @@ async fn audit_state(
         method,
         key_providers: description.metadata.clone().unwrap_or_default(),
         sse: ObjectSse(sse),
-        serial: description.serial.clone().unwrap_or(Value::Null),
-        lineage: description.lineage.clone().unwrap_or(Value::Null),
+        serial: description.serial.as_ref().and_then(Value::as_u64),
+        lineage: description
+            .lineage
+            .as_ref()
+            .and_then(Value::as_str)
+            .map(String::from),
         size: object.bytes.len(),
         last_modified,
         versions,

@@ -71,8 +71,9 @@ pub struct StateResult {
     pub workspace: String,
     /// What the audit saw before the run.
     pub was: Class,
-    pub serial: Value,
-    pub lineage: Value,
+    /// Null when the state has none a number reads as (or it is not a state).
+    pub serial: Option<u64>,
+    pub lineage: Option<String>,
     #[serde(flatten)]
     pub outcome: Outcome,
 }
@@ -164,8 +165,13 @@ fn result(found: FoundState, was: Class, outcome: Outcome) -> StateResult {
         key: found.key,
         workspace: found.workspace,
         was,
-        serial: found.description.serial.unwrap_or(Value::Null),
-        lineage: found.description.lineage.unwrap_or(Value::Null),
+        serial: found.description.serial.as_ref().and_then(Value::as_u64),
+        lineage: found
+            .description
+            .lineage
+            .as_ref()
+            .and_then(Value::as_str)
+            .map(String::from),
         outcome,
     }
 }

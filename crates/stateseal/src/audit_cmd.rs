@@ -123,7 +123,7 @@ fn render(r: &Report) -> String {
                     .collect::<Vec<_>>()
                     .join(","),
                 s.sse.0.name().map_or_else(dash, String::from),
-                s.serial.to_string(),
+                s.serial.map_or_else(|| "null".into(), |n| n.to_string()),
                 s.size.to_string(),
                 s.versions.map_or_else(dash, |v| v.to_string()),
                 match s.lock.records.first() {
