@@ -19,7 +19,7 @@ use crate::error::Result;
 
 use crate::discovery::{self, FoundState};
 use crate::locks::{self, HeldLock};
-use crate::report::ObjectSse;
+use crate::report::{ObjectSse, Tally};
 use crate::{parallel, Event, Fleet};
 
 /// Which method a state is encrypted with, as far as can be told.
@@ -132,6 +132,27 @@ pub struct Summary {
     pub fallback: usize,
     pub unknown: usize,
     pub locked: usize,
+}
+
+impl Tally for Summary {
+    type Item = StateReport;
+
+    fn counter(&mut self, s: &StateReport) -> &mut usize {
+        match s.encryption {
+            Class::Plaintext => &mut self.plaintext,
+            Class::Primary => &mut self.primary,
+            Class::Fallback => &mut self.fallback,
+            Class::Unknown => &mut self.unknown,
+        }
+    }
+
+    fn total(&mut self) -> Option<&mut usize> {
+        Some(&mut self.states)
+    }
+
+    fn also(&mut self, s: &StateReport) {
+        self.locked += usize::from(s.lock.held);
+    }
 }
 
 /// An object that is not a state.
@@ -252,19 +273,7 @@ pub async fn audit(
         },
     )
     .await;
-    let mut summary = Summary {
-        states: states.len(),
-        ..Summary::default()
-    };
-    for s in &states {
-        *match s.encryption {
-            Class::Plaintext => &mut summary.plaintext,
-            Class::Primary => &mut summary.primary,
-            Class::Fallback => &mut summary.fallback,
-            Class::Unknown => &mut summary.unknown,
-        } += 1;
-        summary.locked += usize::from(s.lock.held);
-    }
+    let summary = Summary::of(&states);
     Ok(Report {
         bucket: fleet.bucket().to_string(),
         prefix: fleet.prefix.clone(),

@@ -21,7 +21,8 @@ use crate::error::Result;
 
 use crate::audit::{classify, Class};
 use crate::discovery::{self, FoundState};
-use crate::{each_state, report, Event, Fleet};
+use crate::report::{self, Tally};
+use crate::{each_state, Event, Fleet};
 
 /// The lock operation recorded while a state is rekeyed.
 pub const OPERATION: &str = "stateseal-rekey";
@@ -88,6 +89,24 @@ pub struct Summary {
     pub failed: usize,
 }
 
+impl Tally for Summary {
+    type Item = StateResult;
+
+    fn counter(&mut self, s: &StateResult) -> &mut usize {
+        match s.outcome {
+            Outcome::Planned => &mut self.planned,
+            Outcome::Rekeyed => &mut self.rekeyed,
+            Outcome::AlreadyPrimary => &mut self.already_primary,
+            Outcome::SkippedLocked(_) => &mut self.skipped_locked,
+            Outcome::Failed(_) => &mut self.failed,
+        }
+    }
+
+    fn total(&mut self) -> Option<&mut usize> {
+        Some(&mut self.states)
+    }
+}
+
 /// `stateseal rekey s3://… --json`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -138,19 +157,7 @@ pub async fn rekey(
         |r: &StateResult| (r.key.clone(), r.outcome.word()),
     )
     .await;
-    let mut summary = Summary {
-        states: states.len(),
-        ..Summary::default()
-    };
-    for s in &states {
-        *match s.outcome {
-            Outcome::Planned => &mut summary.planned,
-            Outcome::Rekeyed => &mut summary.rekeyed,
-            Outcome::AlreadyPrimary => &mut summary.already_primary,
-            Outcome::SkippedLocked(_) => &mut summary.skipped_locked,
-            Outcome::Failed(_) => &mut summary.failed,
-        } += 1;
-    }
+    let summary = Summary::of(&states);
     Ok(Report {
         bucket: fleet.bucket().to_string(),
         prefix: fleet.prefix.clone(),

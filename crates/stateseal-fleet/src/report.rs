@@ -72,6 +72,46 @@ mod tests {
         size: u32,
     }
 
+    #[derive(Default, Debug, PartialEq)]
+    struct Words {
+        all: usize,
+        short: usize,
+        long: usize,
+        with_x: usize,
+    }
+
+    impl Tally for Words {
+        type Item = &'static str;
+        fn counter(&mut self, w: &&'static str) -> &mut usize {
+            if w.len() < 4 {
+                &mut self.short
+            } else {
+                &mut self.long
+            }
+        }
+        fn total(&mut self) -> Option<&mut usize> {
+            Some(&mut self.all)
+        }
+        fn also(&mut self, w: &&'static str) {
+            self.with_x += usize::from(w.contains('x'));
+        }
+    }
+
+    #[test]
+    fn a_tally_counts_each_item_once_by_kind_in_the_total_and_its_extras() {
+        let words = ["ox", "axe", "lynx", "otter", "eel"];
+        assert_eq!(
+            Words::of(&words),
+            Words {
+                all: 5,
+                short: 3,
+                long: 2,
+                with_x: 3
+            }
+        );
+        assert_eq!(Words::of(&[]), Words::default());
+    }
+
     #[test]
     fn sse_keeps_its_two_json_fields_in_place() {
         let kms = Line {
@@ -98,5 +138,39 @@ mod tests {
             serde_json::to_string(&WasSse(Sse::S3)).unwrap(),
             r#"{"was_sse":"AES256","was_kms_key_id":null}"#
         );
+    }
+}
+
+/// A report's `summary`: how many items fell into each kind. Each report keeps its own counters
+/// (their JSON names are stable); this is the one way they are counted.
+pub trait Tally: Default {
+    /// What is counted (a state's line, a bootstrap step).
+    type Item;
+
+    /// The counter `item` adds one to.
+    fn counter(&mut self, item: &Self::Item) -> &mut usize;
+
+    /// The counter every item adds one to (the `states` total), if the tally has one.
+    fn total(&mut self) -> Option<&mut usize> {
+        None
+    }
+
+    /// Counts of `item` beyond its kind (a held lock, say).
+    fn also(&mut self, _item: &Self::Item) {}
+
+    /// The tally of `items`.
+    fn of<'a>(items: impl IntoIterator<Item = &'a Self::Item>) -> Self
+    where
+        Self::Item: 'a,
+    {
+        let mut tally = Self::default();
+        for item in items {
+            *tally.counter(item) += 1;
+            if let Some(total) = tally.total() {
+                *total += 1;
+            }
+            tally.also(item);
+        }
+        tally
     }
 }

@@ -19,7 +19,7 @@ use stateseal_store::{Error, Sealed, Store, DEFAULT_WORKSPACE};
 use crate::error::Result;
 
 use crate::discovery::{self, FoundState};
-use crate::report::{self, WasSse};
+use crate::report::{self, Tally, WasSse};
 use crate::{each_state, same_kms_key, Event, Fleet};
 
 /// The lock operation recorded while a state is copied.
@@ -127,6 +127,24 @@ pub struct Summary {
     pub failed: usize,
 }
 
+impl Tally for Summary {
+    type Item = StateResult;
+
+    fn counter(&mut self, s: &StateResult) -> &mut usize {
+        match s.outcome {
+            Outcome::Planned => &mut self.planned,
+            Outcome::Copied => &mut self.copied,
+            Outcome::Already => &mut self.already,
+            Outcome::SkippedLocked(_) => &mut self.skipped_locked,
+            Outcome::Failed(_) => &mut self.failed,
+        }
+    }
+
+    fn total(&mut self) -> Option<&mut usize> {
+        Some(&mut self.states)
+    }
+}
+
 /// `stateseal rekey s3://… --sse-only --json`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -177,19 +195,7 @@ pub async fn migrate(
         |r: &StateResult| (r.key.clone(), r.outcome.word()),
     )
     .await;
-    let mut summary = Summary {
-        states: states.len(),
-        ..Summary::default()
-    };
-    for s in &states {
-        *match s.outcome {
-            Outcome::Planned => &mut summary.planned,
-            Outcome::Copied => &mut summary.copied,
-            Outcome::Already => &mut summary.already,
-            Outcome::SkippedLocked(_) => &mut summary.skipped_locked,
-            Outcome::Failed(_) => &mut summary.failed,
-        } += 1;
-    }
+    let summary = Summary::of(&states);
     Ok(Report {
         bucket: fleet.bucket().to_string(),
         prefix: fleet.prefix.clone(),

@@ -34,6 +34,7 @@ use stateseal_store::s3::S3Store;
 use stateseal_store::Error as StoreError;
 
 use crate::error::{Error, Result};
+use crate::report::Tally;
 use crate::Fleet;
 use bucket::bucket_steps;
 use kms::{check_key, create_key, describe_key};
@@ -108,6 +109,19 @@ pub struct Summary {
     pub create: usize,
     pub change: usize,
     pub drift: usize,
+}
+
+impl Tally for Summary {
+    type Item = Step;
+
+    fn counter(&mut self, s: &Step) -> &mut usize {
+        match s.action {
+            Action::Ok => &mut self.ok,
+            Action::Create => &mut self.create,
+            Action::Change => &mut self.change,
+            Action::Drift => &mut self.drift,
+        }
+    }
 }
 
 impl Summary {
@@ -272,15 +286,7 @@ pub async fn bootstrap(store: &S3Store, spec: &Spec, apply: bool) -> Result<Repo
         .await?;
     }
 
-    let mut summary = Summary::default();
-    for s in &plan.steps {
-        *match s.action {
-            Action::Ok => &mut summary.ok,
-            Action::Create => &mut summary.create,
-            Action::Change => &mut summary.change,
-            Action::Drift => &mut summary.drift,
-        } += 1;
-    }
+    let summary = Summary::of(&plan.steps);
     let shown_key = key_ref.as_deref();
     Ok(Report {
         backend_block: backend_block(&bucket, &region, spec, shown_key),
