@@ -85,6 +85,17 @@ fn sse_c_headers(cfg: &S3Config) -> (Option<String>, Option<String>, Option<Stri
     }
 }
 
+/// A request builder (GetObject, HeadObject: the SDK gives them no common type) with the SSE-C
+/// headers of [`sse_c_headers`].
+macro_rules! with_sse_c {
+    ($req:expr, $cfg:expr) => {{
+        let (alg, key, md5) = sse_c_headers($cfg);
+        $req.set_sse_customer_algorithm(alg)
+            .set_sse_customer_key(key)
+            .set_sse_customer_key_md5(md5)
+    }};
+}
+
 /// Object operations in the configured bucket.
 #[derive(Clone, Debug)]
 pub struct ObjectClient {
@@ -129,15 +140,8 @@ impl ObjectClient {
         key: &str,
         version_id: Option<&str>,
     ) -> aws_sdk_s3::operation::get_object::builders::GetObjectFluentBuilder {
-        let (alg, k, md5) = sse_c_headers(&self.cfg);
-        self.s3
-            .get_object()
-            .bucket(&self.cfg.bucket)
-            .key(key)
-            .set_version_id(version_id.map(String::from))
-            .set_sse_customer_algorithm(alg)
-            .set_sse_customer_key(k)
-            .set_sse_customer_key_md5(md5)
+        let req = self.s3.get_object().bucket(&self.cfg.bucket).key(key);
+        with_sse_c!(req.set_version_id(version_id.map(String::from)), &self.cfg)
     }
 
     /// HeadObject of `key` (a version, or the current one), with the SSE-C key when in use.
@@ -146,15 +150,8 @@ impl ObjectClient {
         key: &str,
         version_id: Option<&str>,
     ) -> aws_sdk_s3::operation::head_object::builders::HeadObjectFluentBuilder {
-        let (alg, k, md5) = sse_c_headers(&self.cfg);
-        self.s3
-            .head_object()
-            .bucket(&self.cfg.bucket)
-            .key(key)
-            .set_version_id(version_id.map(String::from))
-            .set_sse_customer_algorithm(alg)
-            .set_sse_customer_key(k)
-            .set_sse_customer_key_md5(md5)
+        let req = self.s3.head_object().bucket(&self.cfg.bucket).key(key);
+        with_sse_c!(req.set_version_id(version_id.map(String::from)), &self.cfg)
     }
 
     /// GetObject. `Ok(None)` when the key does not exist or the object is empty.
