@@ -9,19 +9,19 @@ use aws_config::meta::credentials::CredentialsProviderChain;
 // the replacement lives in aws-runtime, which we do not depend on directly
 use aws_config::profile::profile_file::{ProfileFileKind, ProfileFiles};
 use aws_config::provider_config::ProviderConfig;
-use aws_config::{Region, SdkConfig};
+use aws_config::SdkConfig;
 use aws_credential_types::provider::{error::CredentialsError, future, ProvideCredentials};
 use aws_credential_types::Credentials;
 use aws_sdk_sts::config::SharedCredentialsProvider;
 
-use super::settings::parse_duration;
-use super::{
-    describe_error, env, expand_home, non_empty, AssumeRole, AssumeRoleWithWebIdentity, AwsSettings,
-};
+use crate::env::{env, expand_home, non_empty};
+use crate::error::{classify, describe_error, AccountRule, Error};
+use crate::settings::{parse_duration, AssumeRole, AssumeRoleWithWebIdentity, AwsSettings};
 use stateseal_core::Secret;
 
-pub(super) fn secret_string(s: &Secret) -> Result<String, String> {
-    String::from_utf8(s.expose().to_vec()).map_err(|_| "a credential is not valid UTF-8".into())
+pub(super) fn secret_string(s: &Secret) -> Result<String, Error> {
+    String::from_utf8(s.expose().to_vec())
+        .map_err(|_| Error::Settings("a credential is not valid UTF-8".into()))
 }
 
 pub(super) fn with_credentials(
@@ -125,17 +125,6 @@ pub(super) fn standard_chain(
         );
     }
     SharedCredentialsProvider::new(chain)
-}
-
-pub(super) fn sts_client(config: &SdkConfig, s: &AwsSettings) -> aws_sdk_sts::Client {
-    let mut b = aws_sdk_sts::config::Builder::from(config);
-    if let Some(r) = non_empty(&s.sts_region) {
-        b = b.region(Region::new(r.to_string()));
-    }
-    if let Some(e) = s.endpoint("sts") {
-        b = b.endpoint_url(e);
-    }
-    aws_sdk_sts::Client::from_conf(b.build())
 }
 
 fn credentials_from_sts(
@@ -336,28 +325,34 @@ impl ProvideCredentials for WebIdentityRole {
 }
 
 /// `allowed_account_ids` / `forbidden_account_ids`: one STS GetCallerIdentity, only when set.
-pub(super) async fn check_account(config: &SdkConfig, s: &AwsSettings) -> Result<(), String> {
+pub(super) async fn check_account(config: &SdkConfig, s: &AwsSettings) -> Result<(), Error> {
     let allowed = s.allowed_account_ids.as_deref().unwrap_or_default();
     let forbidden = s.forbidden_account_ids.as_deref().unwrap_or_default();
     if allowed.is_empty() && forbidden.is_empty() {
         return Ok(());
     }
-    let id = sts_client(config, s)
+    let id = crate::clients::sts(config, s)
         .get_caller_identity()
         .send()
         .await
-        .map_err(|e| format!("cannot look up the AWS account ID: {}", describe_error(&e)))?;
+        .map_err(|e| Error::Credentials {
+            what: "cannot look up the AWS account ID (STS GetCallerIdentity)".into(),
+            kind: classify(&e),
+            message: describe_error(&e),
+            source: Some(Box::new(e)),
+        })?;
     let account = id.account().unwrap_or_default();
     if !allowed.is_empty() && !allowed.iter().any(|a| a == account) {
-        return Err(format!(
-            "AWS account ID not allowed: {account} (allowed_account_ids: {})",
-            allowed.join(", ")
-        ));
+        return Err(Error::Account {
+            account: account.to_string(),
+            rule: AccountRule::NotAllowed(allowed.to_vec()),
+        });
     }
     if forbidden.iter().any(|a| a == account) {
-        return Err(format!(
-            "AWS account ID not allowed: {account} (it is in forbidden_account_ids)"
-        ));
+        return Err(Error::Account {
+            account: account.to_string(),
+            rule: AccountRule::Forbidden,
+        });
     }
     Ok(())
 }

@@ -3,7 +3,8 @@
 use aws_sdk_sts::config::SharedHttpClient;
 use aws_smithy_http_client::tls;
 
-use super::{env, expand_home, non_empty, AwsSettings};
+use crate::env::{env, expand_home, non_empty};
+use crate::settings::AwsSettings;
 
 pub(super) fn http_client(s: &AwsSettings) -> Result<SharedHttpClient, String> {
     use aws_smithy_http_client::proxy::ProxyConfig;

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{env, non_empty};
+use crate::env::{env, non_empty};
+use crate::error::Error;
 use stateseal_core::Secret;
 
 /// The AWS attributes OpenTofu's S3 backend and `aws_kms` key provider share, with their names.
@@ -186,7 +187,11 @@ impl AwsSettings {
 
     /// Checks what can be checked without I/O or the environment: durations, policy ARNs, the
     /// retry mode and conflicting attributes. Messages follow OpenTofu's.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Error> {
+        self.check().map_err(Error::Settings)
+    }
+
+    fn check(&self) -> Result<(), String> {
         if let Some(r) = &self.assume_role {
             if r.role_arn.is_empty() {
                 return Err("assume_role: role_arn is required".into());
@@ -226,8 +231,8 @@ impl AwsSettings {
     }
 
     /// The region: the attribute, else `AWS_REGION`, else `AWS_DEFAULT_REGION`.
-    pub fn region(&self) -> Result<String, String> {
-        self.region_with(env)
+    pub fn region(&self) -> Result<String, Error> {
+        self.region_with(env).map_err(Error::Settings)
     }
 
     /// [`region`](Self::region) with the environment read through `env` (tests give their own).
@@ -330,6 +335,7 @@ mod tests {
                 .validate()
                 .err()
                 .unwrap()
+                .to_string()
         };
         assert!(
             v(json!({"allowed_account_ids": ["1"], "forbidden_account_ids": ["2"]}))

@@ -8,15 +8,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use md5::{Digest as _, Md5};
 use serde::Serialize;
 use serde_json::Value;
 use stateseal_encryption::describe::{Description, MetadataEntry};
 use stateseal_encryption::{Encryption, PayloadKind, Status};
-use stateseal_store::Result;
+use stateseal_store::s3::{BucketHardening, DigestStatus, Sse};
+use stateseal_store::{Store as _, DEFAULT_WORKSPACE};
+
+use crate::error::Result;
 
 use crate::discovery::{self, FoundState};
 use crate::locks::{self, HeldLock};
+use crate::report::{ObjectSse, Tally};
 use crate::{parallel, Event, Fleet};
 
 /// Which method a state is encrypted with, as far as can be told.
@@ -70,9 +73,9 @@ impl Requirement {
                 "is {}, not on the primary method",
                 state.encryption.name()
             )),
-            Requirement::SseKms if state.sse.as_deref() != Some("aws:kms") => Some(format!(
+            Requirement::SseKms if !matches!(state.sse.0, Sse::Kms { .. }) => Some(format!(
                 "has server-side encryption {}, not aws:kms",
-                state.sse.as_deref().unwrap_or("none")
+                state.sse.0.name().unwrap_or("none")
             )),
             _ => None,
         }
@@ -98,17 +101,18 @@ pub struct StateReport {
     /// The key providers' stored metadata (address or alias, and public parameters).
     pub key_providers: Vec<MetadataEntry>,
     /// `AES256`, `aws:kms`, `aws:kms:dsse`, `SSE-C`, or null.
-    pub sse: Option<String>,
-    pub sse_kms_key_id: Option<String>,
-    pub serial: Value,
-    pub lineage: Value,
+    #[serde(flatten)]
+    pub sse: ObjectSse,
+    /// Null when the state has none a number reads as (or it is not a state).
+    pub serial: Option<u64>,
+    pub lineage: Option<String>,
     pub size: usize,
     pub last_modified: Option<String>,
     /// Object versions (null when the listing failed).
     pub versions: Option<usize>,
     pub lock: LockStatus,
-    /// `match`, `mismatch`, `absent` (no digest item) or `no-table`.
-    pub digest: String,
+    /// `match`, `mismatch`, `absent` (no digest item), `no-table` or `unknown`.
+    pub digest: DigestStatus,
     /// With `decrypt`: `ok` or why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decrypt: Option<String>,
@@ -117,23 +121,8 @@ pub struct StateReport {
     pub problems: Vec<String>,
 }
 
-/// The bucket's hardening.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct BucketChecks {
-    /// `Enabled`, `Suspended` or `Disabled`.
-    pub versioning: Option<String>,
-    /// The default SSE algorithm (and KMS key), null when none is configured.
-    pub default_encryption: Option<String>,
-    pub default_kms_key_id: Option<String>,
-    /// All four public-access-block settings on.
-    pub public_access_blocked: bool,
-    /// A bucket policy denies `aws:SecureTransport = false`.
-    pub tls_only_policy: bool,
-    /// Whether the configured lock table exists; null when no table is configured.
-    pub lock_table_exists: Option<bool>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub problems: Vec<String>,
-}
+/// The bucket's hardening, as the store reads it.
+pub type BucketChecks = BucketHardening;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
@@ -143,6 +132,27 @@ pub struct Summary {
     pub fallback: usize,
     pub unknown: usize,
     pub locked: usize,
+}
+
+impl Tally for Summary {
+    type Item = StateReport;
+
+    fn counter(&mut self, s: &StateReport) -> &mut usize {
+        match s.encryption {
+            Class::Plaintext => &mut self.plaintext,
+            Class::Primary => &mut self.primary,
+            Class::Fallback => &mut self.fallback,
+            Class::Unknown => &mut self.unknown,
+        }
+    }
+
+    fn total(&mut self) -> Option<&mut usize> {
+        Some(&mut self.states)
+    }
+
+    fn also(&mut self, s: &StateReport) {
+        self.locked += usize::from(s.lock.held);
+    }
 }
 
 /// An object that is not a state.
@@ -258,29 +268,17 @@ pub async fn audit(
         |s: &StateReport| {
             on_event(Event::Finished {
                 key: s.key.clone(),
-                outcome: "audited".into(),
+                outcome: "audited",
             })
         },
     )
     .await;
-    let mut summary = Summary {
-        states: states.len(),
-        ..Summary::default()
-    };
-    for s in &states {
-        *match s.encryption {
-            Class::Plaintext => &mut summary.plaintext,
-            Class::Primary => &mut summary.primary,
-            Class::Fallback => &mut summary.fallback,
-            Class::Unknown => &mut summary.unknown,
-        } += 1;
-        summary.locked += usize::from(s.lock.held);
-    }
+    let summary = Summary::of(&states);
     Ok(Report {
         bucket: fleet.bucket().to_string(),
         prefix: fleet.prefix.clone(),
         states,
-        bucket_checks: bucket_checks(fleet).await,
+        bucket_checks: fleet.store.hardening().await,
         summary,
         lock_files: inv.lock_files,
         plans: inv.plans,
@@ -308,39 +306,28 @@ async fn audit_state(
     } = found;
     let (mut encryption_class, mut method) = classify(&description, methods);
     let mut problems = Vec::new();
-    let objects = fleet.store.objects();
-    let (mut sse, mut sse_kms_key_id, mut last_modified) = (None, None, None);
-    match head(fleet, &key).await {
+    let store = fleet.store.for_key(&key);
+    let (mut sse, mut last_modified) = (Sse::None, None);
+    match fleet.store.head(&key).await {
         Ok(h) => {
             sse = h.sse;
-            sse_kms_key_id = h.kms_key_id;
             last_modified = h.last_modified;
         }
         Err(e) => problems.push(format!("HeadObject: {e}")),
     }
-    let versions = match objects.versions(&key).await {
+    let versions = match store.versions(DEFAULT_WORKSPACE).await {
         Ok(v) => Some(v.iter().filter(|v| !v.is_delete_marker).count()),
         Err(e) => {
             problems.push(format!("ListObjectVersions: {e}"));
             None
         }
     };
-    let digest = match fleet.store.lock_table() {
-        None => "no-table".to_string(),
-        Some(t) => match t.digest(&format!("{}/{key}-md5", fleet.bucket())).await {
-            Ok(None) => "absent".into(),
-            Ok(Some(d)) => {
-                let actual: String = Md5::digest(&object.bytes)
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
-                if d == actual { "match" } else { "mismatch" }.into()
-            }
-            Err(e) => {
-                problems.push(format!("digest: {e}"));
-                "unknown".into()
-            }
-        },
+    let digest = match store.digest_status(DEFAULT_WORKSPACE, &object.bytes).await {
+        Ok(d) => d,
+        Err(e) => {
+            problems.push(format!("digest: {e}"));
+            DigestStatus::Unknown
+        }
     };
     let decrypt = if decrypt {
         let bytes = Bytes::clone(&object.bytes);
@@ -380,10 +367,13 @@ async fn audit_state(
         encryption: encryption_class,
         method,
         key_providers: description.metadata.clone().unwrap_or_default(),
-        sse,
-        sse_kms_key_id,
-        serial: description.serial.clone().unwrap_or(Value::Null),
-        lineage: description.lineage.clone().unwrap_or(Value::Null),
+        sse: ObjectSse(sse),
+        serial: description.serial.as_ref().and_then(Value::as_u64),
+        lineage: description
+            .lineage
+            .as_ref()
+            .and_then(Value::as_str)
+            .map(String::from),
         size: object.bytes.len(),
         last_modified,
         versions,
@@ -395,145 +385,6 @@ async fn audit_state(
         decrypt,
         problems,
     }
-}
-
-/// What HeadObject tells about an object's server-side encryption.
-#[derive(Clone, Debug, Default)]
-pub struct Head {
-    /// `AES256`, `aws:kms`, `aws:kms:dsse`, `SSE-C`, or none.
-    pub sse: Option<String>,
-    pub kms_key_id: Option<String>,
-    pub last_modified: Option<String>,
-}
-
-/// HeadObject of `key` (with the configured SSE-C key, if any). An SSE-C object answers 400 to
-/// a HEAD without its key: it is reported as SSE-C.
-pub async fn head(fleet: &Fleet, key: &str) -> std::result::Result<Head, String> {
-    let mut req = fleet
-        .store
-        .objects()
-        .s3
-        .head_object()
-        .bucket(fleet.bucket())
-        .key(key);
-    if let Some(k) = &fleet.store.config().sse_customer_key {
-        use base64::Engine as _;
-        let b64 = base64::engine::general_purpose::STANDARD;
-        req = req
-            .sse_customer_algorithm("AES256")
-            .sse_customer_key(b64.encode(k.expose()))
-            .sse_customer_key_md5(b64.encode(Md5::digest(k.expose())));
-    }
-    match req.send().await {
-        Ok(h) => Ok(Head {
-            sse: if h.sse_customer_algorithm().is_some() {
-                Some("SSE-C".into())
-            } else {
-                h.server_side_encryption().map(|s| s.as_str().to_string())
-            },
-            kms_key_id: h.ssekms_key_id().map(String::from),
-            last_modified: h.last_modified().map(|t| t.to_string()),
-        }),
-        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 400) => Ok(Head {
-            sse: Some("SSE-C".into()),
-            ..Head::default()
-        }),
-        Err(e) => Err(stateseal_aws::describe_error(&e)),
-    }
-}
-
-/// Versioning, default encryption, public access block, TLS-only policy, lock table.
-pub async fn bucket_checks(fleet: &Fleet) -> BucketChecks {
-    let s3 = &fleet.store.objects().s3;
-    let b = fleet.bucket();
-    let mut c = BucketChecks::default();
-    match s3.get_bucket_versioning().bucket(b).send().await {
-        Ok(v) => {
-            c.versioning = Some(
-                v.status()
-                    .map(|s| s.as_str().to_string())
-                    .unwrap_or_else(|| "Disabled".into()),
-            )
-        }
-        // Some S3-compatibles (moto) answer 200 with another root element, which the SDK
-        // refuses: read the status from the body.
-        Err(e) => match e
-            .raw_response()
-            .filter(|r| r.status().is_success())
-            .and_then(|r| r.body().bytes())
-            .and_then(|b| xml_text(b, "Status"))
-        {
-            Some(status) => c.versioning = Some(status),
-            None if e.raw_response().is_some_and(|r| r.status().is_success()) => {
-                c.versioning = Some("Disabled".into())
-            }
-            None => c.problems.push(format!(
-                "GetBucketVersioning: {}",
-                stateseal_aws::describe_error(&e)
-            )),
-        },
-    }
-    if let Ok(enc) = s3.get_bucket_encryption().bucket(b).send().await {
-        let rule = enc
-            .server_side_encryption_configuration()
-            .and_then(|c| c.rules().first())
-            .and_then(|r| r.apply_server_side_encryption_by_default());
-        c.default_encryption = rule.map(|r| r.sse_algorithm().as_str().to_string());
-        c.default_kms_key_id = rule.and_then(|r| r.kms_master_key_id().map(String::from));
-    }
-    if let Ok(p) = s3.get_public_access_block().bucket(b).send().await {
-        c.public_access_blocked = p.public_access_block_configuration().is_some_and(|p| {
-            p.block_public_acls() == Some(true)
-                && p.ignore_public_acls() == Some(true)
-                && p.block_public_policy() == Some(true)
-                && p.restrict_public_buckets() == Some(true)
-        });
-    }
-    if let Ok(p) = s3.get_bucket_policy().bucket(b).send().await {
-        c.tls_only_policy = p.policy().is_some_and(denies_insecure_transport);
-    }
-    if let Some(t) = fleet.store.lock_table() {
-        c.lock_table_exists = Some(
-            t.ddb
-                .describe_table()
-                .table_name(&t.table)
-                .send()
-                .await
-                .is_ok(),
-        );
-    }
-    c
-}
-
-/// The text of the first `<tag>…</tag>` in an XML body.
-fn xml_text(body: &[u8], tag: &str) -> Option<String> {
-    let body = std::str::from_utf8(body).ok()?;
-    let start = body.find(&format!("<{tag}>"))? + tag.len() + 2;
-    let len = body[start..].find(&format!("</{tag}>"))?;
-    Some(body[start..start + len].to_string())
-}
-
-/// Does the policy deny requests with `aws:SecureTransport = false`?
-fn denies_insecure_transport(policy: &str) -> bool {
-    let Ok(v) = serde_json::from_str::<Value>(policy) else {
-        return false;
-    };
-    let statements = match &v["Statement"] {
-        Value::Array(a) => a.clone(),
-        s @ Value::Object(_) => vec![s.clone()],
-        _ => return false,
-    };
-    statements.iter().any(|s| {
-        s["Effect"] == "Deny"
-            && s["Condition"]["Bool"]["aws:SecureTransport"]
-                .as_str()
-                .or_else(|| {
-                    s["Condition"]["Bool"]["aws:SecureTransport"]
-                        .as_bool()
-                        .map(|b| if b { "true" } else { "false" })
-                })
-                == Some("false")
-    })
 }
 
 #[cfg(test)]
@@ -589,14 +440,5 @@ mod tests {
             classify(&envelope(&["key_provider.pbkdf2.k"]), &same).0,
             Class::Unknown
         );
-    }
-
-    #[test]
-    fn a_tls_only_policy_is_recognised() {
-        let deny = r#"{"Statement":[{"Effect":"Deny","Condition":{"Bool":{"aws:SecureTransport":"false"}}}]}"#;
-        assert!(denies_insecure_transport(deny));
-        let allow = r#"{"Statement":{"Effect":"Allow","Condition":{"Bool":{"aws:SecureTransport":"false"}}}}"#;
-        assert!(!denies_insecure_transport(allow));
-        assert!(!denies_insecure_transport("not json"));
     }
 }

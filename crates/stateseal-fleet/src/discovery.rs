@@ -6,7 +6,9 @@
 use std::collections::BTreeSet;
 
 use stateseal_encryption::describe::{describe, Description};
-use stateseal_store::{Object, Result, DEFAULT_WORKSPACE};
+use stateseal_store::{Object, DEFAULT_WORKSPACE};
+
+use crate::error::Result;
 
 use crate::{parallel, Event, Fleet};
 
@@ -56,11 +58,11 @@ impl Fleet {
 
     /// Every object key in scope, sorted.
     pub async fn keys(&self) -> Result<Vec<String>> {
-        let objects = self.store.objects();
-        let mut keys: BTreeSet<String> = objects.list(&self.prefix).await?.into_iter().collect();
-        let wkp = &self.store.config().workspace_key_prefix;
+        let store = &self.store;
+        let mut keys: BTreeSet<String> = store.list_keys(&self.prefix).await?.into_iter().collect();
+        let wkp = &store.config().workspace_key_prefix;
         if !wkp.is_empty() {
-            keys.extend(objects.list(&format!("{wkp}/")).await?);
+            keys.extend(store.list_keys(&format!("{wkp}/")).await?);
         }
         Ok(keys.into_iter().filter(|k| self.in_scope(k)).collect())
     }
@@ -88,9 +90,9 @@ pub async fn discover(
         to_read,
         concurrency,
         |key| {
-            let objects = fleet.store.objects().clone();
+            let store = fleet.store.clone();
             async move {
-                let got = objects.get(&key, None).await;
+                let got = store.object(&key, None).await.map(|o| o.map(|(o, _)| o));
                 (key, got)
             }
         },

@@ -14,11 +14,11 @@ use serde::Serialize;
 use stateseal_core::secret::scrub_json;
 use stateseal_core::state::StateMeta;
 use stateseal_encryption::envelope::Envelope;
-use stateseal_store::{Result, Store, DEFAULT_WORKSPACE};
+use stateseal_store::{Store, DEFAULT_WORKSPACE};
 
 use crate::discovery::discover;
 use crate::recovery::{self, ExternalData, RecoveryError};
-use crate::{parallel, Event, Fleet};
+use crate::{parallel, Event, Fleet, Result};
 
 /// What the drill found for one state or version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -340,7 +340,7 @@ pub async fn drill(
         |d: &Drilled| {
             on_event(Event::Finished {
                 key: d.key.clone(),
-                outcome: d.verdict.outcome.name().to_string(),
+                outcome: d.verdict.outcome.name(),
             })
         },
     )

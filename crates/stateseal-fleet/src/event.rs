@@ -10,6 +10,7 @@ pub enum Event {
     Read { key: String },
     /// The work on states starts: this many.
     Started { states: usize },
-    /// One state is done; `outcome` is a short word (`rekeyed`, `already-primary`, …).
-    Finished { key: String, outcome: String },
+    /// One state is done; `outcome` is its outcome's word (`audited`, or the `word()` of a
+    /// rekey or SSE migration outcome: `rekeyed`, `already-primary`, …), never free text.
+    Finished { key: String, outcome: &'static str },
 }

@@ -13,6 +13,7 @@ pub mod audit;
 pub mod bootstrap;
 pub mod discovery;
 pub mod drill;
+pub mod error;
 mod event;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -20,16 +21,16 @@ pub mod locks;
 mod parallel;
 pub mod recovery;
 pub mod rekey;
+pub mod report;
 pub mod sse;
 pub mod verify;
 
+pub use error::{Error, Result};
 pub use event::Event;
 
 use std::future::Future;
 
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use stateseal_store::s3::S3Store;
-use stateseal_store::{Error, LockInfo};
 
 use discovery::FoundState;
 
@@ -54,18 +55,39 @@ impl Fleet {
     }
 }
 
-/// Splits `s3://BUCKET[/PREFIX]` into the bucket and the prefix (maybe empty).
-pub fn parse_url(url: &str) -> Result<(String, String), String> {
-    let rest = url
-        .strip_prefix("s3://")
-        .ok_or_else(|| format!("{url:?} is not an s3:// URL: expected s3://BUCKET[/PREFIX]"))?;
-    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    if bucket.is_empty() {
-        return Err(format!(
-            "{url:?} names no bucket: expected s3://BUCKET[/PREFIX]"
-        ));
+/// `s3://BUCKET[/PREFIX]`: the bucket and the prefix (maybe empty) a fleet command works on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BucketUrl {
+    pub bucket: String,
+    pub prefix: String,
+}
+
+/// Why a fleet URL did not parse.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("{0:?} is not an s3:// URL: expected s3://BUCKET[/PREFIX]")]
+    NotS3(String),
+    #[error("{0:?} names no bucket: expected s3://BUCKET[/PREFIX]")]
+    NoBucket(String),
+}
+
+impl std::str::FromStr for BucketUrl {
+    type Err = UrlError;
+
+    fn from_str(url: &str) -> std::result::Result<BucketUrl, UrlError> {
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or_else(|| UrlError::NotS3(url.into()))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(UrlError::NoBucket(url.into()));
+        }
+        Ok(BucketUrl {
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+        })
     }
-    Ok((bucket.to_string(), prefix.to_string()))
 }
 
 /// Why a check of `s3://BUCKET/PREFIX` that found no state does not pass: a gate that checked
@@ -77,25 +99,6 @@ pub fn nothing_checked(bucket: &str, prefix: &str, others: usize) -> String {
         n => format!(" ({n} other object(s) are there, none of them a state)"),
     };
     format!("no state under s3://{bucket}/{prefix}{others}: nothing was checked")
-}
-
-/// An AWS call's failure as a store error: the operation, what it was about, the kind
-/// (denied, not found, network, …) and the service's message.
-pub(crate) fn service_error<E>(
-    operation: &'static str,
-    what: impl Into<String>,
-    e: SdkError<E>,
-) -> Error
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    Error::Service {
-        operation,
-        what: what.into(),
-        kind: stateseal_aws::classify(&e),
-        message: stateseal_aws::describe_error(&e),
-        source: Some(Box::new(e)),
-    }
 }
 
 /// Runs `job` for every state, `concurrency` at a time, telling `on_event` when the work starts
@@ -116,23 +119,9 @@ where
     });
     parallel::run(states, concurrency, job, |t| {
         let (key, word) = finished(t);
-        on_event(Event::Finished {
-            key,
-            outcome: word.into(),
-        })
+        on_event(Event::Finished { key, outcome: word })
     })
     .await
-}
-
-/// Who holds a lock that made a state be skipped: `locked by WHO (ID …, operation …, since …)`.
-pub(crate) fn held_by(holder: &LockInfo) -> String {
-    format!(
-        "locked by {} (ID {}, operation {}, since {})",
-        holder.who,
-        holder.id,
-        holder.operation,
-        holder.created.rfc3339_nano()
-    )
 }
 
 /// Do two KMS key references name the same key? A key ARN and the bare key ID it ends with
@@ -158,12 +147,20 @@ mod tests {
 
     #[test]
     fn urls_split_into_bucket_and_prefix() {
-        assert_eq!(super::parse_url("s3://b").unwrap(), ("b".into(), "".into()));
+        use super::{BucketUrl, UrlError};
+        let url = |bucket: &str, prefix: &str| BucketUrl {
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+        };
+        assert_eq!("s3://b".parse(), Ok(url("b", "")));
+        assert_eq!("s3://b/team/a".parse(), Ok(url("b", "team/a")));
         assert_eq!(
-            super::parse_url("s3://b/team/a").unwrap(),
-            ("b".into(), "team/a".into())
+            "s3:///x".parse::<BucketUrl>(),
+            Err(UrlError::NoBucket("s3:///x".into()))
         );
-        assert!(super::parse_url("s3:///x").is_err());
-        assert!(super::parse_url("b/x").is_err());
+        assert_eq!(
+            "b/x".parse::<BucketUrl>(),
+            Err(UrlError::NotS3("b/x".into()))
+        );
     }
 }

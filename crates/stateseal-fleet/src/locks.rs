@@ -4,25 +4,18 @@
 //! so a lock re-acquired since the listing is never broken. The `-md5` digest items are never
 //! touched.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
 use stateseal_store::lock_info::GoTime;
-use stateseal_store::{Error, LockInfo, Result};
+use stateseal_store::s3::LockRecord;
+use stateseal_store::{Error as StoreError, LockInfo};
+
+use crate::error::Result;
 
 use crate::Fleet;
 
-/// Where a lock is held.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LockSource {
-    /// The DynamoDB item `LockID = <bucket>/<key>`.
-    Dynamodb,
-    /// The object `<key>.tflock`.
-    Lockfile,
-}
+pub use stateseal_store::s3::LockSource;
 
 /// One held lock, as listed.
 #[derive(Clone, Debug, Serialize)]
@@ -41,14 +34,15 @@ pub struct HeldLock {
     /// Why the record does not parse as lock info, if it does not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
-    /// What the conditional delete compares: the item's raw `Info`, or the object's ETag.
+    /// The record as listed: what the conditional delete compares.
     #[serde(skip)]
-    token: String,
+    record: LockRecord,
 }
 
 impl HeldLock {
-    fn new(fleet: &Fleet, state: String, source: LockSource, raw: &[u8], token: String) -> Self {
-        let parsed = LockInfo::parse(raw);
+    fn new(fleet: &Fleet, record: LockRecord) -> Self {
+        let parsed = LockInfo::parse(&record.raw);
+        let (state, source) = (record.state.clone(), record.source);
         let now = GoTime::now().unix;
         let workspace = fleet.workspace_of(&state).0;
         match parsed {
@@ -62,7 +56,7 @@ impl HeldLock {
                 who: Some(h.who),
                 operation: Some(h.operation),
                 problem: None,
-                token,
+                record,
             },
             Err(e) => HeldLock {
                 state,
@@ -74,7 +68,7 @@ impl HeldLock {
                 created: None,
                 age_seconds: None,
                 problem: Some(e.to_string()),
-                token,
+                record,
             },
         }
     }
@@ -82,80 +76,16 @@ impl HeldLock {
 
 /// Every held lock in scope: lock files first, then DynamoDB items, each sorted by state.
 pub async fn list(fleet: &Fleet) -> Result<Vec<HeldLock>> {
-    let mut out = Vec::new();
-    let objects = fleet.store.objects();
-    for key in fleet.keys().await? {
-        let Some(state) = key.strip_suffix(".tflock") else {
-            continue;
-        };
-        if let Some(obj) = objects.get(&key, None).await? {
-            out.push(HeldLock::new(
-                fleet,
-                state.to_string(),
-                LockSource::Lockfile,
-                &obj.bytes,
-                obj.version.0,
-            ));
-        }
-    }
-    if let Some(table) = fleet.store.lock_table() {
-        let mut items = scan_locks(fleet, &table.ddb, &table.table).await?;
-        items.sort_by(|a, b| a.0.cmp(&b.0));
-        for (state, info) in items {
-            out.push(HeldLock::new(
-                fleet,
-                state,
-                LockSource::Dynamodb,
-                info.as_bytes(),
-                info.clone(),
-            ));
-        }
-    }
-    Ok(out)
-}
-
-/// `(state key, raw Info)` of every lock item of this bucket in scope. Digest items have no
-/// `Info` and are skipped.
-async fn scan_locks(
-    fleet: &Fleet,
-    ddb: &aws_sdk_dynamodb::Client,
-    table: &str,
-) -> Result<Vec<(String, String)>> {
-    let bucket_prefix = format!("{}/", fleet.bucket());
-    let mut out = Vec::new();
-    let mut start: Option<HashMap<String, AttributeValue>> = None;
-    loop {
-        let page = ddb
-            .scan()
-            .table_name(table)
-            .consistent_read(true)
-            .set_exclusive_start_key(start.take())
-            .send()
-            .await
-            .map_err(|e| Error::Service {
-                operation: "Scan",
-                what: format!("DynamoDB table {table}"),
-                kind: stateseal_aws::classify(&e),
-                message: stateseal_aws::describe_error(&e),
-                source: Some(Box::new(e)),
-            })?;
-        for item in page.items() {
-            let (Some(AttributeValue::S(id)), Some(AttributeValue::S(info))) =
-                (item.get("LockID"), item.get("Info"))
-            else {
-                continue;
-            };
-            if let Some(state) = id.strip_prefix(&bucket_prefix) {
-                if fleet.in_scope(state) {
-                    out.push((state.to_string(), info.clone()));
-                }
-            }
-        }
-        match page.last_evaluated_key {
-            Some(k) if !k.is_empty() => start = Some(k),
-            _ => return Ok(out),
-        }
-    }
+    let keys = fleet.keys().await?;
+    Ok(fleet
+        .store
+        .scan_locks(&keys)
+        .await?
+        .into_iter()
+        // Lock files come from the scoped listing; table items are the whole bucket's.
+        .filter(|r| r.source == LockSource::Lockfile || fleet.in_scope(&r.state))
+        .map(|r| HeldLock::new(fleet, r))
+        .collect())
 }
 
 /// What a break did (or would do) to one listed lock.
@@ -205,89 +135,63 @@ pub async fn break_stale(
 }
 
 async fn compare_and_delete(fleet: &Fleet, lock: &HeldLock) -> BreakOutcome {
-    match lock.source {
-        LockSource::Lockfile => {
-            let key = format!("{}.tflock", lock.state);
-            match fleet
-                .store
-                .objects()
-                .delete_if_match(&key, &lock.token)
-                .await
-            {
-                Ok(()) => BreakOutcome::Broken,
-                Err(Error::Precondition { message, .. }) => BreakOutcome::Changed(message),
-                Err(e) => BreakOutcome::Failed(e.to_string()),
-            }
-        }
-        LockSource::Dynamodb => {
-            let Some(table) = fleet.store.lock_table() else {
-                return BreakOutcome::Failed("no lock table is configured".into());
-            };
-            let deleted = table
-                .ddb
-                .delete_item()
-                .table_name(&table.table)
-                .key(
-                    "LockID",
-                    AttributeValue::S(format!("{}/{}", fleet.bucket(), lock.state)),
-                )
-                .condition_expression("Info = :info")
-                .expression_attribute_values(":info", AttributeValue::S(lock.token.clone()))
-                .send()
-                .await;
-            match deleted {
-                Ok(_) => BreakOutcome::Broken,
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-                {
-                    BreakOutcome::Changed(
-                        "the item's Info is no longer the one listed (released or re-acquired)"
-                            .into(),
-                    )
-                }
-                Err(e) => BreakOutcome::Failed(e.to_string()),
-            }
-        }
+    match fleet.store.compare_and_delete(&lock.record).await {
+        Ok(()) => BreakOutcome::Broken,
+        Err(StoreError::Precondition { message, .. }) => BreakOutcome::Changed(message),
+        Err(e) => BreakOutcome::Failed(e.to_string()),
     }
 }
 
-/// Parses a duration: a number followed by `s`, `m`, `h` or `d` (`90m`, `2h`, `7d`, `0s`).
-pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration: expected e.g. 30m, 2h, 7d"))?;
-    let secs = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => {
-            return Err(format!(
-                "{s:?}: the unit must be s, m, h or d (e.g. 30m, 2h, 7d)"
-            ))
-        }
-    };
-    Ok(Duration::from_secs(n.saturating_mul(secs)))
+/// A lock age limit (`--older-than`): a number followed by `s`, `m`, `h` or `d` (`90m`, `2h`,
+/// `7d`, `0s`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Age(pub Duration);
+
+/// Why a lock age did not parse.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AgeError {
+    #[error("{0:?} is not a duration: expected e.g. 30m, 2h, 7d")]
+    NotANumber(String),
+    #[error("{0:?}: the unit must be s, m, h or d (e.g. 30m, 2h, 7d)")]
+    Unit(String),
+}
+
+impl std::str::FromStr for Age {
+    type Err = AgeError;
+
+    fn from_str(s: &str) -> std::result::Result<Age, AgeError> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (n, unit) = s.split_at(split);
+        let n: u64 = n.parse().map_err(|_| AgeError::NotANumber(s.into()))?;
+        let secs = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86400,
+            _ => return Err(AgeError::Unit(s.into())),
+        };
+        Ok(Age(Duration::from_secs(n.saturating_mul(secs))))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn durations_parse_with_a_unit() {
+        use super::{Age, AgeError};
         use std::time::Duration;
-        assert_eq!(super::parse_duration("0s"), Ok(Duration::ZERO));
-        assert_eq!(super::parse_duration("90m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(super::parse_duration("2h"), Ok(Duration::from_secs(7200)));
-        assert_eq!(
-            super::parse_duration("7d"),
-            Ok(Duration::from_secs(604_800))
-        );
-        for bad in ["", "h", "2", "2w", "-1h", "1.5h"] {
-            assert!(super::parse_duration(bad).is_err(), "{bad}");
+        let age = |s: &str| s.parse::<Age>().map(|a| a.0);
+        assert_eq!(age("0s"), Ok(Duration::ZERO));
+        assert_eq!(age("90m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(age("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(age("7d"), Ok(Duration::from_secs(604_800)));
+        for bad in ["", "h", "-1h"] {
+            assert_eq!(age(bad), Err(AgeError::NotANumber(bad.into())), "{bad}");
+        }
+        for bad in ["2", "2w", "1.5h"] {
+            assert_eq!(age(bad), Err(AgeError::Unit(bad.into())), "{bad}");
         }
     }
 }

@@ -14,17 +14,21 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value;
 use stateseal_encryption::{Encryption, Status, Target};
-use stateseal_store::{Error, Result, Sealed, Store, DEFAULT_WORKSPACE};
+use stateseal_store::lock_info::LockInfo;
+use stateseal_store::{Error, Sealed, Store, DEFAULT_WORKSPACE};
+
+use crate::error::Result;
 
 use crate::audit::{classify, Class};
 use crate::discovery::{self, FoundState};
-use crate::{each_state, held_by, Event, Fleet};
+use crate::report::{self, Tally};
+use crate::{each_state, Event, Fleet};
 
 /// The lock operation recorded while a state is rekeyed.
 pub const OPERATION: &str = "stateseal-rekey";
 
 /// What happened to one state.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "result", content = "detail")]
 pub enum Outcome {
     /// Dry run: would be rekeyed.
@@ -34,9 +38,9 @@ pub enum Outcome {
     /// Already on the primary method: nothing to do.
     AlreadyPrimary,
     /// Someone holds the lock: skipped, untouched. The detail names the holder.
-    SkippedLocked(String),
+    SkippedLocked(#[serde(serialize_with = "report::holder_detail")] Box<LockInfo>),
     /// Not rewritten (it is unchanged); the detail says why.
-    Failed(String),
+    Failed(#[serde(serialize_with = "report::error_detail")] Arc<stateseal_store::Error>),
 }
 
 impl Outcome {
@@ -50,6 +54,15 @@ impl Outcome {
             Outcome::Failed(_) => "failed",
         }
     }
+
+    /// Why a state was skipped or failed (the JSON `detail`), `None` otherwise.
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            Outcome::SkippedLocked(holder) => Some(report::held_by(holder)),
+            Outcome::Failed(e) => Some(e.to_string()),
+            _ => None,
+        }
+    }
 }
 
 /// One state's line of the report.
@@ -59,8 +72,9 @@ pub struct StateResult {
     pub workspace: String,
     /// What the audit saw before the run.
     pub was: Class,
-    pub serial: Value,
-    pub lineage: Value,
+    /// Null when the state has none a number reads as (or it is not a state).
+    pub serial: Option<u64>,
+    pub lineage: Option<String>,
     #[serde(flatten)]
     pub outcome: Outcome,
 }
@@ -73,6 +87,24 @@ pub struct Summary {
     pub already_primary: usize,
     pub skipped_locked: usize,
     pub failed: usize,
+}
+
+impl Tally for Summary {
+    type Item = StateResult;
+
+    fn counter(&mut self, s: &StateResult) -> &mut usize {
+        match s.outcome {
+            Outcome::Planned => &mut self.planned,
+            Outcome::Rekeyed => &mut self.rekeyed,
+            Outcome::AlreadyPrimary => &mut self.already_primary,
+            Outcome::SkippedLocked(_) => &mut self.skipped_locked,
+            Outcome::Failed(_) => &mut self.failed,
+        }
+    }
+
+    fn total(&mut self) -> Option<&mut usize> {
+        Some(&mut self.states)
+    }
 }
 
 /// `stateseal rekey s3://… --json`.
@@ -115,10 +147,8 @@ pub async fn rekey(
                     (_, false) => Outcome::Planned,
                     (_, true) => match rekey_one(&fleet, encryption, &found.key).await {
                         Ok(o) => o,
-                        Err(Error::Locked { holder, .. }) => {
-                            Outcome::SkippedLocked(held_by(&holder))
-                        }
-                        Err(e) => Outcome::Failed(e.to_string()),
+                        Err(Error::Locked { holder, .. }) => Outcome::SkippedLocked(holder),
+                        Err(e) => Outcome::Failed(Arc::new(e)),
                     },
                 };
                 result(found, was, outcome)
@@ -127,19 +157,7 @@ pub async fn rekey(
         |r: &StateResult| (r.key.clone(), r.outcome.word()),
     )
     .await;
-    let mut summary = Summary {
-        states: states.len(),
-        ..Summary::default()
-    };
-    for s in &states {
-        *match s.outcome {
-            Outcome::Planned => &mut summary.planned,
-            Outcome::Rekeyed => &mut summary.rekeyed,
-            Outcome::AlreadyPrimary => &mut summary.already_primary,
-            Outcome::SkippedLocked(_) => &mut summary.skipped_locked,
-            Outcome::Failed(_) => &mut summary.failed,
-        } += 1;
-    }
+    let summary = Summary::of(&states);
     Ok(Report {
         bucket: fleet.bucket().to_string(),
         prefix: fleet.prefix.clone(),
@@ -154,14 +172,23 @@ fn result(found: FoundState, was: Class, outcome: Outcome) -> StateResult {
         key: found.key,
         workspace: found.workspace,
         was,
-        serial: found.description.serial.unwrap_or(Value::Null),
-        lineage: found.description.lineage.unwrap_or(Value::Null),
+        serial: found.description.serial.as_ref().and_then(Value::as_u64),
+        lineage: found
+            .description
+            .lineage
+            .as_ref()
+            .and_then(Value::as_str)
+            .map(String::from),
         outcome,
     }
 }
 
 /// One state's locked transaction. A held lock is not waited for ([`Error::Locked`]).
-async fn rekey_one(fleet: &Fleet, encryption: Arc<Encryption>, key: &str) -> Result<Outcome> {
+async fn rekey_one(
+    fleet: &Fleet,
+    encryption: Arc<Encryption>,
+    key: &str,
+) -> stateseal_store::Result<Outcome> {
     let store: Arc<dyn Store> = Arc::new(fleet.store.for_key(key));
     let sealed = Sealed::new(store.clone(), encryption);
     let what = store.location(DEFAULT_WORKSPACE);

@@ -10,15 +10,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_s3::types::{MetadataDirective, ServerSideEncryption};
-use md5::{Digest as _, Md5};
 use serde::Serialize;
 use stateseal_encryption::Encryption;
-use stateseal_store::{Error, Result, Sealed, Store, DEFAULT_WORKSPACE};
+use stateseal_store::lock_info::LockInfo;
+use stateseal_store::s3::{Sse, Versioning};
+use stateseal_store::{Error, Sealed, Store, DEFAULT_WORKSPACE};
 
-use crate::audit::{bucket_checks, head};
+use crate::error::Result;
+
 use crate::discovery::{self, FoundState};
-use crate::{each_state, held_by, same_kms_key, service_error, Event, Fleet};
+use crate::report::{self, Tally, WasSse};
+use crate::{each_state, same_kms_key, Event, Fleet};
 
 /// The lock operation recorded while a state is copied.
 pub const OPERATION: &str = "stateseal-sse-migration";
@@ -35,10 +37,11 @@ pub enum Target {
 
 impl Target {
     /// Is an object with this SSE (`AES256`, `aws:kms`, …) and KMS key already on the target?
-    pub fn satisfied_by(&self, sse: Option<&str>, kms_key: Option<&str>) -> bool {
-        match self {
-            Target::Kms(k) => sse == Some("aws:kms") && kms_key.is_some_and(|c| same_kms_key(c, k)),
-            Target::S3 => sse == Some("AES256"),
+    pub fn satisfied_by(&self, sse: &Sse) -> bool {
+        match (self, sse) {
+            (Target::Kms(k), Sse::Kms { key: Some(c) }) => same_kms_key(c, k),
+            (Target::S3, Sse::S3) => true,
+            _ => false,
         }
     }
 
@@ -48,10 +51,20 @@ impl Target {
             Target::S3 => "AES256 (SSE-S3)".into(),
         }
     }
+
+    /// The server-side encryption a copy writes.
+    fn sse(&self) -> Sse {
+        match self {
+            Target::Kms(k) => Sse::Kms {
+                key: Some(k.clone()),
+            },
+            Target::S3 => Sse::S3,
+        }
+    }
 }
 
 /// What happened to one state.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "result", content = "detail")]
 pub enum Outcome {
     /// Dry run: would be copied.
@@ -61,9 +74,9 @@ pub enum Outcome {
     /// Already on the target.
     Already,
     /// Someone holds the lock: skipped, untouched. The detail names the holder.
-    SkippedLocked(String),
+    SkippedLocked(#[serde(serialize_with = "report::holder_detail")] Box<LockInfo>),
     /// Not copied (or the copy did not check out); the detail says why.
-    Failed(String),
+    Failed(#[serde(serialize_with = "report::error_detail")] Arc<stateseal_store::Error>),
 }
 
 impl Outcome {
@@ -76,6 +89,15 @@ impl Outcome {
             Outcome::Failed(_) => "failed",
         }
     }
+
+    /// Why a state was skipped or failed (the JSON `detail`), `None` otherwise.
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            Outcome::SkippedLocked(holder) => Some(report::held_by(holder)),
+            Outcome::Failed(e) => Some(e.to_string()),
+            _ => None,
+        }
+    }
 }
 
 /// One state's line of the report.
@@ -86,8 +108,8 @@ pub struct StateResult {
     /// Whether the state is client-side encrypted (an OpenTofu envelope); the copy keeps it so.
     pub client_side_encrypted: bool,
     /// The SSE before (`AES256`, `aws:kms`, `SSE-C`, or null) and its KMS key.
-    pub was_sse: Option<String>,
-    pub was_kms_key_id: Option<String>,
+    #[serde(flatten)]
+    pub was: WasSse,
     /// The version that was copied, and the new one.
     pub version_before: Option<String>,
     pub version_after: Option<String>,
@@ -103,6 +125,24 @@ pub struct Summary {
     pub already: usize,
     pub skipped_locked: usize,
     pub failed: usize,
+}
+
+impl Tally for Summary {
+    type Item = StateResult;
+
+    fn counter(&mut self, s: &StateResult) -> &mut usize {
+        match s.outcome {
+            Outcome::Planned => &mut self.planned,
+            Outcome::Copied => &mut self.copied,
+            Outcome::Already => &mut self.already,
+            Outcome::SkippedLocked(_) => &mut self.skipped_locked,
+            Outcome::Failed(_) => &mut self.failed,
+        }
+    }
+
+    fn total(&mut self) -> Option<&mut usize> {
+        Some(&mut self.states)
+    }
 }
 
 /// `stateseal rekey s3://… --sse-only --json`.
@@ -130,14 +170,15 @@ pub async fn migrate(
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Report> {
     if opts.apply {
-        let versioning = bucket_checks(fleet).await.versioning;
-        if versioning.as_deref() != Some("Enabled") {
+        let versioning = fleet.store.hardening().await.versioning;
+        if versioning != Some(Versioning::Enabled) {
             return Err(Error::Unsupported(format!(
                 "s3://{}: versioning is {}, so a self-copy would replace the only version of each state; turn versioning on first (`stateseal bootstrap s3 --bucket {} --apply`)",
                 fleet.bucket(),
-                versioning.as_deref().unwrap_or("unknown"),
+                versioning.map_or("unknown", Versioning::name),
                 fleet.bucket()
-            )));
+            ))
+            .into());
         }
     }
     let inv = discovery::discover(fleet, opts.concurrency, on_event).await?;
@@ -154,19 +195,7 @@ pub async fn migrate(
         |r: &StateResult| (r.key.clone(), r.outcome.word()),
     )
     .await;
-    let mut summary = Summary {
-        states: states.len(),
-        ..Summary::default()
-    };
-    for s in &states {
-        *match s.outcome {
-            Outcome::Planned => &mut summary.planned,
-            Outcome::Copied => &mut summary.copied,
-            Outcome::Already => &mut summary.already,
-            Outcome::SkippedLocked(_) => &mut summary.skipped_locked,
-            Outcome::Failed(_) => &mut summary.failed,
-        } += 1;
-    }
+    let summary = Summary::of(&states);
     Ok(Report {
         bucket: fleet.bucket().to_string(),
         prefix: fleet.prefix.clone(),
@@ -188,26 +217,26 @@ async fn migrate_one(
         key: found.key.clone(),
         workspace: found.workspace.clone(),
         client_side_encrypted: found.description.encrypted,
-        was_sse: None,
-        was_kms_key_id: None,
+        was: WasSse(Sse::None),
         version_before: found.object.version_id.clone(),
         version_after: None,
         outcome: Outcome::Planned,
     };
-    match head(fleet, &found.key).await {
+    match fleet.store.head(&found.key).await {
         Ok(h) => {
-            r.was_sse = h.sse;
-            r.was_kms_key_id = h.kms_key_id;
+            r.was = WasSse(h.sse);
         }
         Err(e) => {
-            r.outcome = Outcome::Failed(format!("HeadObject: {e}"));
+            r.outcome = Outcome::Failed(Arc::new(e));
             return r;
         }
     }
-    r.outcome = if target.satisfied_by(r.was_sse.as_deref(), r.was_kms_key_id.as_deref()) {
+    r.outcome = if target.satisfied_by(&r.was.0) {
         Outcome::Already
-    } else if r.was_sse.as_deref() == Some("SSE-C") {
-        Outcome::Failed("SSE-C: the object cannot be copied without its customer key".into())
+    } else if r.was.0 == Sse::SseC {
+        Outcome::Failed(Arc::new(Error::Unsupported(
+            "SSE-C: the object cannot be copied without its customer key".into(),
+        )))
     } else if !apply {
         Outcome::Planned
     } else {
@@ -217,25 +246,11 @@ async fn migrate_one(
                 r.version_after = after;
                 Outcome::Copied
             }
-            Err(Error::Locked { holder, .. }) => Outcome::SkippedLocked(held_by(&holder)),
-            Err(e) => Outcome::Failed(e.to_string()),
+            Err(Error::Locked { holder, .. }) => Outcome::SkippedLocked(holder),
+            Err(e) => Outcome::Failed(Arc::new(e)),
         }
     };
     r
-}
-
-/// RFC 3986 percent-encoding of a key for `x-amz-copy-source` (`/` kept).
-fn copy_source_key(key: &str) -> String {
-    let mut out = String::new();
-    for b in key.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 /// One state's locked self-copy: copy exactly the version discovery read onto itself with the
@@ -246,7 +261,7 @@ async fn copy_locked(
     fleet: &Fleet,
     found: &FoundState,
     target: &Target,
-) -> Result<(Option<String>, Option<String>)> {
+) -> stateseal_store::Result<(Option<String>, Option<String>)> {
     let key = found.key.as_str();
     let read = &found.object;
     let store = fleet.store.for_key(key);
@@ -257,63 +272,35 @@ async fn copy_locked(
     let url = format!("s3://{}/{key}", fleet.bucket());
     sealed
         .locked(DEFAULT_WORKSPACE, OPERATION, Duration::ZERO, async {
-            let objects = store.objects();
-            let mut source = format!("{}/{}", fleet.bucket(), copy_source_key(key));
-            if let Some(v) = &read.version_id {
-                source.push_str(&format!("?versionId={v}"));
-            }
-            let mut copy = objects
-                .s3
-                .copy_object()
-                .bucket(fleet.bucket())
-                .key(key)
-                .copy_source(source)
-                .copy_source_if_match(&read.version.0)
-                .metadata_directive(MetadataDirective::Replace)
-                .content_type("application/json");
-            copy = match target {
-                Target::Kms(k) => copy
-                    .server_side_encryption(ServerSideEncryption::AwsKms)
-                    .ssekms_key_id(k),
-                Target::S3 => copy.server_side_encryption(ServerSideEncryption::Aes256),
-            };
-            let copied = copy.send().await.map_err(|e| {
-                if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) {
-                    Error::Precondition {
-                        what: url.clone(),
+            let copied = store
+                .copy_in_place(
+                    key,
+                    read.version_id.as_deref(),
+                    &read.version,
+                    &target.sse(),
+                )
+                .await
+                .map_err(|e| match e {
+                    Error::Precondition { what, .. } => Error::Precondition {
+                        what,
                         message: "the state changed since it was listed (left alone); run again"
                             .into(),
-                    }
-                } else {
-                    service_error("CopyObject", url.clone(), e)
-                }
-            })?;
-            let after = head(fleet, key).await.map_err(|message| Error::Service {
-                operation: "HeadObject",
-                what: url.clone(),
-                kind: stateseal_core::ServiceErrorKind::Other,
-                message,
-                source: None,
-            })?;
-            if !target.satisfied_by(after.sse.as_deref(), after.kms_key_id.as_deref()) {
+                    },
+                    e => e,
+                })?;
+            let after = store.head(key).await?;
+            if !target.satisfied_by(&after.sse) {
                 return Err(Error::Unsupported(format!(
                     "{url}: after the copy HeadObject reports {} {}, not {}",
-                    after.sse.as_deref().unwrap_or("no SSE"),
-                    after.kms_key_id.as_deref().unwrap_or(""),
+                    after.sse.name().unwrap_or("no SSE"),
+                    after.sse.kms_key().unwrap_or(""),
                     target.describe()
                 )));
             }
             // The bytes are unchanged: the digest item gets the same value (written in case
             // it was missing or stale).
-            if let Some(t) = store.lock_table() {
-                let hex: String = Md5::digest(&read.bytes)
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
-                t.put_digest(&store.layout().digest_id(DEFAULT_WORKSPACE), &hex)
-                    .await?;
-            }
-            Ok((read.version_id.clone(), copied.version_id))
+            store.write_digest(DEFAULT_WORKSPACE, &read.bytes).await?;
+            Ok((read.version_id.clone(), copied))
         })
         .await
 }
@@ -323,22 +310,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn copy_sources_are_percent_encoded_but_keep_slashes() {
-        assert_eq!(
-            copy_source_key("env:/blue/a b/terraform.tfstate"),
-            "env%3A/blue/a%20b/terraform.tfstate"
-        );
-    }
-
-    #[test]
     fn targets_are_satisfied_only_by_their_own_sse() {
         let arn = "arn:aws:kms:us-east-1:111122223333:key/k1";
         let kms = Target::Kms(arn.into());
-        assert!(kms.satisfied_by(Some("aws:kms"), Some(arn)));
-        assert!(kms.satisfied_by(Some("aws:kms"), Some("k1")));
-        assert!(!kms.satisfied_by(Some("aws:kms"), Some("k2")));
-        assert!(!kms.satisfied_by(Some("AES256"), None));
-        assert!(Target::S3.satisfied_by(Some("AES256"), None));
-        assert!(!Target::S3.satisfied_by(Some("aws:kms"), Some(arn)));
+        let on = |k: &str| Sse::Kms {
+            key: Some(k.into()),
+        };
+        assert!(kms.satisfied_by(&on(arn)));
+        assert!(kms.satisfied_by(&on("k1")));
+        assert!(!kms.satisfied_by(&on("k2")));
+        assert!(!kms.satisfied_by(&Sse::Kms { key: None }));
+        assert!(!kms.satisfied_by(&Sse::S3));
+        assert!(Target::S3.satisfied_by(&Sse::S3));
+        assert!(!Target::S3.satisfied_by(&on(arn)));
     }
 }

@@ -15,13 +15,13 @@
 
 use std::sync::Arc;
 
+use crate::error::{Error, Result};
 use serde::Serialize;
-use stateseal_core::Secret;
 use stateseal_encryption::Encryption;
-use stateseal_store::s3::S3Store;
-use stateseal_store::{Error, Result};
+use stateseal_store::s3::{DigestStatus, ReadAttempt, S3Store, Sse};
 
 use crate::audit::{self, Class, StateReport};
+use crate::report::ObjectSse;
 use crate::{parallel, same_kms_key, Event, Fleet};
 
 /// What to check.
@@ -47,16 +47,39 @@ pub struct Options {
 pub struct StateCheck {
     pub key: String,
     pub workspace: String,
-    pub sse: Option<String>,
-    pub sse_kms_key_id: Option<String>,
+    #[serde(flatten)]
+    pub sse: ObjectSse,
     /// `plaintext`, `primary`, `fallback` or `unknown` (see `audit`).
     pub encryption: Class,
     /// The key providers in the envelope's metadata.
     pub key_providers: Vec<String>,
-    /// `match`, `mismatch`, `absent` or `no-table`.
-    pub digest: String,
+    /// `match`, `mismatch`, `absent`, `no-table` or `unknown`.
+    pub digest: DigestStatus,
     /// Why the state fails, one reason each (empty: it passes).
     pub violations: Vec<String>,
+}
+
+/// What a GetObject with a denied principal's credentials proved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GateResult {
+    /// AccessDenied: the gate holds.
+    Denied,
+    /// The state was served: a violation.
+    Readable,
+    /// Another failure: nothing is proven (a violation too).
+    Error,
+}
+
+impl GateResult {
+    /// The word used in JSON and tables: `denied`, `readable`, `error`.
+    pub fn name(self) -> &'static str {
+        match self {
+            GateResult::Denied => "denied",
+            GateResult::Readable => "readable",
+            GateResult::Error => "error",
+        }
+    }
 }
 
 /// One GetObject with a denied principal's credentials.
@@ -65,7 +88,7 @@ pub struct GateCheck {
     pub profile: String,
     pub key: String,
     /// `denied` (the gate holds), `readable` (a violation) or `error` (nothing proven).
-    pub result: String,
+    pub result: GateResult,
     pub detail: String,
 }
 
@@ -114,10 +137,10 @@ fn names_provider(meta_key: &str, expected: &str) -> bool {
 
 fn check_state(s: &StateReport, expect_key: Option<&str>, provider: Option<&str>) -> StateCheck {
     let mut v = Vec::new();
-    match s.sse.as_deref() {
-        Some("aws:kms") => {
+    match &s.sse.0 {
+        Sse::Kms { key } => {
             if let Some(want) = expect_key {
-                match s.sse_kms_key_id.as_deref() {
+                match key.as_deref() {
                     Some(k) if same_kms_key(k, want) => {}
                     other => v.push(format!(
                         "SSE-KMS with key {}, not {want}",
@@ -128,7 +151,7 @@ fn check_state(s: &StateReport, expect_key: Option<&str>, provider: Option<&str>
         }
         other => v.push(format!(
             "server-side encryption is {}, not aws:kms",
-            other.unwrap_or("none")
+            other.name().unwrap_or("none")
         )),
     }
     let providers: Vec<String> = s.key_providers.iter().map(|k| k.key.clone()).collect();
@@ -146,7 +169,7 @@ fn check_state(s: &StateReport, expect_key: Option<&str>, provider: Option<&str>
             ));
         }
     }
-    if s.digest == "mismatch" {
+    if s.digest == DigestStatus::Mismatch {
         v.push("the object does not match its -md5 digest item".into());
     }
     v.extend(
@@ -158,10 +181,9 @@ fn check_state(s: &StateReport, expect_key: Option<&str>, provider: Option<&str>
         key: s.key.clone(),
         workspace: s.workspace.clone(),
         sse: s.sse.clone(),
-        sse_kms_key_id: s.sse_kms_key_id.clone(),
         encryption: s.encryption,
         key_providers: providers,
-        digest: s.digest.clone(),
+        digest: s.digest,
         violations: v,
     }
 }
@@ -169,54 +191,29 @@ fn check_state(s: &StateReport, expect_key: Option<&str>, provider: Option<&str>
 /// The same connection as `store` (region, endpoints, path style), with the credentials of a
 /// profile and nothing else (not the environment's, which the standard chain would try first).
 async fn as_profile(store: &S3Store, profile: &str) -> Result<S3Store> {
-    let mut cfg = store.config().clone();
-    let creds = stateseal_aws::profile_credentials(&cfg.auth, profile)
+    let creds = stateseal_aws::profile_credentials(&store.config().auth, profile)
         .await
-        .map_err(Error::Config)?;
-    let secret = |s: &str| Secret::from(s.as_bytes());
-    cfg.auth.access_key = Some(creds.access_key_id().to_string());
-    cfg.auth.secret_key = Some(secret(creds.secret_access_key()));
-    cfg.auth.token = creds.session_token().map(secret);
-    cfg.auth.profile = None;
-    cfg.auth.assume_role = None;
-    cfg.auth.assume_role_with_web_identity = None;
-    cfg.skip_credentials_validation = true;
-    S3Store::connect(cfg).await
+        .map_err(Error::Connect)?;
+    Ok(store.with_credentials(&creds).await?)
 }
 
 /// GetObject of `key` as the denied principal.
 async fn try_read(store: &S3Store, profile: &str, key: &str) -> GateCheck {
-    let got = store
-        .objects()
-        .s3
-        .get_object()
-        .bucket(&store.config().bucket)
-        .key(key)
-        .send()
-        .await;
-    let (result, detail) = match got {
-        Ok(_) => (
-            "readable",
+    let (result, detail) = match store.try_read(key).await {
+        ReadAttempt::Readable => (
+            GateResult::Readable,
             format!("profile {profile} read the state: the gate does not hold"),
         ),
-        Err(e) => {
-            use aws_sdk_s3::error::ProvideErrorMetadata as _;
-            let code = e.as_service_error().and_then(|s| s.code()).unwrap_or("");
-            let message = stateseal_aws::describe_error(&e);
-            if code == "AccessDenied" {
-                ("denied", message)
-            } else {
-                (
-                    "error",
-                    format!("not AccessDenied, so nothing is proven: {message}"),
-                )
-            }
-        }
+        ReadAttempt::Denied(message) => (GateResult::Denied, message),
+        ReadAttempt::Failed(message) => (
+            GateResult::Error,
+            format!("not AccessDenied, so nothing is proven: {message}"),
+        ),
     };
     GateCheck {
         profile: profile.to_string(),
         key: key.to_string(),
-        result: result.into(),
+        result,
         detail,
     }
 }
@@ -290,7 +287,7 @@ pub async fn verify(
         violations.extend(
             checks
                 .iter()
-                .filter(|g| g.result != "denied")
+                .filter(|g| g.result != GateResult::Denied)
                 .map(|g| format!("{}: {}", url(&g.key), g.detail)),
         );
         gate.extend(checks);
@@ -299,7 +296,10 @@ pub async fn verify(
         states: states.len(),
         passing: states.iter().filter(|s| s.violations.is_empty()).count(),
         gate_checks: gate.len(),
-        gate_denied: gate.iter().filter(|g| g.result == "denied").count(),
+        gate_denied: gate
+            .iter()
+            .filter(|g| g.result == GateResult::Denied)
+            .count(),
         violations: violations.len(),
     };
     Ok(Report {
@@ -317,6 +317,17 @@ pub async fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gate_results_keep_their_json_names() {
+        for g in [GateResult::Denied, GateResult::Readable, GateResult::Error] {
+            assert_eq!(
+                serde_json::to_string(&g).unwrap(),
+                format!("\"{}\"", g.name())
+            );
+        }
+        assert_eq!(GateResult::Readable.name(), "readable");
+    }
 
     #[test]
     fn provider_addresses_match_with_or_without_the_prefix() {
@@ -345,11 +356,10 @@ mod tests {
         report.states.push(StateCheck {
             key: "other/terraform.tfstate".into(),
             workspace: "default".into(),
-            sse: Some("aws:kms".into()),
-            sse_kms_key_id: None,
+            sse: ObjectSse(Sse::Kms { key: None }),
             encryption: Class::Primary,
             key_providers: vec![],
-            digest: "absent".into(),
+            digest: DigestStatus::Absent,
             violations: vec![],
         });
         assert!(report.passed());

@@ -14,7 +14,7 @@ use stateseal_fleet::locks::{self, BreakOutcome, LockSource};
 use stateseal_fleet::rekey::{self, Outcome};
 use stateseal_fleet::Fleet;
 use stateseal_store::lock_info::GoTime;
-use stateseal_store::s3::{S3Builder, S3Store};
+use stateseal_store::s3::{DigestStatus, S3Builder, S3Store, Versioning};
 use stateseal_store::{LockInfo, PutMode, Store, DEFAULT_WORKSPACE};
 use stateseal_testkit::{unique, Peers};
 use tokio::task::JoinSet;
@@ -223,10 +223,10 @@ async fn audit_then_rekey_300_states_across_two_workspaces() {
     let old_state = report.states.iter().find(|s| s.key == keys[1]).unwrap();
     assert_eq!(old_state.encryption, Class::Fallback);
     assert_eq!(old_state.key_providers[0].key, "key_provider.pbkdf2.old");
-    assert_eq!(old_state.digest, "match");
+    assert_eq!(old_state.digest, DigestStatus::Match);
     assert_eq!(
-        report.bucket_checks.versioning.as_deref(),
-        Some("Enabled"),
+        report.bucket_checks.versioning,
+        Some(Versioning::Enabled),
         "{:?}",
         report.bucket_checks
     );
@@ -291,7 +291,7 @@ async fn audit_then_rekey_300_states_across_two_workspaces() {
     );
     let skipped = run.states.iter().find(|s| s.key == held_key).unwrap();
     assert!(
-        matches!(&skipped.outcome, Outcome::SkippedLocked(d) if d.contains(&holder.id)),
+        matches!(&skipped.outcome, Outcome::SkippedLocked(h) if h.id == holder.id),
         "{skipped:?}"
     );
     // Derivations: the two old salts read, plus one encryption key for the whole run.

@@ -384,7 +384,7 @@ async fn sse_migration_to_kms_and_back_keeps_bytes_versions_and_digests() {
     );
     let skipped = run.states.iter().find(|s| s.key == keys[5]).unwrap();
     assert!(
-        matches!(&skipped.outcome, Outcome::SkippedLocked(d) if d.contains(&holder.id)),
+        matches!(&skipped.outcome, Outcome::SkippedLocked(h) if h.id == holder.id),
         "{skipped:?}"
     );
     for (i, k) in keys.iter().enumerate() {
@@ -411,7 +411,7 @@ async fn sse_migration_to_kms_and_back_keeps_bytes_versions_and_digests() {
     }
     let r = run.states.iter().find(|s| s.key == keys[0]).unwrap();
     assert!(r.client_side_encrypted);
-    assert_eq!(r.was_sse.as_deref(), Some("AES256"));
+    assert_eq!(r.was.0.name(), Some("AES256"));
     assert_ne!(r.version_before, r.version_after);
 
     // Verify: all on the key except the locked one; the key provider check finds the

@@ -4,3 +4,4 @@
 
 mod fleet;
 mod hardening;
+mod rules;

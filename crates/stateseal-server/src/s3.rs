@@ -27,9 +27,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use stateseal_store::s3::dynamodb_lock::LockTable;
-use stateseal_store::s3::lockfile::LockFile;
-use stateseal_store::s3::{Metadata, S3Config, S3Store};
+use stateseal_store::s3::{LockSource, Metadata, S3Config, S3Store, Versioning};
 use stateseal_store::{Error as StoreError, LockInfo, PutMode, Store, Version, DEFAULT_WORKSPACE};
 
 use crate::at_rest::Incoming;
@@ -78,14 +76,17 @@ impl S3Storage {
         // Another instance may be between writing an object and its digest: look again soon.
         store.consistency_delay = Duration::from_millis(100);
         let versioning = store
-            .objects()
             .versioning()
             .await
             .map_err(|e| S3StartError(e.to_string()))?;
-        if versioning.as_deref() != Some("Enabled") {
+        if versioning != Versioning::Enabled {
+            let versioning = match versioning {
+                Versioning::Disabled => "off",
+                v => v.name(),
+            };
             return Err(S3StartError(format!(
                 "versioning is {} on bucket {bucket}: the server keeps every version as an object version, so it must be Enabled (aws s3api put-bucket-versioning --bucket {bucket} --versioning-configuration Status=Enabled)",
-                versioning.as_deref().unwrap_or("off")
+                versioning
             )));
         }
         Ok(S3Storage {
@@ -98,16 +99,6 @@ impl S3Storage {
 
     fn at(&self, path: &StatePath) -> S3Store {
         self.store.for_key(path.as_str())
-    }
-
-    fn lock_file(&self) -> Option<LockFile> {
-        self.store.config().use_lockfile.then(|| LockFile {
-            objects: self.store.objects().clone(),
-        })
-    }
-
-    fn lock_table(&self) -> Option<&LockTable> {
-        self.store.lock_table()
     }
 
     /// The record of one stored object (`version_id` when known).
@@ -140,7 +131,7 @@ impl S3Storage {
 
     /// The state's object versions, newest first, with their numbers (oldest = 1).
     async fn listed(&self, path: &StatePath) -> Result<Vec<(u64, stateseal_store::VersionInfo)>> {
-        let list = self.store.objects().versions(path.as_str()).await?;
+        let list = self.at(path).versions(DEFAULT_WORKSPACE).await?;
         let n = list.len() as u64;
         Ok(list
             .into_iter()
@@ -157,7 +148,6 @@ impl S3Storage {
         v: &stateseal_store::VersionInfo,
         with_bytes: bool,
     ) -> Result<Option<(VersionRecord, Bytes)>> {
-        let objects = self.store.objects();
         let key = path.as_str();
         if v.is_delete_marker {
             let record = VersionRecord {
@@ -173,15 +163,16 @@ impl S3Storage {
             };
             return Ok(Some((record, Bytes::new())));
         }
-        let recorded = objects
-            .head(key, Some(&v.id))
+        let recorded = self
+            .store
+            .head_version(key, Some(&v.id))
             .await?
             .and_then(|h| from_metadata(&h.metadata, Some(v.id.clone())));
         if let Some(mut r) = recorded.filter(|r| !with_bytes || r.stored == Stored::Deleted) {
             r.seq = seq;
             return Ok(Some((r, Bytes::new())));
         }
-        let Some((obj, meta)) = objects.get_with_metadata(key, Some(&v.id)).await? else {
+        let Some((obj, meta)) = self.store.object(key, Some(&v.id)).await? else {
             return Ok(None);
         };
         let mut r = S3Storage::record(&obj.bytes, &meta, Some(v.id.clone()), &v.last_modified);
@@ -233,7 +224,7 @@ impl Storage for S3Storage {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<StatePath>> {
-        let keys = self.store.objects().list(prefix).await?;
+        let keys = self.store.list_keys(prefix).await?;
         let mut out: Vec<StatePath> = keys
             .iter()
             .filter(|k| !k.ends_with(".tflock"))
@@ -273,7 +264,7 @@ impl Storage for S3Storage {
         let mode = match expected {
             Some(etag) => PutMode::Update(Version(etag.to_string())),
             // Nothing live: no object, a delete marker, or an empty object (a deletion).
-            None => match store.objects().head(path.as_str(), None).await? {
+            None => match store.head_version(path.as_str(), None).await? {
                 None => PutMode::Create,
                 Some(h) if h.size == 0 => PutMode::Update(h.version),
                 Some(_) => return Err(Error::Changed),
@@ -295,9 +286,8 @@ impl Storage for S3Storage {
             }
             Err(e) => return Err(e.into()),
         }
-        if let (true, Some(t)) = (deleting, self.lock_table()) {
-            t.delete_digest(&store.layout().digest_id(DEFAULT_WORKSPACE))
-                .await?;
+        if deleting {
+            store.delete_digest(DEFAULT_WORKSPACE).await?;
         }
         Ok(())
     }
@@ -334,16 +324,13 @@ impl Storage for S3Storage {
     /// LOCK refused by the table may leave its lock file for a moment (it is taken first and
     /// removed again), and that passing record must not make the real holder's upload a 423.
     async fn lock_holder(&self, path: &StatePath) -> Result<Option<LockInfo>> {
-        if let Some(t) = self.lock_table() {
-            let lock_id = self.at(path).layout().lock_id(DEFAULT_WORKSPACE);
-            if let Some((holder, _)) = t.holder(&lock_id).await? {
+        let store = self.at(path);
+        for source in [LockSource::Dynamodb, LockSource::Lockfile] {
+            if let Some(holder) = store.lock_holder_in(DEFAULT_WORKSPACE, source).await? {
                 return Ok(Some(holder));
             }
         }
-        match self.lock_file() {
-            Some(lf) => Ok(lf.holder(&format!("{}.tflock", path.as_str())).await?),
-            None => Ok(None),
-        }
+        Ok(None)
     }
 
     async fn lock(&self, path: &StatePath, info: LockInfo) -> Result<Taken> {
@@ -371,17 +358,23 @@ impl Storage for S3Storage {
     /// [`Storage::lock_holder`]): its item is released first, and a lock file left by someone
     /// else's refused LOCK is not ours to judge or remove. Without one, the lock file decides.
     async fn unlock(&self, path: &StatePath, id: &str) -> Result<Released> {
+        let store = self.at(path);
         let mut released = Released::NotLocked;
-        if let Some(t) = self.lock_table() {
-            let lock_id = self.at(path).layout().lock_id(DEFAULT_WORKSPACE);
-            match released_by(t.unlock(&lock_id, id).await)? {
+        if store.locks_with(LockSource::Dynamodb) {
+            let unlocked = store
+                .unlock_in(DEFAULT_WORKSPACE, id, LockSource::Dynamodb)
+                .await;
+            match released_by(unlocked)? {
                 Some(held @ Released::HeldBy(_)) => return Ok(held),
                 Some(r) => released = r,
                 None => {}
             }
         }
-        if let Some(lf) = self.lock_file() {
-            match released_by(lf.unlock(&format!("{}.tflock", path.as_str()), id).await)? {
+        if store.locks_with(LockSource::Lockfile) {
+            let unlocked = store
+                .unlock_in(DEFAULT_WORKSPACE, id, LockSource::Lockfile)
+                .await;
+            match released_by(unlocked)? {
                 Some(held @ Released::HeldBy(_)) if matches!(released, Released::NotLocked) => {
                     return Ok(held)
                 }

@@ -612,3 +612,36 @@ async fn s3_unreadable_lock_records_are_removed_only_as_read() {
     let held = store.lock("default", LockInfo::new("x")).await.unwrap();
     store.unlock("default", &held.id).await.unwrap();
 }
+
+/// STS unreachable when the credentials are checked at connect is a service failure of kind
+/// `Network` (callers say "try again"), not `Config` ("correct the backend configuration").
+#[tokio::test]
+async fn an_unreachable_sts_at_connect_is_a_network_failure_not_a_configuration_error() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let mut b = S3Builder::new();
+    for kv in [
+        "bucket=b".to_string(),
+        "key=app/terraform.tfstate".into(),
+        "region=us-east-1".into(),
+        "access_key=AKIDEXAMPLE".into(),
+        "secret_key=unused".into(),
+        "max_retries=1".into(),
+        format!("endpoints={{s3=\"{closed}\", sts=\"{closed}\"}}"),
+    ] {
+        b = b.with_backend_config(&kv);
+    }
+    let cfg = b.build_config(&|_| None).unwrap();
+    match S3Store::connect(cfg).await {
+        Err(Error::Service {
+            operation, kind, ..
+        }) => {
+            assert_eq!(operation, "GetCallerIdentity");
+            assert_eq!(kind, stateseal_core::ServiceErrorKind::Network);
+        }
+        Err(e) => panic!("not a service failure: {e:?}"),
+        Ok(_) => panic!("connected to a closed port"),
+    }
+}

@@ -122,15 +122,15 @@ fn render(r: &Report) -> String {
                     .map(|k| k.key.clone())
                     .collect::<Vec<_>>()
                     .join(","),
-                s.sse.clone().unwrap_or_else(dash),
-                s.serial.to_string(),
+                s.sse.0.name().map_or_else(dash, String::from),
+                s.serial.map_or_else(|| "null".into(), |n| n.to_string()),
                 s.size.to_string(),
                 s.versions.map_or_else(dash, |v| v.to_string()),
                 match s.lock.records.first() {
                     Some(l) => l.who.clone().unwrap_or_else(|| "unreadable".into()),
                     None => dash(),
                 },
-                s.digest.clone(),
+                s.digest.name().to_string(),
             ]
         })
         .collect();
@@ -161,7 +161,7 @@ fn render(r: &Report) -> String {
     out.push_str(&format!(
         "\nbucket s3://{}: versioning {}, default encryption {}, public access blocked {}, TLS-only policy {}, lock table {}\n",
         r.bucket,
-        c.versioning.as_deref().unwrap_or("unknown"),
+        c.versioning.map_or("unknown", |v| v.name()),
         c.default_encryption.as_deref().unwrap_or("none"),
         c.public_access_blocked,
         c.tls_only_policy,

@@ -22,6 +22,9 @@ pub mod exit {
     pub const INPUT: i32 = 5;
     /// A state lock is held by someone else.
     pub const LOCKED: i32 = 6;
+    /// A key service or the state storage is unavailable (unreachable, throttled): nothing was
+    /// changed; try again.
+    pub const UNAVAILABLE: i32 = 7;
     /// A `--require` or verification check failed (the offenders are listed).
     pub const CHECK: i32 = 8;
 }

@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use stateseal_fleet::{parse_url, Event, Fleet};
+use stateseal_fleet::{BucketUrl, Event, Fleet, UrlError};
 use stateseal_store::backend_block::{self, Backend};
 use stateseal_store::s3::{S3Builder, S3Store};
 
@@ -22,10 +22,10 @@ pub async fn connect(ctx: &Context, url: &str) -> Result<Fleet, Failure> {
 /// [`connect`], with `extra` `--backend-config` settings over everything else (the SSE a
 /// rekey writes with, the region of a bootstrap).
 pub async fn connect_with(ctx: &Context, url: &str, extra: &[String]) -> Result<Fleet, Failure> {
-    let (bucket, prefix) = parse_url(url).map_err(|e| {
+    let BucketUrl { bucket, prefix } = url.parse().map_err(|e: UrlError| {
         Failure::new(
             exit::USAGE,
-            e,
+            e.to_string(),
             "name the bucket to scan, e.g. s3://my-states or s3://my-states/team-a/",
         )
     })?;
@@ -58,7 +58,34 @@ pub async fn connect_with(ctx: &Context, url: &str, extra: &[String]) -> Result<
         }
         b.build_config(&env)?
     };
-    Ok(Fleet::new(S3Store::connect(cfg).await?, prefix))
+    let store = S3Store::connect(cfg)
+        .await
+        .map_err(stateseal_fleet::Error::from)?;
+    Ok(Fleet::new(store, prefix))
+}
+
+impl From<stateseal_fleet::Error> for Failure {
+    fn from(e: stateseal_fleet::Error) -> Failure {
+        use stateseal_fleet::Error;
+        if e.is_unavailable() {
+            return Failure::new(
+                exit::UNAVAILABLE,
+                e.to_string(),
+                "a key service or the state storage is unavailable; nothing was changed; try again",
+            );
+        }
+        // The settings or the account, not a service that failed: the configuration's to fix.
+        let settings = matches!(e, Error::Connect(_)) && e.service_kind().is_none();
+        match e {
+            Error::Store(e) => Failure::from(e),
+            _ if settings => Failure::new(
+                exit::CONFIG,
+                e.to_string(),
+                "correct the AWS settings (backend block, --backend-config or AWS_* environment)",
+            ),
+            other => Failure::plain(exit::FAILURE, other.to_string()),
+        }
+    }
 }
 
 /// `--allow-empty`, shared by the gates (`verify`, `audit --require`).

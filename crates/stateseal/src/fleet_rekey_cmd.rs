@@ -103,13 +103,10 @@ fn render_sse(r: &sse::Report) -> String {
     let rows = r
         .states
         .iter()
-        .filter(|s| s.outcome != sse::Outcome::Already)
+        .filter(|s| !matches!(s.outcome, sse::Outcome::Already))
         .map(|s| {
-            let detail = match &s.outcome {
-                sse::Outcome::SkippedLocked(d) | sse::Outcome::Failed(d) => d.clone(),
-                _ => String::new(),
-            };
-            let was = s.was_sse.clone().unwrap_or_else(|| "-".into());
+            let detail = s.outcome.detail().unwrap_or_default();
+            let was = s.was.0.name().unwrap_or("-").to_string();
             vec![
                 s.key.clone(),
                 s.workspace.clone(),
@@ -141,12 +138,9 @@ fn render(r: &Report) -> String {
     let rows = r
         .states
         .iter()
-        .filter(|s| s.outcome != Outcome::AlreadyPrimary)
+        .filter(|s| !matches!(s.outcome, Outcome::AlreadyPrimary))
         .map(|s| {
-            let detail = match &s.outcome {
-                Outcome::SkippedLocked(d) | Outcome::Failed(d) => d.clone(),
-                _ => String::new(),
-            };
+            let detail = s.outcome.detail().unwrap_or_default();
             let was = s.was.name().to_string();
             vec![
                 s.key.clone(),

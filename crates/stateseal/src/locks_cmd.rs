@@ -32,8 +32,8 @@ pub enum LocksCommand {
         #[arg(value_name = "S3_URL")]
         url: String,
         /// The minimum age of a lock to break: 30m, 2h, 7d, …
-        #[arg(long, value_name = "DURATION", value_parser = locks::parse_duration)]
-        older_than: std::time::Duration,
+        #[arg(long, value_name = "DURATION")]
+        older_than: locks::Age,
         /// Delete them (without it, only prints what would be broken).
         #[arg(long)]
         apply: bool,
@@ -68,7 +68,7 @@ pub fn run(ctx: &Context, args: &LocksArgs) -> Result<(), Failure> {
             let results = block_on(async {
                 let fleet = connect(ctx, url).await?;
                 let listed = locks::list(&fleet).await?;
-                Ok::<_, Failure>(locks::break_stale(&fleet, listed, *older_than, *apply).await)
+                Ok::<_, Failure>(locks::break_stale(&fleet, listed, older_than.0, *apply).await)
             })?;
             if *json {
                 print_json(&results);

@@ -86,14 +86,14 @@ fn render(r: &Report) -> String {
         .map(|s| {
             vec![
                 s.key.clone(),
-                s.sse.clone().unwrap_or_else(dash),
-                s.sse_kms_key_id.clone().unwrap_or_else(dash),
+                s.sse.0.name().map_or_else(dash, String::from),
+                s.sse.0.kms_key().map_or_else(dash, String::from),
                 if s.key_providers.is_empty() {
                     s.encryption.name().to_string()
                 } else {
                     s.key_providers.join(",")
                 },
-                s.digest.clone(),
+                s.digest.name().to_string(),
                 if s.violations.is_empty() {
                     "ok".into()
                 } else {
@@ -109,7 +109,10 @@ fn render(r: &Report) -> String {
     for g in &r.gate {
         out.push_str(&format!(
             "gate: profile {} on {}: {} ({})\n",
-            g.profile, g.key, g.result, g.detail
+            g.profile,
+            g.key,
+            g.result.name(),
+            g.detail
         ));
     }
     let s = &r.summary;

@@ -236,3 +236,50 @@ fn rekey_of_files_refuses_the_fleet_flags() {
         plain_state(1)
     );
 }
+
+/// With AWS unreachable (every endpoint on a closed port), a fleet command exits 7 ("a key
+/// service or the state storage is unavailable; try again") and names the service that could
+/// not be reached: not 3 ("correct the configuration"), which would send the operator to fix a
+/// configuration that is right.
+#[test]
+fn an_unreachable_aws_exits_unavailable_naming_the_service() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let endpoints =
+        format!("endpoints={{s3=\"{closed}\", dynamodb=\"{closed}\", sts=\"{closed}\"}}");
+    let settings = [
+        "region=us-east-1",
+        "access_key=AKIDEXAMPLE",
+        "secret_key=unused",
+        "max_retries=1",
+        "skip_metadata_api_check=true",
+        &endpoints,
+    ];
+    let run = |extra: &[&str], command: &[&str]| {
+        let mut args: Vec<&str> = Vec::new();
+        for s in settings.iter().chain(extra) {
+            args.extend(["--backend-config", s]);
+        }
+        args.extend_from_slice(command);
+        crate::backend::stateseal(dir.path(), &args)
+    };
+    // The credentials check at connect: STS.
+    let audit = run(&[], &["audit", "s3://unreachable-bucket"]);
+    assert_eq!(audit.code, 7, "{}", audit.stderr);
+    assert!(
+        audit.stderr.contains("GetCallerIdentity"),
+        "{}",
+        audit.stderr
+    );
+    assert!(audit.stderr.contains("try again"), "{}", audit.stderr);
+    // No credentials check: the bucket listing, S3.
+    let locks = run(
+        &["skip_credentials_validation=true"],
+        &["locks", "list", "s3://unreachable-bucket"],
+    );
+    assert_eq!(locks.code, 7, "{}", locks.stderr);
+    assert!(locks.stderr.contains("ListObjectsV2"), "{}", locks.stderr);
+}

@@ -105,9 +105,9 @@ pub fn build(config: &serde_json::Value) -> Result<Box<dyn KeyProvider>, String>
             KEY_SPECS.join(" ")
         ));
     }
-    c.aws.validate()?;
+    c.aws.validate().map_err(|e| e.to_string())?;
     // As OpenTofu does while building: the region must be known (attribute or environment).
-    c.aws.region()?;
+    c.aws.region().map_err(|e| e.to_string())?;
     let mut settings_only = config.clone();
     if let Some(obj) = settings_only.as_object_mut() {
         obj.retain(|k, _| !OWN_ATTRIBUTES.contains(&k.as_str()));

@@ -529,7 +529,7 @@ impl Reader<'_> {
             }
         };
         if let Err(e) = settings.validate() {
-            self.errors.push(e);
+            self.errors.push(e.to_string());
         }
         settings
     }

@@ -27,11 +27,11 @@ pub struct Head {
 }
 
 /// The HTTP status of a failed call.
-pub fn status<E>(e: &SdkError<E>) -> Option<u16> {
+pub(super) fn status<E>(e: &SdkError<E>) -> Option<u16> {
     e.raw_response().map(|r| r.status().as_u16())
 }
 
-fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
+pub(super) fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
     match e {
         SdkError::ServiceError(s) => s.err().code(),
         _ => None,
@@ -64,7 +64,9 @@ fn tagging(tags: &std::collections::BTreeMap<String, String>) -> Option<String> 
     )
 }
 
-/// The three SSE-C values (algorithm, base64 key, base64 MD5 of the key) when in use.
+/// The three SSE-C values (algorithm, base64 key, base64 MD5 of the key) when in use: a
+/// customer key is configured *and* `encrypt` is on, as OpenTofu sends them. Every request that
+/// carries them (GET, HEAD, PUT, the fleet's HEAD included) takes them from here.
 fn sse_c(cfg: &S3Config) -> Option<(String, String, String)> {
     let key = cfg.sse_customer_key.as_ref().filter(|_| cfg.encrypt)?;
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -73,6 +75,25 @@ fn sse_c(cfg: &S3Config) -> Option<(String, String, String)> {
         b64.encode(key.expose()),
         b64.encode(Md5::digest(key.expose())),
     ))
+}
+
+/// [`sse_c`] as the three optional headers of a request.
+fn sse_c_headers(cfg: &S3Config) -> (Option<String>, Option<String>, Option<String>) {
+    match sse_c(cfg) {
+        Some((alg, key, md5)) => (Some(alg), Some(key), Some(md5)),
+        None => (None, None, None),
+    }
+}
+
+/// A request builder (GetObject, HeadObject: the SDK gives them no common type) with the SSE-C
+/// headers of [`sse_c_headers`].
+macro_rules! with_sse_c {
+    ($req:expr, $cfg:expr) => {{
+        let (alg, key, md5) = sse_c_headers($cfg);
+        $req.set_sse_customer_algorithm(alg)
+            .set_sse_customer_key(key)
+            .set_sse_customer_key_md5(md5)
+    }};
 }
 
 /// Object operations in the configured bucket.
@@ -90,17 +111,17 @@ pub enum Purpose {
 }
 
 impl ObjectClient {
-    fn url(&self, key: &str) -> String {
+    pub(super) fn url(&self, key: &str) -> String {
         format!("s3://{}/{key}", self.cfg.bucket)
     }
 
-    fn bucket_missing(&self) -> Error {
+    pub(super) fn bucket_missing(&self) -> Error {
         Error::BucketNotFound {
             bucket: self.cfg.bucket.clone(),
         }
     }
 
-    fn service<E>(&self, operation: &'static str, key: &str, e: SdkError<E>) -> Error
+    pub(super) fn service<E>(&self, operation: &'static str, key: &str, e: SdkError<E>) -> Error
     where
         E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
@@ -111,6 +132,26 @@ impl ObjectClient {
             message: describe(&e),
             source: Some(Box::new(e)),
         }
+    }
+
+    /// GetObject of `key` (a version, or the current one), with the SSE-C key when in use.
+    pub(super) fn get_request(
+        &self,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> aws_sdk_s3::operation::get_object::builders::GetObjectFluentBuilder {
+        let req = self.s3.get_object().bucket(&self.cfg.bucket).key(key);
+        with_sse_c!(req.set_version_id(version_id.map(String::from)), &self.cfg)
+    }
+
+    /// HeadObject of `key` (a version, or the current one), with the SSE-C key when in use.
+    pub(super) fn head_request(
+        &self,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> aws_sdk_s3::operation::head_object::builders::HeadObjectFluentBuilder {
+        let req = self.s3.head_object().bucket(&self.cfg.bucket).key(key);
+        with_sse_c!(req.set_version_id(version_id.map(String::from)), &self.cfg)
     }
 
     /// GetObject. `Ok(None)` when the key does not exist or the object is empty.
@@ -127,17 +168,7 @@ impl ObjectClient {
         key: &str,
         version_id: Option<&str>,
     ) -> Result<Option<(Object, Metadata)>> {
-        let mut req = self.s3.get_object().bucket(&self.cfg.bucket).key(key);
-        if let Some(v) = version_id {
-            req = req.version_id(v);
-        }
-        if let Some((alg, k, md5)) = sse_c(&self.cfg) {
-            req = req
-                .sse_customer_algorithm(alg)
-                .sse_customer_key(k)
-                .sse_customer_key_md5(md5);
-        }
-        let out = match req.send().await {
+        let out = match self.get_request(key, version_id).send().await {
             Ok(o) => o,
             Err(e) => {
                 if let SdkError::ServiceError(s) = &e {
@@ -190,17 +221,7 @@ impl ObjectClient {
 
     /// HeadObject of one version (`None`: the current one); `None` when it does not exist.
     pub async fn head(&self, key: &str, version_id: Option<&str>) -> Result<Option<Head>> {
-        let mut req = self.s3.head_object().bucket(&self.cfg.bucket).key(key);
-        if let Some(v) = version_id {
-            req = req.version_id(v);
-        }
-        if let Some((alg, k, md5)) = sse_c(&self.cfg) {
-            req = req
-                .sse_customer_algorithm(alg)
-                .sse_customer_key(k)
-                .sse_customer_key_md5(md5);
-        }
-        match req.send().await {
+        match self.head_request(key, version_id).send().await {
             Ok(out) => Ok(Some(Head {
                 version: Version(out.e_tag.unwrap_or_default()),
                 size: out.content_length.unwrap_or(0).max(0) as u64,
@@ -208,37 +229,6 @@ impl ObjectClient {
             })),
             Err(e) if matches!(status(&e), Some(404) | Some(405)) => Ok(None),
             Err(e) => Err(self.service("HeadObject", key, e)),
-        }
-    }
-
-    /// The bucket's versioning status (`Enabled`, `Suspended`), `None` when it was never turned
-    /// on.
-    pub async fn versioning(&self) -> Result<Option<String>> {
-        match self
-            .s3
-            .get_bucket_versioning()
-            .bucket(&self.cfg.bucket)
-            .send()
-            .await
-        {
-            Ok(out) => Ok(out.status.map(|s| s.as_str().to_string())),
-            Err(e) if code(&e) == Some("NoSuchBucket") => Err(self.bucket_missing()),
-            Err(e) => {
-                // Some S3-compatibles (moto) answer 200 with another root element than
-                // VersioningConfiguration, which the SDK refuses: read the status from the body.
-                let body = e
-                    .raw_response()
-                    .filter(|r| r.status().as_u16() == 200)
-                    .and_then(|r| r.body().bytes())
-                    .map(|b| String::from_utf8_lossy(b).into_owned());
-                match body {
-                    Some(text) => Ok(text
-                        .split_once("<Status>")
-                        .and_then(|(_, rest)| rest.split_once("</Status>"))
-                        .map(|(status, _)| status.trim().to_string())),
-                    None => Err(self.service("GetBucketVersioning", "", e)),
-                }
-            }
         }
     }
 
@@ -491,6 +481,19 @@ impl ObjectClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_customer_key_is_sent_only_when_encrypt_is_on() {
+        let mut cfg = S3Config::default();
+        cfg.sse_customer_key = Some(stateseal_core::Secret::from(&[7u8; 32][..]));
+        cfg.encrypt = false;
+        assert_eq!(sse_c_headers(&cfg), (None, None, None));
+        cfg.encrypt = true;
+        let (alg, key, md5) = sse_c_headers(&cfg);
+        assert_eq!(alg.as_deref(), Some("AES256"));
+        assert_eq!(key.map(|k| k.len()), Some(44));
+        assert_eq!(md5.map(|m| m.len()), Some(24));
+    }
 
     #[test]
     fn tags_encode_like_go_url_values() {

@@ -1,23 +1,29 @@
 //! The S3 backend, compatible with OpenTofu's and Terraform's `backend "s3"`:
 //!
-//! * [`builder`]: configuration from the `backend "s3"` block, `--backend-config` and the
-//!   environment;
-//! * the AWS SDK configuration (credentials, roles, retries, TLS) comes from the encryption
-//!   crate's shared [`stateseal_aws::sdk_config`];
-//! * [`client`]: object calls with OpenTofu's headers;
-//! * [`layout`]: object keys, lock IDs, workspace listing;
-//! * [`dynamodb_lock`]: lock items and the `-md5` digest item;
-//! * [`lockfile`]: the `<key>.tflock` lock object.
+//! * `builder`: configuration from the `backend "s3"` block, `--backend-config` and the
+//!   environment ([`S3Builder`], [`S3Config`]);
+//! * the AWS SDK configuration (credentials, roles, retries, TLS) and the service clients come
+//!   from the `stateseal-aws` crate ([`stateseal_aws::sdk_config`], [`stateseal_aws::clients`]);
+//! * `client`: object calls with OpenTofu's headers;
+//! * `layout`: object keys, lock IDs, workspace listing;
+//! * `dynamodb_lock`: lock items and the `-md5` digest item;
+//! * `lockfile`: the `<key>.tflock` lock object;
+//! * `bucket`: the facts and operations the fleet and the server use beyond [`Store`] (typed
+//!   SSE, versioning, hardening, digest, self-copy, lock records, other credentials).
+//!
+//! Only [`S3Store`], its configuration and the `bucket` types are public: the clients stay
+//! inside, so each S3 rule is written once.
 //!
 //! Locks are taken lock file first, then DynamoDB, and the lock file is removed again when
 //! DynamoDB refuses, so stateseal, OpenTofu and Terraform exclude each other when they agree on
 //! the mechanisms (docs/BACKENDS.md §3.7).
 
-pub mod builder;
-pub mod client;
-pub mod dynamodb_lock;
-pub mod layout;
-pub mod lockfile;
+mod bucket;
+mod builder;
+mod client;
+mod dynamodb_lock;
+mod layout;
+mod lockfile;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,12 +32,17 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use md5::{Digest as _, Md5};
 use stateseal_aws::describe_error;
+use stateseal_core::ServiceErrorKind;
 
+pub use bucket::{
+    BucketHardening, DigestStatus, LockRecord, LockSource, ObjectFacts, ReadAttempt, Sse,
+    Versioning,
+};
 pub use builder::{S3Builder, S3Config};
 pub use client::{Head, Metadata};
 use client::{ObjectClient, Purpose};
 use dynamodb_lock::LockTable;
-pub use layout::Layout;
+use layout::Layout;
 use lockfile::LockFile;
 
 use crate::store::{
@@ -61,6 +72,21 @@ fn md5_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// Why no SDK configuration could be had: the settings or the account are the configuration's
+/// to fix; a credentials service that failed (unreachable, throttled) is a service failure.
+fn connect_error(e: stateseal_aws::Error) -> Error {
+    match e.service_kind() {
+        Some(kind) if kind != ServiceErrorKind::AccessDenied => Error::Service {
+            operation: "credentials",
+            what: "AWS".into(),
+            kind,
+            message: e.to_string(),
+            source: Some(Box::new(e)),
+        },
+        _ => Error::Config(format!("s3 backend: {e}")),
+    }
+}
+
 impl S3Store {
     /// Builds the clients and, unless `skip_credentials_validation`, checks the credentials
     /// with STS `GetCallerIdentity` (and the account allow/deny lists).
@@ -68,30 +94,29 @@ impl S3Store {
         let auth = &cfg.auth;
         let sdk = stateseal_aws::sdk_config(auth)
             .await
-            .map_err(|e| Error::Config(format!("s3 backend: {e}")))?;
+            .map_err(connect_error)?;
         if !cfg.skip_credentials_validation {
-            let mut sts = aws_sdk_sts::config::Builder::from(&sdk);
-            if let Some(e) = auth.endpoint("sts") {
-                sts = sts.endpoint_url(e);
-            }
-            if let Some(r) = auth.sts_region.as_ref().filter(|r| !r.is_empty()) {
-                sts = sts.region(aws_config::Region::new(r.clone()));
-            }
-            aws_sdk_sts::Client::from_conf(sts.build())
+            stateseal_aws::clients::sts(&sdk, auth)
                 .get_caller_identity()
                 .send()
                 .await
-                .map_err(|e| {
-                    Error::Config(format!(
+                .map_err(|e| match stateseal_aws::classify(&e) {
+                    ServiceErrorKind::AccessDenied => Error::Config(format!(
                         "the AWS credentials are not valid (STS GetCallerIdentity: {}); check access_key/secret_key, the profile or the AWS_* environment variables",
                         describe_error(&e)
-                    ))
+                    )),
+                    // Unreachable, throttled, failing: nothing is wrong with the configuration.
+                    kind => Error::Service {
+                        operation: "GetCallerIdentity",
+                        what: "STS (checking the AWS credentials)".into(),
+                        kind,
+                        message: describe_error(&e),
+                        source: Some(Box::new(e)),
+                    },
                 })?;
         }
-        let mut s3 = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(cfg.use_path_style);
-        if let Some(e) = auth.endpoint("s3") {
-            s3 = s3.endpoint_url(e);
-        }
+        let mut s3 =
+            stateseal_aws::clients::s3_config(&sdk, auth).force_path_style(cfg.use_path_style);
         if cfg.skip_s3_checksum {
             use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
             s3 = s3
@@ -103,15 +128,9 @@ impl S3Store {
             s3: aws_sdk_s3::Client::from_conf(s3.build()),
             cfg: cfg.clone(),
         };
-        let table = cfg.dynamodb_table.as_ref().map(|t| {
-            let mut d = aws_sdk_dynamodb::config::Builder::from(&sdk);
-            if let Some(e) = cfg.auth.endpoint("dynamodb") {
-                d = d.endpoint_url(e);
-            }
-            LockTable {
-                ddb: aws_sdk_dynamodb::Client::from_conf(d.build()),
-                table: t.clone(),
-            }
+        let table = cfg.dynamodb_table.as_ref().map(|t| LockTable {
+            ddb: stateseal_aws::clients::dynamodb(&sdk, &cfg.auth),
+            table: t.clone(),
         });
         let lockfile = cfg.use_lockfile.then(|| LockFile {
             objects: objects.clone(),
@@ -135,10 +154,6 @@ impl S3Store {
         &self.cfg
     }
 
-    pub fn layout(&self) -> &Layout {
-        &self.layout
-    }
-
     /// The same connection (clients, credentials, SSE, lock settings) for the state stored at
     /// `key`, as its `default` workspace: fleet operations address every state of a bucket this
     /// way (`lock_id`, `-md5` digest and `.tflock` all follow from `key`).
@@ -151,16 +166,6 @@ impl S3Store {
             },
             ..self.clone()
         }
-    }
-
-    /// Object calls in the bucket, with the configured SSE headers.
-    pub fn objects(&self) -> &ObjectClient {
-        &self.objects
-    }
-
-    /// The DynamoDB lock table, when `dynamodb_table` is set.
-    pub fn lock_table(&self) -> Option<&LockTable> {
-        self.table.as_ref()
     }
 
     fn key(&self, workspace: &str) -> Result<String> {
