@@ -17,6 +17,7 @@ pub mod fuzzing;
 mod http_json;
 pub mod key_cache;
 pub mod key_provider;
+mod key_values;
 pub mod load;
 pub mod manual;
 pub mod method;

@@ -488,10 +488,14 @@ impl StaticEvaluator {
     ) -> Result<serde_json::Value, Diagnostic> {
         let mut out = serde_json::Map::new();
         for a in &body.attributes {
-            let v = self.eval(&a.expr, &a.location, key_providers)?;
+            // The evaluated value can hold key bytes (`keys = key_provider.x.y`) or a
+            // passphrase: wiped once converted (the JSON body is wiped by its caller).
+            let mut v = self.eval(&a.expr, &a.location, key_providers)?;
+            let json = serde_json::to_value(&v);
+            crate::key_values::scrub_hcl(&mut v);
             out.insert(
                 a.name.clone(),
-                serde_json::to_value(&v).map_err(|e| {
+                json.map_err(|e| {
                     Diagnostic::error("Invalid value", e.to_string(), Some(&a.location))
                 })?,
             );

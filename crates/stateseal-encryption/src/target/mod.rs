@@ -9,18 +9,17 @@ mod decrypt;
 mod setup;
 mod validate;
 
-use setup::{insert_provider_value, keys_value, storage_key, Shared};
+use setup::{storage_key, Shared};
 use validate::{check_cycles, normalize_key_references, provider_refs, TargetChains};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use hcl::Value;
-
 use crate::config::eval::StaticEvaluator;
 use crate::config::EncryptionConfig;
 use crate::diagnostics::{Diagnostic, Diagnostics, Location};
 use crate::envelope::{Envelope, StateFields, VERSION};
+use crate::key_values::KeyValues;
 use crate::method::Method;
 use crate::registry::{Registry, UNENCRYPTED};
 use crate::secret::Keys;
@@ -287,17 +286,17 @@ impl Encryption {
     pub fn check_buildable(&self) -> Diagnostics {
         let s = &self.shared;
         let mut diags = Diagnostics::default();
-        let placeholder = keys_value(&Keys {
+        let placeholder = Keys {
             encryption_key: Some(vec![0u8; 32].into()),
             decryption_key: Some(vec![0u8; 32].into()),
-        });
-        let mut kp_values = hcl::Map::new();
+        };
+        let mut kp_values = KeyValues::new();
         for kp in &s.config.key_providers {
-            insert_provider_value(&mut kp_values, kp, placeholder.clone());
+            kp_values.insert(kp, &placeholder);
         }
-        let kp_values = Value::Object(kp_values);
+        let kp_values = kp_values.value();
         for kp in &s.config.key_providers {
-            if let Err(d) = s.build_provider(kp, &kp.address(), &kp_values) {
+            if let Err(d) = s.build_provider(kp, &kp.address(), kp_values) {
                 diags.push(d);
             }
             if let Some(alias) = &kp.alias {
@@ -307,7 +306,7 @@ impl Encryption {
             }
         }
         for m in s.config.methods.iter().filter(|m| m.kind != UNENCRYPTED) {
-            if let Err(d) = s.build_method(m, &kp_values) {
+            if let Err(d) = s.build_method(m, kp_values) {
                 diags.push(d);
             }
         }
