@@ -24,7 +24,7 @@ pub mod method;
 #[doc(hidden)]
 pub mod randomness;
 mod registry;
-mod target;
+mod targets;
 
 // The shared core, re-exported under the paths this crate has always had.
 pub use error::Error;
@@ -32,4 +32,4 @@ pub use registry::{Registry, UNENCRYPTED};
 pub use stateseal_core::{diagnostics, gojson, json_scan, secret};
 pub use stateseal_core::{Diagnostic, Diagnostics, Location, Severity};
 pub use stateseal_core::{Keys, Refusal, Secret};
-pub use target::{Encryption, PayloadKind, Status, Target, TargetEncryption};
+pub use targets::{Encryption, PayloadKind, Status, Target, TargetEncryption, UnknownTarget};

@@ -166,18 +166,3 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Serve(a) => serve_cmd::run(cli.global.config.as_deref(), ctx.max_input_size(), &a),
     }
 }
-
-/// Parses `state`, `plan` or `remote:NAME`.
-fn parse_target(s: &str) -> Result<stateseal_encryption::Target, String> {
-    use stateseal_encryption::Target;
-    match s {
-        "state" => Ok(Target::State),
-        "plan" => Ok(Target::Plan),
-        _ => match s.strip_prefix("remote:") {
-            Some(n) if !n.is_empty() => Ok(Target::RemoteState(n.to_string())),
-            _ => Err(format!(
-                "unknown target {s:?}: expected state, plan or remote:NAME"
-            )),
-        },
-    }
-}

@@ -17,7 +17,7 @@ use crate::io::{read_input, replace_file, write_target};
 #[command(group(clap::ArgGroup::new("sse").args(["sse_kms", "sse_s3"])))]
 pub struct RekeyArgs {
     /// Which target's configuration to use: state, plan or remote:NAME. Default: inferred per file.
-    #[arg(long, value_name = "TARGET", value_parser = crate::parse_target)]
+    #[arg(long, value_name = "TARGET")]
     pub target: Option<Target>,
     /// The files to rekey in place, or one s3://BUCKET[/PREFIX]: every state under it.
     #[arg(value_name = "FILE|S3_URL", required = true)]

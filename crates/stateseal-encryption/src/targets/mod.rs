@@ -35,6 +35,38 @@ pub enum Target {
     RemoteState(String),
 }
 
+impl Target {
+    /// The payload kind this target reads and writes: a plan for the plan target, else a state
+    /// (the inverse of [`PayloadKind::target`]).
+    pub fn payload_kind(&self) -> PayloadKind {
+        match self {
+            Target::Plan => PayloadKind::Plan,
+            Target::State | Target::RemoteState(_) => PayloadKind::State,
+        }
+    }
+}
+
+/// Why a target name did not parse.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown target {0:?}: expected state, plan or remote:NAME")]
+pub struct UnknownTarget(pub String);
+
+/// Parses `state`, `plan` or `remote:NAME` (the command line's spelling).
+impl std::str::FromStr for Target {
+    type Err = UnknownTarget;
+
+    fn from_str(s: &str) -> Result<Target, UnknownTarget> {
+        match s {
+            "state" => Ok(Target::State),
+            "plan" => Ok(Target::Plan),
+            _ => match s.strip_prefix("remote:") {
+                Some(n) if !n.is_empty() => Ok(Target::RemoteState(n.to_string())),
+                _ => Err(UnknownTarget(s.to_string())),
+            },
+        }
+    }
+}
+
 /// How a successful read went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -482,5 +514,39 @@ impl TargetEncryption {
         };
         let parsed = Envelope::parse_in_place(buf);
         self.decrypt_parsed(buf, parsed, kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse_from_the_command_line_spelling_and_name_their_payload_kind() {
+        for (s, t, kind) in [
+            ("state", Target::State, PayloadKind::State),
+            ("plan", Target::Plan, PayloadKind::Plan),
+            (
+                "remote:mymod.foo",
+                Target::RemoteState("mymod.foo".into()),
+                PayloadKind::State,
+            ),
+        ] {
+            let parsed: Target = s.parse().unwrap();
+            assert_eq!(parsed, t);
+            assert_eq!(parsed.payload_kind(), kind);
+            // payload_kind and PayloadKind::target are inverses for state and plan.
+            if !matches!(t, Target::RemoteState(_)) {
+                assert_eq!(kind.target(), t);
+            }
+        }
+        for bad in ["", "remote:", "State", "remote", "plans"] {
+            let e = bad.parse::<Target>().unwrap_err();
+            assert!(
+                e.to_string()
+                    .contains("expected state, plan or remote:NAME"),
+                "{e}"
+            );
+        }
     }
 }
