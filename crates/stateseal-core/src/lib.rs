@@ -21,5 +21,5 @@ pub mod successor;
 pub use diagnostics::{Diagnostic, Diagnostics, Location, Severity};
 pub use secret::{Keys, Secret};
 pub use service::ServiceErrorKind;
-pub use state::{StateHeader, StateMeta};
+pub use state::{StateError, StateHeader, StateMeta};
 pub use successor::{check_successor, check_update, Content, Refusal, Snapshot, Successor};

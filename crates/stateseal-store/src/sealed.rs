@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
-use stateseal_core::state::{self, StateMeta};
+use stateseal_core::state::{self, StateError, StateMeta};
 use stateseal_core::{check_successor, Refusal, Successor};
 use stateseal_encryption::{Encryption, PayloadKind, Status, Target};
 
@@ -75,10 +75,10 @@ fn crypt_error(what: String) -> impl FnOnce(stateseal_encryption::Error) -> Erro
 }
 
 /// A state's bytes could not be edited (no top-level serial or lineage to replace).
-fn uneditable(what: &str, message: String) -> Error {
+fn uneditable(what: &str, cause: StateError) -> Error {
     Error::Refused {
         what: what.to_string(),
-        refusal: Refusal::Uneditable(message),
+        refusal: Refusal::Uneditable(cause.to_string()),
     }
 }
 
@@ -120,8 +120,8 @@ impl Sealed {
         })
         .await;
         let (plaintext, status) = decrypted.map_err(crypt_error(what.clone()))?;
-        let meta = StateMeta::parse(&plaintext)
-            .map_err(|message| Error::InvalidState { what, message })?;
+        let meta =
+            StateMeta::parse(&plaintext).map_err(|cause| Error::InvalidState { what, cause })?;
         Ok((plaintext, status, meta))
     }
 
@@ -301,9 +301,9 @@ impl Sealed {
         plaintext: &[u8],
         opts: &PushOptions,
     ) -> Result<Written> {
-        let pushed = StateMeta::parse(plaintext).map_err(|message| Error::InvalidState {
+        let pushed = StateMeta::parse(plaintext).map_err(|cause| Error::InvalidState {
             what: "the state to push".into(),
-            message,
+            cause,
         })?;
         self.require_workspace(workspace).await?;
         self.locked(workspace, "state-push", opts.lock_timeout, async {

@@ -177,7 +177,7 @@ impl From<Error> for Failure {
                 format!("the envelope's plaintext serial/lineage do not match the encrypted state ({e})"),
                 "the envelope header was edited: restore it from a backup or a previous version",
             ),
-            Error::InvalidPlaintext(_) => Failure::new(exit::INPUT, e.to_string(), "pass a Terraform/OpenTofu state (JSON) or use --target plan for plan files"),
+            Error::InvalidPlaintext { .. } => Failure::new(exit::INPUT, e.to_string(), "pass a Terraform/OpenTofu state (JSON) or use --target plan for plan files"),
             other => Failure::plain(exit::FAILURE, other.to_string()),
         }
     }

@@ -23,13 +23,18 @@ pub struct VarInputs {
 
 impl VarInputs {
     /// Parses one `NAME=VALUE` argument.
-    pub fn parse_var(arg: &str) -> Result<(String, String), String> {
+    pub fn parse_var(arg: &str) -> Result<(String, String), InvalidVar> {
         match arg.split_once('=') {
             Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
-            _ => Err(format!("invalid --var {arg:?}: expected NAME=VALUE")),
+            _ => Err(InvalidVar(arg.to_string())),
         }
     }
 }
+
+/// A `--var` argument that is not `NAME=VALUE`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid --var {0:?}: expected NAME=VALUE")]
+pub struct InvalidVar(pub String);
 
 /// Resolves every declared variable that has a value. `env` looks up environment variables.
 pub fn resolve(

@@ -428,8 +428,9 @@ impl TargetEncryption {
     /// Encrypts a plaintext state (JSON). With no encryption or an `unencrypted` primary the
     /// plaintext comes back unchanged.
     pub fn encrypt_state(&self, plain: &[u8]) -> Result<Vec<u8>, Error> {
-        let header = StateHeader::parse(plain).map_err(|e| {
-            Error::InvalidPlaintext(format!("the state to encrypt is not valid JSON: {e}"))
+        let header = StateHeader::parse(plain).map_err(|cause| Error::InvalidPlaintext {
+            which: crate::error::Plaintext::ToEncrypt,
+            cause,
         })?;
         let fields = StateFields {
             serial: header.serial(),
@@ -449,10 +450,12 @@ impl TargetEncryption {
         }
         let p = self.primary()?;
         let method = p.method.as_ref().expect("not unencrypted");
-        let encrypted_data = method.encrypt(plain).map_err(|e| Error::EncryptionFailed {
-            target: self.name.clone(),
-            message: e.to_string(),
-        })?;
+        let encrypted_data = method
+            .encrypt(plain)
+            .map_err(|source| Error::EncryptionFailed {
+                target: self.name.clone(),
+                source,
+            })?;
         Ok(Envelope {
             state_fields,
             meta: p.meta.clone(),

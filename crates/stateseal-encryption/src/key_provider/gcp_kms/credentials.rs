@@ -77,7 +77,7 @@ pub(super) fn read_path_or_contents(v: &str) -> Result<String, String> {
 
 impl Credentials {
     /// The token to send as `Authorization: Bearer`.
-    pub fn token(&self, agent: &ureq::Agent) -> Result<Secret, String> {
+    pub(crate) fn token(&self, agent: &ureq::Agent) -> Result<Secret, String> {
         let scope = if self.impersonate.is_some() {
             CLOUD_PLATFORM
         } else {
