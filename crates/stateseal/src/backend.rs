@@ -96,6 +96,11 @@ impl From<Error> for Failure {
                 e.to_string(),
                 "wait and retry; if it persists, fix the Digest item in the DynamoDB table",
             ),
+            Error::Service { kind, .. } if kind.is_transient() => Failure::new(
+                exit::UNAVAILABLE,
+                e.to_string(),
+                "the state storage is unavailable (unreachable or throttled); nothing was changed: try again",
+            ),
             Error::Refused { ref refusal, .. } => {
                 let fix = match refusal {
                     Refusal::ForeignLineage { .. }

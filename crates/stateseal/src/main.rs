@@ -31,20 +31,6 @@ use clap::{Parser, Subcommand};
 
 use failure::{exit, Failure};
 
-const EXIT_CODES: &str = "\
-Exit codes:
-  0  success
-  1  other failure (I/O, …)
-  2  bad command-line usage
-  3  invalid encryption configuration, or a key provider could not be set up
-  4  decryption failed: wrong passphrase or key, or the data was modified
-  5  unexpected input: empty, neither envelope nor valid plaintext, unknown envelope version,
-     invalid key-provider metadata (e.g. pbkdf2 iterations=0), plaintext without an unencrypted
-     method, a serial/lineage mismatch, or larger than --max-input-size
-  6  the state is locked by someone else
-  8  a --require check failed (audit), or verify found a violation, listing each one; also when
-     audit --require or verify finds no state to check (unless --allow-empty)";
-
 #[derive(Parser)]
 #[command(
     name = "stateseal",
@@ -65,7 +51,7 @@ Variables come from --var, --var-file, TF_VAR_NAME, terraform.tfvars, *.auto.tfv
 The backend block (terraform { backend \"s3\" | \"http\" | \"local\" { … } }) is evaluated early, as OpenTofu 1.8+ \
 does: it may use var.*, local.*, path.*, terraform.workspace and functions (not resources, data sources, \
 module outputs, or sensitive or ephemeral variables); --backend-config overrides it.",
-    after_help = EXIT_CODES
+    after_help = exit::help()
 )]
 struct Cli {
     #[command(flatten)]

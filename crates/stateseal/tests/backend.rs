@@ -556,6 +556,92 @@ async fn encrypted_push_with_sse_kms() {
     );
 }
 
+/// An aws_kms configuration whose KMS (and STS) endpoint is `endpoint`.
+fn kms_encryption_tf(endpoint: &str, alias: &str) -> String {
+    format!(
+        r#"
+terraform {{
+  encryption {{
+    key_provider "aws_kms" "main" {{
+      kms_key_id  = "{alias}"
+      key_spec    = "AES_256"
+      region      = "us-east-1"
+      access_key  = "testing"
+      secret_key  = "testing"
+      max_retries = 1
+      endpoints {{
+        kms = "{endpoint}"
+        sts = "{endpoint}"
+      }}
+    }}
+    method "aes_gcm" "main" {{
+      keys = key_provider.aws_kms.main
+    }}
+    state {{
+      method = method.aes_gcm.main
+    }}
+  }}
+}}
+"#
+    )
+}
+
+/// With the key service unreachable (nothing listens on port 9), reading a KMS-encrypted state
+/// exits 7 (unavailable: nothing changed, try again) with the key-service message, not 3
+/// ("correct the configuration"): `state pull` through the backend, and `decrypt` of a file.
+#[tokio::test]
+async fn an_unreachable_key_service_exits_unavailable() {
+    let Some(peers) = Peers::aws("an_unreachable_key_service_exits_unavailable") else {
+        return;
+    };
+    let alias = format!("alias/{}", unique("unavailable"));
+    let key = peers.python_out(&[
+        "scripts/peers/aws.py",
+        "--endpoint",
+        peers.endpoint(),
+        "mkkey",
+        &alias,
+    ]);
+    assert!(key.starts_with("arn:aws:kms:"), "{key}");
+    let endpoint = peers.endpoint().to_string();
+    let s = Setup::new(peers, Mode::LockFile, "").await;
+    std::fs::write(
+        s.path().join("encryption.tf"),
+        kms_encryption_tf(&endpoint, &alias),
+    )
+    .unwrap();
+    std::fs::write(s.path().join("plain.json"), vector("state_plain.json")).unwrap();
+    ok(s.ss(&["state", "push", "plain.json"]), "push with KMS up");
+    let stored = s.object().await.unwrap();
+    std::fs::write(s.path().join("stored.json"), &stored).unwrap();
+
+    std::fs::write(
+        s.path().join("encryption.tf"),
+        kms_encryption_tf("http://127.0.0.1:9", &alias),
+    )
+    .unwrap();
+    for args in [&["state", "pull"][..], &["decrypt", "stored.json"]] {
+        let o = s.ss(args);
+        assert_eq!(o.code, 7, "{args:?}: {}", o.stderr);
+        for want in [
+            "key_provider.aws_kms.main",
+            "the key service is unavailable",
+        ] {
+            assert!(
+                o.stderr.contains(want),
+                "{args:?}: {want:?} not in {}",
+                o.stderr
+            );
+        }
+        assert!(o.stdout.is_empty(), "{args:?} printed a state");
+    }
+    assert_eq!(
+        s.object().await.unwrap(),
+        stored,
+        "nothing was written to the bucket"
+    );
+}
+
 /// A DynamoDB lock item whose Info is not JSON and a `.tflock` that does not parse block
 /// `lock`, `state push` and `force-unlock ID` alike; `force-unlock` shows them as stored, and
 /// `force-unlock --unreadable` removes exactly those two records (not the `-md5` digest item),
