@@ -5,7 +5,7 @@
 //! * [`Diagnostics`]: errors and warnings with `file:line:col` locations;
 //! * [`state`]: the few fields of a state that are read (the bytes stay opaque);
 //! * [`size`]: byte sizes (`1GiB`) and reading an input up to a limit;
-//! * [`check_successor`]: OpenTofu's rule for replacing a stored state, shared by `state push`,
+//! * [`check_import`]: OpenTofu's rule for replacing a stored state (its `CheckValidImport`), shared by `state push`,
 //!   the HTTP server and the fleet.
 #![forbid(unsafe_code)]
 
@@ -22,4 +22,4 @@ pub use diagnostics::{Diagnostic, Diagnostics, Location, Severity};
 pub use secret::{Keys, Secret};
 pub use service::ServiceErrorKind;
 pub use state::{StateError, StateHeader, StateMeta};
-pub use successor::{check_successor, check_update, Content, Refusal, Snapshot, Successor};
+pub use successor::{check_import, check_update, Content, Refusal, Snapshot, Successor};

@@ -2,10 +2,10 @@
 
 use stateseal_core::state::StateError;
 
-use crate::diagnostics::Diagnostics;
 use crate::envelope::NotEnvelope;
 use crate::key_provider::ProviderErrorKind;
 use crate::method::MethodError;
+use stateseal_core::diagnostics::Diagnostics;
 
 /// Every way encrypting or decrypting can fail. Messages never contain key material.
 #[non_exhaustive]

@@ -11,7 +11,7 @@ use hcl::{Number, Value};
 use zeroize::Zeroize;
 
 use crate::config::KeyProviderBlock;
-use crate::secret::{Keys, Secret};
+use stateseal_core::secret::{Keys, Secret};
 
 /// Wipes every string and number in an `hcl::Value`, in place (numbers become `0`, strings
 /// are zeroized and emptied).

@@ -2,7 +2,7 @@
 
 use stateseal_core::state::StateError;
 
-use crate::LockInfo;
+use crate::lock_info::LockInfo;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -55,7 +55,7 @@ pub enum Error {
     /// The backend block cannot be used: an expression OpenTofu refuses there, a variable
     /// without a value, a wrong attribute. One diagnostic per problem, with its location.
     #[error("{0}")]
-    Backend(stateseal_encryption::Diagnostics),
+    Backend(stateseal_core::diagnostics::Diagnostics),
     /// Not something this backend can do.
     #[error("{0}")]
     Unsupported(String),

@@ -11,7 +11,7 @@
 //!   changes content stores `serial + 1`; [`Sealed::restore`], [`Sealed::migrate`], workspaces.
 //!
 //! A server's update is not a push: it stores what the client sent (`seal_verified` when it is
-//! plaintext, then `write`), after its own [`stateseal_core::check_successor`].
+//! plaintext, then `write`), after its own [`stateseal_core::successor::check_import`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,11 +19,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::{Map, Value};
 use stateseal_core::state::{self, StateError, StateMeta};
-use stateseal_core::{check_successor, Refusal, Successor};
+use stateseal_core::successor::{check_import, Refusal, Successor};
 use stateseal_encryption::{Encryption, PayloadKind, Status, Target};
 
-use crate::store::{Object, PutMode, Store, Version};
-use crate::{Error, LockInfo, Result, DEFAULT_WORKSPACE};
+use crate::error::{Error, Result};
+use crate::lock_info::LockInfo;
+use crate::store::{Object, PutMode, Store, Version, DEFAULT_WORKSPACE};
 
 /// A decrypted state.
 #[derive(Debug, Clone)]
@@ -319,7 +320,7 @@ impl Sealed {
                 Err(e) => return Err(e),
             };
             if let Some(cur) = &current {
-                let verdict = check_successor(&cur.meta, &cur.plaintext, &pushed, plaintext);
+                let verdict = check_import(&cur.meta, &cur.plaintext, &pushed, plaintext);
                 match verdict {
                     Err(refusal) if !opts.force => {
                         return Err(Error::Refused {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use stateseal_encryption::Refusal;
+use stateseal_core::successor::Refusal;
 use stateseal_store::{backend_block, Error, LockInfo, Store};
 
 use crate::failure::{exit, Failure};

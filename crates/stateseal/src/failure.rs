@@ -3,8 +3,9 @@
 
 use std::fmt;
 
+use stateseal_core::diagnostics::Diagnostics;
 use stateseal_encryption::key_provider::ProviderErrorKind;
-use stateseal_encryption::{Diagnostics, Error};
+use stateseal_encryption::Error;
 
 /// Exit codes (stable; scripts depend on them). [`exit::TABLE`] is the one place they are
 /// described: `--help` and the README's table are generated from it.

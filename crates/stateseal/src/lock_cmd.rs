@@ -62,7 +62,7 @@ pub fn lock(ctx: &Context, args: &LockArgs) -> Result<(), Failure> {
         Sealed::new(store.clone(), ctx.loaded()?.encryption.clone())
             .require_workspace(ws)
             .await?;
-        if store.kind() == "local" {
+        if !store.capabilities().lock_outlives_process {
             return Err(Failure::new(
                 exit::FAILURE,
                 "a local state's lock is an fcntl lock that ends with the process holding it, so it can't be left held",

@@ -3,7 +3,7 @@
 
 use clap::Args;
 use serde_json::json;
-use stateseal_encryption::Diagnostics;
+use stateseal_core::diagnostics::Diagnostics;
 
 use crate::failure::{exit, Failure};
 use crate::global::Context;

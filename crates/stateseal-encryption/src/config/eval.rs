@@ -11,7 +11,7 @@ use hcl::Value;
 
 use super::module::Module;
 use super::syntax::{Attribute, Body};
-use crate::diagnostics::{Diagnostic, Location};
+use stateseal_core::diagnostics::{Diagnostic, Location};
 
 /// A reference found in an expression: the root name and the attribute names that follow it.
 #[derive(Clone, Debug, PartialEq, Eq)]

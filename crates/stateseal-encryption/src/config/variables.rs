@@ -10,7 +10,7 @@ use hcl::eval::Evaluate as _;
 
 use super::module::Module;
 use super::syntax;
-use crate::diagnostics::{Diagnostic, Diagnostics};
+use stateseal_core::diagnostics::{Diagnostic, Diagnostics};
 
 /// Values given on the command line.
 #[derive(Clone, Debug, Default)]
@@ -167,7 +167,7 @@ pub fn read_var_file(path: &Path) -> Result<BTreeMap<String, hcl::Value>, Diagno
     if path.extension().is_some_and(|e| e == "json") {
         syntax::check_nesting(&file, &src)?;
         let v: serde_json::Value = serde_json::from_str(&src).map_err(|e| {
-            let loc = crate::diagnostics::Location {
+            let loc = stateseal_core::diagnostics::Location {
                 file: file.clone(),
                 line: e.line(),
                 column: e.column(),

@@ -18,7 +18,7 @@ pub mod pbkdf2;
 
 use std::sync::Arc;
 
-use crate::secret::{Keys, Secret};
+use stateseal_core::secret::{Keys, Secret};
 
 /// What the caller needs the keys for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,8 +6,8 @@ use std::num::NonZeroU32;
 use serde::{Deserialize, Serialize};
 
 use super::{KeyProvider, Provided, ProviderError, Purpose};
-use crate::secret::{Keys, Secret};
 use stateseal_core::secret::keys_from_value;
+use stateseal_core::secret::{Keys, Secret};
 
 pub const DEFAULT_ITERATIONS: i64 = 600_000;
 pub const MIN_ITERATIONS: i64 = 200_000;
@@ -103,7 +103,7 @@ pub struct Pbkdf2 {
 /// The metadata stored in the envelope, fields in OpenTofu's order.
 #[derive(Serialize, Deserialize, Default, Debug, PartialEq, Eq)]
 pub struct Metadata {
-    #[serde(default, with = "crate::gojson::bytes")]
+    #[serde(default, with = "stateseal_core::gojson::bytes")]
     pub salt: Vec<u8>,
     #[serde(default)]
     pub iterations: i64,

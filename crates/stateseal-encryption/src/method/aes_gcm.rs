@@ -8,7 +8,7 @@ use serde::Deserialize;
 use stateseal_core::secret::keys_from_value;
 
 use super::{Method, MethodError};
-use crate::secret::Secret;
+use stateseal_core::secret::Secret;
 
 pub const NONCE_LEN: usize = 12;
 pub const TAG_LEN: usize = 16;

@@ -13,7 +13,7 @@ use stateseal_core::secret::keys_from_value;
 
 use super::{Method, MethodError};
 use crate::external_program::{self, METHOD};
-use crate::secret::{Keys, Secret};
+use stateseal_core::secret::{Keys, Secret};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -37,7 +37,10 @@ pub struct External {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProgramOutput {
-    #[serde(default, deserialize_with = "crate::gojson::bytes::deserialize_option")]
+    #[serde(
+        default,
+        deserialize_with = "stateseal_core::gojson::bytes::deserialize_option"
+    )]
     payload: Option<Vec<u8>>,
 }
 

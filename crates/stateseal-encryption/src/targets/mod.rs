@@ -17,13 +17,13 @@ use std::sync::{Arc, Mutex};
 
 use crate::config::eval::StaticEvaluator;
 use crate::config::EncryptionConfig;
-use crate::diagnostics::{Diagnostic, Diagnostics, Location};
 use crate::envelope::{Envelope, StateFields, VERSION};
+use crate::error::Error;
 use crate::key_values::KeyValues;
 use crate::method::Method;
 use crate::registry::{Registry, UNENCRYPTED};
-use crate::secret::Keys;
-use crate::Error;
+use stateseal_core::diagnostics::{Diagnostic, Diagnostics, Location};
+use stateseal_core::secret::Keys;
 use stateseal_core::state::StateHeader;
 
 /// Which target to use.

@@ -9,14 +9,14 @@ use hcl::Value;
 use crate::config::eval::StaticEvaluator;
 use crate::config::syntax::Attribute;
 use crate::config::{EncryptionConfig, KeyProviderBlock, MethodBlock};
-use crate::diagnostics::{Diagnostic, Location};
+use crate::error::Error;
 use crate::key_cache::{CacheKey, InFlight, KeyCache};
 use crate::key_provider::{KeyProvider, ProviderError, Purpose};
 use crate::key_values::KeyValues;
 use crate::method::Method;
 use crate::registry::{Registry, UNENCRYPTED};
-use crate::secret::{scrub_json, Keys};
-use crate::Error;
+use stateseal_core::diagnostics::{Diagnostic, Location};
+use stateseal_core::secret::{scrub_json, Keys};
 
 use super::*;
 

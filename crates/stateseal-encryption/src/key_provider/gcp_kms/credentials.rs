@@ -17,7 +17,7 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use crate::http_json::{self, form_encode, percent_encode};
-use crate::secret::Secret;
+use stateseal_core::secret::Secret;
 
 pub const IAMCREDENTIALS_ENDPOINT_ENV: &str = "STATESEAL_GCP_IAMCREDENTIALS_ENDPOINT";
 const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
