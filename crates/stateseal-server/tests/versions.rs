@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 use stateseal_store::StateMeta;
+use stateseal_testkit::json_snapshot;
 
 use crate::at_rest::server_config;
 use crate::support::{lock_info, state, version_serials, Harness};
@@ -14,6 +15,12 @@ on_every_storage!(
     rollback_is_a_new_write_above_the_current_serial(server_config("")),
     fail_rollback_refusals_change_nothing(""),
 );
+
+/// A snapshot's name on this storage (the data directory's bodies have no S3 version IDs).
+fn on(h: &Harness, name: &str) -> String {
+    let storage = if h.s3.is_some() { "s3" } else { "data_dir" };
+    format!("{name}.{storage}")
+}
 
 fn json(a: &crate::support::Answer) -> Value {
     assert_eq!(a.status, 200, "{}", a.text());
@@ -39,7 +46,9 @@ async fn versions_are_listed_newest_first_with_who_and_encryption(h: Harness) {
             .status,
         200
     );
-    let v = json(&h.send("GET", "/v1/versions/team-a/app", None).await);
+    let listed = h.send("GET", "/v1/versions/team-a/app", None).await;
+    json_snapshot!(&on(&h, "v1_versions"), &listed.text());
+    let v = json(&listed);
     let list = v["versions"].as_array().unwrap();
     assert_eq!(list.len(), 2);
     assert_eq!(
@@ -85,7 +94,9 @@ async fn states_and_locks_are_listed_under_a_prefix(h: Harness) {
         .status,
         200
     );
-    let v = json(&h.send("GET", "/v1/states?prefix=team-a/", None).await);
+    let listed = h.send("GET", "/v1/states?prefix=team-a/", None).await;
+    json_snapshot!(&on(&h, "v1_states_prefix"), &listed.text());
+    let v = json(&listed);
     let paths: Vec<&str> = v["states"]
         .as_array()
         .unwrap()
@@ -98,7 +109,9 @@ async fn states_and_locks_are_listed_under_a_prefix(h: Harness) {
     assert_eq!(v["states"][0]["current"]["serial"].as_u64(), Some(1));
     let all = json(&h.send("GET", "/v1/states", None).await);
     assert_eq!(all["states"].as_array().unwrap().len(), 4);
-    let locks = json(&h.send("GET", "/v1/locks", None).await);
+    let locks = h.send("GET", "/v1/locks", None).await;
+    json_snapshot!(&on(&h, "v1_locks"), &locks.text());
+    let locks = json(&locks);
     assert_eq!(locks["locks"].as_array().unwrap().len(), 1);
     assert_eq!(locks["locks"][0]["path"], "team-a/y");
     assert_eq!(locks["locks"][0]["lock"]["ID"], ID);
@@ -115,6 +128,7 @@ async fn rollback_is_a_new_write_above_the_current_serial(h: Harness) {
         );
     }
     let a = h.send("POST", "/v1/rollback/app?seq=1", None).await;
+    json_snapshot!(&on(&h, "v1_rollback"), &a.text());
     let v = json(&a);
     assert_eq!(
         (v["serial"].as_u64(), v["rolled_back_to"].as_u64()),
@@ -193,7 +207,9 @@ async fn fail_rollback_refusals_change_nothing(h: Harness) {
 
 #[tokio::test]
 async fn healthz_says_whether_encryption_is_on() {
-    let off = json(&Harness::new().send("GET", "/healthz", None).await);
+    let off = Harness::new().send("GET", "/healthz", None).await;
+    json_snapshot!("healthz_off", &off.text());
+    let off = json(&off);
     assert_eq!(off["encryption_at_rest"], "off");
     assert!(off["warning"].as_str().unwrap().contains("OFF"));
     let on = json(

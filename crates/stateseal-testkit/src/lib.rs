@@ -10,10 +10,26 @@ pub mod certs;
 pub mod heavy;
 pub mod moto;
 pub mod peers;
+pub mod snapshot;
 pub mod tofu;
 
 pub use peers::{release, repo_root, unique, Peers, SLOW_APPLY_TF};
 pub use tofu::Tofu;
+
+/// Compares JSON output with `tests/snapshots/NAME.json` of the calling crate, byte for byte
+/// after masking what varies between runs (see [`snapshot`]): `json_snapshot!("audit", &stdout,
+/// &bucket => "BUCKET")`.
+#[macro_export]
+macro_rules! json_snapshot {
+    ($name:expr, $output:expr $(, $from:expr => $to:expr)* $(,)?) => {
+        $crate::snapshot::assert_json_snapshot(
+            &::std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots"),
+            $name,
+            $output,
+            &[$((::std::convert::AsRef::<str>::as_ref(&$from), $to)),*],
+        )
+    };
+}
 
 pub const ENDPOINT_VAR: &str = "STATESEAL_TEST_AWS_ENDPOINT";
 /// A second moto with IAM enforcement on (any unknown access key is refused).

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use stateseal_encryption::load::{self, Options};
 use stateseal_encryption::{Registry, Status};
-use stateseal_testkit::{release, Peers};
+use stateseal_testkit::{json_snapshot, release, Peers};
 
 use crate::backend::{json, main_tf, ok, Mode, Setup};
 
@@ -78,7 +78,10 @@ async fn fleet_audit_locks_and_rekey_with_terraform_and_sigkill() {
     // Audit: JSON shape and --require primary.
     let audit = ss(&["audit", &url, "--json", "--require", "primary"]);
     assert_eq!(audit.code, 8, "{}", audit.stderr);
+    json_snapshot!("audit_require_primary", &audit.text(), s.bucket => "BUCKET");
     let report = json(&audit.stdout);
+    let dry = ok(ss(&["rekey", &url, "--json"]), "rekey dry run");
+    json_snapshot!("rekey_dry_run", &dry.text(), s.bucket => "BUCKET");
     assert_eq!(report["summary"]["states"], N + 1);
     assert_eq!(report["summary"]["plaintext"], N / 2 + 1);
     assert_eq!(report["summary"]["fallback"], N / 2);
@@ -95,7 +98,9 @@ async fn fleet_audit_locks_and_rekey_with_terraform_and_sigkill() {
     // Terraform holds the lock of its state: `locks list` shows both records.
     let (child, hold, holder) = s.terraform_holding_the_lock().await;
     let before = s.peers.get_object(&s.bucket, "app/terraform.tfstate").await;
-    let listed = json(&ok(ss(&["locks", "list", &url, "--json"]), "locks list").stdout);
+    let listed = ok(ss(&["locks", "list", &url, "--json"]), "locks list");
+    json_snapshot!("locks_list", &listed.text(), s.bucket => "BUCKET", holder.who => "USER@HOST");
+    let listed = json(&listed.stdout);
     let listed = listed.as_array().unwrap();
     assert_eq!(listed.len(), 2, "{listed:?}");
     for l in listed {
@@ -145,6 +150,7 @@ async fn fleet_audit_locks_and_rekey_with_terraform_and_sigkill() {
         .find(|s| s["key"] == "app/terraform.tfstate")
         .unwrap();
     assert_eq!(tf_state["result"], "skipped-locked");
+    json_snapshot!("rekey_skipped_locked_entry", &serde_json::to_string(tf_state).unwrap(), s.bucket => "BUCKET", holder.who => "USER@HOST");
     assert!(tf_state["detail"].as_str().unwrap().contains(&holder.id));
     assert_eq!(
         s.peers.get_object(&s.bucket, "app/terraform.tfstate").await,
@@ -176,7 +182,9 @@ async fn fleet_audit_locks_and_rekey_with_terraform_and_sigkill() {
         ss(&["audit", &url, "--require", "primary"]),
         "audit --require primary",
     );
-    let again = json(&ok(ss(&["rekey", &url, "--apply", "--json"]), "no-op rekey").stdout);
+    let again = ok(ss(&["rekey", &url, "--apply", "--json"]), "no-op rekey");
+    json_snapshot!("rekey_noop_apply", &again.text(), s.bucket => "BUCKET");
+    let again = json(&again.stdout);
     assert_eq!(again["summary"]["rekeyed"], 0);
     assert_eq!(again["summary"]["already_primary"], N + 1);
 

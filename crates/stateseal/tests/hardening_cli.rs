@@ -12,7 +12,7 @@
 use std::process::Command;
 
 use stateseal_testkit::moto::{self, Moto, AUTH_ENDPOINT_ENV};
-use stateseal_testkit::{unique, Peers};
+use stateseal_testkit::{json_snapshot, unique, Peers};
 
 use crate::backend::{json, ok, out, stateseal, Out};
 
@@ -76,7 +76,9 @@ async fn bootstrap_then_terraform_then_sse_rollback_and_back() {
         s3.head_bucket().bucket(&bucket).send().await.is_err(),
         "the dry run made the bucket"
     );
-    let first = json(&bootstrap(&["--apply", "--json"]).stdout);
+    let first = bootstrap(&["--apply", "--json"]);
+    json_snapshot!("bootstrap_apply", &first.text(), bucket => "BUCKET", e => "ENDPOINT");
+    let first = json(&first.stdout);
     assert_eq!(
         first["summary"]["create"].as_u64().unwrap() + first["summary"]["change"].as_u64().unwrap(),
         10,
@@ -155,7 +157,9 @@ async fn bootstrap_then_terraform_then_sse_rollback_and_back() {
         )
         .await
         .is_some());
-    let verified = json(&ok(ss(&["verify", &url, "--json"]), "verify").stdout);
+    let verified = ok(ss(&["verify", &url, "--json"]), "verify");
+    json_snapshot!("verify_passing", &verified.text(), bucket => "BUCKET");
+    let verified = json(&verified.stdout);
     assert_eq!(verified["expected_kms_key"], arn.as_str());
     assert_eq!(verified["summary"]["passing"], 1);
 
@@ -170,13 +174,12 @@ async fn bootstrap_then_terraform_then_sse_rollback_and_back() {
         "{dry}"
     );
     assert_eq!(sse(&peers), on_the_key);
-    let back = json(
-        &ok(
-            ss(&["rekey", &url, "--sse-only", "--sse-s3", "--apply", "--json"]),
-            "rollback",
-        )
-        .stdout,
+    let back = ok(
+        ss(&["rekey", &url, "--sse-only", "--sse-s3", "--apply", "--json"]),
+        "rollback",
     );
+    json_snapshot!("rekey_sse_only_apply", &back.text(), bucket => "BUCKET");
+    let back = json(&back.stdout);
     assert_eq!(back["summary"]["copied"], 1, "{back:#}");
     assert_eq!(back["locked"], true);
     assert_eq!(sse(&peers), (Some("AES256".to_string()), None));
@@ -240,22 +243,21 @@ async fn bootstrap_then_terraform_then_sse_rollback_and_back() {
         "key_provider \"pbkdf2\" \"main\" { passphrase = \"a hardened backend passphrase\" }\nmethod \"aes_gcm\" \"main\" { keys = key_provider.pbkdf2.main }\nmethod \"unencrypted\" \"migrate\" {}\nstate {\n  method = method.aes_gcm.main\n  fallback { method = method.unencrypted.migrate }\n}\n",
     )
     .unwrap();
-    let rekeyed = json(
-        &ok(
-            ss(&[
-                "--config",
-                "enc.hcl",
-                "rekey",
-                &url,
-                "--sse-kms",
-                &arn,
-                "--apply",
-                "--json",
-            ]),
-            "rekey --sse-kms",
-        )
-        .stdout,
+    let rekeyed = ok(
+        ss(&[
+            "--config",
+            "enc.hcl",
+            "rekey",
+            &url,
+            "--sse-kms",
+            &arn,
+            "--apply",
+            "--json",
+        ]),
+        "rekey --sse-kms",
     );
+    json_snapshot!("rekey_sse_kms_apply", &rekeyed.text(), bucket => "BUCKET");
+    let rekeyed = json(&rekeyed.stdout);
     assert_eq!(rekeyed["summary"]["rekeyed"], 1, "{rekeyed:#}");
     assert_eq!(sse(&peers), on_the_key);
     ok(
@@ -414,6 +416,7 @@ fn verify_lists_each_violation_and_proves_the_gate() {
     // Each violation is listed: the SSE-S3 state and the state on the other key.
     let all = verify(&[&url, "--kms-key", &good, "--json"]);
     assert_eq!(all.code, 8, "{}{}", all.text(), all.stderr);
+    json_snapshot!("verify_violations", &all.text(), bucket => "BUCKET", good => "KEY_GOOD", other => "KEY_OTHER");
     let report = json(&all.stdout);
     assert_eq!(
         report["violations"],
@@ -446,6 +449,7 @@ fn verify_lists_each_violation_and_proves_the_gate() {
     // ...and not for one that can read: a violation per state.
     let open = verify(&[&good_url, "--denied-profile", "reader", "--json"]);
     assert_eq!(open.code, 8, "{}{}", open.text(), open.stderr);
+    json_snapshot!("verify_gate_open", &open.text(), bucket => "BUCKET", good => "KEY_GOOD");
     let r = json(&open.stdout);
     assert_eq!(r["summary"]["gate_denied"], 0);
     assert_eq!(r["violations"].as_array().unwrap().len(), 2);
