@@ -17,6 +17,7 @@ pub mod service;
 pub mod size;
 pub mod state;
 pub mod successor;
+pub mod workspace;
 
 pub use diagnostics::{Diagnostic, Diagnostics, Location, Severity};
 pub use secret::{Keys, Secret};

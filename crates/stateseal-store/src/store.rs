@@ -7,8 +7,8 @@ use bytes::Bytes;
 use crate::error::{Error, Result};
 use crate::lock_info::LockInfo;
 
-/// The workspace that always exists.
-pub const DEFAULT_WORKSPACE: &str = "default";
+/// The workspace every backend has (defined in core; kept here for the store's own paths).
+pub use stateseal_core::workspace::DEFAULT_WORKSPACE;
 
 /// An opaque token naming one stored version of a state, for [`PutMode::Update`]
 /// (an S3 ETag, a digest of a local file's bytes).

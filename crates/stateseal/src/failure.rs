@@ -4,8 +4,10 @@
 use std::fmt;
 
 use stateseal_core::diagnostics::Diagnostics;
+use stateseal_core::successor::Refusal;
 use stateseal_encryption::key_provider::ProviderErrorKind;
 use stateseal_encryption::Error;
+use stateseal_store::{Error as StoreError, LockInfo};
 
 /// Exit codes (stable; scripts depend on them). [`exit::TABLE`] is the one place they are
 /// described: `--help` and the README's table are generated from it.
@@ -154,6 +156,8 @@ pub mod exit {
 /// A CLI error: what happened, what to do about it, and the exit code.
 #[derive(Debug)]
 pub struct Failure {
+    /// A report printed before the error lines (Terraform's lock-conflict block), if any.
+    pub report: Option<String>,
     pub cause: String,
     /// Further problems of the same kind (the other diagnostics), one line each.
     pub more: Vec<String>,
@@ -164,6 +168,7 @@ pub struct Failure {
 impl Failure {
     pub fn new(code: i32, cause: impl Into<String>, fix: impl Into<String>) -> Failure {
         Failure {
+            report: None,
             cause: cause.into(),
             more: Vec::new(),
             fix: Some(fix.into()),
@@ -173,6 +178,7 @@ impl Failure {
 
     pub fn plain(code: i32, cause: impl Into<String>) -> Failure {
         Failure {
+            report: None,
             cause: cause.into(),
             more: Vec::new(),
             fix: None,
@@ -192,12 +198,15 @@ impl Failure {
         self
     }
 
-    /// What is printed on stderr: `error: PROBLEM` per problem, the fix after the last.
+    /// What is printed on stderr: the report if any, then `error: PROBLEM` per problem, the
+    /// fix after the last.
     pub fn render(&self) -> String {
-        let mut lines: Vec<String> = std::iter::once(&self.cause)
-            .chain(&self.more)
-            .map(|c| format!("error: {}", one_line(c)))
-            .collect();
+        let mut lines: Vec<String> = self.report.iter().cloned().collect();
+        lines.extend(
+            std::iter::once(&self.cause)
+                .chain(&self.more)
+                .map(|c| format!("error: {}", one_line(c))),
+        );
         if let (Some(fix), Some(last)) = (&self.fix, lines.last_mut()) {
             last.push_str(&format!(" (fix: {})", one_line(fix)));
         }
@@ -322,5 +331,94 @@ impl From<Error> for Failure {
 impl From<std::io::Error> for Failure {
     fn from(e: std::io::Error) -> Failure {
         Failure::plain(exit::FAILURE, e.to_string())
+    }
+}
+
+/// Terraform's lock-conflict report (printed before the error line): the holder's ID, Path,
+/// Operation, Who, Version, Created and Info.
+fn lock_conflict(message: &str, holder: &LockInfo) -> String {
+    format!(
+        "\nError: Error acquiring the state lock\n\nError message: {message}\n{}\n\
+stateseal takes the same lock as OpenTofu and Terraform, so it does not write a state that\n\
+someone else is working on. Wait for that run to finish. If nothing is running (a crashed run\n\
+left the lock behind), release it with: stateseal force-unlock {}\n",
+        holder.display_block(),
+        holder.id
+    )
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Failure {
+        use StoreError as Error;
+        match e {
+            Error::Locked {
+                ref holder,
+                ref message,
+            } => Failure {
+                report: Some(lock_conflict(message, holder)),
+                ..Failure::plain(
+                    exit::LOCKED,
+                    format!(
+                        "the state is locked by {} (ID {}, operation {})",
+                        holder.who, holder.id, holder.operation
+                    ),
+                )
+            },
+            Error::LockFailed { .. } => Failure::new(
+                exit::LOCKED,
+                format!("Error acquiring the state lock: {e}"),
+                "check the lock table/lock file and your permissions",
+            ),
+            Error::LockMismatch { ref holder, .. } => Failure::new(
+                exit::LOCKED,
+                e.to_string(),
+                format!("the current holder's ID is {}", holder.id),
+            ),
+            Error::NotLocked { .. } => Failure::plain(exit::FAILURE, e.to_string()),
+            Error::Encryption { what, source } => Failure::from(source).context(what),
+            Error::InvalidState { .. } => Failure::new(
+                exit::INPUT,
+                e.to_string(),
+                "pass a Terraform/OpenTofu v4 state file (JSON, as `state pull` prints it)",
+            ),
+            Error::Config(_) => Failure::new(
+                exit::CONFIG,
+                e.to_string(),
+                "correct the backend configuration (block, --backend-config or AWS_* environment)",
+            ),
+            Error::Backend(d) => Failure {
+                fix: Some("correct the backend block at the locations shown, or override it with --backend-config".into()),
+                ..Failure::from(d)
+            },
+            Error::InvalidWorkspace { .. } => Failure::new(
+                exit::FAILURE,
+                e.to_string(),
+                "workspace names may use letters, digits and - _ . ~ $ & + : = @",
+            ),
+            Error::Inconsistent { .. } => Failure::new(
+                exit::INPUT,
+                e.to_string(),
+                "wait and retry; if it persists, fix the Digest item in the DynamoDB table",
+            ),
+            Error::Service { kind, .. } if kind.is_transient() => Failure::new(
+                exit::UNAVAILABLE,
+                e.to_string(),
+                "the state storage is unavailable (unreachable or throttled); nothing was changed: try again",
+            ),
+            Error::Refused { ref refusal, .. } => {
+                let fix = match refusal {
+                    Refusal::ForeignLineage { .. }
+                    | Refusal::OlderSerial { .. }
+                    | Refusal::SameSerialOtherContent { .. } => {
+                        "check that you are pushing the right state; use --force to overwrite anyway"
+                    }
+                    Refusal::RestoreForeignLineage { .. } => "use --force to restore anyway",
+                    Refusal::WorkspaceNotEmpty { .. } => "destroy its resources first, or use --force",
+                    _ => "nothing was written; report this if it persists",
+                };
+                Failure::new(exit::FAILURE, e.to_string(), fix)
+            }
+            other => Failure::plain(exit::FAILURE, other.to_string()),
+        }
     }
 }

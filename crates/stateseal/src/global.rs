@@ -118,5 +118,5 @@ pub fn workspace(flag: Option<&str>) -> String {
             return w.to_string();
         }
     }
-    "default".to_string()
+    stateseal_core::workspace::DEFAULT_WORKSPACE.to_string()
 }

@@ -92,13 +92,23 @@ pub fn run(ctx: &Context, args: &RekeyArgs) -> Result<(), Failure> {
     match failed.as_slice() {
         [] => Ok(()),
         _ => Err(Failure::plain(
-            failed.iter().map(|f| f.code).max().unwrap_or(exit::FAILURE),
+            shared_code(&failed),
             format!(
                 "{} of {} file(s) were not rekeyed; they are unchanged",
                 failed.len(),
                 args.files.len()
             ),
         )),
+    }
+}
+
+/// The exit code of a run in which several files failed: the code they all share, else
+/// [`exit::FAILURE`] (exit codes name a kind of failure, not a severity; each file's own error,
+/// with its code's cause and fix, was printed as it failed).
+fn shared_code(failed: &[Failure]) -> i32 {
+    match failed.split_first() {
+        Some((first, rest)) if rest.iter().all(|f| f.code == first.code) => first.code,
+        _ => exit::FAILURE,
     }
 }
 
@@ -171,4 +181,24 @@ fn rekey_one(
         describe(&out),
         chain[0]
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn several_failures_exit_with_their_shared_code_else_failure() {
+        let f = |code| Failure::plain(code, "x");
+        assert_eq!(
+            shared_code(&[f(exit::DECRYPT), f(exit::DECRYPT)]),
+            exit::DECRYPT
+        );
+        // Not the largest code: a kind, not a severity.
+        assert_eq!(
+            shared_code(&[f(exit::DECRYPT), f(exit::CHECK)]),
+            exit::FAILURE
+        );
+        assert_eq!(shared_code(&[f(exit::UNAVAILABLE)]), exit::UNAVAILABLE);
+    }
 }
