@@ -442,12 +442,9 @@ fn vector(name: &str) -> Vec<u8> {
     .unwrap()
 }
 
-#[tokio::test]
-async fn encrypted_push_with_sse_kms() {
-    let Some(peers) = Peers::terraform("encrypted_push_with_sse_kms") else {
-        return;
-    };
-    let alias = format!("alias/{}", unique("tf-backend"));
+/// A new KMS key on moto; returns its alias (`alias/PREFIX-…`).
+fn mkkey(peers: &Peers, prefix: &str) -> String {
+    let alias = format!("alias/{}", unique(prefix));
     let key = peers.python_out(&[
         "scripts/peers/aws.py",
         "--endpoint",
@@ -456,6 +453,15 @@ async fn encrypted_push_with_sse_kms() {
         &alias,
     ]);
     assert!(key.starts_with("arn:aws:kms:"), "{key}");
+    alias
+}
+
+#[tokio::test]
+async fn encrypted_push_with_sse_kms() {
+    let Some(peers) = Peers::terraform("encrypted_push_with_sse_kms") else {
+        return;
+    };
+    let alias = mkkey(&peers, "tf-backend");
     let s = Setup::new(
         peers,
         Mode::LockFile,
@@ -556,53 +562,26 @@ async fn encrypted_push_with_sse_kms() {
     );
 }
 
-/// An aws_kms configuration whose KMS (and STS) endpoint is `endpoint`.
+/// A `terraform { encryption { … } }` block with kms_rotation's aws_kms provider (KMS and STS
+/// at `endpoint`) as the state's method.
+#[cfg(feature = "aws-kms")]
 fn kms_encryption_tf(endpoint: &str, alias: &str) -> String {
     format!(
-        r#"
-terraform {{
-  encryption {{
-    key_provider "aws_kms" "main" {{
-      kms_key_id  = "{alias}"
-      key_spec    = "AES_256"
-      region      = "us-east-1"
-      access_key  = "testing"
-      secret_key  = "testing"
-      max_retries = 1
-      endpoints {{
-        kms = "{endpoint}"
-        sts = "{endpoint}"
-      }}
-    }}
-    method "aes_gcm" "main" {{
-      keys = key_provider.aws_kms.main
-    }}
-    state {{
-      method = method.aes_gcm.main
-    }}
-  }}
-}}
-"#
+        "terraform {{\n  encryption {{\n{}\n    state {{\n      method = method.aes_gcm.new\n    }}\n  }}\n}}\n",
+        crate::kms_rotation::kms(endpoint, alias, "testing", "testing")
     )
 }
 
 /// With the key service unreachable (nothing listens on port 9), reading a KMS-encrypted state
 /// exits 7 (unavailable: nothing changed, try again) with the key-service message, not 3
 /// ("correct the configuration"): `state pull` through the backend, and `decrypt` of a file.
+#[cfg(feature = "aws-kms")]
 #[tokio::test]
 async fn an_unreachable_key_service_exits_unavailable() {
     let Some(peers) = Peers::aws("an_unreachable_key_service_exits_unavailable") else {
         return;
     };
-    let alias = format!("alias/{}", unique("unavailable"));
-    let key = peers.python_out(&[
-        "scripts/peers/aws.py",
-        "--endpoint",
-        peers.endpoint(),
-        "mkkey",
-        &alias,
-    ]);
-    assert!(key.starts_with("arn:aws:kms:"), "{key}");
+    let alias = mkkey(&peers, "unavailable");
     let endpoint = peers.endpoint().to_string();
     let s = Setup::new(peers, Mode::LockFile, "").await;
     std::fs::write(
@@ -623,10 +602,7 @@ async fn an_unreachable_key_service_exits_unavailable() {
     for args in [&["state", "pull"][..], &["decrypt", "stored.json"]] {
         let o = s.ss(args);
         assert_eq!(o.code, 7, "{args:?}: {}", o.stderr);
-        for want in [
-            "key_provider.aws_kms.main",
-            "the key service is unavailable",
-        ] {
+        for want in ["key_provider.aws_kms.new", "the key service is unavailable"] {
             assert!(
                 o.stderr.contains(want),
                 "{args:?}: {want:?} not in {}",

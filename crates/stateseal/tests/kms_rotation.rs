@@ -26,7 +26,7 @@ method "aes_gcm" "old" {
 }
 "#;
 
-fn kms(endpoint: &str, key_id: &str, access_key: &str, secret_key: &str) -> String {
+pub(crate) fn kms(endpoint: &str, key_id: &str, access_key: &str, secret_key: &str) -> String {
     format!(
         r#"
 key_provider "aws_kms" "new" {{
