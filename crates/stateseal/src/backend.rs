@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use stateseal_store::{backend_block, Store};
 
+use crate::context::Context;
 use crate::failure::Failure;
-use crate::global::Context;
 
 /// Runs a future on a current-thread runtime (the commands are sequential).
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {

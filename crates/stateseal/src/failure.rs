@@ -7,7 +7,7 @@ use stateseal_core::diagnostics::Diagnostics;
 use stateseal_core::successor::Refusal;
 use stateseal_encryption::key_provider::ProviderErrorKind;
 use stateseal_encryption::Error;
-use stateseal_store::{Error as StoreError, LockInfo};
+use stateseal_store::Error as StoreError;
 
 /// Exit codes (stable; scripts depend on them). [`exit::TABLE`] is the one place they are
 /// described: `--help` and the README's table are generated from it.
@@ -334,19 +334,6 @@ impl From<std::io::Error> for Failure {
     }
 }
 
-/// Terraform's lock-conflict report (printed before the error line): the holder's ID, Path,
-/// Operation, Who, Version, Created and Info.
-fn lock_conflict(message: &str, holder: &LockInfo) -> String {
-    format!(
-        "\nError: Error acquiring the state lock\n\nError message: {message}\n{}\n\
-stateseal takes the same lock as OpenTofu and Terraform, so it does not write a state that\n\
-someone else is working on. Wait for that run to finish. If nothing is running (a crashed run\n\
-left the lock behind), release it with: stateseal force-unlock {}\n",
-        holder.display_block(),
-        holder.id
-    )
-}
-
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Failure {
         use StoreError as Error;
@@ -355,7 +342,7 @@ impl From<StoreError> for Failure {
                 ref holder,
                 ref message,
             } => Failure {
-                report: Some(lock_conflict(message, holder)),
+                report: Some(crate::render::lock_conflict::report(message, holder)),
                 ..Failure::plain(
                     exit::LOCKED,
                     format!(

@@ -6,8 +6,8 @@ use clap::Args;
 use stateseal_encryption::envelope::Header;
 use stateseal_encryption::{PayloadKind, Status, Target, TargetEncryption};
 
+use crate::context::Context;
 use crate::failure::{exit, Failure};
-use crate::global::Context;
 use crate::io::{read_input, read_input_in_place, write_output, Input};
 
 #[derive(Args, Debug)]

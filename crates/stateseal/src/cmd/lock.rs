@@ -5,8 +5,8 @@ use clap::Args;
 use stateseal_store::{Error, LockInfo, Sealed, Store, UnreadableLock};
 
 use crate::backend::{block_on, open};
+use crate::context::Context;
 use crate::failure::{exit, Failure};
-use crate::global::Context;
 
 #[derive(Args)]
 pub struct LockArgs {

@@ -5,8 +5,8 @@ use clap::Args;
 use serde_json::json;
 use stateseal_core::diagnostics::Diagnostics;
 
+use crate::context::Context;
 use crate::failure::{exit, Failure};
-use crate::global::Context;
 
 #[derive(Args, Debug)]
 pub struct ValidateArgs {
