@@ -11,6 +11,7 @@
 
 pub mod diagnostics;
 pub mod gojson;
+pub mod hex;
 pub mod json_scan;
 pub mod secret;
 pub mod service;

@@ -6,8 +6,12 @@ use crate::state::{same_content, StateMeta};
 
 /// Why a state may not replace the stored one. Callers choose their words (the CLI adds the
 /// `--force` fix, the server answers 409) by variant.
+///
+/// It serializes as `{"<kind>": {…fields}}` (`older_serial`, `foreign_lineage`, …): the body of
+/// `stateseal serve`'s 409 carries it, and `HttpStore` reads it back.
 #[non_exhaustive]
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Refusal {
     /// Another state's history: the lineages differ.
     #[error("cannot import state with lineage {incoming:?} over unrelated state with lineage {stored:?}")]
@@ -22,7 +26,7 @@ pub enum Refusal {
     #[error("the encrypted state does not decrypt to what was encrypted")]
     RoundTripMismatch,
     /// A restore of a version from another lineage.
-    #[error("its lineage {incoming:?} differs from the current state's {stored:?}")]
+    #[error("its lineage {incoming:?} differs from the current state's {stored:?}: they are unrelated states")]
     RestoreForeignLineage { stored: String, incoming: String },
     /// A workspace that still manages resources.
     #[error("workspace {workspace:?} still manages {resources} resource(s)")]

@@ -5,15 +5,18 @@
 //!   `serial` and `lineage` are what the successor rule checks.
 //! * A plaintext state is encrypted with the `state` target of the server's `encryption`
 //!   block (unless `require_client_encryption` refuses it), and decrypted again on GET, so a
-//!   client gets back exactly what it sent.
+//!   client gets back exactly what it sent. Sealing is verified: the envelope is decrypted back
+//!   and compared with the plaintext before anything is stored (one way to seal, always
+//!   verified).
 //! * Anything else is not a state (400).
 //!
 //! The primary method is set up once per process by [`TargetEncryption`] (one pbkdf2 salt and
 //! key, one KMS data key), and [`AtRest::new`] does that setup at startup, so a broken key
 //! provider stops the server instead of failing the first upload.
 
+use bytes::Bytes;
 use stateseal_encryption::envelope::{Header, VERSION};
-use stateseal_encryption::{Encryption, TargetEncryption};
+use stateseal_encryption::{Encryption, PayloadKind, TargetEncryption};
 use stateseal_store::StateMeta;
 
 use crate::storage::Stored;
@@ -26,51 +29,76 @@ pub struct Incoming {
     pub encrypted: bool,
 }
 
-/// Why an upload was not stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SealError {
-    /// The client's fault (400): not a state, or plaintext where encryption is required.
-    BadRequest(String),
-    /// The server's: encryption failed (a key provider is unreachable, …).
-    Failed(String),
+/// Why an uploaded body is neither a state nor an OpenTofu state envelope.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NotAState {
+    #[error("the body is empty; a state (JSON) or an OpenTofu envelope was expected")]
+    Empty,
+    #[error("unsupported encryption_version {0:?} (only \"v0\")")]
+    UnsupportedVersion(String),
+    #[error("this envelope is not a state (it has no serial and lineage; a plan?)")]
+    NotAStateEnvelope,
+    #[error("the envelope's serial is missing or negative")]
+    BadSerial,
+    /// The body is not state JSON; the parser's words.
+    #[error("the body is not a state: {0}")]
+    Invalid(String),
 }
 
-/// Tells an envelope from a plaintext state, without any key. `Err` explains why the body is
-/// neither.
-pub fn classify(body: &[u8]) -> Result<Incoming, String> {
-    if body.is_empty() {
-        return Err(
-            "the body is empty; a state (JSON) or an OpenTofu envelope was expected".into(),
-        );
-    }
-    if let Ok(h) = Header::parse(body) {
-        if h.version != VERSION {
-            return Err(format!(
-                "unsupported encryption_version {:?} (only {VERSION:?})",
-                h.version
-            ));
+impl Incoming {
+    /// Tells an envelope from a plaintext state, without any key.
+    pub fn read(body: &[u8]) -> Result<Incoming, NotAState> {
+        if body.is_empty() {
+            return Err(NotAState::Empty);
         }
-        let Some(fields) = h.state_fields else {
-            return Err(
-                "this envelope is not a state (it has no serial and lineage; a plan?)".into(),
-            );
-        };
-        let serial = fields
-            .serial
-            .and_then(|s| u64::try_from(s).ok())
-            .ok_or("the envelope's serial is missing or negative")?;
-        return Ok(Incoming {
-            serial,
-            lineage: fields.lineage,
-            encrypted: true,
-        });
+        if let Ok(h) = Header::parse(body) {
+            if h.version != VERSION {
+                return Err(NotAState::UnsupportedVersion(h.version));
+            }
+            let fields = h.state_fields.ok_or(NotAState::NotAStateEnvelope)?;
+            let serial = fields
+                .serial
+                .and_then(|s| u64::try_from(s).ok())
+                .ok_or(NotAState::BadSerial)?;
+            return Ok(Incoming {
+                serial,
+                lineage: fields.lineage,
+                encrypted: true,
+            });
+        }
+        let meta = StateMeta::parse(body).map_err(NotAState::Invalid)?;
+        Ok(Incoming {
+            serial: meta.serial,
+            lineage: meta.lineage,
+            encrypted: false,
+        })
     }
-    let meta = StateMeta::parse(body).map_err(|e| format!("the body is not a state: {e}"))?;
-    Ok(Incoming {
-        serial: meta.serial,
-        lineage: meta.lineage,
-        encrypted: false,
-    })
+}
+
+/// Why an upload was not sealed, or stored bytes not opened.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum AtRestError {
+    /// Plaintext arrived, but `require_client_encryption = true` (400).
+    #[error("this server requires client-side encryption (require_client_encryption = true): configure an encryption block in OpenTofu; plaintext was refused and nothing was written")]
+    ClientEncryptionRequired,
+    /// Encrypting failed, or the new envelope did not decrypt back to the plaintext.
+    #[error("encrypting the state failed: {0}")]
+    Seal(#[source] stateseal_encryption::Error),
+    /// Decrypting a stored version failed.
+    #[error("decrypting the stored state failed: {0}")]
+    Open(#[source] stateseal_encryption::Error),
+}
+
+impl AtRestError {
+    /// The encryption error underneath, if any (for the key-service classification).
+    pub fn encryption(&self) -> Option<&stateseal_encryption::Error> {
+        match self {
+            AtRestError::ClientEncryptionRequired => None,
+            AtRestError::Seal(e) | AtRestError::Open(e) => Some(e),
+        }
+    }
 }
 
 /// The server's encryption policy.
@@ -100,8 +128,9 @@ impl AtRest {
         };
         if at_rest.encrypts() {
             let probe = stateseal_store::state::empty_state("startup-check", 0, "0.0.0");
-            let sealed = at_rest.target().encrypt_state(&probe)?;
-            at_rest.target().decrypt_state(&sealed)?;
+            at_rest
+                .target()
+                .encrypt_verified(&probe, PayloadKind::State)?;
         }
         Ok(at_rest)
     }
@@ -124,47 +153,49 @@ impl AtRest {
         self.target().method_chain()
     }
 
-    /// The bytes to store for an upload and how they were stored. An envelope comes back
-    /// unchanged (`None`: store the body itself).
-    pub fn seal(
-        &self,
-        body: &[u8],
-        what: &Incoming,
-    ) -> Result<(Option<Vec<u8>>, Stored), SealError> {
+    /// The bytes to store for an upload and how they were stored: an envelope comes back
+    /// unchanged; plaintext is encrypted and proven to decrypt back before it is returned.
+    pub fn seal(&self, body: Bytes, what: &Incoming) -> Result<(Bytes, Stored), AtRestError> {
         if what.encrypted {
-            return Ok((None, Stored::ClientEnvelope));
+            return Ok((body, Stored::ClientEnvelope));
         }
         if self.require_client_encryption {
-            return Err(SealError::BadRequest(
-                "this server requires client-side encryption (require_client_encryption = true): configure an encryption block in OpenTofu; plaintext was refused and nothing was written".into(),
-            ));
+            return Err(AtRestError::ClientEncryptionRequired);
         }
         if !self.encrypts() {
-            return Ok((None, Stored::Plaintext));
+            return Ok((body, Stored::Plaintext));
         }
         let sealed = self
             .target()
-            .encrypt_state(body)
-            .map_err(|e| SealError::Failed(format!("encrypting the state failed: {e}")))?;
-        Ok((Some(sealed), Stored::ServerEncrypted))
+            .encrypt_verified(&body, PayloadKind::State)
+            .map_err(AtRestError::Seal)?;
+        Ok((Bytes::from(sealed), Stored::ServerEncrypted))
     }
 
-    /// What to answer on GET for stored bytes.
-    pub fn open(&self, stored: Vec<u8>, how: Stored) -> Result<Vec<u8>, String> {
+    /// What to answer on GET for stored bytes (decrypted without copying them first when the
+    /// server encrypted them).
+    pub fn open(&self, stored: Bytes, how: Stored) -> Result<Bytes, AtRestError> {
         match how {
-            Stored::ServerEncrypted => self
-                .target()
-                .decrypt_state(&stored)
-                .map(|(plain, _)| plain)
-                .map_err(|e| format!("decrypting the stored state failed: {e}")),
+            Stored::ServerEncrypted => self.decrypt(stored),
             // Written past the server: ours if our configuration opens it, else a client's.
-            Stored::DirectEnvelope if self.encrypts() => {
-                match self.target().decrypt_state(&stored) {
-                    Ok((plain, _)) => Ok(plain),
-                    Err(_) => Ok(stored),
+            // A key service that can't be reached is a failure, not "a client's envelope".
+            Stored::DirectEnvelope if self.encrypts() => match self.decrypt(stored.clone()) {
+                Ok(plain) => Ok(plain),
+                Err(AtRestError::Open(e)) if crate::error::key_service_down(&e).is_some() => {
+                    Err(AtRestError::Open(e))
                 }
-            }
+                Err(_) => Ok(stored),
+            },
             _ => Ok(stored),
         }
+    }
+
+    fn decrypt(&self, stored: Bytes) -> Result<Bytes, AtRestError> {
+        // The stored bytes are usually the only reference: take them without a copy.
+        let owned = Vec::from(stored);
+        self.target()
+            .decrypt_owned(owned, PayloadKind::State)
+            .map(|(plain, _)| Bytes::from(plain))
+            .map_err(AtRestError::Open)
     }
 }

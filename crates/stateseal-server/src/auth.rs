@@ -330,15 +330,12 @@ fn name_for_log(user: &str) -> String {
 /// blocking pool (a recently verified pair is remembered for [`CACHE_TTL`]). Every refusal is
 /// logged with the address and the name tried, never the password.
 pub(crate) async fn check_password(
-    app: &std::sync::Arc<crate::App>,
+    auth: Option<&Auth>,
     client: ClientAddr,
     user: &str,
     password: &str,
 ) -> Result<Principal, Denied> {
-    let auth = app
-        .auth
-        .as_ref()
-        .ok_or_else(|| Denied::forbidden("invalid credentials"))?;
+    let auth = auth.ok_or_else(|| Denied::forbidden("invalid credentials"))?;
     let ip = client.ip();
     let shown = client.to_string();
     if let Err(t) = auth.throttle.check(ip, user) {
@@ -443,21 +440,18 @@ pub fn parse_credentials(headers: &HeaderMap) -> Result<Credentials, Denied> {
 
 /// Who sent the request: a Bearer token, or Basic credentials through [`check_password`].
 pub(crate) async fn authenticate(
-    app: &std::sync::Arc<crate::App>,
+    auth: Option<&Auth>,
     client: ClientAddr,
     headers: &HeaderMap,
 ) -> Result<Principal, Denied> {
-    let auth = app
-        .auth
-        .as_ref()
-        .ok_or_else(|| Denied::forbidden("invalid credentials"))?;
+    let auth = auth.ok_or_else(|| Denied::forbidden("invalid credentials"))?;
     match parse_credentials(headers)? {
         Credentials::Bearer(token) => auth.token_owner(&token).ok_or_else(|| {
             tracing::warn!(client = %client, "refused: invalid bearer token");
             Denied::forbidden("invalid credentials")
         }),
         Credentials::Basic { user, password } => {
-            check_password(app, client, &user, &password).await
+            check_password(Some(auth), client, &user, &password).await
         }
     }
 }
@@ -470,30 +464,20 @@ impl Denied {
             retry_after: None,
         }
     }
-
-    /// As an answer of the API (401 asks for Basic credentials; 429 and 503 say when to retry).
-    pub(crate) fn reply(self) -> crate::protocol::Reply {
-        let mut r = crate::protocol::Reply::text(self.status, self.message);
-        r.www_authenticate = self.status == StatusCode::UNAUTHORIZED;
-        r.retry_after = self.retry_after;
-        r
-    }
 }
 
 /// Authenticates and checks the grant. `Ok(None)` when the server has no `auth` block.
 pub(crate) async fn authorize(
-    app: &std::sync::Arc<crate::App>,
+    auth: Option<&Auth>,
     client: ClientAddr,
     headers: &HeaderMap,
     path: Option<&StatePath>,
     permission: Permission,
-) -> Result<Option<Principal>, crate::protocol::Reply> {
-    let Some(auth) = &app.auth else {
+) -> Result<Option<Principal>, Denied> {
+    let Some(auth) = auth else {
         return Ok(None);
     };
-    let who = authenticate(app, client, headers)
-        .await
-        .map_err(Denied::reply)?;
+    let who = authenticate(Some(auth), client, headers).await?;
     if let Some(path) = path {
         if !auth.allows(&who, path, permission) {
             tracing::info!(user = %who.0, path = %path, ?permission, "denied: no grant");
@@ -501,25 +485,34 @@ pub(crate) async fn authorize(
                 status: StatusCode::FORBIDDEN,
                 message: format!("{} has no {permission:?} grant on {path}", who.0).to_lowercase(),
                 retry_after: None,
-            }
-            .reply());
+            });
         }
     }
     Ok(Some(who))
 }
 
+/// Why a password could not be hashed.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    #[error("no randomness available for the salt")]
+    NoRandomness,
+    #[error("argon2id failed: {0}")]
+    Argon2(argon2::password_hash::Error),
+}
+
 /// A PHC string (`$argon2id$…`) for `password`, with a random salt.
-pub fn hash_password(password: &str) -> Result<String, String> {
+pub fn hash_password(password: &str) -> Result<String, HashError> {
     use ring::rand::SecureRandom as _;
     let mut salt = [0u8; 16];
     ring::rand::SystemRandom::new()
         .fill(&mut salt)
-        .map_err(|_| "no randomness available".to_string())?;
-    let salt = argon2::password_hash::SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
+        .map_err(|_| HashError::NoRandomness)?;
+    let salt = argon2::password_hash::SaltString::encode_b64(&salt).map_err(HashError::Argon2)?;
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
+        .map_err(HashError::Argon2)
 }
 
 #[cfg(test)]

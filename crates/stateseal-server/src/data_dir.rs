@@ -37,6 +37,7 @@ use bytes::Bytes;
 use stateseal_store::LockInfo;
 
 use crate::state_path::StatePath;
+use crate::storage::FileError;
 use crate::storage::{self, Description, Live, Released, Storage, Taken};
 
 /// Most state slots kept in memory; beyond it, the slots not in use are dropped (they are a
@@ -72,23 +73,14 @@ impl std::fmt::Debug for DataDir {
     }
 }
 
-/// An error with the file it concerns.
-#[derive(Debug, thiserror::Error)]
-#[error("{path}: {source}")]
-pub struct StorageError {
-    pub path: String,
-    #[source]
-    pub source: io::Error,
-}
-
-fn at(path: &Path) -> impl FnOnce(io::Error) -> StorageError + '_ {
-    move |source| StorageError {
+fn at(path: &Path) -> impl FnOnce(io::Error) -> FileError + '_ {
+    move |source| FileError {
         path: path.display().to_string(),
         source,
     }
 }
 
-pub type Result<T> = std::result::Result<T, StorageError>;
+pub type Result<T> = std::result::Result<T, FileError>;
 
 impl DataDir {
     /// Opens (creating) a data directory and takes its exclusive lock, so two servers never
@@ -103,7 +95,7 @@ impl DataDir {
             .open(&lock_path)
             .map_err(at(&lock_path))?;
         rustix::fs::flock(&owner, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
-            |e| StorageError {
+            |e| FileError {
                 path: lock_path.display().to_string(),
                 source: io::Error::new(
                     io::ErrorKind::WouldBlock,
@@ -192,7 +184,7 @@ impl DataDir {
         let (result, guard) = match done {
             Ok(d) => d,
             Err(e) => {
-                return Err(StorageError {
+                return Err(FileError {
                     path: "(a storage task)".into(),
                     source: io::Error::other(e.to_string()),
                 })
@@ -227,7 +219,7 @@ impl Storage for DataDir {
         let listed = tokio::task::spawn_blocking(move || list_states(&root, &prefix)).await;
         listed
             .unwrap_or_else(|e| {
-                Err(StorageError {
+                Err(FileError {
                     path: "(listing states)".into(),
                     source: io::Error::other(e.to_string()),
                 })
@@ -423,7 +415,7 @@ impl Slot {
     pub fn record(&self, seq: u64) -> Result<VersionRecord> {
         let (_, meta) = self.paths(seq);
         let bytes = fs::read(&meta).map_err(at(&meta))?;
-        serde_json::from_slice(&bytes).map_err(|e| StorageError {
+        serde_json::from_slice(&bytes).map_err(|e| FileError {
             path: meta.display().to_string(),
             source: io::Error::new(io::ErrorKind::InvalidData, e),
         })
@@ -452,7 +444,7 @@ impl Slot {
     pub fn append(&mut self, mut record: VersionRecord, bytes: &[u8]) -> Result<VersionRecord> {
         let vdir = self.dir.join("v");
         if self.next_seq == u64::MAX {
-            return Err(StorageError {
+            return Err(FileError {
                 path: vdir.display().to_string(),
                 source: io::Error::other("no version number is left for this state"),
             });

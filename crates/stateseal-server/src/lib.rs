@@ -3,12 +3,15 @@
 //!
 //! * [`protocol`]: the verbs on `/state/<path>` and their answers, for every client version;
 //! * [`state_path`]: validation of `<path>`;
-//! * [`successor`]: the serial and lineage rule on bodies the server may not be able to read;
+//! * [`states`]: the state operations (read, decide-and-append, lock, unlock, roll back, list)
+//!   over the storage and at-rest encryption, failing with a typed [`error::ServerError`];
+//! * [`reply`]: the one table from a [`error::ServerError`] to a status and a body;
 //! * [`storage`]: the one interface to where states are kept, implemented by
 //! * [`data_dir`]: the embedded storage (a directory of files, crash-safe), and
 //! * [`s3`]: `storage "s3"`, states in a bucket laid out as `backend "s3"` lays them out;
 //! * [`at_rest`]: envelopes stored as sent, plaintext encrypted with the server's key;
-//! * [`versions`]: the JSON API (states, versions, locks), rollback and `/healthz`;
+//! * [`app`]: [`App`], what the handlers share, and how the server starts;
+//! * [`api`]: the JSON API (states, versions, locks), rollback and `/healthz`;
 //! * [`auth`]: users (argon2id), tokens (SHA-256), grants, with [`throttle`] (brute-force
 //!   back-off) and [`password_checks`] (bounded argon2 runs);
 //! * [`connections`]: accepting connections, HTTP/1.1 only, deadlines and the connection cap;
@@ -18,123 +21,61 @@
 //! * [`ui`]: the web console at `/ui`.
 //!
 //! The library never prints: it logs through `tracing`, and the binary decides what to show.
+//!
+//! The public surface is [`App`], [`ServerConfig`], [`serve`] and [`router`] (with [`config`] and
+//! [`auth`] for the CLI); the other modules are public only for the tests and fuzz targets and
+//! are hidden from the documentation.
 #![forbid(unsafe_code)]
 
+#[doc(hidden)]
+pub mod api;
+mod app;
+#[doc(hidden)]
 pub mod at_rest;
 pub mod auth;
 pub mod config;
+#[doc(hidden)]
 pub mod connections;
+#[doc(hidden)]
 pub mod data_dir;
+#[doc(hidden)]
+pub mod error;
+#[doc(hidden)]
 pub mod fuzzing;
+#[doc(hidden)]
 pub mod metrics;
+#[doc(hidden)]
 pub mod password_checks;
+#[doc(hidden)]
 pub mod protocol;
+#[doc(hidden)]
+pub mod reply;
+#[doc(hidden)]
 pub mod s3;
+#[doc(hidden)]
 pub mod state_path;
+#[doc(hidden)]
+pub mod states;
+#[doc(hidden)]
 pub mod storage;
-pub mod successor;
+#[doc(hidden)]
 pub mod throttle;
+#[doc(hidden)]
 pub mod tls;
+#[doc(hidden)]
 pub mod ui;
-pub mod versions;
 
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
 
 use axum::routing::{any, get, post};
 use axum::Router;
 
+pub use app::{App, StartError, Tls};
 pub use at_rest::AtRest;
 pub use config::ServerConfig;
 pub use data_dir::DataDir;
 pub use storage::Storage;
-
-/// Everything a request handler needs.
-#[derive(Debug)]
-pub struct App {
-    pub storage: Arc<dyn Storage>,
-    pub at_rest: AtRest,
-    pub max_body_bytes: u64,
-    pub auth: Option<auth::Auth>,
-    pub metrics: metrics::Metrics,
-    /// Set when the configuration has a `tls` block.
-    pub tls: Option<Tls>,
-    /// The web console's sessions and caches.
-    pub console: ui::Console,
-}
-
-/// A TLS acceptor (the keys stay inside rustls).
-#[derive(Clone)]
-pub struct Tls(pub tokio_rustls::TlsAcceptor);
-
-impl std::fmt::Debug for Tls {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Tls")
-    }
-}
-
-/// Why the server could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("data directory: {0}")]
-    DataDir(#[from] data_dir::StorageError),
-    #[error(transparent)]
-    S3(#[from] s3::S3StartError),
-    #[error("the configuration has a storage \"s3\" block: start the server with App::connect")]
-    NeedsConnect,
-    #[error("encryption at rest could not be set up: {0}")]
-    Encryption(#[from] stateseal_encryption::Error),
-    #[error("TLS could not be set up: {0}")]
-    Tls(String),
-}
-
-impl App {
-    /// Opens the storage the configuration names (the data directory at `data_dir`, or
-    /// connects to S3) and sets up encryption (deriving keys once, now).
-    pub async fn connect(data_dir: &Path, mut config: ServerConfig) -> Result<App, StartError> {
-        let storage: Arc<dyn Storage> = match std::mem::take(&mut config.storage) {
-            config::StorageConfig::DataDir => Arc::new(DataDir::open(data_dir)?),
-            config::StorageConfig::S3(cfg) => Arc::new(s3::S3Storage::connect(*cfg).await?),
-        };
-        App::with_storage(storage, config)
-    }
-
-    /// Opens the data directory and sets up encryption (deriving keys once, now): [`App::connect`]
-    /// for a configuration without a `storage` block, without a runtime.
-    pub fn open(data_dir: &Path, config: ServerConfig) -> Result<App, StartError> {
-        if !matches!(config.storage, config::StorageConfig::DataDir) {
-            return Err(StartError::NeedsConnect);
-        }
-        App::with_storage(Arc::new(DataDir::open(data_dir)?), config)
-    }
-
-    /// Serves from `storage` with the rest of `config` (its `storage` block is not used).
-    pub fn with_storage(
-        storage: Arc<dyn Storage>,
-        config: ServerConfig,
-    ) -> Result<App, StartError> {
-        let tls = match &config.tls {
-            Some(t) => Some(Tls(t.acceptor().map_err(StartError::Tls)?)),
-            None => None,
-        };
-        let at_rest = AtRest::new(config.encryption, config.require_client_encryption)?;
-        if !at_rest.encrypts() {
-            tracing::warn!(
-                "encryption at rest is OFF: plaintext states are stored as sent; add an encryption block to the server configuration"
-            );
-        }
-        Ok(App {
-            storage,
-            at_rest,
-            max_body_bytes: config.max_body_bytes,
-            auth: config.auth,
-            metrics: metrics::Metrics::default(),
-            tls,
-            console: ui::Console::default(),
-        })
-    }
-}
 
 /// The routes. Nothing redirects (but the console's pages, after a form): an unknown path is a
 /// plain 404.
@@ -143,18 +84,18 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/state", any(protocol::no_path))
         .route("/state/", any(protocol::no_path))
         .route("/state/{*path}", any(protocol::handle))
-        .route("/v1/states", get(versions::states))
-        .route("/v1/locks", get(versions::locks))
-        .route("/v1/versions/{*path}", get(versions::versions))
-        .route("/v1/rollback/{*path}", post(versions::rollback))
-        .route("/healthz", get(versions::healthz))
+        .route("/v1/states", get(api::states))
+        .route("/v1/locks", get(api::locks))
+        .route("/v1/versions/{*path}", get(api::versions))
+        .route("/v1/rollback/{*path}", post(api::rollback))
+        .route("/healthz", get(api::healthz))
         .route("/metrics", get(metrics::metrics))
         .merge(ui::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             metrics::track,
         ))
-        .with_state(app)
+        .with_state(app::Shared(app))
 }
 
 /// Serves (over TLS when configured) until `shutdown` completes, then finishes the requests

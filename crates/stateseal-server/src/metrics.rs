@@ -197,11 +197,10 @@ pub async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
 }
 
 /// `GET /metrics`.
-pub async fn metrics(State(app): State<Arc<App>>) -> String {
-    let states = app.storage.list("").await.map_or(0, |l| l.len());
-    app.metrics.render(
-        &app.storage.describe().public(),
-        states,
-        app.storage.waits(),
-    )
+pub async fn metrics(
+    State(storage): State<Arc<dyn crate::storage::Storage>>,
+    State(metrics): State<Arc<Metrics>>,
+) -> String {
+    let states = storage.list("").await.map_or(0, |l| l.len());
+    metrics.render(&storage.describe().public(), states, storage.waits())
 }

@@ -32,7 +32,7 @@ use stateseal_store::s3::lockfile::LockFile;
 use stateseal_store::s3::{Metadata, S3Config, S3Store};
 use stateseal_store::{Error as StoreError, LockInfo, PutMode, Store, Version, DEFAULT_WORKSPACE};
 
-use crate::at_rest::classify;
+use crate::at_rest::Incoming;
 use crate::state_path::{percent_decode, percent_encode, StatePath};
 use crate::storage::{
     Description, Error, Live, Released, Result, Storage, Stored, Taken, VersionRecord,
@@ -119,7 +119,7 @@ impl S3Storage {
     ) -> VersionRecord {
         from_metadata(metadata, version_id.clone()).unwrap_or_else(|| {
             // Written by Terraform or OpenTofu directly: the object is what the client sent.
-            let (serial, lineage, stored) = match classify(bytes) {
+            let (serial, lineage, stored) = match Incoming::read(bytes) {
                 Ok(i) if i.encrypted => (i.serial, i.lineage, Stored::DirectEnvelope),
                 Ok(i) => (i.serial, i.lineage, Stored::Plaintext),
                 Err(_) => (0, String::new(), Stored::Plaintext),
@@ -132,7 +132,7 @@ impl S3Storage {
                 time: last_modified.to_string(),
                 who: String::new(),
                 stored,
-                sha256: crate::protocol::sha256_hex(bytes),
+                sha256: stateseal_core::hex::sha256_hex(bytes),
                 version_id,
             }
         })
@@ -168,7 +168,7 @@ impl S3Storage {
                 time: v.last_modified.clone(),
                 who: String::new(),
                 stored: Stored::Deleted,
-                sha256: crate::protocol::sha256_hex(b""),
+                sha256: stateseal_core::hex::sha256_hex(b""),
                 version_id: Some(v.id.clone()),
             };
             return Ok(Some((record, Bytes::new())));

@@ -111,11 +111,21 @@ pub enum Released {
     HeldBy(LockInfo),
 }
 
+/// A file operation of the embedded storage ([`crate::data_dir`]) that failed, with the file
+/// it concerns.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {source}")]
+pub struct FileError {
+    pub path: String,
+    #[source]
+    pub source: std::io::Error,
+}
+
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
-    Files(#[from] crate::data_dir::StorageError),
+    Files(#[from] FileError),
     #[error(transparent)]
     S3(#[from] stateseal_store::Error),
     /// A conditional append found another live version (another writer was first).
@@ -140,10 +150,7 @@ pub fn is_unreadable_lock_id(id: &str) -> bool {
 /// readable and listed; writes get 423 until an admin clears the record.
 pub fn unreadable_lock(bytes: &[u8]) -> LockInfo {
     let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
-    let hex: String = digest.as_ref()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex = stateseal_core::hex::encode(&digest.as_ref()[..8]);
     LockInfo {
         id: format!("{UNREADABLE_LOCK_PREFIX}{hex}"),
         operation: "unreadable".into(),

@@ -23,6 +23,36 @@ use tokio_rustls::TlsAcceptor;
 /// Longest a client may take to complete the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Why the `tls` block could not be set up: the file at fault and what is wrong with it.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A PEM file could not be read or parsed.
+    #[error("{}: {source}", file.display())]
+    Pem {
+        file: PathBuf,
+        #[source]
+        source: rustls::pki_types::pem::Error,
+    },
+    /// The certificate file holds no certificate.
+    #[error("{}: no certificate found", .0.display())]
+    NoCertificate(PathBuf),
+    /// rustls refused the file's contents (a CA, or the key for the certificate).
+    #[error("{}: {source}", file.display())]
+    Rejected {
+        file: PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
+    /// The client CA verifier could not be built.
+    #[error("{}: {source}", file.display())]
+    Verifier {
+        file: PathBuf,
+        #[source]
+        source: rustls::server::VerifierBuilderError,
+    },
+}
+
 /// The `tls` block.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TlsSettings {
@@ -33,44 +63,48 @@ pub struct TlsSettings {
 
 impl TlsSettings {
     /// Reads the files and builds the acceptor. Errors name the file.
-    pub fn acceptor(&self) -> Result<TlsAcceptor, String> {
+    pub fn acceptor(&self) -> Result<TlsAcceptor, TlsError> {
+        let pem = |file: &PathBuf| {
+            let file = file.clone();
+            move |source| TlsError::Pem { file, source }
+        };
+        let rejected = |file: &PathBuf| {
+            let file = file.clone();
+            move |source| TlsError::Rejected { file, source }
+        };
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&self.cert_file)
             .and_then(|i| i.collect())
-            .map_err(|e| format!("{}: {e}", self.cert_file.display()))?;
+            .map_err(pem(&self.cert_file))?;
         if certs.is_empty() {
-            return Err(format!(
-                "{}: no certificate found",
-                self.cert_file.display()
-            ));
+            return Err(TlsError::NoCertificate(self.cert_file.clone()));
         }
-        let key = PrivateKeyDer::from_pem_file(&self.key_file)
-            .map_err(|e| format!("{}: {e}", self.key_file.display()))?;
+        let key = PrivateKeyDer::from_pem_file(&self.key_file).map_err(pem(&self.key_file))?;
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?;
+            .map_err(rejected(&self.cert_file))?;
         let builder = match &self.client_ca_file {
             None => builder.with_no_client_auth(),
             Some(ca) => {
                 let mut roots = rustls::RootCertStore::empty();
-                for c in CertificateDer::pem_file_iter(ca)
-                    .map_err(|e| format!("{}: {e}", ca.display()))?
-                {
-                    let c = c.map_err(|e| format!("{}: {e}", ca.display()))?;
-                    roots.add(c).map_err(|e| format!("{}: {e}", ca.display()))?;
+                for c in CertificateDer::pem_file_iter(ca).map_err(pem(ca))? {
+                    roots.add(c.map_err(pem(ca))?).map_err(rejected(ca))?;
                 }
                 let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
                     Arc::new(roots),
                     provider,
                 )
                 .build()
-                .map_err(|e| format!("{}: {e}", ca.display()))?;
+                .map_err(|source| TlsError::Verifier {
+                    file: ca.clone(),
+                    source,
+                })?;
                 builder.with_client_cert_verifier(verifier)
             }
         };
         let mut config = builder
             .with_single_cert(certs, key)
-            .map_err(|e| format!("{}: {e}", self.key_file.display()))?;
+            .map_err(rejected(&self.key_file))?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(TlsAcceptor::from(Arc::new(config)))
     }

@@ -181,3 +181,66 @@ async fn a_direct_envelope_is_served_decrypted_when_the_servers_key_opens_it() {
     let a = h.send("GET", P, None).await;
     assert_eq!((a.status, &a.body), (200, &theirs), "a client's, as it is");
 }
+
+/// A method that encrypts by XOR, except that it damages what it writes for a state whose
+/// outputs say `poison` (so the startup probe passes and one upload later fails).
+struct Corrupting;
+
+impl stateseal_encryption::method::Method for Corrupting {
+    fn encrypt(
+        &self,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, stateseal_encryption::method::MethodError> {
+        let mut out: Vec<u8> = plaintext.iter().map(|b| b ^ 0x5a).collect();
+        if plaintext.windows(6).any(|w| w == b"poison") {
+            if let Some(last) = out.last_mut() {
+                *last ^= 0xff;
+            }
+        }
+        Ok(out)
+    }
+
+    fn decrypt(
+        &self,
+        ciphertext: Vec<u8>,
+    ) -> Result<Vec<u8>, stateseal_encryption::method::MethodError> {
+        Ok(ciphertext.into_iter().map(|b| b ^ 0x5a).collect())
+    }
+}
+
+/// Sealing is verified: an envelope that does not decrypt back to the upload is refused with
+/// a clear error, and nothing is stored (the previous version stays the live one).
+#[tokio::test]
+async fn fail_a_method_that_writes_a_bad_envelope_stores_nothing() {
+    let mut registry = Registry::default();
+    registry.register_method("corrupting", |_| Ok(Box::new(Corrupting)));
+    let body = "method \"corrupting\" \"main\" {}\nstate { method = method.corrupting.main }\n";
+    let cfg = stateseal_encryption::config::EncryptionConfig::parse_body_str("test", body).unwrap();
+    let mut config = stateseal_server::ServerConfig::parse("server.hcl", "", None).unwrap();
+    config.encryption = Encryption::new(cfg, Default::default(), registry).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let app = stateseal_server::App::open(&dir.path().join("data"), config).unwrap();
+    let h = Harness {
+        dir,
+        app: std::sync::Arc::new(app),
+        s3: None,
+    };
+    assert!(h.app.at_rest.encrypts());
+    let good = state(1, "lin-v", "fine");
+    assert_eq!(h.send("POST", P, Some(&good)).await.status, 200);
+    let before = h.snapshot().await;
+
+    let a = h.send("POST", P, Some(&state(2, "lin-v", "poison"))).await;
+    assert_eq!(a.status, 500, "{}", a.text());
+    assert!(
+        a.text().contains("does not decrypt back") && a.text().contains("nothing was written"),
+        "{}",
+        a.text()
+    );
+    assert_eq!(h.snapshot().await, before, "nothing was stored");
+    assert_eq!(
+        h.send("GET", P, None).await.body,
+        good,
+        "the last good state"
+    );
+}

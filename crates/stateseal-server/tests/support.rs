@@ -103,6 +103,8 @@ pub struct Answer {
     pub www_authenticate: String,
     /// The `ETag` header, empty when absent.
     pub etag: String,
+    /// The `Retry-After` header, empty when absent.
+    pub retry_after: String,
 }
 
 impl Answer {
@@ -189,7 +191,7 @@ impl Harness {
             .await
             .unwrap();
         let status = resp.status().as_u16();
-        let (content_type, www_authenticate, etag) = answer_headers(resp.headers());
+        let (content_type, www_authenticate, etag, retry_after) = answer_headers(resp.headers());
         let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
             .await
             .unwrap()
@@ -200,6 +202,7 @@ impl Harness {
             content_type,
             www_authenticate,
             etag,
+            retry_after,
         }
     }
 
@@ -279,14 +282,19 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
 
 /// The headers an [`Answer`] keeps: Content-Type, WWW-Authenticate and ETag (empty when absent
 /// or not text), for both the in-process and the network client.
-fn answer_headers(h: &axum::http::HeaderMap) -> (String, String, String) {
+fn answer_headers(h: &axum::http::HeaderMap) -> (String, String, String, String) {
     let get = |name: &str| {
         h.get(name)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string()
     };
-    (get("content-type"), get("www-authenticate"), get("etag"))
+    (
+        get("content-type"),
+        get("www-authenticate"),
+        get("etag"),
+        get("retry-after"),
+    )
 }
 
 pub fn content_md5(body: &[u8]) -> String {
@@ -449,12 +457,13 @@ pub fn http(
         .body(body.map(<[u8]>::to_vec).unwrap_or_default())
         .unwrap();
     let mut resp = agent.run(req)?;
-    let (content_type, www_authenticate, etag) = answer_headers(resp.headers());
+    let (content_type, www_authenticate, etag, retry_after) = answer_headers(resp.headers());
     Ok(Answer {
         status: resp.status().as_u16(),
         body: resp.body_mut().read_to_vec()?,
         content_type,
         www_authenticate,
         etag,
+        retry_after,
     })
 }

@@ -67,7 +67,7 @@ impl FormKey {
     fn token(&self, nonce: &str, expires: u64) -> String {
         let message = format!("stateseal form\0{nonce}\0{expires}");
         let tag = hmac::sign(&self.0, message.as_bytes());
-        tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+        stateseal_core::hex::encode(tag.as_ref())
     }
 
     /// The token for the visitor's forms: from its cookie when that is still good for

@@ -1,5 +1,5 @@
 //! The web console at `/ui`: server-rendered HTML (maud, escaped by construction) over the same
-//! internals as the JSON API ([`crate::versions`]), readable without JavaScript (there is none).
+//! internals as the JSON API ([`crate::api`]), readable without JavaScript (there is none).
 //!
 //! * sign-in with the server's users: a form, then a session cookie ([`session`]); every
 //!   state-changing form carries the session's CSRF token. Visitors who have not signed in
@@ -18,18 +18,19 @@
 //!   denial, `no-referrer` and `no-store`, plus `Server-Timing` with the time it took.
 //!
 //! Pages live in [`pages`], the diff in [`diff`], what a version holds in [`state_view`]; every
-//! read and write of storage goes through [`store`].
+//! read and write of storage goes through [`data`].
 
 // A refusal here is a whole page (`Response`) returned early; boxing it buys nothing on a path that
 // renders HTML anyway.
 #![allow(clippy::result_large_err)]
 
+mod data;
 pub mod diff;
 pub mod form_token;
+mod format;
 mod pages;
 pub mod session;
 pub mod state_view;
-mod store;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -44,6 +45,7 @@ use axum::Router;
 use maud::{html, Markup, DOCTYPE};
 
 use crate::auth::{Permission, Principal};
+use crate::error::ServerError;
 use crate::state_path::{percent_encode as encode, StatePath};
 use crate::App;
 
@@ -89,7 +91,7 @@ const STYLE: &str = include_str!("console.css");
 pub const READ_GRANT_MEANS: &str = "A read grant on a state means: may read every secret in that state. The API answers the whole state, sensitive values included, to anyone with read; the console masks sensitive outputs for viewers without admin as a convenience, not as access control.";
 
 /// The `/ui` routes.
-pub fn routes() -> Router<Arc<App>> {
+pub fn routes() -> Router<crate::app::Shared> {
     Router::new()
         .route("/ui", get(pages::home))
         .route("/ui/", get(pages::home))
@@ -277,10 +279,28 @@ fn error_page(viewer: &Viewer, status: StatusCode, message: &str) -> Response {
     )
 }
 
-/// A refusal or failure from the shared internals, as a page.
-fn reply_page(viewer: &Viewer, r: crate::protocol::Reply) -> Response {
-    let text = String::from_utf8_lossy(&r.body).trim().to_string();
-    error_page(viewer, r.status, &text)
+/// A refusal or failure of a state operation, as a page chosen by variant.
+fn failure_page(viewer: &Viewer, e: &ServerError) -> Response {
+    match e {
+        ServerError::Locked(h) => error_page(
+            viewer,
+            StatusCode::LOCKED,
+            &format!(
+                "The state is locked by {} ({}): nothing was written. Try again when the lock is free.",
+                h.who, h.operation
+            ),
+        ),
+        _ => {
+            let mut r = error_page(viewer, e.status(), &e.public_message());
+            if let Some(v) = e
+                .retry_after()
+                .and_then(|s| HeaderValue::from_str(&s.to_string()).ok())
+            {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            r
+        }
+    }
 }
 
 /// The frame of every page.

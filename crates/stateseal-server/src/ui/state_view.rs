@@ -9,7 +9,7 @@ use serde_json::Value;
 use stateseal_encryption::envelope::Header;
 
 use crate::data_dir::{Stored, VersionRecord};
-use crate::protocol::Reply;
+use crate::error::ServerError;
 use crate::state_path::StatePath;
 use crate::App;
 
@@ -46,8 +46,8 @@ pub async fn open_version(
     app: &std::sync::Arc<App>,
     path: &StatePath,
     n: u64,
-) -> Result<(VersionRecord, Opened), Reply> {
-    let (record, bytes) = super::store::version(app, path, n).await?;
+) -> Result<(VersionRecord, Opened), ServerError> {
+    let (record, bytes) = super::data::version(app, path, n).await?;
     if let Ok(h) = Header::parse(&bytes) {
         let fields = h.state_fields.unwrap_or_default();
         return Ok((
@@ -61,10 +61,7 @@ pub async fn open_version(
     }
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(v) if v.is_object() => Ok((record, Opened::State(v))),
-        _ => Err(Reply::text(
-            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-            format!("version {n} is not a JSON state"),
-        )),
+        _ => Err(ServerError::NotJsonState(n)),
     }
 }
 

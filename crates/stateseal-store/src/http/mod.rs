@@ -12,198 +12,21 @@
 //! put compares the stored bytes first (safe under the lock, as OpenTofu writes), and versions
 //! are [`Error::Unsupported`]. ureq is blocking, so every request runs on tokio's blocking pool.
 
-use std::collections::BTreeMap;
+mod config;
+mod transport;
+
+pub use config::{HttpConfig, ATTRIBUTES};
+
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use base64::Engine as _;
 use bytes::Bytes;
-use md5::{Digest as _, Md5};
 use stateseal_core::ServiceErrorKind;
-use stateseal_encryption::Secret;
 
 use crate::store::{Object, PutMode, Store, Version, VersionInfo, DEFAULT_WORKSPACE};
 use crate::{Error, LockInfo, Result};
-
-/// The settings of a `backend "http"` block (OpenTofu's attribute names).
-#[derive(Clone)]
-pub struct HttpConfig {
-    pub address: String,
-    pub update_method: String,
-    pub lock_address: Option<String>,
-    pub unlock_address: Option<String>,
-    pub lock_method: String,
-    pub unlock_method: String,
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    pub headers: Vec<(String, String)>,
-    pub retry_max: u32,
-    pub retry_wait_min: Duration,
-    pub retry_wait_max: Duration,
-    /// PEM bundle that replaces the system roots.
-    pub client_ca_certificate_pem: Option<String>,
-    /// mTLS: the client's certificate chain and its key (PEM).
-    pub client_certificate_pem: Option<String>,
-    pub client_private_key_pem: Option<Secret>,
-}
-
-impl std::fmt::Debug for HttpConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpConfig")
-            .field("address", &self.address)
-            .field("update_method", &self.update_method)
-            .field("lock_address", &self.lock_address)
-            .field("unlock_address", &self.unlock_address)
-            .field("lock_method", &self.lock_method)
-            .field("unlock_method", &self.unlock_method)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .field(
-                "headers",
-                &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
-            )
-            .field("retry_max", &self.retry_max)
-            .finish()
-    }
-}
-
-/// The attributes the block takes, with the environment variable each falls back to.
-pub const ATTRIBUTES: [(&str, Option<&str>); 15] = [
-    ("address", Some("TF_HTTP_ADDRESS")),
-    ("update_method", Some("TF_HTTP_UPDATE_METHOD")),
-    ("lock_address", Some("TF_HTTP_LOCK_ADDRESS")),
-    ("unlock_address", Some("TF_HTTP_UNLOCK_ADDRESS")),
-    ("lock_method", Some("TF_HTTP_LOCK_METHOD")),
-    ("unlock_method", Some("TF_HTTP_UNLOCK_METHOD")),
-    ("username", Some("TF_HTTP_USERNAME")),
-    ("password", Some("TF_HTTP_PASSWORD")),
-    ("skip_cert_verification", None),
-    ("retry_max", Some("TF_HTTP_RETRY_MAX")),
-    ("retry_wait_min", Some("TF_HTTP_RETRY_WAIT_MIN")),
-    ("retry_wait_max", Some("TF_HTTP_RETRY_WAIT_MAX")),
-    (
-        "client_ca_certificate_pem",
-        Some("TF_HTTP_CLIENT_CA_CERTIFICATE_PEM"),
-    ),
-    (
-        "client_certificate_pem",
-        Some("TF_HTTP_CLIENT_CERTIFICATE_PEM"),
-    ),
-    (
-        "client_private_key_pem",
-        Some("TF_HTTP_CLIENT_PRIVATE_KEY_PEM"),
-    ),
-];
-
-impl HttpConfig {
-    /// Builds the configuration from string attributes (block values with `--backend-config`
-    /// applied) and `headers`, falling back to `TF_HTTP_*` from `env`. Every problem is one
-    /// line of the returned message.
-    pub fn from_settings(
-        settings: &BTreeMap<String, String>,
-        headers: Vec<(String, String)>,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> std::result::Result<HttpConfig, Vec<String>> {
-        let mut problems = Vec::new();
-        let get = |name: &str| -> Option<String> {
-            settings.get(name).cloned().or_else(|| {
-                ATTRIBUTES
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .and_then(|(_, e)| e.and_then(env))
-            })
-        };
-        let address = get("address").unwrap_or_default();
-        if address.is_empty() {
-            problems.push("the http backend needs an address (or TF_HTTP_ADDRESS)".to_string());
-        }
-        for (name, value) in [
-            ("address", Some(address.clone())),
-            ("lock_address", get("lock_address")),
-            ("unlock_address", get("unlock_address")),
-        ] {
-            if let Some(v) = value.filter(|v| !v.is_empty()) {
-                if !(v.starts_with("http://") || v.starts_with("https://")) {
-                    problems.push(format!("{name} must be an http or https URL, got {v:?}"));
-                }
-            }
-        }
-        if get("skip_cert_verification").is_some_and(|v| v == "true") {
-            problems.push("skip_cert_verification = true is refused: stateseal always verifies the server's certificate (give client_ca_certificate_pem for a private CA)".into());
-        }
-        let client_certificate_pem = get("client_certificate_pem").filter(|v| !v.is_empty());
-        let client_private_key_pem = get("client_private_key_pem").filter(|v| !v.is_empty());
-        if client_certificate_pem.is_some() != client_private_key_pem.is_some() {
-            problems.push("client_certificate_pem and client_private_key_pem go together: give both for a client certificate, or neither".into());
-        }
-        let mut number = |name: &str, default: u64| -> u64 {
-            match get(name) {
-                None => default,
-                Some(v) => v.trim().parse().unwrap_or_else(|_| {
-                    problems.push(format!("{name} must be a whole number, got {v:?}"));
-                    default
-                }),
-            }
-        };
-        let retry_max = number("retry_max", 2);
-        let retry_wait_min = number("retry_wait_min", 1);
-        let retry_wait_max = number("retry_wait_max", 30);
-        for (name, _) in &headers {
-            let lower = name.to_ascii_lowercase();
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
-                problems.push(format!("headers: {name:?} is not a valid header name"));
-            } else if lower == "content-type" || lower == "content-md5" {
-                problems.push(format!(
-                    "headers: {name} is set by the client and can't be given"
-                ));
-            } else if lower == "authorization" && get("username").is_some() {
-                problems
-                    .push("headers: Authorization can't be given together with username".into());
-            }
-        }
-        let method = |name: &str, default: &str| {
-            get(name)
-                .filter(|m| !m.is_empty())
-                .unwrap_or_else(|| default.to_string())
-        };
-        let config = HttpConfig {
-            update_method: method("update_method", "POST"),
-            lock_method: method("lock_method", "LOCK"),
-            unlock_method: method("unlock_method", "UNLOCK"),
-            lock_address: get("lock_address").filter(|v| !v.is_empty()),
-            unlock_address: get("unlock_address").filter(|v| !v.is_empty()),
-            username: get("username").filter(|v| !v.is_empty()),
-            password: get("password").map(|p| Secret::new(p.into_bytes())),
-            headers,
-            retry_max: retry_max.min(u32::MAX as u64) as u32,
-            retry_wait_min: Duration::from_secs(retry_wait_min),
-            retry_wait_max: Duration::from_secs(retry_wait_max),
-            client_ca_certificate_pem: get("client_ca_certificate_pem").filter(|v| !v.is_empty()),
-            client_certificate_pem,
-            client_private_key_pem: client_private_key_pem.map(|k| Secret::new(k.into_bytes())),
-            address,
-        };
-        for (name, m) in [
-            ("update_method", &config.update_method),
-            ("lock_method", &config.lock_method),
-            ("unlock_method", &config.unlock_method),
-        ] {
-            if !m.chars().all(|c| c.is_ascii_alphabetic()) {
-                problems.push(format!("{name} must be an HTTP method name, got {m:?}"));
-            }
-        }
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(problems)
-        }
-    }
-}
+use transport::{encode_query, pem_certificates, send_blocking, Reply};
 
 /// The http backend client.
 pub struct HttpStore {
@@ -220,22 +43,6 @@ impl std::fmt::Debug for HttpStore {
         f.debug_struct("HttpStore")
             .field("config", &self.config)
             .finish()
-    }
-}
-
-/// One answer: status and body.
-struct Reply {
-    status: u16,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn excerpt(&self) -> String {
-        String::from_utf8_lossy(&self.body)
-            .trim()
-            .chars()
-            .take(500)
-            .collect()
     }
 }
 
@@ -256,22 +63,6 @@ fn stateseal_parts(address: &str) -> Option<(String, String)> {
     let at = rest.find("/state/")?;
     let base = format!("{}{}", &address[..path_start], &rest[..at]);
     Some((base, rest[at + "/state/".len()..].to_string()))
-}
-
-/// The certificates in a PEM attribute (at least one).
-fn pem_certificates(pem: &str, name: &str) -> Result<Vec<ureq::tls::Certificate<'static>>> {
-    let certs = ureq::tls::parse_pem(pem.as_bytes())
-        .filter_map(|item| match item {
-            Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
-            Ok(_) => None,
-            Err(e) => Some(Err(e)),
-        })
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| Error::Config(format!("{name} is not valid PEM: {e}")))?;
-    if certs.is_empty() {
-        return Err(Error::Config(format!("{name} holds no certificate")));
-    }
-    Ok(certs)
 }
 
 impl HttpStore {
@@ -406,20 +197,18 @@ impl HttpStore {
             .await
     }
 
-    /// Why a server that enforces the state rules (409) refused `offered`: the same rule
-    /// checked here against what is stored, as a typed [`Error::Refused`].
-    async fn refusal(&self, workspace: &str, offered: &[u8]) -> Option<Error> {
-        let stored = self.get(workspace).await.ok()?;
-        let stored_meta = crate::StateMeta::parse(&stored.bytes).ok()?;
-        let offered_meta = crate::StateMeta::parse(offered).ok()?;
-        let refusal = stateseal_core::check_update(
-            &stateseal_core::Snapshot::of_state(&stored_meta, &stored.bytes),
-            &stateseal_core::Snapshot::of_state(&offered_meta, offered),
-        )
-        .err()?;
+    /// The typed refusal in a 409 from a server that enforces the state rules
+    /// (`stateseal serve` answers `{"refusal": …}`): read from the answer, never by asking
+    /// again.
+    fn refusal(&self, r: &Reply) -> Option<Error> {
+        #[derive(serde::Deserialize)]
+        struct Refused {
+            refusal: stateseal_core::Refusal,
+        }
+        let parsed: Refused = serde_json::from_slice(&r.body).ok()?;
         Some(Error::Refused {
             what: self.config.address.clone(),
-            refusal,
+            refusal: parsed.refusal,
         })
     }
 
@@ -437,106 +226,6 @@ impl HttpStore {
             }
         }
     }
-}
-
-/// Percent-encodes a query value (Go's `url.QueryEscape`).
-fn encode_query(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            b' ' => "+".to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// One request, retried as go-retryablehttp does: after a connection error, a 429 or a 5xx
-/// other than 501, waiting `retry_wait_min · 2^attempt` capped at `retry_wait_max`.
-fn send_blocking(
-    agent: &ureq::Agent,
-    config: &HttpConfig,
-    method: &str,
-    url: &str,
-    body: Option<Vec<u8>>,
-    extra: &[(&'static str, String)],
-) -> Result<Reply> {
-    let mut attempt: u32 = 0;
-    loop {
-        let outcome = send_once(agent, config, method, url, body.as_deref(), extra);
-        let retriable = match &outcome {
-            Err(_) => true,
-            Ok(r) => r.status == 429 || (r.status >= 500 && r.status != 501),
-        };
-        if !retriable || attempt >= config.retry_max {
-            return outcome.map_err(|message| Error::Service {
-                operation: "HTTP request",
-                what: format!("{method} {url}"),
-                kind: ServiceErrorKind::Network,
-                message: format!("giving up after {} attempt(s): {message}", attempt + 1),
-                source: None,
-            });
-        }
-        let wait = config
-            .retry_wait_min
-            .saturating_mul(2u32.saturating_pow(attempt))
-            .min(config.retry_wait_max);
-        std::thread::sleep(wait);
-        attempt += 1;
-    }
-}
-
-fn send_once(
-    agent: &ureq::Agent,
-    config: &HttpConfig,
-    method: &str,
-    url: &str,
-    body: Option<&[u8]>,
-    extra: &[(&'static str, String)],
-) -> std::result::Result<Reply, String> {
-    let mut req = ureq::http::Request::builder().method(method).uri(url);
-    for (k, v) in &config.headers {
-        req = req.header(k.as_str(), v.as_str());
-    }
-    if let Some(user) = &config.username {
-        let mut pair = user.as_bytes().to_vec();
-        pair.push(b':');
-        if let Some(p) = &config.password {
-            pair.extend_from_slice(p.expose());
-        }
-        let token =
-            zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&pair));
-        zeroize::Zeroize::zeroize(&mut pair);
-        req = req.header("Authorization", format!("Basic {}", token.as_str()));
-    }
-    for (k, v) in extra {
-        req = req.header(*k, v.as_str());
-    }
-    let sent = match body {
-        Some(b) => {
-            let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(b));
-            let req = req
-                .header("Content-Type", "application/json")
-                .header("Content-MD5", md5)
-                .body(b)
-                .map_err(|e| format!("invalid request: {e}"))?;
-            agent.run(req)
-        }
-        None => {
-            let req = req.body(()).map_err(|e| format!("invalid request: {e}"))?;
-            agent.run(req)
-        }
-    };
-    let mut resp = sent.map_err(|e| format!("{e}"))?;
-    let status = resp.status().as_u16();
-    let mut buf = Vec::new();
-    std::io::Read::read_to_end(
-        &mut resp.body_mut().with_config().limit(u64::MAX).reader(),
-        &mut buf,
-    )
-    .map_err(|e| format!("reading the response failed: {e}"))?;
-    Ok(Reply { status, body: buf })
 }
 
 /// The holder in a 409/423 body; a body that is not LockInfo gives an empty holder (no ID:
@@ -659,6 +348,10 @@ impl Store for HttpStore {
         let r = self
             .send(&method, url.clone(), Some(bytes.to_vec()), extra)
             .await?;
+        // A typed refusal first: a lenient LockInfo parse would take it for a holder.
+        if let Some(refused) = (r.status == 409).then(|| self.refusal(&r)).flatten() {
+            return Err(refused);
+        }
         match r.status {
             200 | 201 | 204 => Ok(version),
             412 if mode == PutMode::Create => Err(Error::AlreadyExists { what: what() }),
@@ -670,16 +363,13 @@ impl Store for HttpStore {
                 holder: Box::new(holder_of(&r)),
                 message: format!("HTTP {} from {url}", r.status),
             }),
-            409 => Err(self
-                .refusal(workspace, &bytes)
-                .await
-                .unwrap_or_else(|| Error::Service {
-                    operation: "upload",
-                    what: what(),
-                    kind: ServiceErrorKind::Other,
-                    message: format!("the server refused the state (HTTP 409): {}", r.excerpt()),
-                    source: None,
-                })),
+            409 => Err(Error::Service {
+                operation: "upload",
+                what: what(),
+                kind: ServiceErrorKind::Other,
+                message: format!("the server refused the state (HTTP 409): {}", r.excerpt()),
+                source: None,
+            }),
             _ => Err(self.failed("upload", &url, &r)),
         }
     }
@@ -824,6 +514,7 @@ impl Store for HttpStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     #[test]
     fn stateseal_extension_urls_come_from_the_address() {
