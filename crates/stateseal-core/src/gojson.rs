@@ -184,9 +184,14 @@ fn go_equal_fold(field: &str, key: &str) -> bool {
     kc.next().is_none()
 }
 
+/// Base64 that Go's `encoding/json` would refuse.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("illegal base64 data: {0}")]
+pub struct Base64Error(#[from] base64::DecodeError);
+
 /// Go's `base64.StdEncoding.DecodeString` as used by `encoding/json` for `[]byte`: padding is
 /// required, and `\r` and `\n` are skipped.
-pub fn go_base64_decode(s: &str) -> Result<Vec<u8>, String> {
+pub fn go_base64_decode(s: &str) -> Result<Vec<u8>, Base64Error> {
     use base64::Engine as _;
     let engine = base64::engine::general_purpose::STANDARD;
     let decoded = if s.bytes().any(|b| b == b'\r' || b == b'\n') {
@@ -195,5 +200,5 @@ pub fn go_base64_decode(s: &str) -> Result<Vec<u8>, String> {
     } else {
         engine.decode(s)
     };
-    decoded.map_err(|e| format!("illegal base64 data: {e}"))
+    Ok(decoded?)
 }

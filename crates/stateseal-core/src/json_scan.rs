@@ -11,11 +11,23 @@ use std::borrow::Cow;
 /// Values up to this size are fully validated with serde_json.
 pub const VALIDATE_LIMIT: usize = 64 * 1024;
 
+/// Why the input is not a JSON object, and where.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ScanError {
+    /// The structure is broken: `what` was expected or found at byte `at`.
+    #[error("{what} at byte {at}")]
+    Syntax { what: &'static str, at: usize },
+    /// A string or a small value that `serde_json` refuses; `message` is its words.
+    #[error("invalid JSON value at byte {at}: {message}")]
+    Invalid { at: usize, message: String },
+}
+
 /// A top-level member: its (unescaped) key and the raw bytes of its value.
 pub type Member<'a> = (Cow<'a, str>, &'a [u8]);
 
 /// The members of a top-level JSON object, in input order.
-pub fn object_members(input: &[u8]) -> Result<Vec<Member<'_>>, String> {
+pub fn object_members(input: &[u8]) -> Result<Vec<Member<'_>>, ScanError> {
     let mut s = Scanner { b: input, i: 0 };
     s.ws();
     if s.peek() != Some(b'{') {
@@ -30,7 +42,8 @@ pub fn object_members(input: &[u8]) -> Result<Vec<Member<'_>>, String> {
         loop {
             s.ws();
             let key_raw = s.string()?;
-            let key = decode_string(key_raw).map_err(|e| s.err(&e))?;
+            let key = decode_string(key_raw)
+                .map_err(|message| ScanError::Invalid { at: s.i, message })?;
             s.ws();
             if s.peek() != Some(b':') {
                 return Err(s.err("expected ':'"));
@@ -58,7 +71,7 @@ pub fn object_members(input: &[u8]) -> Result<Vec<Member<'_>>, String> {
 }
 
 /// Decodes a raw JSON string token (with its quotes). Strings without escapes are borrowed.
-pub fn decode_string(raw: &[u8]) -> Result<Cow<'_, str>, String> {
+fn decode_string(raw: &[u8]) -> Result<Cow<'_, str>, String> {
     let inner = &raw[1..raw.len() - 1];
     if memchr::memchr(b'\\', inner).is_none() {
         return std::str::from_utf8(inner)
@@ -95,8 +108,8 @@ impl<'a> Scanner<'a> {
         self.b.get(self.i).copied()
     }
 
-    fn err(&self, what: &str) -> String {
-        format!("{what} at byte {}", self.i)
+    fn err(&self, what: &'static str) -> ScanError {
+        ScanError::Syntax { what, at: self.i }
     }
 
     fn ws(&mut self) {
@@ -106,7 +119,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string token, quotes included. Checks that no raw control character appears in it.
-    fn string(&mut self) -> Result<&'a [u8], String> {
+    fn string(&mut self) -> Result<&'a [u8], ScanError> {
         if self.peek() != Some(b'"') {
             return Err(self.err("expected a string"));
         }
@@ -136,7 +149,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// Any value; returns its raw bytes.
-    fn value(&mut self) -> Result<&'a [u8], String> {
+    fn value(&mut self) -> Result<&'a [u8], ScanError> {
         let start = self.i;
         match self.peek() {
             Some(b'"') => {
@@ -177,8 +190,12 @@ impl<'a> Scanner<'a> {
         }
         let raw = &self.b[start..self.i];
         if raw.len() <= VALIDATE_LIMIT && raw[0] != b'"' {
-            serde_json::from_slice::<serde::de::IgnoredAny>(raw)
-                .map_err(|e| format!("invalid JSON value at byte {start}: {e}"))?;
+            serde_json::from_slice::<serde::de::IgnoredAny>(raw).map_err(|e| {
+                ScanError::Invalid {
+                    at: start,
+                    message: e.to_string(),
+                }
+            })?;
         }
         Ok(raw)
     }

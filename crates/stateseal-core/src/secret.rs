@@ -59,6 +59,48 @@ pub struct Keys {
     pub decryption_key: Option<Secret>,
 }
 
+/// Why a `keys` value is not one.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KeysError {
+    /// Not an object of byte lists (`message`: the decoder's words; never a key byte).
+    #[error("invalid keys value: {0}")]
+    Invalid(String),
+    /// The `encryption_key` attribute is absent (it must be present, `null` when the keys were
+    /// produced only for decryption).
+    #[error("Missing encryption_key value")]
+    MissingEncryptionKey,
+}
+
+/// The `keys` object as configured: `{encryption_key = [bytes], decryption_key = [bytes]}`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeysValue {
+    /// Outer `None`: the attribute is missing; inner `None`: it is `null`.
+    #[serde(default, deserialize_with = "present")]
+    encryption_key: Option<Option<Vec<u8>>>,
+    #[serde(default)]
+    decryption_key: Option<Vec<u8>>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Vec<u8>>>, D::Error> {
+    <Option<Vec<u8>> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
+/// Reads a `keys` value (a key provider's output or a literal object). The `encryption_key`
+/// attribute must be present (it is `null` when the keys were produced only for decryption).
+pub fn keys_from_value(v: &serde_json::Value) -> Result<Keys, KeysError> {
+    let k = <KeysValue as serde::Deserialize>::deserialize(v)
+        .map_err(|e| KeysError::Invalid(e.to_string()))?;
+    let Some(enc) = k.encryption_key else {
+        return Err(KeysError::MissingEncryptionKey);
+    };
+    Ok(Keys {
+        encryption_key: enc.filter(|k| !k.is_empty()).map(Secret::new),
+        decryption_key: k.decryption_key.filter(|k| !k.is_empty()).map(Secret::new),
+    })
+}
+
 /// Wipes every string and number in a JSON value (used for evaluated configuration bodies, which
 /// can hold passphrases and key bytes).
 pub fn scrub_json(v: &mut serde_json::Value) {

@@ -25,32 +25,53 @@ const UNITS: [(&str, u64); 15] = [
     ("tb", 1_000_000_000_000),
 ];
 
+/// Why a size did not parse (the message also says what is accepted).
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid size {input:?}: {problem}; write a whole number of bytes with an optional unit (KiB, MiB, GiB, TiB, or KB, MB, GB, TB), e.g. 1GiB")]
+pub struct SizeError {
+    pub input: String,
+    pub problem: SizeProblem,
+}
+
+/// What is wrong with a size.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SizeProblem {
+    #[error("it does not start with a number")]
+    NoNumber,
+    #[error("unknown unit {0:?}")]
+    UnknownUnit(String),
+    #[error("it is too large")]
+    TooLarge,
+    #[error("it must be at least one byte")]
+    Zero,
+}
+
 /// Parses a positive whole number of bytes with an optional unit: `4096`, `64KiB`, `512M`,
 /// `1GiB`, `2 GB`. The error says what is accepted.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let bad = |why: &str| {
-        format!(
-            "invalid size {s:?}: {why}; write a whole number of bytes with an optional unit \
-             (KiB, MiB, GiB, TiB, or KB, MB, GB, TB), e.g. 1GiB"
-        )
+pub fn parse_size(s: &str) -> Result<u64, SizeError> {
+    let bad = |problem| SizeError {
+        input: s.to_string(),
+        problem,
     };
     let t = s.trim();
     let digits = t.bytes().take_while(u8::is_ascii_digit).count();
     if digits == 0 {
-        return Err(bad("it does not start with a number"));
+        return Err(bad(SizeProblem::NoNumber));
     }
     let (number, unit) = t.split_at(digits);
     let unit = unit.trim_start().to_ascii_lowercase();
     let Some((_, scale)) = UNITS.iter().find(|(u, _)| *u == unit) else {
-        return Err(bad(&format!("unknown unit {unit:?}")));
+        return Err(bad(SizeProblem::UnknownUnit(unit)));
     };
     let n = number
         .parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(*scale))
-        .ok_or_else(|| bad("it is too large"))?;
+        .ok_or_else(|| bad(SizeProblem::TooLarge))?;
     if n == 0 {
-        return Err(bad("it must be at least one byte"));
+        return Err(bad(SizeProblem::Zero));
     }
     Ok(n)
 }
@@ -155,7 +176,7 @@ mod tests {
             ("99999999999999999999", "too large"),
             ("16777216TiB", "too large"),
         ] {
-            let e = parse_size(s).unwrap_err();
+            let e = parse_size(s).unwrap_err().to_string();
             assert!(e.contains(why), "{s}: {e}");
             assert!(e.contains("e.g. 1GiB"), "{e}");
         }

@@ -3,8 +3,48 @@
 //! digits of `serial`, the string of `lineage`), so unknown fields, key order and formatting
 //! survive exactly (docs/BACKENDS.md §6).
 
+use std::sync::Arc;
+
 use serde::Deserialize;
 use serde_json::{Map, Value};
+
+use crate::json_scan::ScanError;
+
+/// Why bytes are not a state stateseal can read, or not one it can edit in place.
+#[non_exhaustive]
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum StateError {
+    /// Not JSON at all.
+    #[error("not JSON ({0})")]
+    NotJson(Arc<serde_json::Error>),
+    /// JSON, but not the shape of a state (not an object, `resources` not a list, …).
+    #[error("unexpected content ({0})")]
+    UnexpectedContent(Arc<serde_json::Error>),
+    /// Not a JSON object, as the top-level scanner found.
+    #[error("not a JSON object ({0})")]
+    NotAnObject(ScanError),
+    /// An OpenTofu envelope, not a plaintext state.
+    #[error("it is encrypted and can not be read without an encryption configuration")]
+    Encrypted,
+    /// A field the state must have is absent.
+    #[error("it has no {0:?}")]
+    Missing(&'static str),
+    /// A field has the wrong JSON type; `expected` says what it must be.
+    #[error("{field:?} is not {expected}")]
+    WrongType {
+        field: &'static str,
+        expected: &'static str,
+    },
+    /// A format version other than 4.
+    #[error("state format version {0} is not supported (only 4)")]
+    UnsupportedVersion(u64),
+    /// A top-level field's value does not decode.
+    #[error("{field}: {source}")]
+    Field {
+        field: String,
+        source: Arc<serde_json::Error>,
+    },
+}
 
 /// The fields of a v4 state that stateseal looks at.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,40 +78,47 @@ struct Wire {
 impl StateMeta {
     /// Parses a plaintext state. An encrypted envelope, another format version, or a value that
     /// is not a JSON object is an error that says which.
-    pub fn parse(bytes: &[u8]) -> Result<StateMeta, String> {
+    pub fn parse(bytes: &[u8]) -> Result<StateMeta, StateError> {
         let w: Wire = serde_json::from_slice(bytes).map_err(|e| match e.classify() {
-            serde_json::error::Category::Data => format!("unexpected content ({e})"),
-            _ => format!("not JSON ({e})"),
+            serde_json::error::Category::Data => StateError::UnexpectedContent(Arc::new(e)),
+            _ => StateError::NotJson(Arc::new(e)),
         })?;
         if w.version.is_none() && w.encryption_version.is_some() {
-            return Err(
-                "it is encrypted and can not be read without an encryption configuration".into(),
-            );
+            return Err(StateError::Encrypted);
         }
-        let version = match w.version {
-            Some(Value::Number(n)) => n.as_u64().ok_or("\"version\" is not a whole number")?,
-            Some(_) => return Err("\"version\" is not a number".into()),
-            None => return Err("it has no \"version\"".into()),
+        let whole = |v: Option<Value>, field: &'static str| match v {
+            Some(Value::Number(n)) => n.as_u64().ok_or(StateError::WrongType {
+                field,
+                expected: "a whole number",
+            }),
+            Some(_) => Err(StateError::WrongType {
+                field,
+                expected: "a number",
+            }),
+            None => Err(StateError::Missing(field)),
         };
+        let version = whole(w.version, "version")?;
         if version != 4 {
-            return Err(format!(
-                "state format version {version} is not supported (only 4)"
-            ));
+            return Err(StateError::UnsupportedVersion(version));
         }
-        let serial = match w.serial {
-            Some(Value::Number(n)) => n.as_u64().ok_or("\"serial\" is not a whole number")?,
-            Some(_) => return Err("\"serial\" is not a number".into()),
-            None => return Err("it has no \"serial\"".into()),
-        };
-        let string = |v: Option<Value>, name: &str| match v {
+        let serial = whole(w.serial, "serial")?;
+        let string = |v: Option<Value>, field: &'static str| match v {
             None | Some(Value::Null) => Ok(String::new()),
             Some(Value::String(s)) => Ok(s),
-            Some(_) => Err(format!("{name:?} is not a string")),
+            Some(_) => Err(StateError::WrongType {
+                field,
+                expected: "a string",
+            }),
         };
         let outputs = match w.outputs {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(m)) => m,
-            Some(_) => return Err("\"outputs\" is not an object".into()),
+            Some(_) => {
+                return Err(StateError::WrongType {
+                    field: "outputs",
+                    expected: "an object",
+                })
+            }
         };
         let resources = w.resources.map_or(0, |r| r.len());
         Ok(StateMeta {
@@ -110,9 +157,11 @@ pub struct StateHeader {
 
 impl StateHeader {
     /// Reads the three fields of a top-level JSON object (an error when it is not one).
-    pub fn parse(bytes: &[u8]) -> Result<StateHeader, String> {
+    pub fn parse(bytes: &[u8]) -> Result<StateHeader, StateError> {
         let mut h = StateHeader::default();
-        for (key, raw) in crate::json_scan::object_members(bytes)? {
+        for (key, raw) in
+            crate::json_scan::object_members(bytes).map_err(StateError::NotAnObject)?
+        {
             let slot =
                 match crate::gojson::field_index(&["serial", "lineage", "terraform_version"], &key)
                 {
@@ -121,7 +170,10 @@ impl StateHeader {
                     Some(2) => &mut h.terraform_version,
                     _ => continue,
                 };
-            *slot = Some(serde_json::from_slice(raw).map_err(|e| format!("{key}: {e}"))?);
+            *slot = Some(serde_json::from_slice(raw).map_err(|e| StateError::Field {
+                field: key.to_string(),
+                source: Arc::new(e),
+            })?);
         }
         Ok(h)
     }
@@ -199,17 +251,17 @@ pub fn random_uuid() -> String {
 }
 
 /// Returns `bytes` with the top-level `serial` replaced by `serial`; nothing else changes.
-pub fn with_serial(bytes: &[u8], serial: u64) -> Result<Vec<u8>, String> {
+pub fn with_serial(bytes: &[u8], serial: u64) -> Result<Vec<u8>, StateError> {
     replace_top_level(bytes, "serial", serial.to_string().as_bytes())
 }
 
 /// Returns `bytes` with the top-level `lineage` replaced; nothing else changes.
-pub fn with_lineage(bytes: &[u8], lineage: &str) -> Result<Vec<u8>, String> {
+pub fn with_lineage(bytes: &[u8], lineage: &str) -> Result<Vec<u8>, StateError> {
     replace_top_level(bytes, "lineage", crate::gojson::string(lineage).as_bytes())
 }
 
-fn replace_top_level(bytes: &[u8], key: &str, value: &[u8]) -> Result<Vec<u8>, String> {
-    let span = top_level_value_span(bytes, key)?.ok_or_else(|| format!("no top-level {key:?}"))?;
+fn replace_top_level(bytes: &[u8], key: &'static str, value: &[u8]) -> Result<Vec<u8>, StateError> {
+    let span = top_level_value_span(bytes, key)?.ok_or(StateError::Missing(key))?;
     let mut out = Vec::with_capacity(bytes.len() + value.len());
     out.extend_from_slice(&bytes[..span.start]);
     out.extend_from_slice(value);
@@ -219,9 +271,11 @@ fn replace_top_level(bytes: &[u8], key: &str, value: &[u8]) -> Result<Vec<u8>, S
 
 /// The byte range of the value of `key` in the top-level JSON object (the last one, as Go keeps
 /// the last of duplicate keys).
-fn top_level_value_span(bytes: &[u8], key: &str) -> Result<Option<std::ops::Range<usize>>, String> {
-    let members =
-        crate::json_scan::object_members(bytes).map_err(|e| format!("not a JSON object ({e})"))?;
+fn top_level_value_span(
+    bytes: &[u8],
+    key: &str,
+) -> Result<Option<std::ops::Range<usize>>, StateError> {
+    let members = crate::json_scan::object_members(bytes).map_err(StateError::NotAnObject)?;
     Ok(members.iter().rev().find(|(k, _)| k == key).map(|(_, v)| {
         // `v` is a subslice of `bytes`: its offset is the distance between the two starts.
         let start = v.as_ptr() as usize - bytes.as_ptr() as usize;
@@ -276,7 +330,7 @@ mod tests {
                 "encrypted",
             ),
         ] {
-            let e = StateMeta::parse(bad).unwrap_err();
+            let e = StateMeta::parse(bad).unwrap_err().to_string();
             assert!(e.contains(want), "{e}");
         }
         assert!(with_serial(b"{\"version\":4", 1).is_err());

@@ -119,7 +119,7 @@ pub fn check_update(stored: &Snapshot<'_>, offered: &Snapshot<'_>) -> Result<Suc
 /// OpenTofu's rule for `state push` (`statemgr.CheckValidImport`): an empty stored state (no
 /// resources, no outputs) or an unknown lineage on either side accepts anything; otherwise
 /// [`check_update`]'s strict rule, with contents compared as JSON.
-pub fn check_successor(
+pub fn check_import(
     stored: &StateMeta,
     stored_bytes: &[u8],
     incoming: &StateMeta,
@@ -149,7 +149,7 @@ mod tests {
     fn check(stored: &[u8], incoming: &[u8]) -> Result<Successor, Refusal> {
         let s = StateMeta::parse(stored).unwrap();
         let i = StateMeta::parse(incoming).unwrap();
-        check_successor(&s, stored, &i, incoming)
+        check_import(&s, stored, &i, incoming)
     }
 
     const OUT: &str = r#"{"a":{"value":1,"type":"number"}}"#;

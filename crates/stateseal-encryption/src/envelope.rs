@@ -250,7 +250,9 @@ impl<'a> RawFields<'a> {
 
     fn scan(input: &'a [u8]) -> Result<RawFields<'a>, NotEnvelope> {
         let mut out = RawFields::default();
-        for (key, value) in json_scan::object_members(input).map_err(NotEnvelope::Json)? {
+        for (key, value) in
+            json_scan::object_members(input).map_err(|e| NotEnvelope::Json(e.to_string()))?
+        {
             if let Some(slot) = out.slot(&key) {
                 *slot = Some(value);
             }

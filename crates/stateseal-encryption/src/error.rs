@@ -1,7 +1,11 @@
 //! The library's error type.
 
-use crate::diagnostics::Diagnostics;
+use stateseal_core::state::StateError;
+
+use crate::envelope::NotEnvelope;
 use crate::key_provider::ProviderErrorKind;
+use crate::method::MethodError;
+use stateseal_core::diagnostics::Diagnostics;
 
 /// Every way encrypting or decrypting can fail. Messages never contain key material.
 #[non_exhaustive]
@@ -30,8 +34,8 @@ pub enum Error {
     #[error("encountered unencrypted payload without unencrypted method configured")]
     UnencryptedPayload { target: String },
     /// Neither an envelope nor a valid plaintext.
-    #[error("{message}")]
-    InvalidPayload { target: String, message: String },
+    #[error("{cause}")]
+    InvalidPayload { target: String, cause: PayloadError },
     /// An envelope with a version other than `v0`.
     #[error("invalid encrypted payload version: {0} != v0")]
     UnsupportedVersion(String),
@@ -44,11 +48,66 @@ pub enum Error {
     },
     /// The envelope's plaintext `serial`/`lineage` do not match the decrypted state.
     #[error("invalid state metadata, {0}")]
-    PassthroughMismatch(String),
-    /// The plaintext given to encrypt is not what the target needs (a state must be JSON).
+    PassthroughMismatch(Passthrough),
+    /// A state (given to encrypt, or just decrypted) is not a JSON object.
+    #[error("the {which} is not valid JSON: {cause}")]
+    InvalidPlaintext { which: Plaintext, cause: StateError },
+    /// The method failed to encrypt.
+    #[error("encryption failed for {target}: {source}")]
+    EncryptionFailed { target: String, source: MethodError },
+}
+
+/// Why bytes are neither an envelope nor a plaintext the target accepts: both halves, as
+/// OpenTofu reports them.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{}", match not_envelope {
+    NotEnvelope::Json(j) => format!("invalid data format for decryption: {j}, {not_plaintext}"),
+    NotEnvelope::NoVersion => format!("unable to determine data structure during decryption: {not_plaintext}"),
+})]
+pub struct PayloadError {
+    pub not_envelope: NotEnvelope,
+    pub not_plaintext: NotPlaintext,
+}
+
+/// Why bytes are not a plaintext of the payload's kind.
+#[non_exhaustive]
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum NotPlaintext {
+    /// A JSON object without a `terraform_version`.
+    #[error("Given payload is not a state file")]
+    NotAStateFile,
+    /// Not a JSON object.
     #[error("{0}")]
-    InvalidPlaintext(String),
-    /// Encrypting failed.
-    #[error("encryption failed for {target}: {message}")]
-    EncryptionFailed { target: String, message: String },
+    State(StateError),
+    /// A plan must be a zip; `start` is what its first bytes are instead.
+    #[error("Invalid plan file {start:?}")]
+    NotAPlan { start: String },
+}
+
+/// Which plaintext [`Error::InvalidPlaintext`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plaintext {
+    /// The state given to encrypt.
+    ToEncrypt,
+    /// The state an envelope decrypted to.
+    Decrypted,
+}
+
+impl std::fmt::Display for Plaintext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Plaintext::ToEncrypt => "state to encrypt",
+            Plaintext::Decrypted => "decrypted state",
+        })
+    }
+}
+
+/// The envelope's plaintext `serial`/`lineage` and the decrypted state's disagree.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Passthrough {
+    #[error("serial field mismatch {envelope} vs {state}")]
+    Serial { envelope: i64, state: i64 },
+    /// (OpenTofu's spelling, "linage", kept byte for byte.)
+    #[error("linage field mismatch {envelope} vs {state}")]
+    Lineage { envelope: String, state: String },
 }

@@ -6,7 +6,8 @@
 use crate::config::eval::StaticEvaluator;
 use crate::config::EncryptionConfig;
 use crate::envelope::{Envelope, Header};
-use crate::{Encryption, Registry};
+use crate::registry::Registry;
+use crate::targets::Encryption;
 
 const LITERAL: &str = "method \"aes_gcm\" \"m\" {\n keys = { encryption_key = [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16], decryption_key = [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16] }\n}\nmethod \"unencrypted\" \"u\" {}\nstate {\n method = method.aes_gcm.m\n fallback { method = method.unencrypted.u }\n}\nplan {\n method = method.aes_gcm.m\n fallback { method = method.unencrypted.u }\n}\n";
 

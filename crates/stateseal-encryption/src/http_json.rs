@@ -51,7 +51,7 @@ impl Reply {
     }
 
     /// The body as JSON.
-    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, String> {
+    pub(crate) fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, String> {
         serde_json::from_slice(&self.body).map_err(|e| {
             format!(
                 "unexpected response (HTTP {}): {e}: {}",

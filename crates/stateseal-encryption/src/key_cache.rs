@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use crate::secret::Keys;
+use stateseal_core::secret::Keys;
 
 /// How many entries a cache keeps before evicting the oldest (a fleet rekey reads one salt or
 /// data key per state; 1,024 keys cost about 64 KiB).
@@ -103,7 +103,7 @@ impl std::fmt::Debug for KeyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Secret;
+    use stateseal_core::secret::Secret;
 
     fn keys(b: u8) -> Keys {
         Keys {

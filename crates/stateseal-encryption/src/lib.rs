@@ -17,18 +17,19 @@ pub mod fuzzing;
 mod http_json;
 pub mod key_cache;
 pub mod key_provider;
+mod key_values;
 pub mod load;
 pub mod manual;
 pub mod method;
 #[doc(hidden)]
 pub mod randomness;
 mod registry;
-mod target;
+mod targets;
 
 // The shared core, re-exported under the paths this crate has always had.
-pub use error::Error;
+pub use error::{Error, NotPlaintext, Passthrough, PayloadError, Plaintext};
 pub use registry::{Registry, UNENCRYPTED};
 pub use stateseal_core::{diagnostics, gojson, json_scan, secret};
 pub use stateseal_core::{Diagnostic, Diagnostics, Location, Severity};
 pub use stateseal_core::{Keys, Refusal, Secret};
-pub use target::{Encryption, PayloadKind, Status, Target, TargetEncryption};
+pub use targets::{Encryption, PayloadKind, Status, Target, TargetEncryption, UnknownTarget};

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use crate::config::module::{self, Module};
 use crate::config::variables::{self, VarInputs};
 use crate::config::{eval::StaticEvaluator, EncryptionConfig};
-use crate::diagnostics::{Diagnostic, Diagnostics};
-use crate::{Encryption, Registry};
+use crate::registry::Registry;
+use crate::targets::Encryption;
+use stateseal_core::diagnostics::{Diagnostic, Diagnostics};
 
 /// Where the configuration comes from.
 #[derive(Clone, Debug, Default)]

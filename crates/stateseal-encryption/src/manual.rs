@@ -89,7 +89,7 @@ pub mod compatibility {}
 /// * A wrong key and modified data are indistinguishable (both fail GCM authentication).
 /// * Whoever controls an envelope controls the pbkdf2 parameters its reader uses (bounded here).
 ///
-/// Secrets (passphrases, keys) live in [`crate::Secret`] (zeroized on drop, redacted in `Debug`)
+/// Secrets (passphrases, keys) live in [`stateseal_core::secret::Secret`] (zeroized on drop, redacted in `Debug`)
 /// and evaluated configuration bodies are wiped after use. Values inside the HCL evaluator's
 /// context are ordinary strings and numbers and are not wiped.
 pub mod threat_model {}

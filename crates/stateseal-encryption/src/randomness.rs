@@ -20,7 +20,7 @@ pub(crate) fn fill(buf: &mut [u8]) -> Result<(), String> {
 }
 
 #[cfg(feature = "fixed-randomness")]
-pub use fixed::with_fixed;
+pub use fixed::{with_fixed, UnusedDraws};
 
 #[cfg(feature = "fixed-randomness")]
 mod fixed {
@@ -57,7 +57,7 @@ mod fixed {
     /// Runs `f` with every random draw on this thread taken, in order, from `draws` (each
     /// must have exactly the length drawn). `Err` if `f` left draws unused. TEST ONLY: fixed
     /// salts and nonces destroy the security of what is written.
-    pub fn with_fixed<R>(draws: &[&[u8]], f: impl FnOnce() -> R) -> Result<R, String> {
+    pub fn with_fixed<R>(draws: &[&[u8]], f: impl FnOnce() -> R) -> Result<R, UnusedDraws> {
         struct Reset;
         impl Drop for Reset {
             fn drop(&mut self) {
@@ -70,10 +70,13 @@ mod fixed {
         let left = DRAWS.with(|d| d.borrow().as_ref().map_or(0, VecDeque::len));
         drop(reset);
         if left > 0 {
-            return Err(format!(
-                "fixed randomness: {left} fixed draw(s) left unused"
-            ));
+            return Err(UnusedDraws(left));
         }
         Ok(out)
     }
+
+    /// [`with_fixed`] ended with this many fixed draws not taken.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+    #[error("fixed randomness: {0} fixed draw(s) left unused")]
+    pub struct UnusedDraws(pub usize);
 }

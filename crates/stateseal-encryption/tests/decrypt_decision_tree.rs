@@ -8,7 +8,7 @@
 use stateseal_encryption::config::eval::StaticEvaluator;
 use stateseal_encryption::config::EncryptionConfig;
 use stateseal_encryption::envelope::Envelope;
-use stateseal_encryption::{Encryption, Error, Registry, Status};
+use stateseal_encryption::{Encryption, Error, Passthrough, Registry, Status};
 
 const STATE: &[u8] = br#"{"version":4,"terraform_version":"1.9.0","serial":7,"lineage":"0f3a8d52-1c4e-4b7a-9e2d-6a5b4c3d2e1f","outputs":{},"resources":[]}"#;
 
@@ -170,16 +170,33 @@ fn envelope_header_must_match_the_encrypted_state() {
     serial.state_fields.as_mut().unwrap().serial = Some(8);
     let err = e.state().decrypt_state(&serial.to_bytes()).unwrap_err();
     assert!(
-        matches!(&err, Error::PassthroughMismatch(m) if m == "serial field mismatch 8 vs 7"),
+        matches!(
+            &err,
+            Error::PassthroughMismatch(Passthrough::Serial {
+                envelope: 8,
+                state: 7
+            })
+        ),
         "{err:?}"
+    );
+    // OpenTofu's words, byte for byte.
+    assert_eq!(
+        err.to_string(),
+        "invalid state metadata, serial field mismatch 8 vs 7"
     );
 
     let mut lineage = good.clone();
     lineage.state_fields.as_mut().unwrap().lineage = "another-lineage".into();
     let err = e.state().decrypt_state(&lineage.to_bytes()).unwrap_err();
     assert!(
-        matches!(&err, Error::PassthroughMismatch(m) if m.starts_with("linage field mismatch another-lineage vs 0f3a8d52")),
+        matches!(&err, Error::PassthroughMismatch(Passthrough::Lineage { envelope, state }) if envelope == "another-lineage" && state.starts_with("0f3a8d52")),
         "{err:?}"
+    );
+    assert!(
+        err.to_string().starts_with(
+            "invalid state metadata, linage field mismatch another-lineage vs 0f3a8d52"
+        ),
+        "{err}"
     );
 
     // the unedited envelope reads fine

@@ -4,10 +4,11 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
+use stateseal_core::gojson;
 use stateseal_encryption::config::eval::StaticEvaluator;
 use stateseal_encryption::config::EncryptionConfig;
 use stateseal_encryption::envelope::{Envelope, StateFields};
-use stateseal_encryption::{gojson, Encryption, Registry, Status};
+use stateseal_encryption::{Encryption, Registry, Status};
 
 fn literal_config(key_len: usize, aad: &[u8]) -> Encryption {
     let key: Vec<String> = (0..key_len).map(|i| (i * 7 % 256).to_string()).collect();

@@ -4,11 +4,12 @@ use std::path::PathBuf;
 
 use ring::digest::{digest, SHA256};
 use serde_json::Value;
+use stateseal_core::secret::Keys;
 use stateseal_encryption::config::eval::StaticEvaluator;
 use stateseal_encryption::config::EncryptionConfig;
 use stateseal_encryption::envelope::Envelope;
 use stateseal_encryption::key_provider::{KeyProvider, Provided, ProviderError, Purpose};
-use stateseal_encryption::{Encryption, Error, Keys, Registry, Status};
+use stateseal_encryption::{Encryption, Error, Registry, Status};
 
 fn testdata(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

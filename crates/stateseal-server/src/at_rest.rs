@@ -67,7 +67,7 @@ impl Incoming {
                 encrypted: true,
             });
         }
-        let meta = StateMeta::parse(body).map_err(NotAState::Invalid)?;
+        let meta = StateMeta::parse(body).map_err(|e| NotAState::Invalid(e.to_string()))?;
         Ok(Incoming {
             serial: meta.serial,
             lineage: meta.lineage,

@@ -138,7 +138,7 @@ impl ServerError {
                     stateseal_encryption::Error::RoundTripMismatch
                     | stateseal_encryption::Error::DecryptionFailed { .. }
                     | stateseal_encryption::Error::PassthroughMismatch(_)
-                    | stateseal_encryption::Error::InvalidPlaintext(_),
+                    | stateseal_encryption::Error::InvalidPlaintext { .. },
                 ),
                 _,
             ) => ServerError::SealUnverified { what },

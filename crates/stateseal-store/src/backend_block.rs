@@ -9,15 +9,17 @@
 use std::collections::BTreeMap;
 
 use hcl::Value;
+use stateseal_core::diagnostics::{Diagnostic, Diagnostics, Location};
 use stateseal_encryption::config::eval::StaticEvaluator;
 use stateseal_encryption::config::module::Module;
 use stateseal_encryption::config::syntax::{Block, Body};
-use stateseal_encryption::{Diagnostic, Diagnostics, Location};
 
+use crate::error::{Error, Result};
 use crate::http::{HttpConfig, HttpStore};
+use crate::local::LocalStore;
 #[cfg(feature = "s3")]
 use crate::s3::{S3Builder, S3Config, S3Store};
-use crate::{Error, LocalStore, Result, Store};
+use crate::store::Store;
 
 /// A checked backend configuration, ready to open.
 #[derive(Debug)]

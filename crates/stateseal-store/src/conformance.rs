@@ -4,8 +4,9 @@
 
 use bytes::Bytes;
 
-use crate::store::{PutMode, Store, Version};
-use crate::{Error, LockInfo, DEFAULT_WORKSPACE};
+use crate::error::Error;
+use crate::lock_info::LockInfo;
+use crate::store::{PutMode, Store, Version, DEFAULT_WORKSPACE};
 
 const A: Bytes = Bytes::from_static(
     b"{\"version\":4,\"serial\":1,\"lineage\":\"conformance\",\"outputs\":{},\"resources\":[]}\n",

@@ -1,6 +1,8 @@
 //! Semantic errors: what went wrong, not which HTTP status said so.
 
-use crate::LockInfo;
+use stateseal_core::state::StateError;
+
+use crate::lock_info::LockInfo;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -53,13 +55,13 @@ pub enum Error {
     /// The backend block cannot be used: an expression OpenTofu refuses there, a variable
     /// without a value, a wrong attribute. One diagnostic per problem, with its location.
     #[error("{0}")]
-    Backend(stateseal_encryption::Diagnostics),
+    Backend(stateseal_core::diagnostics::Diagnostics),
     /// Not something this backend can do.
     #[error("{0}")]
     Unsupported(String),
     /// The bytes are not a state (not JSON, wrong version, serial missing).
-    #[error("{what} is not a valid state: {message}")]
-    InvalidState { what: String, message: String },
+    #[error("{what} is not a valid state: {cause}")]
+    InvalidState { what: String, cause: StateError },
     /// The S3 object does not match the DynamoDB digest (after OpenTofu's 10 s of retries).
     #[error("state data in S3 does not have the expected content.\n\nThe checksum calculated for the state stored in S3 does not match the checksum\nstored in DynamoDB.\n\nBucket: {bucket}\nKey:    {key}\nCalculated checksum: {calculated}\nStored checksum:     {stored}\n\nThis may be caused by unusually long delays in S3 processing a previous state\nupdate. Please wait for a minute or two and try again.\n\nIf this problem persists, and neither S3 nor DynamoDB are experiencing an\noutage, you may need to manually verify the remote state and update the Digest\nvalue stored in the DynamoDB table to the following value: {calculated}")]
     Inconsistent {

@@ -1,7 +1,7 @@
 //! OpenTofu-compatible state stores.
 //!
 //! * [`Store`]: workspaces, get, conditional put, delete, lock, unlock, versions, with
-//!   semantic [`Error`]s; every backend passes [`conformance::run`];
+//!   semantic [`Error`]s; every backend passes `conformance::run` (feature `testing`);
 //! * [`LocalStore`] (OpenTofu's paths and `fcntl` lock) and, with feature `s3`,
 //!   [`s3::S3Store`] (DynamoDB locks and digests, `.tflock` lock files, SSE), and
 //!   [`HttpStore`] (`backend "http"`, e.g. against `stateseal serve`);
@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod backend_block;
+#[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 mod error;
 pub mod http;
@@ -33,4 +34,6 @@ pub use lock_info::LockInfo;
 pub use memory::MemoryStore;
 pub use sealed::{Pulled, PushOptions, Sealed, Written};
 pub use stateseal_core::state::{self, StateMeta};
-pub use store::{Object, PutMode, Store, UnreadableLock, Version, VersionInfo, DEFAULT_WORKSPACE};
+pub use store::{
+    Capabilities, Object, PutMode, Store, UnreadableLock, Version, VersionInfo, DEFAULT_WORKSPACE,
+};

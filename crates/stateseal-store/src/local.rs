@@ -24,8 +24,12 @@ use bytes::Bytes;
 use md5::{Digest, Md5};
 use rustix::fs::{fcntl_lock, FlockOperation};
 
-use crate::store::{validate_workspace_name, Object, PutMode, Store, Version, VersionInfo};
-use crate::{Error, LockInfo, Result, DEFAULT_WORKSPACE};
+use crate::error::{Error, Result};
+use crate::lock_info::LockInfo;
+use crate::store::{
+    validate_workspace_name, Capabilities, Object, PutMode, Store, Version, VersionInfo,
+    DEFAULT_WORKSPACE,
+};
 
 /// A lock this process holds: the one descriptor it may use for that file.
 struct Held {
@@ -291,6 +295,15 @@ impl Store for LocalStore {
 
     fn workspace_needs_state(&self) -> bool {
         false
+    }
+
+    /// The lock is an `fcntl` lock: it ends with the process holding it.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            locking: true,
+            lock_outlives_process: false,
+            workspaces: true,
+        }
     }
 
     async fn workspaces(&self) -> Result<Vec<String>> {

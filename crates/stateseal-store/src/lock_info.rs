@@ -10,7 +10,7 @@ use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
-use stateseal_encryption::gojson;
+use stateseal_core::gojson;
 
 /// A lock holder.
 #[derive(Clone, Debug, PartialEq, Eq)]

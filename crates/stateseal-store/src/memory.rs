@@ -8,9 +8,13 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use crate::error::{Error, Result};
 use crate::lock_info::GoTime;
-use crate::store::{validate_workspace_name, Object, PutMode, Store, Version, VersionInfo};
-use crate::{Error, LockInfo, Result, DEFAULT_WORKSPACE};
+use crate::lock_info::LockInfo;
+use crate::store::{
+    validate_workspace_name, Capabilities, Object, PutMode, Store, Version, VersionInfo,
+    DEFAULT_WORKSPACE,
+};
 
 #[derive(Default)]
 struct Workspace {
@@ -95,6 +99,15 @@ impl Store for MemoryStore {
 
     fn workspace_needs_state(&self) -> bool {
         false
+    }
+
+    /// The lock is in memory: it ends with the process holding it.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            locking: true,
+            lock_outlives_process: false,
+            workspaces: true,
+        }
     }
 
     async fn workspaces(&self) -> Result<Vec<String>> {

@@ -11,19 +11,20 @@
 //!   changes content stores `serial + 1`; [`Sealed::restore`], [`Sealed::migrate`], workspaces.
 //!
 //! A server's update is not a push: it stores what the client sent (`seal_verified` when it is
-//! plaintext, then `write`), after its own [`stateseal_core::check_successor`].
+//! plaintext, then `write`), after its own [`stateseal_core::successor::check_import`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
-use stateseal_core::state::{self, StateMeta};
-use stateseal_core::{check_successor, Refusal, Successor};
+use stateseal_core::state::{self, StateError, StateMeta};
+use stateseal_core::successor::{check_import, Refusal, Successor};
 use stateseal_encryption::{Encryption, PayloadKind, Status, Target};
 
-use crate::store::{Object, PutMode, Store, Version};
-use crate::{Error, LockInfo, Result, DEFAULT_WORKSPACE};
+use crate::error::{Error, Result};
+use crate::lock_info::LockInfo;
+use crate::store::{Object, PutMode, Store, Version, DEFAULT_WORKSPACE};
 
 /// A decrypted state.
 #[derive(Debug, Clone)]
@@ -75,10 +76,10 @@ fn crypt_error(what: String) -> impl FnOnce(stateseal_encryption::Error) -> Erro
 }
 
 /// A state's bytes could not be edited (no top-level serial or lineage to replace).
-fn uneditable(what: &str, message: String) -> Error {
+fn uneditable(what: &str, cause: StateError) -> Error {
     Error::Refused {
         what: what.to_string(),
-        refusal: Refusal::Uneditable(message),
+        refusal: Refusal::Uneditable(cause.to_string()),
     }
 }
 
@@ -120,8 +121,8 @@ impl Sealed {
         })
         .await;
         let (plaintext, status) = decrypted.map_err(crypt_error(what.clone()))?;
-        let meta = StateMeta::parse(&plaintext)
-            .map_err(|message| Error::InvalidState { what, message })?;
+        let meta =
+            StateMeta::parse(&plaintext).map_err(|cause| Error::InvalidState { what, cause })?;
         Ok((plaintext, status, meta))
     }
 
@@ -301,9 +302,9 @@ impl Sealed {
         plaintext: &[u8],
         opts: &PushOptions,
     ) -> Result<Written> {
-        let pushed = StateMeta::parse(plaintext).map_err(|message| Error::InvalidState {
+        let pushed = StateMeta::parse(plaintext).map_err(|cause| Error::InvalidState {
             what: "the state to push".into(),
-            message,
+            cause,
         })?;
         self.require_workspace(workspace).await?;
         self.locked(workspace, "state-push", opts.lock_timeout, async {
@@ -319,7 +320,7 @@ impl Sealed {
                 Err(e) => return Err(e),
             };
             if let Some(cur) = &current {
-                let verdict = check_successor(&cur.meta, &cur.plaintext, &pushed, plaintext);
+                let verdict = check_import(&cur.meta, &cur.plaintext, &pushed, plaintext);
                 match verdict {
                     Err(refusal) if !opts.force => {
                         return Err(Error::Refused {

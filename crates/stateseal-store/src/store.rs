@@ -4,10 +4,11 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::{Error, LockInfo, Result};
+use crate::error::{Error, Result};
+use crate::lock_info::LockInfo;
 
-/// The workspace that always exists.
-pub const DEFAULT_WORKSPACE: &str = "default";
+/// The workspace every backend has (defined in core; kept here for the store's own paths).
+pub use stateseal_core::workspace::DEFAULT_WORKSPACE;
 
 /// An opaque token naming one stored version of a state, for [`PutMode::Update`]
 /// (an S3 ETag, a digest of a local file's bytes).
@@ -64,6 +65,19 @@ pub struct UnreadableLock {
     pub(crate) token: String,
 }
 
+/// What a backend can do, for callers that choose by ability rather than by backend name.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// `lock` actually excludes others ([`Store::locking_enabled`]).
+    pub locking: bool,
+    /// A lock taken stays held after the process that took it exits (a lock file or item);
+    /// false for an `fcntl` lock (local) or a lock in memory.
+    pub lock_outlives_process: bool,
+    /// More workspaces than `default` ([`Store::supports_workspaces`]).
+    pub workspaces: bool,
+}
+
 /// A state backend. Every method takes the workspace by name; `default` always exists.
 #[async_trait]
 pub trait Store: Send + Sync {
@@ -84,6 +98,16 @@ pub trait Store: Send + Sync {
     /// `workspaces()` is `["default"]` and creating or deleting one is [`Error::Unsupported`].
     fn supports_workspaces(&self) -> bool {
         true
+    }
+
+    /// What this backend can do. The default: locks (when enabled) are records that outlive
+    /// the process; a backend whose lock ends with its process overrides it.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            locking: self.locking_enabled(),
+            lock_outlives_process: true,
+            workspaces: self.supports_workspaces(),
+        }
     }
 
     /// `default` first, then the others sorted.

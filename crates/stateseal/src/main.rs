@@ -6,135 +6,30 @@
 #[macro_use]
 mod stdio;
 
-mod audit_cmd;
 mod backend;
-mod bootstrap_cmd;
-mod crypt_cmd;
-mod dr_cmd;
+mod cli;
+mod cmd;
+mod context;
 mod failure;
+mod io;
+mod page_buffer;
+mod render;
+
+// The fleet-side commands, still flat until the branch that reworks them lands (then they move
+// to `cmd/` and `fleet_cmd`'s rendering to `render/`). The two aliases keep the paths they use.
+mod audit_cmd;
+mod bootstrap_cmd;
 mod fleet_cmd;
 mod fleet_rekey_cmd;
-mod global;
-mod inspect_cmd;
-mod io;
-mod keyprovider_cmd;
-mod lock_cmd;
 mod locks_cmd;
-mod outputs_cmd;
-mod page_buffer;
-mod rekey_cmd;
-mod serve_cmd;
-mod state_cmd;
-mod validate_cmd;
 mod verify_cmd;
-mod workspace_cmd;
+use cmd::rekey as rekey_cmd;
+use context as global;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 
+use cli::{Cli, Command};
 use failure::{exit, Failure};
-
-const EXIT_CODES: &str = "\
-Exit codes:
-  0  success
-  1  other failure (I/O, …)
-  2  bad command-line usage
-  3  invalid encryption configuration, or a key provider could not be set up
-  4  decryption failed: wrong passphrase or key, or the data was modified
-  5  unexpected input: empty, neither envelope nor valid plaintext, unknown envelope version,
-     invalid key-provider metadata (e.g. pbkdf2 iterations=0), plaintext without an unencrypted
-     method, a serial/lineage mismatch, or larger than --max-input-size
-  6  the state is locked by someone else
-  8  a --require check failed (audit), or verify found a violation, listing each one; also when
-     audit --require or verify finds no state to check (unless --allow-empty)";
-
-#[derive(Parser)]
-#[command(
-    name = "stateseal",
-    version,
-    about = "OpenTofu-compatible state encryption: a state server for backend \"http\", the s3, http and local backends, fleet checks of S3 state buckets, and encrypt, decrypt, rekey and inspect of state and plan files",
-    long_about = "OpenTofu-compatible state encryption for Terraform and OpenTofu.\n\n\
-What it works on:\n\
-- serve: an HTTP state server for backend \"http\": locking, every version kept, encryption at rest, \
-auth, TLS, metrics and a web console at /ui (docs/SERVER.md).\n\
-- state, workspace, lock, unlock, force-unlock, outputs: the working directory's backend (\"s3\", \"http\" \
-or \"local\"), side by side with Terraform and OpenTofu: the same objects, locks and digests.\n\
-- audit, verify, locks, rekey s3://, bootstrap: every state of an S3 bucket: encryption, SSE-KMS, digests, \
-held locks, bulk rekey, a hardened bucket (commands that change many things are dry runs unless --apply).\n\
-- decrypt, encrypt, rekey FILE, inspect, validate: state and plan files in OpenTofu's v0 envelope, byte for byte.\n\n\
-The encryption configuration is read as OpenTofu reads it: the terraform { encryption { … } } block of the \
-*.tf and *.tf.json files in the working directory (--chdir), or --config FILE, with TF_ENCRYPTION merged over it. \
-Variables come from --var, --var-file, TF_VAR_NAME, terraform.tfvars, *.auto.tfvars and declared defaults.\n\n\
-The backend block (terraform { backend \"s3\" | \"http\" | \"local\" { … } }) is evaluated early, as OpenTofu 1.8+ \
-does: it may use var.*, local.*, path.*, terraform.workspace and functions (not resources, data sources, \
-module outputs, or sensitive or ephemeral variables); --backend-config overrides it.",
-    after_help = EXIT_CODES
-)]
-struct Cli {
-    #[command(flatten)]
-    global: global::GlobalArgs,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Decrypt a state or plan file (or accept a plaintext one, if configured) and write the plaintext.
-    Decrypt(crypt_cmd::CryptArgs),
-    /// Encrypt a plaintext state or plan file into an OpenTofu v0 envelope.
-    Encrypt(crypt_cmd::CryptArgs),
-    /// Re-encrypt files, or every state under s3://BUCKET[/PREFIX], with the primary method (reading them with the primary or a fallback).
-    Rekey(rekey_cmd::RekeyArgs),
-    /// Audit every state under s3://BUCKET[/PREFIX] without a key: plaintext, primary or fallback, SSE, locks, digests, bucket hardening.
-    Audit(audit_cmd::AuditArgs),
-    /// List and safely break the held locks of every state under s3://BUCKET[/PREFIX].
-    Locks(locks_cmd::LocksArgs),
-    /// Verify every state under s3://BUCKET[/PREFIX]: SSE-KMS on the expected key, client-side key provider, digest, and that denied principals cannot read (exit 8 on a violation).
-    ///
-    /// Per state: stored with SSE-KMS on the expected key ARN (--kms-key, else the bucket's
-    /// default encryption key), client-side encrypted with the expected key provider
-    /// (--key-provider), and matching its -md5 digest item. With --denied-profile, it proves
-    /// that the gate bites: GetObject of each state with that AWS shared-config profile's
-    /// credentials must fail with AccessDenied; a success, or any other error, is a violation.
-    /// Exits 8 on any violation, listing each one on stderr.
-    ///
-    /// On AWS, a principal with s3:GetObject but no kms:Decrypt on the key is denied by KMS:
-    /// that is what the gate is for. moto does not check kms:Decrypt when it serves an SSE-KMS
-    /// object, so there a denial can only come from an IAM identity policy: only real AWS
-    /// proves that the key itself holds the gate.
-    Verify(verify_cmd::VerifyArgs),
-    /// Create or fix a hardened state backend (s3: KMS key, bucket, lock table) and print the blocks to paste.
-    Bootstrap(bootstrap_cmd::BootstrapArgs),
-    /// Describe a file without any key: encrypted or plain, state or plan, metadata, serial, lineage, sizes.
-    Inspect(inspect_cmd::InspectArgs),
-    /// Check the encryption configuration and list its key providers, methods and targets. Contacts no key service.
-    Validate(validate_cmd::ValidateArgs),
-    /// The backend's state (s3, http or local), decrypted and encrypted with the directory's configuration.
-    State(state_cmd::StateArgs),
-    /// List, create and delete the backend's workspaces.
-    Workspace(workspace_cmd::WorkspaceArgs),
-    /// Take the backend's state lock, print its ID and leave it held (release with `unlock ID`).
-    Lock(lock_cmd::LockArgs),
-    /// Release a lock taken by `stateseal lock`.
-    Unlock(lock_cmd::UnlockArgs),
-    /// Release anyone's lock (a crashed run's), given the holder's exact ID; or, with --unreadable, remove a lock record that does not parse.
-    ForceUnlock(lock_cmd::ForceUnlockArgs),
-    /// Print the root module outputs: like `tofu output` (state target), or with --remote-state NAME like terraform_remote_state.
-    ///
-    /// The outputs of the backend's state (the current workspace). By default the state is read
-    /// like `tofu output` reads it: decrypted with the `state` target of the encryption
-    /// configuration (its method and fallback).
-    ///
-    /// With --remote-state NAME it is read like a `terraform_remote_state` data source named NAME
-    /// reads it: with the remote_state_data_sources target, that is its
-    /// remote_state_data_source "NAME" block if there is one, else its default block.
-    Outputs(outputs_cmd::OutputsArgs),
-    /// Disaster recovery: create the offline recovery identity, and drill recovery of every state with it alone.
-    Dr(dr_cmd::DrArgs),
-    /// An OpenTofu external key provider with recovery keys: each data key wrapped by KMS keys and age recipients.
-    Keyprovider(keyprovider_cmd::KeyproviderArgs),
-    /// Serve states over HTTP for Terraform's and OpenTofu's backend "http" (locking, versions, encryption at rest).
-    Serve(serve_cmd::ServeArgs),
-}
 
 fn main() {
     let cli = match Cli::try_parse() {
@@ -152,40 +47,27 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
-    let ctx = global::Context::new(&cli.global)?;
+    let ctx = context::Context::new(&cli.global)?;
     match cli.command {
-        Command::Decrypt(a) => crypt_cmd::decrypt(&ctx, &a),
-        Command::Encrypt(a) => crypt_cmd::encrypt(&ctx, &a),
-        Command::Rekey(a) => rekey_cmd::run(&ctx, &a),
+        Command::Decrypt(a) => cmd::crypt::decrypt(&ctx, &a),
+        Command::Encrypt(a) => cmd::crypt::encrypt(&ctx, &a),
+        Command::Rekey(a) => cmd::rekey::run(&ctx, &a),
         Command::Audit(a) => audit_cmd::run(&ctx, &a),
         Command::Locks(a) => locks_cmd::run(&ctx, &a),
         Command::Verify(a) => verify_cmd::run(&ctx, &a),
         Command::Bootstrap(a) => bootstrap_cmd::run(&ctx, &a),
-        Command::Inspect(a) => inspect_cmd::run(&ctx, &a),
-        Command::Validate(a) => validate_cmd::run(&ctx, &a),
-        Command::State(a) => state_cmd::run(&ctx, &a),
-        Command::Workspace(a) => workspace_cmd::run(&ctx, &a),
-        Command::Lock(a) => lock_cmd::lock(&ctx, &a),
-        Command::Unlock(a) => lock_cmd::unlock(&ctx, &a),
-        Command::ForceUnlock(a) => lock_cmd::force_unlock(&ctx, &a),
-        Command::Outputs(a) => outputs_cmd::run(&ctx, &a),
-        Command::Dr(a) => dr_cmd::run(&ctx, &a),
-        Command::Keyprovider(a) => keyprovider_cmd::run(&a),
-        Command::Serve(a) => serve_cmd::run(cli.global.config.as_deref(), ctx.max_input_size(), &a),
-    }
-}
-
-/// Parses `state`, `plan` or `remote:NAME`.
-fn parse_target(s: &str) -> Result<stateseal_encryption::Target, String> {
-    use stateseal_encryption::Target;
-    match s {
-        "state" => Ok(Target::State),
-        "plan" => Ok(Target::Plan),
-        _ => match s.strip_prefix("remote:") {
-            Some(n) if !n.is_empty() => Ok(Target::RemoteState(n.to_string())),
-            _ => Err(format!(
-                "unknown target {s:?}: expected state, plan or remote:NAME"
-            )),
-        },
+        Command::Inspect(a) => cmd::inspect::run(&ctx, &a),
+        Command::Validate(a) => cmd::validate::run(&ctx, &a),
+        Command::State(a) => cmd::state::run(&ctx, &a),
+        Command::Workspace(a) => cmd::workspace::run(&ctx, &a),
+        Command::Lock(a) => cmd::lock::lock(&ctx, &a),
+        Command::Unlock(a) => cmd::lock::unlock(&ctx, &a),
+        Command::ForceUnlock(a) => cmd::lock::force_unlock(&ctx, &a),
+        Command::Outputs(a) => cmd::outputs::run(&ctx, &a),
+        Command::Dr(a) => cmd::dr::run(&ctx, &a),
+        Command::Keyprovider(a) => cmd::keyprovider::run(&a),
+        Command::Serve(a) => {
+            cmd::serve::run(cli.global.config.as_deref(), ctx.max_input_size(), &a)
+        }
     }
 }

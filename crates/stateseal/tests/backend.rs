@@ -442,12 +442,9 @@ fn vector(name: &str) -> Vec<u8> {
     .unwrap()
 }
 
-#[tokio::test]
-async fn encrypted_push_with_sse_kms() {
-    let Some(peers) = Peers::terraform("encrypted_push_with_sse_kms") else {
-        return;
-    };
-    let alias = format!("alias/{}", unique("tf-backend"));
+/// A new KMS key on moto; returns its alias (`alias/PREFIX-…`).
+fn mkkey(peers: &Peers, prefix: &str) -> String {
+    let alias = format!("alias/{}", unique(prefix));
     let key = peers.python_out(&[
         "scripts/peers/aws.py",
         "--endpoint",
@@ -456,6 +453,15 @@ async fn encrypted_push_with_sse_kms() {
         &alias,
     ]);
     assert!(key.starts_with("arn:aws:kms:"), "{key}");
+    alias
+}
+
+#[tokio::test]
+async fn encrypted_push_with_sse_kms() {
+    let Some(peers) = Peers::terraform("encrypted_push_with_sse_kms") else {
+        return;
+    };
+    let alias = mkkey(&peers, "tf-backend");
     let s = Setup::new(
         peers,
         Mode::LockFile,
@@ -553,6 +559,62 @@ async fn encrypted_push_with_sse_kms() {
         old_only.code, 4,
         "the old configuration can't read it any more: {}",
         old_only.stderr
+    );
+}
+
+/// A `terraform { encryption { … } }` block with kms_rotation's aws_kms provider (KMS and STS
+/// at `endpoint`) as the state's method.
+#[cfg(feature = "aws-kms")]
+fn kms_encryption_tf(endpoint: &str, alias: &str) -> String {
+    format!(
+        "terraform {{\n  encryption {{\n{}\n    state {{\n      method = method.aes_gcm.new\n    }}\n  }}\n}}\n",
+        crate::kms_rotation::kms(endpoint, alias, "testing", "testing")
+    )
+}
+
+/// With the key service unreachable (nothing listens on port 9), reading a KMS-encrypted state
+/// exits 7 (unavailable: nothing changed, try again) with the key-service message, not 3
+/// ("correct the configuration"): `state pull` through the backend, and `decrypt` of a file.
+#[cfg(feature = "aws-kms")]
+#[tokio::test]
+async fn an_unreachable_key_service_exits_unavailable() {
+    let Some(peers) = Peers::aws("an_unreachable_key_service_exits_unavailable") else {
+        return;
+    };
+    let alias = mkkey(&peers, "unavailable");
+    let endpoint = peers.endpoint().to_string();
+    let s = Setup::new(peers, Mode::LockFile, "").await;
+    std::fs::write(
+        s.path().join("encryption.tf"),
+        kms_encryption_tf(&endpoint, &alias),
+    )
+    .unwrap();
+    std::fs::write(s.path().join("plain.json"), vector("state_plain.json")).unwrap();
+    ok(s.ss(&["state", "push", "plain.json"]), "push with KMS up");
+    let stored = s.object().await.unwrap();
+    std::fs::write(s.path().join("stored.json"), &stored).unwrap();
+
+    std::fs::write(
+        s.path().join("encryption.tf"),
+        kms_encryption_tf("http://127.0.0.1:9", &alias),
+    )
+    .unwrap();
+    for args in [&["state", "pull"][..], &["decrypt", "stored.json"]] {
+        let o = s.ss(args);
+        assert_eq!(o.code, 7, "{args:?}: {}", o.stderr);
+        for want in ["key_provider.aws_kms.new", "the key service is unavailable"] {
+            assert!(
+                o.stderr.contains(want),
+                "{args:?}: {want:?} not in {}",
+                o.stderr
+            );
+        }
+        assert!(o.stdout.is_empty(), "{args:?} printed a state");
+    }
+    assert_eq!(
+        s.object().await.unwrap(),
+        stored,
+        "nothing was written to the bucket"
     );
 }
 

@@ -134,7 +134,9 @@ fn the_protocol_round_trips_through_the_recovery_identity() {
         &[],
     );
     assert_eq!(old.code, 0, "{}", old.stderr);
-    assert!(old.body.clone().unwrap()["keys"].get("decryption_key").is_none());
+    assert!(old.body.clone().unwrap()["keys"]
+        .get("decryption_key")
+        .is_none());
     for a in [&first, &second, &old] {
         assert!(!a.raw.contains(&secret) && !a.stderr.contains(&secret));
     }

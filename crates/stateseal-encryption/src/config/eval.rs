@@ -11,7 +11,7 @@ use hcl::Value;
 
 use super::module::Module;
 use super::syntax::{Attribute, Body};
-use crate::diagnostics::{Diagnostic, Location};
+use stateseal_core::diagnostics::{Diagnostic, Location};
 
 /// A reference found in an expression: the root name and the attribute names that follow it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -488,10 +488,14 @@ impl StaticEvaluator {
     ) -> Result<serde_json::Value, Diagnostic> {
         let mut out = serde_json::Map::new();
         for a in &body.attributes {
-            let v = self.eval(&a.expr, &a.location, key_providers)?;
+            // The evaluated value can hold key bytes (`keys = key_provider.x.y`) or a
+            // passphrase: wiped once converted (the JSON body is wiped by its caller).
+            let mut v = self.eval(&a.expr, &a.location, key_providers)?;
+            let json = serde_json::to_value(&v);
+            crate::key_values::scrub_hcl(&mut v);
             out.insert(
                 a.name.clone(),
-                serde_json::to_value(&v).map_err(|e| {
+                json.map_err(|e| {
                     Diagnostic::error("Invalid value", e.to_string(), Some(&a.location))
                 })?,
             );

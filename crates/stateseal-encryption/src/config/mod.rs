@@ -10,7 +10,7 @@ pub mod variables;
 
 use std::sync::Arc;
 
-use crate::diagnostics::{Diagnostic, Diagnostics, Location};
+use stateseal_core::diagnostics::{Diagnostic, Diagnostics, Location};
 use syntax::{Attribute, Block, Body, JsonSchema};
 
 /// The name used in diagnostics for configuration read from the environment.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::syntax::{self, Attribute, Block, JsonSchema};
 use super::{encryption_block_labels, EncryptionConfig};
-use crate::diagnostics::{Diagnostic, Diagnostics};
+use stateseal_core::diagnostics::{Diagnostic, Diagnostics};
 
 /// What stateseal reads from a directory of `*.tf` / `*.tf.json` files.
 #[derive(Clone, Debug, Default)]

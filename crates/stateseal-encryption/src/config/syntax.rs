@@ -10,7 +10,7 @@ use hcl::expr::{Expression, TemplateExpr};
 use hcl_edit::structure::Structure;
 use hcl_edit::Span as _;
 
-use crate::diagnostics::{Diagnostic, Location};
+use stateseal_core::diagnostics::{Diagnostic, Location};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Body {

@@ -10,7 +10,7 @@ use hcl::eval::Evaluate as _;
 
 use super::module::Module;
 use super::syntax;
-use crate::diagnostics::{Diagnostic, Diagnostics};
+use stateseal_core::diagnostics::{Diagnostic, Diagnostics};
 
 /// Values given on the command line.
 #[derive(Clone, Debug, Default)]
@@ -23,13 +23,18 @@ pub struct VarInputs {
 
 impl VarInputs {
     /// Parses one `NAME=VALUE` argument.
-    pub fn parse_var(arg: &str) -> Result<(String, String), String> {
+    pub fn parse_var(arg: &str) -> Result<(String, String), InvalidVar> {
         match arg.split_once('=') {
             Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
-            _ => Err(format!("invalid --var {arg:?}: expected NAME=VALUE")),
+            _ => Err(InvalidVar(arg.to_string())),
         }
     }
 }
+
+/// A `--var` argument that is not `NAME=VALUE`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid --var {0:?}: expected NAME=VALUE")]
+pub struct InvalidVar(pub String);
 
 /// Resolves every declared variable that has a value. `env` looks up environment variables.
 pub fn resolve(
@@ -162,7 +167,7 @@ pub fn read_var_file(path: &Path) -> Result<BTreeMap<String, hcl::Value>, Diagno
     if path.extension().is_some_and(|e| e == "json") {
         syntax::check_nesting(&file, &src)?;
         let v: serde_json::Value = serde_json::from_str(&src).map_err(|e| {
-            let loc = crate::diagnostics::Location {
+            let loc = stateseal_core::diagnostics::Location {
                 file: file.clone(),
                 line: e.line(),
                 column: e.column(),

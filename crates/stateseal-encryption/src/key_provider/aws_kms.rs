@@ -45,7 +45,10 @@ pub struct AwsKms {
 /// The stored metadata: `{"ciphertext_blob":b64}` plus `"encryption_context"` when non-empty.
 #[derive(Deserialize, Default, Debug, PartialEq, Eq)]
 pub struct Metadata {
-    #[serde(default, deserialize_with = "crate::gojson::bytes::deserialize")]
+    #[serde(
+        default,
+        deserialize_with = "stateseal_core::gojson::bytes::deserialize"
+    )]
     pub ciphertext_blob: Vec<u8>,
     #[serde(default)]
     pub encryption_context: Option<BTreeMap<String, String>>,
@@ -64,9 +67,9 @@ impl Metadata {
                 if i > 0 {
                     out.push(',');
                 }
-                crate::gojson::write_string(&mut out, k);
+                stateseal_core::gojson::write_string(&mut out, k);
                 out.push(':');
-                crate::gojson::write_string(&mut out, v);
+                stateseal_core::gojson::write_string(&mut out, v);
             }
             out.push('}');
         }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::{KeyProvider, Provided, ProviderError, Purpose};
 use crate::external_program::{self, KEY_PROVIDER};
-use crate::secret::{Keys, Secret};
+use stateseal_core::secret::{Keys, Secret};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,7 +39,9 @@ impl Metadata {
         let mut out = String::from("{\"external_data\":");
         match &self.external_data {
             None => out.push_str("null"),
-            Some(m) => crate::gojson::write_value(&mut out, &serde_json::Value::Object(m.clone())),
+            Some(m) => {
+                stateseal_core::gojson::write_value(&mut out, &serde_json::Value::Object(m.clone()))
+            }
         }
         out.push('}');
         out
@@ -58,9 +60,15 @@ struct ProgramOutput {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct ProgramKeys {
-    #[serde(default, deserialize_with = "crate::gojson::bytes::deserialize_option")]
+    #[serde(
+        default,
+        deserialize_with = "stateseal_core::gojson::bytes::deserialize_option"
+    )]
     encryption_key: Option<Vec<u8>>,
-    #[serde(default, deserialize_with = "crate::gojson::bytes::deserialize_option")]
+    #[serde(
+        default,
+        deserialize_with = "stateseal_core::gojson::bytes::deserialize_option"
+    )]
     decryption_key: Option<Vec<u8>>,
 }
 

@@ -18,7 +18,7 @@ pub mod pbkdf2;
 
 use std::sync::Arc;
 
-use crate::secret::{Keys, Secret};
+use stateseal_core::secret::{Keys, Secret};
 
 /// What the caller needs the keys for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,7 +109,8 @@ pub type KeyProviderFactory =
 pub enum ProviderError {
     /// The stored metadata cannot be decoded into this provider's metadata structure.
     Metadata(String),
-    /// The key service could not be reached (network, DNS, TLS, timeout).
+    /// The key service could not be reached (network, DNS, TLS, timeout), or it asked to slow
+    /// down (throttled): a later try may succeed.
     Unreachable(String),
     /// The key service refused the credentials or the operation.
     Denied(String),
@@ -145,7 +146,7 @@ impl ProviderError {
     pub fn service(kind: stateseal_core::ServiceErrorKind, message: String) -> ProviderError {
         use stateseal_core::ServiceErrorKind as K;
         match kind {
-            K::Network => ProviderError::Unreachable(message),
+            K::Network | K::Throttled => ProviderError::Unreachable(message),
             K::AccessDenied => ProviderError::Denied(message),
             _ => ProviderError::Failed(message),
         }

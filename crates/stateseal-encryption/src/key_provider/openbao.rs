@@ -13,7 +13,7 @@ use stateseal_core::ServiceErrorKind;
 
 use super::{KeyProvider, Provided, ProviderError, Purpose};
 use crate::http_json;
-use crate::secret::Secret;
+use stateseal_core::secret::Secret;
 
 pub const DEFAULT_ADDRESS: &str = "https://127.0.0.1:8200";
 pub const DEFAULT_TRANSIT_ENGINE_PATH: &str = "/transit";
@@ -50,7 +50,10 @@ pub struct OpenBao {
 /// The stored metadata: `{"ciphertext":b64("vault:v1:…")}` plus `"associated_data"` when set.
 #[derive(Deserialize, Default)]
 struct Metadata {
-    #[serde(default, deserialize_with = "crate::gojson::bytes::deserialize")]
+    #[serde(
+        default,
+        deserialize_with = "stateseal_core::gojson::bytes::deserialize"
+    )]
     ciphertext: Vec<u8>,
     #[serde(default)]
     associated_data: String,
@@ -63,7 +66,7 @@ impl Metadata {
         out.push('"');
         if !self.associated_data.is_empty() {
             out.push_str(",\"associated_data\":");
-            crate::gojson::write_string(&mut out, &self.associated_data);
+            stateseal_core::gojson::write_string(&mut out, &self.associated_data);
         }
         out.push('}');
         out.into_bytes()
@@ -207,7 +210,7 @@ impl OpenBao {
         }
         let mut body = body;
         let reply = http_json::send_json(&agent, "PUT", &url, &headers, &body);
-        crate::secret::scrub_json(&mut body);
+        stateseal_core::secret::scrub_json(&mut body);
         // Transport errors already name the URL.
         let reply = reply.map_err(|e| {
             ProviderError::Unreachable(format!(

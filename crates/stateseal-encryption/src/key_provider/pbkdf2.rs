@@ -6,8 +6,8 @@ use std::num::NonZeroU32;
 use serde::{Deserialize, Serialize};
 
 use super::{KeyProvider, Provided, ProviderError, Purpose};
-use crate::method::keys_from_value;
-use crate::secret::{Keys, Secret};
+use stateseal_core::secret::keys_from_value;
+use stateseal_core::secret::{Keys, Secret};
 
 pub const DEFAULT_ITERATIONS: i64 = 600_000;
 pub const MIN_ITERATIONS: i64 = 200_000;
@@ -103,7 +103,7 @@ pub struct Pbkdf2 {
 /// The metadata stored in the envelope, fields in OpenTofu's order.
 #[derive(Serialize, Deserialize, Default, Debug, PartialEq, Eq)]
 pub struct Metadata {
-    #[serde(default, with = "crate::gojson::bytes")]
+    #[serde(default, with = "stateseal_core::gojson::bytes")]
     pub salt: Vec<u8>,
     #[serde(default)]
     pub iterations: i64,
@@ -268,7 +268,9 @@ impl KeyProvider for Pbkdf2 {
 fn decryption_key(stored: &[u8], passphrase: &Secret) -> Result<Option<Secret>, ProviderError> {
     let meta: Metadata =
         serde_json::from_slice(stored).map_err(|e| ProviderError::Metadata(e.to_string()))?;
-    let (params, present) = meta.validate().map_err(ProviderError::Metadata)?;
+    let (params, present) = meta
+        .validate()
+        .map_err(|e| ProviderError::Metadata(e.to_string()))?;
     if !present {
         return Ok(None);
     }
@@ -285,30 +287,18 @@ fn decryption_key(stored: &[u8], passphrase: &Secret) -> Result<Option<Secret>, 
 impl Metadata {
     /// Checks stored parameters; returns them and whether the metadata is "present".
     #[allow(clippy::type_complexity)]
-    pub fn validate(&self) -> Result<((Hash, NonZeroU32, usize), bool), String> {
+    pub fn validate(&self) -> Result<((Hash, NonZeroU32, usize), bool), MetadataError> {
         if self.iterations < 0 {
-            return Err(format!(
-                "invalid iterations in stored metadata: {}",
-                self.iterations
-            ));
+            return Err(MetadataError::NegativeIterations(self.iterations));
         }
         if self.key_length < 0 {
-            return Err(format!(
-                "invalid key length in stored metadata: {}",
-                self.key_length
-            ));
+            return Err(MetadataError::NegativeKeyLength(self.key_length));
         }
         if self.iterations > MAX_STORED_ITERATIONS {
-            return Err(format!(
-                "stored metadata asks for {} pbkdf2 iterations, above the safety limit of {MAX_STORED_ITERATIONS}",
-                self.iterations
-            ));
+            return Err(MetadataError::TooManyIterations(self.iterations));
         }
         if self.key_length > MAX_STORED_KEY_LENGTH {
-            return Err(format!(
-                "stored key length {} is above the limit of {MAX_STORED_KEY_LENGTH}",
-                self.key_length
-            ));
+            return Err(MetadataError::KeyTooLong(self.key_length));
         }
         // OpenTofu's "present": every parameter set. None set is metadata that is not there (no
         // key: the next method is tried); some set and some not is invalid, and names them.
@@ -322,20 +312,37 @@ impl Metadata {
         .filter_map(|(unset, what)| unset.then_some(what))
         .collect();
         if !unset.is_empty() && unset.len() < 4 {
-            return Err(format!(
-                "invalid pbkdf2 parameters in stored metadata: {} (each must be set, and above zero, when the others are)",
-                unset.join(", ")
-            ));
+            return Err(MetadataError::PartlySet(unset));
         }
         let present = unset.is_empty();
         let hash = if self.hash_function.is_empty() {
             Hash::Sha512
         } else {
-            Hash::parse(&self.hash_function)?
+            Hash::parse(&self.hash_function).map_err(MetadataError::Hash)?
         };
         let iterations = NonZeroU32::new(self.iterations.max(1) as u32).expect("max(1)");
         Ok(((hash, iterations, self.key_length.max(0) as usize), present))
     }
+}
+
+/// Why stored pbkdf2 metadata is refused (it is read from the file, so it is input: exit 5).
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MetadataError {
+    #[error("invalid iterations in stored metadata: {0}")]
+    NegativeIterations(i64),
+    #[error("invalid key length in stored metadata: {0}")]
+    NegativeKeyLength(i64),
+    #[error("stored metadata asks for {0} pbkdf2 iterations, above the safety limit of {MAX_STORED_ITERATIONS}")]
+    TooManyIterations(i64),
+    #[error("stored key length {0} is above the limit of {MAX_STORED_KEY_LENGTH}")]
+    KeyTooLong(i64),
+    /// Some parameters set and some not: the unset ones, in OpenTofu's words.
+    #[error("invalid pbkdf2 parameters in stored metadata: {} (each must be set, and above zero, when the others are)", .0.join(", "))]
+    PartlySet(Vec<&'static str>),
+    /// An unknown `hash_function` (the parser's words).
+    #[error("{0}")]
+    Hash(String),
 }
 
 #[cfg(test)]

@@ -5,8 +5,10 @@ use aes_gcm::KeyInit as _;
 use ring::aead;
 use serde::Deserialize;
 
-use super::{keys_from_value, Method, MethodError};
-use crate::secret::Secret;
+use stateseal_core::secret::keys_from_value;
+
+use super::{Method, MethodError};
+use stateseal_core::secret::Secret;
 
 pub const NONCE_LEN: usize = 12;
 pub const TAG_LEN: usize = 16;
@@ -56,7 +58,8 @@ impl Cipher {
 
 pub fn build(config: &serde_json::Value) -> Result<Box<dyn Method>, String> {
     let c: Config = crate::key_provider::decode_config(config)?;
-    let keys = keys_from_value(&c.keys.ok_or("the keys attribute is required")?)?;
+    let keys = keys_from_value(&c.keys.ok_or("the keys attribute is required")?)
+        .map_err(|e| e.to_string())?;
     let encryption_key = keys
         .encryption_key
         .as_ref()

@@ -9,9 +9,11 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde::Deserialize;
 
-use super::{keys_from_value, Method, MethodError};
+use stateseal_core::secret::keys_from_value;
+
+use super::{Method, MethodError};
 use crate::external_program::{self, METHOD};
-use crate::secret::{Keys, Secret};
+use stateseal_core::secret::{Keys, Secret};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -35,7 +37,10 @@ pub struct External {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProgramOutput {
-    #[serde(default, deserialize_with = "crate::gojson::bytes::deserialize_option")]
+    #[serde(
+        default,
+        deserialize_with = "stateseal_core::gojson::bytes::deserialize_option"
+    )]
     payload: Option<Vec<u8>>,
 }
 
@@ -52,7 +57,12 @@ pub fn build(config: &serde_json::Value) -> Result<Box<dyn Method>, String> {
     let encrypt_command = required(c.encrypt_command, "encrypt_command")?;
     let decrypt_command = required(c.decrypt_command, "decrypt_command")?;
     Ok(Box::new(External {
-        keys: c.keys.as_ref().map(keys_from_value).transpose()?,
+        keys: c
+            .keys
+            .as_ref()
+            .map(keys_from_value)
+            .transpose()
+            .map_err(|e| e.to_string())?,
         encrypt_command,
         decrypt_command,
         timeout: external_program::timeout()?,

@@ -5,10 +5,6 @@ pub mod external;
 
 use std::sync::Arc;
 
-use serde::Deserialize;
-
-use crate::secret::{Keys, Secret};
-
 /// A configured encryption method.
 pub trait Method: Send + Sync {
     fn encrypt(&self, plaintext: &[u8]) -> Result<Vec<u8>, MethodError>;
@@ -65,31 +61,3 @@ impl std::fmt::Display for MethodError {
 }
 
 impl std::error::Error for MethodError {}
-
-/// The `keys` object as configured: `{encryption_key = [bytes], decryption_key = [bytes]}`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KeysValue {
-    /// Outer `None`: the attribute is missing; inner `None`: it is `null`.
-    #[serde(default, deserialize_with = "present")]
-    encryption_key: Option<Option<Vec<u8>>>,
-    #[serde(default)]
-    decryption_key: Option<Vec<u8>>,
-}
-
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Vec<u8>>>, D::Error> {
-    Option::<Vec<u8>>::deserialize(d).map(Some)
-}
-
-/// Reads a `keys` value (a key provider's output or a literal object). The `encryption_key`
-/// attribute must be present (it is `null` when the keys were produced only for decryption).
-pub fn keys_from_value(v: &serde_json::Value) -> Result<Keys, String> {
-    let k: KeysValue = KeysValue::deserialize(v).map_err(|e| format!("invalid keys value: {e}"))?;
-    let Some(enc) = k.encryption_key else {
-        return Err("Missing encryption_key value".into());
-    };
-    Ok(Keys {
-        encryption_key: enc.filter(|k| !k.is_empty()).map(Secret::new),
-        decryption_key: k.decryption_key.filter(|k| !k.is_empty()).map(Secret::new),
-    })
-}

@@ -162,7 +162,11 @@ async fn recovery_keys_survive_a_disabled_kms_key() {
     std::fs::write(app.path().join("stored.tfstate"), &stored).unwrap();
     let decrypt = stateseal(app.path(), &no_kms, &["decrypt", "stored.tfstate"]);
     assert_ne!(decrypt.code, 0, "{}", decrypt.text());
-    assert!(decrypt.stdout.is_empty() && decrypt.stderr.contains(k.as_str()), "{}", decrypt.stderr);
+    assert!(
+        decrypt.stdout.is_empty() && decrypt.stderr.contains(k.as_str()),
+        "{}",
+        decrypt.stderr
+    );
 
     // The drill recovers every state and every version with the identity alone: KMS is a
     // closed port for it.

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use crate::http_json::{self, form_encode, percent_encode};
-use crate::secret::Secret;
+use stateseal_core::secret::Secret;
 
 pub const AUTHORITY_HOST_ENV: &str = "STATESEAL_AZURE_AUTHORITY_HOST";
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";

@@ -17,7 +17,7 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use crate::http_json::{self, form_encode, percent_encode};
-use crate::secret::Secret;
+use stateseal_core::secret::Secret;
 
 pub const IAMCREDENTIALS_ENDPOINT_ENV: &str = "STATESEAL_GCP_IAMCREDENTIALS_ENDPOINT";
 const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
@@ -77,7 +77,7 @@ pub(super) fn read_path_or_contents(v: &str) -> Result<String, String> {
 
 impl Credentials {
     /// The token to send as `Authorization: Bearer`.
-    pub fn token(&self, agent: &ureq::Agent) -> Result<Secret, String> {
+    pub(crate) fn token(&self, agent: &ureq::Agent) -> Result<Secret, String> {
         let scope = if self.impersonate.is_some() {
             CLOUD_PLATFORM
         } else {

@@ -6,15 +6,15 @@ use clap::Args;
 use stateseal_encryption::envelope::Header;
 use stateseal_encryption::{PayloadKind, Status, Target, TargetEncryption};
 
+use crate::context::Context;
 use crate::failure::{exit, Failure};
-use crate::global::Context;
 use crate::io::{read_input, read_input_in_place, write_output, Input};
 
 #[derive(Args, Debug)]
 pub struct CryptArgs {
     /// Which target's configuration to use: state, plan or remote:NAME. Default: inferred
     /// (bytes starting with PK, or an envelope without serial/lineage, are a plan; anything else a state).
-    #[arg(long, value_name = "TARGET", value_parser = crate::parse_target)]
+    #[arg(long, value_name = "TARGET")]
     pub target: Option<Target>,
     /// The input file; `-` or nothing reads stdin.
     #[arg(value_name = "FILE")]
@@ -24,21 +24,13 @@ pub struct CryptArgs {
     pub output: Option<PathBuf>,
 }
 
-/// The payload kind a target reads and writes (a plan for the plan target, else a state).
-pub fn kind_of(t: &Target) -> PayloadKind {
-    match t {
-        Target::Plan => PayloadKind::Plan,
-        _ => PayloadKind::State,
-    }
-}
-
 /// Decrypts with the target's chain; prints the migration warning.
 pub fn decrypt_bytes(
     te: &TargetEncryption,
     target: &Target,
     input: &Input,
 ) -> Result<(Vec<u8>, Status), Failure> {
-    te.decrypt_owned(input.bytes.clone(), kind_of(target))
+    te.decrypt_owned(input.bytes.clone(), target.payload_kind())
         .map_err(|e| Failure::from(e).context(&input.name))
 }
 
@@ -49,7 +41,7 @@ pub fn encrypt_verified(
     plain: &[u8],
     name: &str,
 ) -> Result<Vec<u8>, Failure> {
-    te.encrypt_verified(plain, kind_of(target))
+    te.encrypt_verified(plain, target.payload_kind())
         .map_err(|e| Failure::from(e).context(name))
 }
 
@@ -72,7 +64,7 @@ pub fn decrypt(ctx: &Context, args: &CryptArgs) -> Result<(), Failure> {
             let (len, status) = loaded
                 .encryption
                 .target(t)
-                .decrypt_in_place(buf, kind_of(t))
+                .decrypt_in_place(buf, t.payload_kind())
                 .map_err(|e| Failure::from(e).context(&name))?;
             (t.clone(), len, status)
         }

@@ -1,4 +1,5 @@
-//! Global options (`--chdir`, variables, workspace) and the lazily loaded configuration.
+//! The context every command runs in (ripgrep's "hiargs"): the global options (`--chdir`,
+//! variables, workspace) and the lazily loaded configuration.
 
 use std::cell::OnceCell;
 use std::path::PathBuf;
@@ -118,5 +119,5 @@ pub fn workspace(flag: Option<&str>) -> String {
             return w.to_string();
         }
     }
-    "default".to_string()
+    stateseal_core::workspace::DEFAULT_WORKSPACE.to_string()
 }

@@ -9,13 +9,14 @@ use hcl::Value;
 use crate::config::eval::StaticEvaluator;
 use crate::config::syntax::Attribute;
 use crate::config::{EncryptionConfig, KeyProviderBlock, MethodBlock};
-use crate::diagnostics::{Diagnostic, Location};
+use crate::error::Error;
 use crate::key_cache::{CacheKey, InFlight, KeyCache};
 use crate::key_provider::{KeyProvider, ProviderError, Purpose};
+use crate::key_values::KeyValues;
 use crate::method::Method;
 use crate::registry::{Registry, UNENCRYPTED};
-use crate::secret::{scrub_json, Keys};
-use crate::Error;
+use stateseal_core::diagnostics::{Diagnostic, Location};
+use stateseal_core::secret::{scrub_json, Keys};
 
 use super::*;
 
@@ -69,11 +70,11 @@ impl Shared {
         &self,
         kp: &KeyProviderBlock,
         key: &str,
-        values: &hcl::Map<String, Value>,
+        values: &KeyValues,
         purpose: Purpose<'_>,
     ) -> Result<crate::key_provider::Provided, Error> {
         let provider = self
-            .build_provider(kp, key, &Value::Object(values.clone()))
+            .build_provider(kp, key, values.value())
             .map_err(|d| Error::Config(d.into()))?;
         let provided = provider.provide(purpose);
         if let Ok(p) = &provided {
@@ -172,31 +173,6 @@ pub(super) fn build_from_body<T>(
     built.map_err(failed)
 }
 
-pub(super) fn keys_value(k: &Keys) -> Value {
-    let list = |s: &Option<crate::Secret>| {
-        s.as_ref().map_or(Value::Null, |s| {
-            Value::Array(s.expose().iter().map(|b| Value::from(*b)).collect())
-        })
-    };
-    let mut m = hcl::Map::new();
-    m.insert("encryption_key".to_string(), list(&k.encryption_key));
-    m.insert("decryption_key".to_string(), list(&k.decryption_key));
-    Value::Object(m)
-}
-
-pub(super) fn insert_provider_value(
-    map: &mut hcl::Map<String, Value>,
-    kp: &KeyProviderBlock,
-    v: Value,
-) {
-    let inner = map
-        .entry(kp.kind.clone())
-        .or_insert_with(|| Value::Object(hcl::Map::new()));
-    if let Value::Object(o) = inner {
-        o.insert(kp.name.clone(), v);
-    }
-}
-
 pub(super) fn storage_key(
     ev: &StaticEvaluator,
     kp: &KeyProviderBlock,
@@ -278,7 +254,8 @@ impl TargetEncryption {
             });
         }
         let order = self.reachable_providers(method_idx);
-        let mut values = hcl::Map::new();
+        // The key bytes each provider returned, as bodies see them; scrubbed on drop.
+        let mut values = KeyValues::new();
         let mut meta = BTreeMap::new();
         let mut used_keys = BTreeSet::new();
         let mut ids: BTreeMap<usize, CacheKey> = BTreeMap::new();
@@ -354,10 +331,10 @@ impl TargetEncryption {
                 }
             };
             ids.insert(i, id);
-            insert_provider_value(&mut values, kp, keys_value(&keys));
+            values.insert(kp, &keys);
         }
         let method = s
-            .build_method(m, &Value::Object(values))
+            .build_method(m, values.value())
             .map_err(|d| Error::Config(d.into()))?;
         Ok(Prepared {
             method: Some(method),

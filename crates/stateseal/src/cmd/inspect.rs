@@ -6,8 +6,8 @@ use clap::Args;
 use serde_json::{json, Value};
 use stateseal_encryption::describe::describe;
 
+use crate::context::Context;
 use crate::failure::Failure;
-use crate::global::Context;
 use crate::io::read_input;
 
 #[derive(Args, Debug)]

@@ -5,8 +5,8 @@ use clap::Args;
 use stateseal_store::{Error, LockInfo, Sealed, Store, UnreadableLock};
 
 use crate::backend::{block_on, open};
+use crate::context::Context;
 use crate::failure::{exit, Failure};
-use crate::global::Context;
 
 #[derive(Args)]
 pub struct LockArgs {
@@ -62,7 +62,7 @@ pub fn lock(ctx: &Context, args: &LockArgs) -> Result<(), Failure> {
         Sealed::new(store.clone(), ctx.loaded()?.encryption.clone())
             .require_workspace(ws)
             .await?;
-        if store.kind() == "local" {
+        if !store.capabilities().lock_outlives_process {
             return Err(Failure::new(
                 exit::FAILURE,
                 "a local state's lock is an fcntl lock that ends with the process holding it, so it can't be left held",

@@ -25,8 +25,8 @@ use stateseal_core::ServiceErrorKind;
 
 use super::{KeyProvider, Provided, ProviderError, Purpose};
 use crate::http_json;
-use crate::secret::Secret;
 use credentials::{Auth, Cloud, Token};
+use stateseal_core::secret::Secret;
 
 pub use credentials::AUTHORITY_HOST_ENV;
 
@@ -93,13 +93,25 @@ struct Config {
 /// The stored metadata, in Go's field order; absent byte fields are `null`.
 #[derive(Deserialize, Default, Debug, PartialEq, Eq)]
 pub struct Metadata {
-    #[serde(default, deserialize_with = "crate::gojson::bytes::deserialize")]
+    #[serde(
+        default,
+        deserialize_with = "stateseal_core::gojson::bytes::deserialize"
+    )]
     pub ciphertext: Vec<u8>,
-    #[serde(default, deserialize_with = "crate::gojson::bytes::deserialize_option")]
+    #[serde(
+        default,
+        deserialize_with = "stateseal_core::gojson::bytes::deserialize_option"
+    )]
     pub iv: Option<Vec<u8>>,
-    #[serde(default, deserialize_with = "crate::gojson::bytes::deserialize_option")]
+    #[serde(
+        default,
+        deserialize_with = "stateseal_core::gojson::bytes::deserialize_option"
+    )]
     pub authentication_tag: Option<Vec<u8>>,
-    #[serde(default, deserialize_with = "crate::gojson::bytes::deserialize_option")]
+    #[serde(
+        default,
+        deserialize_with = "stateseal_core::gojson::bytes::deserialize_option"
+    )]
     pub additional_authenticated_data: Option<Vec<u8>>,
     #[serde(default)]
     pub key_version: String,
@@ -123,9 +135,9 @@ impl Metadata {
         out.push_str(",\"additional_authenticated_data\":");
         bytes(&mut out, self.additional_authenticated_data.as_deref());
         out.push_str(",\"key_version\":");
-        crate::gojson::write_string(&mut out, &self.key_version);
+        stateseal_core::gojson::write_string(&mut out, &self.key_version);
         out.push_str(",\"algo\":");
-        crate::gojson::write_string(&mut out, &self.algo);
+        stateseal_core::gojson::write_string(&mut out, &self.algo);
         out.push('}');
         out.into_bytes()
     }
@@ -453,7 +465,7 @@ impl AzureVault {
         let mut body = body;
         let reply =
             http_json::send_json(&agent, "POST", &url, &[("Authorization", &bearer)], &body);
-        crate::secret::scrub_json(&mut body);
+        stateseal_core::secret::scrub_json(&mut body);
         let reply = reply.map_err(network)?;
         if reply.is_success() {
             return reply.json::<KeyOperationResult>().map_err(other);

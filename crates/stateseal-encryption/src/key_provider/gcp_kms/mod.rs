@@ -16,8 +16,8 @@ use stateseal_core::ServiceErrorKind;
 
 use super::{KeyProvider, Provided, ProviderError, Purpose};
 use crate::http_json;
-use crate::secret::Secret;
 use credentials::{Credentials, Source};
+use stateseal_core::secret::Secret;
 
 pub use credentials::IAMCREDENTIALS_ENDPOINT_ENV;
 
@@ -54,7 +54,10 @@ pub struct GcpKms {
 /// The stored metadata: `{"ciphertext":b64}`.
 #[derive(Deserialize, Default)]
 struct Metadata {
-    #[serde(default, deserialize_with = "crate::gojson::bytes::deserialize")]
+    #[serde(
+        default,
+        deserialize_with = "stateseal_core::gojson::bytes::deserialize"
+    )]
     ciphertext: Vec<u8>,
 }
 
@@ -194,7 +197,7 @@ impl GcpKms {
         ));
         let mut body = body;
         let reply = http_json::send_json(&agent, "POST", &url, &[("Authorization", &auth)], &body);
-        crate::secret::scrub_json(&mut body);
+        stateseal_core::secret::scrub_json(&mut body);
         let reply = reply.map_err(fail_as(ServiceErrorKind::Network))?;
         if reply.is_success() {
             return Ok(reply);

@@ -2,73 +2,17 @@
 //! primary, verify, and replace each file atomically. A symbolic link is followed: its target
 //! is rewritten and the link kept; the owner, group and mode of the file are kept.
 
-use std::path::PathBuf;
-
-use clap::Args;
 use stateseal_encryption::envelope::Header;
 use stateseal_encryption::{Status, Target};
 
-use crate::crypt_cmd::{decrypt_bytes, encrypt_verified};
+use super::RekeyArgs;
+use crate::cmd::crypt::{decrypt_bytes, encrypt_verified};
+use crate::context::Context;
 use crate::failure::{exit, Failure};
-use crate::global::Context;
 use crate::io::{read_input, replace_file, write_target};
 
-#[derive(Args, Debug)]
-#[command(group(clap::ArgGroup::new("sse").args(["sse_kms", "sse_s3"])))]
-pub struct RekeyArgs {
-    /// Which target's configuration to use: state, plan or remote:NAME. Default: inferred per file.
-    #[arg(long, value_name = "TARGET", value_parser = crate::parse_target)]
-    pub target: Option<Target>,
-    /// The files to rekey in place, or one s3://BUCKET[/PREFIX]: every state under it.
-    #[arg(value_name = "FILE|S3_URL", required = true)]
-    pub files: Vec<PathBuf>,
-    /// s3:// only: rewrite the states (without it, a dry run prints the plan).
-    #[arg(long)]
-    pub apply: bool,
-    /// s3:// only: how many states to rekey at a time.
-    #[arg(long, default_value_t = 8, value_name = "N")]
-    pub concurrency: usize,
-    /// s3:// only: print one JSON object instead of a table.
-    #[arg(long)]
-    pub json: bool,
-    /// s3:// only: every state rekey writes gets SSE-KMS with this key (use the key ARN, not an alias).
-    #[arg(long, value_name = "KEY_ARN")]
-    pub sse_kms: Option<String>,
-    /// s3:// only: every state rekey writes gets SSE-S3 (AES256); with --sse-only, the rollback from SSE-KMS.
-    #[arg(long)]
-    pub sse_s3: bool,
-    /// s3:// only: change only the server-side encryption, to --sse-kms or --sse-s3: each state is
-    /// copied onto itself under its lock (MetadataDirective REPLACE), its bytes and client-side
-    /// encryption untouched, the previous version kept (versioning must be on), and the result
-    /// checked with HeadObject. Needs no encryption configuration. Run it while no apply is in flight.
-    #[arg(long, requires = "sse")]
-    pub sse_only: bool,
-}
-
-pub fn run(ctx: &Context, args: &RekeyArgs) -> Result<(), Failure> {
-    let urls: Vec<&str> = args
-        .files
-        .iter()
-        .filter_map(|f| f.to_str().filter(|s| s.starts_with("s3://")))
-        .collect();
-    match (urls.as_slice(), args.files.len()) {
-        ([url], 1) => return crate::fleet_rekey_cmd::run(ctx, url, args),
-        ([], _) if args.apply || args.json || args.sse_only || args.sse_s3 || args.sse_kms.is_some() => {
-            return Err(Failure::new(
-                exit::USAGE,
-                "--apply, --json, --sse-kms, --sse-s3 and --sse-only apply to `rekey s3://BUCKET[/PREFIX]` only",
-                "files are always rekeyed in place; drop the option",
-            ))
-        }
-        ([], _) => {}
-        _ => {
-            return Err(Failure::new(
-                exit::USAGE,
-                "rekey takes either files or one s3://BUCKET[/PREFIX]",
-                "run one rekey per bucket",
-            ))
-        }
-    }
+/// Rekeys each file in place; the ones that fail are left unchanged and listed.
+pub(super) fn run(ctx: &Context, args: &RekeyArgs) -> Result<(), Failure> {
     let loaded = ctx.loaded()?;
     if let [only] = args.files.as_slice() {
         let max = ctx.max_input_size();
@@ -92,13 +36,23 @@ pub fn run(ctx: &Context, args: &RekeyArgs) -> Result<(), Failure> {
     match failed.as_slice() {
         [] => Ok(()),
         _ => Err(Failure::plain(
-            failed.iter().map(|f| f.code).max().unwrap_or(exit::FAILURE),
+            shared_code(&failed),
             format!(
                 "{} of {} file(s) were not rekeyed; they are unchanged",
                 failed.len(),
                 args.files.len()
             ),
         )),
+    }
+}
+
+/// The exit code of a run in which several files failed: the code they all share, else
+/// [`exit::FAILURE`] (exit codes name a kind of failure, not a severity; each file's own error,
+/// with its code's cause and fix, was printed as it failed).
+fn shared_code(failed: &[Failure]) -> i32 {
+    match failed.split_first() {
+        Some((first, rest)) if rest.iter().all(|f| f.code == first.code) => first.code,
+        _ => exit::FAILURE,
     }
 }
 
@@ -171,4 +125,24 @@ fn rekey_one(
         describe(&out),
         chain[0]
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn several_failures_exit_with_their_shared_code_else_failure() {
+        let f = |code| Failure::plain(code, "x");
+        assert_eq!(
+            shared_code(&[f(exit::DECRYPT), f(exit::DECRYPT)]),
+            exit::DECRYPT
+        );
+        // Not the largest code: a kind, not a severity.
+        assert_eq!(
+            shared_code(&[f(exit::DECRYPT), f(exit::CHECK)]),
+            exit::FAILURE
+        );
+        assert_eq!(shared_code(&[f(exit::UNAVAILABLE)]), exit::UNAVAILABLE);
+    }
 }

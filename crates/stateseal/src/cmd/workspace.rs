@@ -5,8 +5,8 @@ use clap::{Args, Subcommand};
 use stateseal_store::Sealed;
 
 use crate::backend::{block_on, open};
+use crate::context::Context;
 use crate::failure::Failure;
-use crate::global::Context;
 
 #[derive(Args)]
 pub struct WorkspaceArgs {

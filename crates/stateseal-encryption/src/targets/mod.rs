@@ -9,22 +9,21 @@ mod decrypt;
 mod setup;
 mod validate;
 
-use setup::{insert_provider_value, keys_value, storage_key, Shared};
+use setup::{storage_key, Shared};
 use validate::{check_cycles, normalize_key_references, provider_refs, TargetChains};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use hcl::Value;
-
 use crate::config::eval::StaticEvaluator;
 use crate::config::EncryptionConfig;
-use crate::diagnostics::{Diagnostic, Diagnostics, Location};
 use crate::envelope::{Envelope, StateFields, VERSION};
+use crate::error::Error;
+use crate::key_values::KeyValues;
 use crate::method::Method;
 use crate::registry::{Registry, UNENCRYPTED};
-use crate::secret::Keys;
-use crate::Error;
+use stateseal_core::diagnostics::{Diagnostic, Diagnostics, Location};
+use stateseal_core::secret::Keys;
 use stateseal_core::state::StateHeader;
 
 /// Which target to use.
@@ -34,6 +33,38 @@ pub enum Target {
     Plan,
     /// A `terraform_remote_state` data source, by its name (`foo`, `mymod.foo`, …).
     RemoteState(String),
+}
+
+impl Target {
+    /// The payload kind this target reads and writes: a plan for the plan target, else a state
+    /// (the inverse of [`PayloadKind::target`]).
+    pub fn payload_kind(&self) -> PayloadKind {
+        match self {
+            Target::Plan => PayloadKind::Plan,
+            Target::State | Target::RemoteState(_) => PayloadKind::State,
+        }
+    }
+}
+
+/// Why a target name did not parse.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown target {0:?}: expected state, plan or remote:NAME")]
+pub struct UnknownTarget(pub String);
+
+/// Parses `state`, `plan` or `remote:NAME` (the command line's spelling).
+impl std::str::FromStr for Target {
+    type Err = UnknownTarget;
+
+    fn from_str(s: &str) -> Result<Target, UnknownTarget> {
+        match s {
+            "state" => Ok(Target::State),
+            "plan" => Ok(Target::Plan),
+            _ => match s.strip_prefix("remote:") {
+                Some(n) if !n.is_empty() => Ok(Target::RemoteState(n.to_string())),
+                _ => Err(UnknownTarget(s.to_string())),
+            },
+        }
+    }
 }
 
 /// How a successful read went.
@@ -287,17 +318,17 @@ impl Encryption {
     pub fn check_buildable(&self) -> Diagnostics {
         let s = &self.shared;
         let mut diags = Diagnostics::default();
-        let placeholder = keys_value(&Keys {
+        let placeholder = Keys {
             encryption_key: Some(vec![0u8; 32].into()),
             decryption_key: Some(vec![0u8; 32].into()),
-        });
-        let mut kp_values = hcl::Map::new();
+        };
+        let mut kp_values = KeyValues::new();
         for kp in &s.config.key_providers {
-            insert_provider_value(&mut kp_values, kp, placeholder.clone());
+            kp_values.insert(kp, &placeholder);
         }
-        let kp_values = Value::Object(kp_values);
+        let kp_values = kp_values.value();
         for kp in &s.config.key_providers {
-            if let Err(d) = s.build_provider(kp, &kp.address(), &kp_values) {
+            if let Err(d) = s.build_provider(kp, &kp.address(), kp_values) {
                 diags.push(d);
             }
             if let Some(alias) = &kp.alias {
@@ -307,7 +338,7 @@ impl Encryption {
             }
         }
         for m in s.config.methods.iter().filter(|m| m.kind != UNENCRYPTED) {
-            if let Err(d) = s.build_method(m, &kp_values) {
+            if let Err(d) = s.build_method(m, kp_values) {
                 diags.push(d);
             }
         }
@@ -397,8 +428,9 @@ impl TargetEncryption {
     /// Encrypts a plaintext state (JSON). With no encryption or an `unencrypted` primary the
     /// plaintext comes back unchanged.
     pub fn encrypt_state(&self, plain: &[u8]) -> Result<Vec<u8>, Error> {
-        let header = StateHeader::parse(plain).map_err(|e| {
-            Error::InvalidPlaintext(format!("the state to encrypt is not valid JSON: {e}"))
+        let header = StateHeader::parse(plain).map_err(|cause| Error::InvalidPlaintext {
+            which: crate::error::Plaintext::ToEncrypt,
+            cause,
         })?;
         let fields = StateFields {
             serial: header.serial(),
@@ -418,10 +450,12 @@ impl TargetEncryption {
         }
         let p = self.primary()?;
         let method = p.method.as_ref().expect("not unencrypted");
-        let encrypted_data = method.encrypt(plain).map_err(|e| Error::EncryptionFailed {
-            target: self.name.clone(),
-            message: e.to_string(),
-        })?;
+        let encrypted_data = method
+            .encrypt(plain)
+            .map_err(|source| Error::EncryptionFailed {
+                target: self.name.clone(),
+                source,
+            })?;
         Ok(Envelope {
             state_fields,
             meta: p.meta.clone(),
@@ -483,5 +517,39 @@ impl TargetEncryption {
         };
         let parsed = Envelope::parse_in_place(buf);
         self.decrypt_parsed(buf, parsed, kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse_from_the_command_line_spelling_and_name_their_payload_kind() {
+        for (s, t, kind) in [
+            ("state", Target::State, PayloadKind::State),
+            ("plan", Target::Plan, PayloadKind::Plan),
+            (
+                "remote:mymod.foo",
+                Target::RemoteState("mymod.foo".into()),
+                PayloadKind::State,
+            ),
+        ] {
+            let parsed: Target = s.parse().unwrap();
+            assert_eq!(parsed, t);
+            assert_eq!(parsed.payload_kind(), kind);
+            // payload_kind and PayloadKind::target are inverses for state and plan.
+            if !matches!(t, Target::RemoteState(_)) {
+                assert_eq!(kind.target(), t);
+            }
+        }
+        for bad in ["", "remote:", "State", "remote", "plans"] {
+            let e = bad.parse::<Target>().unwrap_err();
+            assert!(
+                e.to_string()
+                    .contains("expected state, plan or remote:NAME"),
+                "{e}"
+            );
+        }
     }
 }

@@ -11,9 +11,9 @@ use stateseal_fleet::drill::{self, Drilled, Report};
 use stateseal_fleet::recovery;
 
 use crate::backend::block_on;
+use crate::context::Context;
 use crate::failure::{exit, Failure};
 use crate::fleet_cmd::{connect, show, table, EmptySelection, Progress};
-use crate::global::Context;
 
 #[derive(Args)]
 pub struct DrArgs {

@@ -2,9 +2,9 @@
 //! the chain accepts (`docs/ENCRYPTION-FORMAT.md` §5.5, §5.6).
 
 use crate::envelope::{Envelope, NotEnvelope, StateFields, VERSION};
+use crate::error::{Error, NotPlaintext, Passthrough, PayloadError, Plaintext};
 use crate::method::MethodError;
 use crate::registry::UNENCRYPTED;
-use crate::Error;
 use stateseal_core::state::StateHeader;
 use std::ops::Range;
 
@@ -96,33 +96,29 @@ impl TargetEncryption {
         if self.chain.is_empty() {
             return Ok(Status::Satisfied);
         }
-        let verr = match kind {
+        let not_plaintext = match kind {
             PayloadKind::State | PayloadKind::Unknown => match StateHeader::parse(data) {
                 Ok(h) if h.has_terraform_version() => None,
-                Ok(_) => Some("Given payload is not a state file".to_string()),
-                Err(e) => Some(e),
+                Ok(_) => Some(NotPlaintext::NotAStateFile),
+                Err(e) => Some(NotPlaintext::State(e)),
             },
             PayloadKind::Plan => {
                 if data.len() >= 2 && &data[..2] == b"PK" {
                     None
                 } else {
-                    Some(format!(
-                        "Invalid plan file {:?}",
-                        String::from_utf8_lossy(&data[..data.len().min(2)])
-                    ))
+                    Some(NotPlaintext::NotAPlan {
+                        start: String::from_utf8_lossy(&data[..data.len().min(2)]).into_owned(),
+                    })
                 }
             }
         };
-        if let Some(verr) = verr {
-            let message = match not {
-                NotEnvelope::Json(j) => format!("invalid data format for decryption: {j}, {verr}"),
-                NotEnvelope::NoVersion => {
-                    format!("unable to determine data structure during decryption: {verr}")
-                }
-            };
+        if let Some(not_plaintext) = not_plaintext {
             return Err(Error::InvalidPayload {
                 target: self.name.clone(),
-                message,
+                cause: PayloadError {
+                    not_envelope: not,
+                    not_plaintext,
+                },
             });
         }
         if !self
@@ -144,22 +140,23 @@ impl TargetEncryption {
 
 pub(super) fn check_passthrough(fields: Option<&StateFields>, plain: &[u8]) -> Result<(), Error> {
     let Some(f) = fields else { return Ok(()) };
-    let h = StateHeader::parse(plain).map_err(|e| {
-        Error::InvalidPlaintext(format!("the decrypted state is not valid JSON: {e}"))
+    let h = StateHeader::parse(plain).map_err(|cause| Error::InvalidPlaintext {
+        which: Plaintext::Decrypted,
+        cause,
     })?;
-    if let (Some(env), Some(st)) = (f.serial, h.serial()) {
-        if env != st {
-            return Err(Error::PassthroughMismatch(format!(
-                "serial field mismatch {env} vs {st}"
-            )));
+    if let (Some(envelope), Some(state)) = (f.serial, h.serial()) {
+        if envelope != state {
+            return Err(Error::PassthroughMismatch(Passthrough::Serial {
+                envelope,
+                state,
+            }));
         }
     }
     if !f.lineage.is_empty() && f.lineage != h.lineage() {
-        return Err(Error::PassthroughMismatch(format!(
-            "linage field mismatch {} vs {}",
-            f.lineage,
-            h.lineage()
-        )));
+        return Err(Error::PassthroughMismatch(Passthrough::Lineage {
+            envelope: f.lineage.clone(),
+            state: h.lineage(),
+        }));
     }
     Ok(())
 }

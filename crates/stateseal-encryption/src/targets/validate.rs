@@ -8,8 +8,8 @@ use hcl::Value;
 use crate::config::eval::{references, static_address, StaticEvaluator};
 use crate::config::syntax::Attribute;
 use crate::config::{EncryptionConfig, TargetBlock, ENV_SOURCE};
-use crate::diagnostics::{Diagnostic, Diagnostics, Location};
 use crate::registry::UNENCRYPTED;
+use stateseal_core::diagnostics::{Diagnostic, Diagnostics, Location};
 
 /// 1.11.4+: a string `"key_provider.T.N"` in `keys` or `chain` (and `"${…}"` in JSON) is a reference.
 pub(super) fn normalize_key_references(config: &mut EncryptionConfig) {

@@ -9,8 +9,8 @@ use stateseal_encryption::Status;
 use stateseal_store::{PushOptions, Sealed, Written};
 
 use crate::backend::{block_on, open};
+use crate::context::Context;
 use crate::failure::{exit, Failure};
-use crate::global::Context;
 use crate::io::{read_input, write_output};
 
 #[derive(Args)]

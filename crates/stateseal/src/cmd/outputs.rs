@@ -6,8 +6,8 @@ use clap::Args;
 use stateseal_store::{Error, Sealed};
 
 use crate::backend::{block_on, open};
+use crate::context::Context;
 use crate::failure::Failure;
-use crate::global::Context;
 
 #[derive(Args)]
 pub struct OutputsArgs {

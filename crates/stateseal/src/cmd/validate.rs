@@ -3,10 +3,10 @@
 
 use clap::Args;
 use serde_json::json;
-use stateseal_encryption::Diagnostics;
+use stateseal_core::diagnostics::Diagnostics;
 
+use crate::context::Context;
 use crate::failure::{exit, Failure};
-use crate::global::Context;
 
 #[derive(Args, Debug)]
 pub struct ValidateArgs {
