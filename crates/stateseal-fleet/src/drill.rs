@@ -356,7 +356,7 @@ pub async fn drill(
 
 /// `n` of the states, picked at random (so that scheduled drills cover the whole bucket over
 /// time), kept in key order.
-fn sample<T>(mut items: Vec<T>, n: usize) -> Vec<T> {
+pub fn sample<T>(mut items: Vec<T>, n: usize) -> Vec<T> {
     use ring::rand::SecureRandom as _;
     let rng = ring::rand::SystemRandom::new();
     // A partial Fisher-Yates shuffle of the first n positions, then back to key order.

@@ -238,3 +238,35 @@ fn keygen_never_overwrites_and_keeps_the_identity_private() {
     assert!(!again.status.success());
     assert_eq!(std::fs::read(&path).unwrap(), before);
 }
+
+#[test]
+fn a_drill_of_files_checks_a_sample_of_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (id, _, _) = keygen(dir.path(), "id.txt");
+    let mut args = vec![
+        "dr".to_string(),
+        "drill".into(),
+        "--json".into(),
+        "--identity".into(),
+        id,
+    ];
+    args.extend(["--sample".into(), "2".into()]);
+    for i in 0..5 {
+        let f = dir.path().join(format!("s{i}.tfstate"));
+        std::fs::write(&f, format!("{{\"version\":4,\"serial\":{i},\"lineage\":\"L\",\"outputs\":{{}},\"resources\":[]}}")).unwrap();
+        args.push(f.to_str().unwrap().to_string());
+    }
+    let out = Command::new(assert_cmd::cargo::cargo_bin("stateseal"))
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["sampled_from"], 5, "{report:#}");
+    assert_eq!(report["summary"]["checked"], 2);
+    assert_eq!(report["summary"]["plaintext"], 2);
+}

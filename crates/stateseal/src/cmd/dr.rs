@@ -153,21 +153,22 @@ fn files_report(
     identities: &[age::x25519::Identity],
     sample: Option<usize>,
 ) -> Result<Report, Failure> {
+    // Sample the names first: only the chosen files are read.
+    let total = files.len();
+    let (chosen, sampled_from) = match sample {
+        Some(n) if n < total => (drill::sample(files.to_vec(), n), Some(total)),
+        _ => (files.to_vec(), None),
+    };
     let mut states = Vec::new();
-    for f in files {
-        let input = crate::io::read_input(Some(Path::new(f)), ctx.max_input_size())?;
+    for f in chosen {
+        let input = crate::io::read_input(Some(Path::new(&f)), ctx.max_input_size())?;
         states.push(Drilled {
-            key: f.clone(),
+            key: f,
             workspace: String::new(),
             version_id: None,
             verdict: drill::check(&input.bytes, identities),
         });
     }
-    let total = states.len();
-    let sampled_from = sample.filter(|n| *n < total).map(|n| {
-        states.truncate(n);
-        total
-    });
     Ok(Report::new(
         String::new(),
         String::new(),
