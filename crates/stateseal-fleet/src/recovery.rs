@@ -486,7 +486,11 @@ mod tests {
         let (id, public) = identity();
         let (other, _) = identity();
         let key = new_data_key().unwrap();
-        let wraps = wrap_age(&key, &parse_recipients(&[public.clone()]).unwrap()).unwrap();
+        let wraps = wrap_age(
+            &key,
+            &parse_recipients(std::slice::from_ref(&public)).unwrap(),
+        )
+        .unwrap();
         let data = ExternalData::new(wraps);
         let stored = serde_json::to_value(&data).unwrap();
         let back = ExternalData::from_value(&stored).unwrap();
