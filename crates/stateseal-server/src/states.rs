@@ -14,7 +14,7 @@ use stateseal_store::LockInfo;
 use crate::at_rest::{AtRest, Incoming};
 use crate::error::{Missing, Precondition, ServerError};
 use crate::state_path::StatePath;
-use crate::storage::{Error as StorageError, Released, Storage, Stored, Taken, VersionRecord};
+use crate::storage::{self, Released, Storage, Stored, Taken, VersionRecord};
 
 /// The state operations over one storage and one at-rest policy.
 #[derive(Clone, Copy)]
@@ -420,7 +420,7 @@ impl States<'_> {
             };
             match self.storage.append(path, expected, record, bytes).await {
                 Ok(()) => return Ok(then),
-                Err(StorageError::Changed) => continue,
+                Err(storage::Error::Changed) => continue,
                 Err(e) => return Err(ServerError::storage("storing the state failed")(e)),
             }
         }

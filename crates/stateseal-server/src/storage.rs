@@ -164,7 +164,7 @@ pub fn unreadable_lock(bytes: &[u8]) -> LockInfo {
 
 /// What the banner, `/healthz` and `/metrics` say about the storage.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Description {
+pub struct Summary {
     /// `data_dir` or `s3`.
     pub kind: &'static str,
     /// A directory, or `s3://bucket`.
@@ -173,12 +173,12 @@ pub struct Description {
     pub details: String,
 }
 
-impl Description {
+impl Summary {
     /// What unauthenticated endpoints (`/healthz`, `/metrics`) may show: a data directory's
     /// location is not shown (it is a server file path); a bucket is.
-    pub fn public(self) -> Description {
+    pub fn public(self) -> Summary {
         match self.kind {
-            "data_dir" => Description {
+            "data_dir" => Summary {
                 location: "(not shown)".into(),
                 ..self
             },
@@ -190,7 +190,7 @@ impl Description {
 /// Where states, versions and locks are kept.
 #[async_trait]
 pub trait Storage: Send + Sync + Debug {
-    fn describe(&self) -> Description;
+    fn summary(&self) -> Summary;
 
     /// The states whose path starts with `prefix`, sorted.
     async fn list(&self, prefix: &str) -> Result<Vec<StatePath>>;

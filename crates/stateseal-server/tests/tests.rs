@@ -8,7 +8,6 @@ mod auth;
 mod concurrency;
 mod console;
 mod crash;
-mod domain;
 mod hostile;
 mod http_store;
 mod key_service;

@@ -7,9 +7,11 @@ use clap::{Args, Subcommand};
 use stateseal_fleet::bootstrap::{self, Action, KmsKey, Report, Spec};
 
 use crate::backend::block_on;
+use crate::cmd::fleet::connect_with;
+use crate::context::Context;
 use crate::failure::{exit, Failure};
-use crate::fleet_cmd::{connect_with, show, table};
-use crate::global::Context;
+use crate::render::json::show;
+use crate::render::table::table;
 
 #[derive(Args, Debug)]
 pub struct BootstrapArgs {
