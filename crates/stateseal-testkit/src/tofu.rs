@@ -138,10 +138,14 @@ impl Tofu {
 
     /// Runs one `tofu` command in `dir` to completion, after `configure` adds its environment.
     ///
-    /// A run that failed while building its encryption keys because the local AWS peer's
-    /// connection broke mid-response (moto under a loaded CI machine) runs again, up to three
-    /// times in all: key building happens before `tofu` reads or writes any state, so the
-    /// retry cannot repeat a side effect. Any other failure is returned as it is.
+    /// `tofu`'s AWS SDK (aws-sdk-go-v2) can close its own connection while it reads a fast
+    /// local peer's reply ("use of closed network connection", aws/aws-sdk-go-v2#1825 and
+    /// #2737). Two such blips are safe to retry, up to three runs in all; any other failure
+    /// is returned as it is:
+    /// - while building the encryption keys, before `tofu` reads or writes any state;
+    /// - while releasing the state lock, after the command's work is done: the lock tofu
+    ///   left behind is force-unlocked by its ID, then the command runs again (a repeated
+    ///   apply or plan finds nothing new to do, and answers as the first run would have).
     pub fn output(&self, dir: &Path, args: &[&str], configure: impl Fn(&mut Command)) -> Output {
         let mut attempt = 1;
         loop {
@@ -151,12 +155,24 @@ impl Tofu {
                 .output()
                 .unwrap_or_else(|e| panic!("run {}: {e}", self.path.display()));
             let stderr = String::from_utf8_lossy(&out.stderr);
-            if out.status.success() || attempt == 3 || !is_peer_transport_blip(&stderr) {
-                return out;
+            let blip = match peer_transport_blip(&stderr) {
+                Some(blip) if !out.status.success() && attempt < 3 => blip,
+                _ => return out,
+            };
+            if let Blip::ReleasingLock(id) = &blip {
+                let mut unlock = self.command(dir, &["force-unlock", "-force", id]);
+                configure(&mut unlock);
+                let done = unlock
+                    .output()
+                    .unwrap_or_else(|e| panic!("run {}: {e}", self.path.display()));
+                if !done.status.success() {
+                    return out;
+                }
             }
             eprintln!(
-                "tofu {} {args:?}: the AWS peer's connection broke while building keys; attempt {} of 3",
+                "tofu {} {args:?}: the AWS SDK closed its connection {}; attempt {} of 3",
                 self.version,
+                blip.when(),
                 attempt + 1
             );
             attempt += 1;
@@ -188,18 +204,43 @@ impl Tofu {
     }
 }
 
-/// Whether `tofu`'s diagnostics show a broken connection to a local peer while it built its
-/// encryption keys (before any state was touched).
-fn is_peer_transport_blip(stderr: &str) -> bool {
+/// A connection blip `tofu` can be run again after (see [`Tofu::output`]).
+#[derive(Debug, PartialEq)]
+enum Blip {
+    /// While building the encryption keys: nothing was read or written yet.
+    BuildingKeys,
+    /// While releasing the state lock with this ID: the work is done, the lock is left.
+    ReleasingLock(String),
+}
+
+impl Blip {
+    fn when(&self) -> &'static str {
+        match self {
+            Blip::BuildingKeys => "while building keys",
+            Blip::ReleasingLock(_) => "while releasing the lock (force-unlocked it)",
+        }
+    }
+}
+
+/// The retryable blip `tofu`'s diagnostics show, if any.
+fn peer_transport_blip(stderr: &str) -> Option<Blip> {
     let text = stderr.split_whitespace().collect::<Vec<_>>().join(" ");
-    let before_state = text.contains("Unable to build encryption key data");
     let transport = [
         "use of closed network connection",
         "connection reset by peer",
     ]
     .iter()
     .any(|t| text.contains(t));
-    before_state && transport
+    if !transport {
+        return None;
+    }
+    if text.contains("Unable to build encryption key data") {
+        return Some(Blip::BuildingKeys);
+    }
+    let (_, after) = text.split_once("Error releasing the state lock")?;
+    let (_, info) = after.split_once("Lock Info: ID: ")?;
+    let id = info.split(' ').next()?;
+    Some(Blip::ReleasingLock(id.to_string()))
 }
 
 /// An offline CLI configuration, written once per process: no checkpoint, and providers only
@@ -226,6 +267,25 @@ fn offline_cli_config() -> &'static Path {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_two_safe_blips_are_retried() {
+        let release = "Error: Error releasing the state lock\n\nError message: operation error DynamoDB: DeleteItem, https response error\nStatusCode: 200, decomposing response:\nread tcp 127.0.0.1:1->127.0.0.1:2: use of closed network connection\nLock Info:\n  ID:        f4045d6c-8e96-4f26-b2b4-249b638bf00e\n  Path:      b/k\n";
+        assert_eq!(
+            peer_transport_blip(release),
+            Some(Blip::ReleasingLock(
+                "f4045d6c-8e96-4f26-b2b4-249b638bf00e".into()
+            ))
+        );
+        let keys = "Error: Unable to build encryption key data\n read tcp: use of closed\n network connection";
+        assert_eq!(peer_transport_blip(keys), Some(Blip::BuildingKeys));
+        let acquire = "Error: Error acquiring the state lock\n use of closed network connection\nLock Info:\n  ID: x";
+        assert_eq!(peer_transport_blip(acquire), None);
+        assert_eq!(
+            peer_transport_blip("Error releasing the state lock\nLock Info:\n ID: x"),
+            None
+        );
+    }
 
     #[test]
     fn releases_order_numerically() {
