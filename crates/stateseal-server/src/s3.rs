@@ -40,8 +40,8 @@ use crate::at_rest::{key_providers, Incoming};
 use crate::read_cache::ReadCache;
 use crate::state_path::{percent_decode, percent_encode, StatePath};
 use crate::storage::{
-    Description, Error, Live, Page, Released, Result, Storage, Stored, Summaries, Summary,
-    Taken, VersionRecord, Visible,
+    Description, Error, Live, Page, Released, Result, Storage, Stored, Summaries, Summary, Taken,
+    VersionRecord, Visible,
 };
 
 /// How often a LOCK is tried again when it was refused but the holder was gone by the time it
@@ -60,6 +60,9 @@ const LOCK_FILES_REMEMBERED: usize = 10_000;
 
 /// How many objects a listing reads at once when they are not remembered.
 const READS_AT_ONCE: usize = 16;
+
+/// A GetObject's outcome: the object and its user metadata, `None` when absent or empty.
+type ObjectRead = Result<Option<(Object, Metadata)>>;
 
 /// What a listing read from a state's object.
 #[derive(Debug)]
@@ -139,7 +142,11 @@ impl S3Storage {
         prefix: &str,
         page: &Page,
         visible: Visible<'_>,
-    ) -> Result<(Vec<(StatePath, ListedObject)>, HashMap<String, ListedObject>, bool)> {
+    ) -> Result<(
+        Vec<(StatePath, ListedObject)>,
+        HashMap<String, ListedObject>,
+        bool,
+    )> {
         let lock_files_used = self.store.locks_with(LockSource::Lockfile);
         let after = page.after.as_ref().map(|p| p.as_str());
         let mut states: Vec<(StatePath, ListedObject)> = Vec::new();
@@ -194,7 +201,7 @@ impl S3Storage {
 
     /// GetObject of each key (the current versions), at most [`READS_AT_ONCE`] at a time, in
     /// the order given.
-    async fn read_all(&self, keys: Vec<String>) -> Vec<Result<Option<(Object, Metadata)>>> {
+    async fn read_all(&self, keys: Vec<String>) -> Vec<ObjectRead> {
         let gate = Arc::new(tokio::sync::Semaphore::new(READS_AT_ONCE));
         let mut reads = tokio::task::JoinSet::new();
         let n = keys.len();
@@ -205,8 +212,7 @@ impl S3Storage {
                 (i, store.object(&key, None).await.map_err(Error::from))
             });
         }
-        let mut out: Vec<Option<Result<Option<(Object, Metadata)>>>> =
-            std::iter::repeat_with(|| None).take(n).collect();
+        let mut out: Vec<Option<ObjectRead>> = std::iter::repeat_with(|| None).take(n).collect();
         while let Some(done) = reads.join_next().await {
             match done {
                 Ok((i, r)) => out[i] = Some(r),

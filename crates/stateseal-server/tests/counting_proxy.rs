@@ -56,11 +56,7 @@ async fn forward(
     upstream: String,
     counts: Counts,
 ) -> Result<Response<Incoming>, hyper::Error> {
-    *counts
-        .lock()
-        .unwrap()
-        .entry(operation(&req))
-        .or_default() += 1;
+    *counts.lock().unwrap().entry(operation(&req)).or_default() += 1;
     let stream = TcpStream::connect(&upstream)
         .await
         .expect("the upstream answers");

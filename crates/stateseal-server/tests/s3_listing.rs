@@ -134,7 +134,9 @@ async fn a_listing_of_a_thousand_states_on_s3_costs_a_handful_of_requests() {
     assert_eq!(states(&after)[500]["current"]["serial"], 2);
     assert_eq!(states(&after)[499], states(&cold)[499]);
     // Shown with --nocapture (figures for the notes; the bounds are asserted above).
-    eprintln!("GET /v1/states over {FLEET} states on S3: cold {c:?}; warm {w:?}; one changed {a:?}");
+    eprintln!(
+        "GET /v1/states over {FLEET} states on S3: cold {c:?}; warm {w:?}; one changed {a:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -455,7 +455,11 @@ impl S3Store {
                 continue;
             };
             if let Some(obj) = self.objects.get(key, None).await? {
-                out.push(LockRecord::lock_file(state, obj.bytes.to_vec(), &obj.version.0));
+                out.push(LockRecord::lock_file(
+                    state,
+                    obj.bytes.to_vec(),
+                    &obj.version.0,
+                ));
             }
         }
         out.extend(self.lock_items("").await?);
