@@ -14,6 +14,8 @@ Commands (JSON goes to stdout; exit 0 ok, 1 error, 3 not found, 2 usage):
                                                 PAY_PER_REQUEST
   mkkey ALIAS                                   KMS key + alias (alias/ prefix optional);
                                                 prints the key ARN
+  kms-describe KEY --region R                   a KMS key as region R sees it: {"arn",
+                                                "multi_region", "policy", "aliases"}
   put BUCKET KEY FILE [--kms-key ID | --sse-s3] upload FILE ("-" = stdin), with SSE-KMS
                                                 or SSE-S3 if asked; prints the PutObject
                                                 answer as JSON
@@ -143,6 +145,16 @@ def cmd_kms_disable(aws, a):
     # still encrypts and decrypts with a disabled key; tests model an outage another way.)
     aws.client("kms").disable_key(KeyId=a.key.rsplit("/", 1)[-1])
     print("disabled")
+
+
+def cmd_kms_describe(aws, a):
+    # A key as a region sees it: its ARN, multi-Region flag, key policy and the aliases there.
+    kms = aws.session.client("kms", region_name=a.region, endpoint_url=aws.endpoint, config=aws.config)
+    m = kms.describe_key(KeyId=a.key)["KeyMetadata"]
+    policy = kms.get_key_policy(KeyId=m["KeyId"], PolicyName="default")["Policy"]
+    aliases = [x["AliasName"] for x in kms.list_aliases(KeyId=m["KeyId"])["Aliases"]]
+    print(to_json({"arn": m["Arn"], "multi_region": m.get("MultiRegion", False),
+                   "policy": json.loads(policy), "aliases": aliases}))
 
 
 def cmd_put(aws, a):
@@ -298,6 +310,8 @@ def main():
     s = sub.add_parser("mktable"); s.add_argument("name"); s.set_defaults(fn=cmd_mktable)
     s = sub.add_parser("mkkey"); s.add_argument("alias"); s.set_defaults(fn=cmd_mkkey)
     s = sub.add_parser("kms-disable"); s.add_argument("key"); s.set_defaults(fn=cmd_kms_disable)
+    s = sub.add_parser("kms-describe"); s.add_argument("key"); s.add_argument("--region", required=True)
+    s.set_defaults(fn=cmd_kms_describe)
     s = sub.add_parser("put"); s.add_argument("bucket"); s.add_argument("key")
     s.add_argument("file"); s.add_argument("--kms-key")
     s.add_argument("--sse-s3", action="store_true"); s.set_defaults(fn=cmd_put)

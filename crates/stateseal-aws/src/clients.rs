@@ -43,9 +43,22 @@ pub fn dynamodb(config: &SdkConfig, settings: &AwsSettings) -> aws_sdk_dynamodb:
 /// KMS.
 #[cfg(feature = "kms")]
 pub fn kms(config: &SdkConfig, settings: &AwsSettings) -> aws_sdk_kms::Client {
+    aws_sdk_kms::Client::from_conf(kms_builder(config, settings).build())
+}
+
+/// KMS in `region` rather than the configuration's (a multi-Region key's replica), with the
+/// same credentials and endpoint override.
+#[cfg(feature = "kms")]
+pub fn kms_in(config: &SdkConfig, settings: &AwsSettings, region: &str) -> aws_sdk_kms::Client {
+    let b = kms_builder(config, settings).region(Region::new(region.to_string()));
+    aws_sdk_kms::Client::from_conf(b.build())
+}
+
+#[cfg(feature = "kms")]
+fn kms_builder(config: &SdkConfig, settings: &AwsSettings) -> aws_sdk_kms::config::Builder {
     let mut b = aws_sdk_kms::config::Builder::from(config);
     if let Some(e) = settings.endpoint("kms") {
         b = b.endpoint_url(e);
     }
-    aws_sdk_kms::Client::from_conf(b.build())
+    b
 }

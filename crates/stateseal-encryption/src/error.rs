@@ -111,3 +111,33 @@ pub enum Passthrough {
     #[error("linage field mismatch {envelope} vs {state}")]
     Lineage { envelope: String, state: String },
 }
+
+/// Why a key provider's or method's configuration body was refused when it was built: an
+/// unknown, missing or ill-typed attribute, or a value the type does not accept. Building never
+/// contacts a key service, so this is always the configuration's to fix; the setup attaches it
+/// to the block's location. The message names the attribute and never holds key material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ConfigError {
+    message: String,
+}
+
+impl ConfigError {
+    pub fn new(message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            message: message.into(),
+        }
+    }
+}
+
+impl From<String> for ConfigError {
+    fn from(message: String) -> ConfigError {
+        ConfigError { message }
+    }
+}
+
+impl From<&str> for ConfigError {
+    fn from(message: &str) -> ConfigError {
+        ConfigError::new(message)
+    }
+}

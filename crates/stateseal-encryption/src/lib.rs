@@ -27,7 +27,7 @@ mod registry;
 mod targets;
 
 // The shared core, re-exported under the paths this crate has always had.
-pub use error::{Error, NotPlaintext, Passthrough, PayloadError, Plaintext};
+pub use error::{ConfigError, Error, NotPlaintext, Passthrough, PayloadError, Plaintext};
 pub use registry::{Registry, UNENCRYPTED};
 pub use stateseal_core::{diagnostics, gojson, json_scan, secret};
 pub use stateseal_core::{Diagnostic, Diagnostics, Location, Severity};

@@ -28,7 +28,10 @@ impl Registry {
     /// Adds (or replaces) a key-provider type.
     pub fn register_key_provider<F>(&mut self, type_name: &str, factory: F) -> &mut Self
     where
-        F: Fn(&serde_json::Value) -> Result<Box<dyn KeyProvider>, String> + Send + Sync + 'static,
+        F: Fn(&serde_json::Value) -> Result<Box<dyn KeyProvider>, crate::ConfigError>
+            + Send
+            + Sync
+            + 'static,
     {
         self.key_providers
             .insert(type_name.to_string(), Arc::new(factory));
@@ -38,7 +41,10 @@ impl Registry {
     /// Adds (or replaces) a method type. `unencrypted` is built in and cannot be replaced.
     pub fn register_method<F>(&mut self, type_name: &str, factory: F) -> &mut Self
     where
-        F: Fn(&serde_json::Value) -> Result<Box<dyn Method>, String> + Send + Sync + 'static,
+        F: Fn(&serde_json::Value) -> Result<Box<dyn Method>, crate::ConfigError>
+            + Send
+            + Sync
+            + 'static,
     {
         assert_ne!(type_name, UNENCRYPTED, "the unencrypted method is built in");
         self.methods

@@ -205,22 +205,24 @@ impl Report {
 /// Per method of the state target (primary first): its address and metadata keys.
 pub type MethodKeys = Vec<(String, BTreeSet<String>)>;
 
-/// Which method wrote a state, from its metadata keys alone.
-pub fn classify(d: &Description, methods: &MethodKeys) -> (Class, Option<String>) {
-    if !d.encrypted {
-        return (Class::Plaintext, None);
-    }
-    let stored: BTreeSet<String> = d.metadata.iter().flatten().map(|m| m.key.clone()).collect();
-    let matching: Vec<usize> = methods
-        .iter()
-        .enumerate()
-        .filter(|(_, (_, keys))| !keys.is_empty() && *keys == stored)
-        .map(|(i, _)| i)
-        .collect();
-    match matching.as_slice() {
-        [0] => (Class::Primary, Some(methods[0].0.clone())),
-        [i] => (Class::Fallback, Some(methods[*i].0.clone())),
-        _ => (Class::Unknown, None),
+impl Class {
+    /// Which method wrote a state, from its metadata keys alone.
+    pub fn of(d: &Description, methods: &MethodKeys) -> (Class, Option<String>) {
+        if !d.encrypted {
+            return (Class::Plaintext, None);
+        }
+        let stored: BTreeSet<String> = d.metadata.iter().flatten().map(|m| m.key.clone()).collect();
+        let matching: Vec<usize> = methods
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, keys))| !keys.is_empty() && *keys == stored)
+            .map(|(i, _)| i)
+            .collect();
+        match matching.as_slice() {
+            [0] => (Class::Primary, Some(methods[0].0.clone())),
+            [i] => (Class::Fallback, Some(methods[*i].0.clone())),
+            _ => (Class::Unknown, None),
+        }
     }
 }
 
@@ -304,7 +306,7 @@ async fn audit_state(
         object,
         description,
     } = found;
-    let (mut encryption_class, mut method) = classify(&description, methods);
+    let (mut encryption_class, mut method) = Class::of(&description, methods);
     let mut problems = Vec::new();
     let store = fleet.store.for_key(&key);
     let (mut sse, mut last_modified) = (Sse::None, None);
@@ -418,26 +420,26 @@ mod tests {
             ("method.unencrypted.u", &[]),
         ]);
         let primary = envelope(&["key_provider.pbkdf2.new"]);
-        assert_eq!(classify(&primary, &chain).0, Class::Primary);
-        let (class, method) = classify(&envelope(&["key_provider.pbkdf2.old"]), &chain);
+        assert_eq!(Class::of(&primary, &chain).0, Class::Primary);
+        let (class, method) = Class::of(&envelope(&["key_provider.pbkdf2.old"]), &chain);
         assert_eq!(
             (class, method.as_deref()),
             (Class::Fallback, Some("method.aes_gcm.old"))
         );
         assert_eq!(
-            classify(&envelope(&["key_provider.pbkdf2.x"]), &chain).0,
+            Class::of(&envelope(&["key_provider.pbkdf2.x"]), &chain).0,
             Class::Unknown
         );
         let plain =
             describe(br#"{"version":4,"terraform_version":"1.9.0","serial":1,"lineage":"l"}"#);
-        assert_eq!(classify(&plain, &chain).0, Class::Plaintext);
+        assert_eq!(Class::of(&plain, &chain).0, Class::Plaintext);
         // Two methods with the same providers: only decrypting can tell.
         let same = methods(&[
             ("method.aes_gcm.a", &["key_provider.pbkdf2.k"]),
             ("method.aes_gcm.b", &["key_provider.pbkdf2.k"]),
         ]);
         assert_eq!(
-            classify(&envelope(&["key_provider.pbkdf2.k"]), &same).0,
+            Class::of(&envelope(&["key_provider.pbkdf2.k"]), &same).0,
             Class::Unknown
         );
     }

@@ -19,7 +19,7 @@ use stateseal_store::{Error, Sealed, Store, DEFAULT_WORKSPACE};
 
 use crate::error::Result;
 
-use crate::audit::{classify, Class};
+use crate::audit::Class;
 use crate::discovery::{self, FoundState};
 use crate::report::{self, Tally};
 use crate::{each_state, Event, Fleet};
@@ -140,7 +140,7 @@ pub async fn rekey(
         |found| {
             let fleet = fleet.clone();
             let encryption = encryption.clone();
-            let (was, _) = classify(&found.description, &methods);
+            let (was, _) = Class::of(&found.description, &methods);
             async move {
                 let outcome = match (was, apply) {
                     (Class::Primary, _) => Outcome::AlreadyPrimary,

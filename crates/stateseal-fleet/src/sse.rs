@@ -45,13 +45,6 @@ impl Target {
         }
     }
 
-    pub fn describe(&self) -> String {
-        match self {
-            Target::Kms(k) => format!("aws:kms with {k}"),
-            Target::S3 => "AES256 (SSE-S3)".into(),
-        }
-    }
-
     /// The server-side encryption a copy writes.
     fn sse(&self) -> Sse {
         match self {
@@ -59,6 +52,16 @@ impl Target {
                 key: Some(k.clone()),
             },
             Target::S3 => Sse::S3,
+        }
+    }
+}
+
+/// How a report names the encryption the copies write.
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Kms(k) => write!(f, "aws:kms with {k}"),
+            Target::S3 => f.write_str("AES256 (SSE-S3)"),
         }
     }
 }
@@ -294,7 +297,7 @@ async fn copy_locked(
                     "{url}: after the copy HeadObject reports {} {}, not {}",
                     after.sse.name().unwrap_or("no SSE"),
                     after.sse.kms_key().unwrap_or(""),
-                    target.describe()
+                    target
                 )));
             }
             // The bytes are unchanged: the digest item gets the same value (written in case

@@ -65,6 +65,7 @@ async fn bootstrap_applied_twice_creates_everything_once() {
         lockfile: true,
         principals: vec![DEPLOY.into()],
         state_key: "app/terraform.tfstate".into(),
+        dr_region: None,
     };
 
     // The dry run plans everything and makes nothing.
@@ -209,6 +210,7 @@ async fn an_existing_bucket_is_fixed_without_losing_anything() {
         lockfile: true,
         principals: vec![DEPLOY.into()],
         state_key: "terraform.tfstate".into(),
+        dr_region: None,
     };
 
     let dry = bootstrap::bootstrap(&store, &spec, false).await.unwrap();
@@ -565,6 +567,7 @@ async fn drift_is_reported_and_left_alone() {
         lockfile: false,
         principals: vec![],
         state_key: "terraform.tfstate".into(),
+        dr_region: None,
     };
     let run = bootstrap::bootstrap(&store, &spec, true).await.unwrap();
     let plan = actions(&run);
@@ -604,6 +607,7 @@ async fn drift_is_reported_and_left_alone() {
         lockfile: true,
         principals: vec![],
         state_key: "terraform.tfstate".into(),
+        dr_region: None,
     };
     let made = bootstrap::bootstrap(&store, &spec, true).await.unwrap();
     assert_eq!(made.kms_key_arn, None);

@@ -4,4 +4,3 @@
 
 mod fleet;
 mod hardening;
-mod rules;

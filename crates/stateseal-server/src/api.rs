@@ -355,7 +355,7 @@ pub async fn healthz(
         "encryption_at_rest": if encrypts { "on" } else { "off" },
         "require_client_encryption": at_rest.requires_client_encryption(),
         "auth": auth.is_some(),
-        "storage": storage.describe().public(),
+        "storage": storage.summary().public(),
     });
     if !encrypts {
         body["warning"] = Value::from(

@@ -38,7 +38,7 @@ use stateseal_store::LockInfo;
 
 use crate::state_path::StatePath;
 use crate::storage::FileError;
-use crate::storage::{self, Description, Live, Released, Storage, Taken};
+use crate::storage::{self, Live, Released, Storage, Summary, Taken};
 
 /// Most state slots kept in memory; beyond it, the slots not in use are dropped (they are a
 /// cache of what is on disk, read again when needed).
@@ -205,9 +205,9 @@ impl DataDir {
 
 #[async_trait]
 impl Storage for DataDir {
-    fn describe(&self) -> Description {
+    fn summary(&self) -> Summary {
         let root = fs::canonicalize(&self.root).unwrap_or_else(|_| self.root.clone());
-        Description {
+        Summary {
             kind: "data_dir",
             location: root.display().to_string(),
             details: "embedded data directory; every version kept; locks in lock.json".into(),

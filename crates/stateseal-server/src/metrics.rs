@@ -24,7 +24,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::storage::Description;
+use crate::storage::Summary;
 use crate::App;
 
 /// Upper bounds of the latency buckets, in seconds.
@@ -105,7 +105,7 @@ impl Metrics {
 
     /// The text exposition. `states` is the current number of stored states, `waits` the
     /// storage's [`crate::storage::Storage::waits`].
-    pub fn render(&self, storage: &Description, states: usize, waits: (f64, u64)) -> String {
+    pub fn render(&self, storage: &Summary, states: usize, waits: (f64, u64)) -> String {
         let mut out = String::new();
         out.push_str("# HELP stateseal_http_requests_total HTTP requests by route template, method and status.\n# TYPE stateseal_http_requests_total counter\n");
         for ((route, method, status), n) in self
@@ -202,5 +202,5 @@ pub async fn metrics(
     State(metrics): State<Arc<Metrics>>,
 ) -> String {
     let states = storage.list("").await.map_or(0, |l| l.len());
-    metrics.render(&storage.describe().public(), states, storage.waits())
+    metrics.render(&storage.summary().public(), states, storage.waits())
 }

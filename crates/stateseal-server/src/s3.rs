@@ -40,8 +40,8 @@ use crate::at_rest::{key_providers, Incoming};
 use crate::read_cache::ReadCache;
 use crate::state_path::{percent_decode, percent_encode, StatePath};
 use crate::storage::{
-    Description, Error, Live, Page, Released, Result, Storage, Stored, Summaries, Summary, Taken,
-    VersionRecord, Visible,
+    Error, Live, Page, Released, Result, StateSummaries, StateSummary, Storage, Stored, Summary,
+    Taken, VersionRecord, Visible,
 };
 
 /// How often a LOCK is tried again when it was refused but the holder was gone by the time it
@@ -86,8 +86,20 @@ pub struct S3Storage {
 
 /// Why `storage "s3"` could not be used.
 #[derive(Debug, thiserror::Error)]
-#[error("storage \"s3\": {0}")]
-pub struct S3StartError(pub String);
+pub enum S3StartError {
+    /// Neither `dynamodb_table` nor `use_lockfile`: writes could not be serialized.
+    #[error("storage \"s3\": no lock is configured: set use_lockfile = true and/or dynamodb_table, the same as your Terraform and OpenTofu backend \"s3\" blocks use")]
+    NoLock,
+    /// The bucket does not keep versions (`versioning`: "off" or "Suspended").
+    #[error("storage \"s3\": versioning is {versioning} on bucket {bucket}: the server keeps every version as an object version, so it must be Enabled (aws s3api put-bucket-versioning --bucket {bucket} --versioning-configuration Status=Enabled)")]
+    VersioningOff {
+        bucket: String,
+        versioning: &'static str,
+    },
+    /// Connecting or asking the bucket failed (settings, credentials or the service).
+    #[error("storage \"s3\": {0}")]
+    Store(#[from] stateseal_store::Error),
+}
 
 impl S3Storage {
     /// Connects, and checks that the bucket keeps versions and that a lock is configured.
@@ -96,31 +108,19 @@ impl S3Storage {
             (Some(t), true) => format!("locks in DynamoDB table {t} and <path>.tflock objects"),
             (Some(t), false) => format!("locks in DynamoDB table {t}"),
             (None, true) => "locks in <path>.tflock objects".to_string(),
-            (None, false) => {
-                return Err(S3StartError(
-                    "no lock is configured: set use_lockfile = true and/or dynamodb_table, the same as your Terraform and OpenTofu backend \"s3\" blocks use".into(),
-                ))
-            }
+            (None, false) => return Err(S3StartError::NoLock),
         };
         let bucket = cfg.bucket.clone();
-        let mut store = S3Store::connect(cfg)
-            .await
-            .map_err(|e| S3StartError(e.to_string()))?;
+        let mut store = S3Store::connect(cfg).await?;
         // Another instance may be between writing an object and its digest: look again soon.
         store.consistency_delay = Duration::from_millis(100);
-        let versioning = store
-            .versioning()
-            .await
-            .map_err(|e| S3StartError(e.to_string()))?;
+        let versioning = store.versioning().await?;
         if versioning != Versioning::Enabled {
             let versioning = match versioning {
                 Versioning::Disabled => "off",
                 v => v.name(),
             };
-            return Err(S3StartError(format!(
-                "versioning is {} on bucket {bucket}: the server keeps every version as an object version, so it must be Enabled (aws s3api put-bucket-versioning --bucket {bucket} --versioning-configuration Status=Enabled)",
-                versioning
-            )));
+            return Err(S3StartError::VersioningOff { bucket, versioning });
         }
         Ok(S3Storage {
             store,
@@ -348,8 +348,8 @@ fn from_metadata(m: &Metadata, version_id: Option<String>) -> Option<VersionReco
 
 #[async_trait]
 impl Storage for S3Storage {
-    fn describe(&self) -> Description {
-        Description {
+    fn summary(&self) -> Summary {
+        Summary {
             kind: "s3",
             location: format!("s3://{}", self.store.config().bucket),
             details: self.details.clone(),
@@ -373,12 +373,12 @@ impl Storage for S3Storage {
     /// from an earlier listing (by any instance: the bucket's listing decides), at most
     /// [`READS_AT_ONCE`] at a time. A deletion (an empty object) is not read; digests are not
     /// checked.
-    async fn summaries(
+    async fn listing(
         &self,
         prefix: &str,
         page: &Page,
         visible: Visible<'_>,
-    ) -> Result<Summaries> {
+    ) -> Result<StateSummaries> {
         let (states, lock_files, truncated) = self.listed_page(prefix, page, visible).await?;
         let mut items: HashMap<String, LockRecord> = self
             .store
@@ -464,14 +464,14 @@ impl Storage for S3Storage {
                     (None, None) => Ok(None),
                 },
             };
-            out.push(Summary {
+            out.push(StateSummary {
                 path,
                 current,
                 lock,
                 providers,
             });
         }
-        Ok(Summaries {
+        Ok(StateSummaries {
             states: out,
             truncated,
         })

@@ -14,9 +14,7 @@ use stateseal_store::LockInfo;
 use crate::at_rest::{AtRest, Incoming};
 use crate::error::{Missing, Precondition, ServerError};
 use crate::state_path::StatePath;
-use crate::storage::{
-    Error as StorageError, Page, Released, Storage, Stored, Taken, VersionRecord, Visible,
-};
+use crate::storage::{self, Page, Released, Storage, Stored, Taken, VersionRecord, Visible};
 
 /// The state operations over one storage and one at-rest policy.
 #[derive(Clone, Copy)]
@@ -347,7 +345,7 @@ impl States<'_> {
     ) -> Result<Listing, ServerError> {
         let listed = self
             .storage
-            .summaries(prefix, page, visible)
+            .listing(prefix, page, visible)
             .await
             .map_err(ServerError::storage("listing states failed"))?;
         let rows: Vec<StateRow> = listed
@@ -437,7 +435,7 @@ impl States<'_> {
             };
             match self.storage.append(path, expected, record, bytes).await {
                 Ok(()) => return Ok(then),
-                Err(StorageError::Changed) => continue,
+                Err(storage::Error::Changed) => continue,
                 Err(e) => return Err(ServerError::storage("storing the state failed")(e)),
             }
         }

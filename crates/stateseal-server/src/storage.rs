@@ -173,7 +173,7 @@ pub fn unreadable_lock(bytes: &[u8]) -> LockInfo {
 
 /// What the banner, `/healthz` and `/metrics` say about the storage.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Description {
+pub struct Summary {
     /// `data_dir` or `s3`.
     pub kind: &'static str,
     /// A directory, or `s3://bucket`.
@@ -182,12 +182,12 @@ pub struct Description {
     pub details: String,
 }
 
-impl Description {
+impl Summary {
     /// What unauthenticated endpoints (`/healthz`, `/metrics`) may show: a data directory's
     /// location is not shown (it is a server file path); a bucket is.
-    pub fn public(self) -> Description {
+    pub fn public(self) -> Summary {
         match self.kind {
-            "data_dir" => Description {
+            "data_dir" => Summary {
                 location: "(not shown)".into(),
                 ..self
             },
@@ -207,7 +207,7 @@ pub struct Page {
 /// One state as a listing shows it. A record that could not be read is its error (the listing
 /// goes on without it).
 #[derive(Debug)]
-pub struct Summary {
+pub struct StateSummary {
     pub path: StatePath,
     /// The live version's record (`None`: deleted).
     pub current: Result<Option<VersionRecord>>,
@@ -219,8 +219,8 @@ pub struct Summary {
 
 /// A page of a listing.
 #[derive(Debug, Default)]
-pub struct Summaries {
-    pub states: Vec<Summary>,
+pub struct StateSummaries {
+    pub states: Vec<StateSummary>,
     /// More states follow the last one.
     pub truncated: bool,
 }
@@ -246,7 +246,7 @@ pub fn page_of(paths: Vec<StatePath>, page: &Page, visible: Visible<'_>) -> (Vec
 /// Where states, versions and locks are kept.
 #[async_trait]
 pub trait Storage: Send + Sync + Debug {
-    fn describe(&self) -> Description;
+    fn summary(&self) -> Summary;
 
     /// The states whose path starts with `prefix`, sorted.
     async fn list(&self, prefix: &str) -> Result<Vec<StatePath>>;
@@ -255,23 +255,23 @@ pub trait Storage: Send + Sync + Debug {
     /// record and lock holder. By default: [`Storage::list`], then [`Storage::live`] and
     /// [`Storage::lock_holder`] of each state of the page; a storage where that costs a request
     /// per state answers it in bulk.
-    async fn summaries(
+    async fn listing(
         &self,
         prefix: &str,
         page: &Page,
         visible: Visible<'_>,
-    ) -> Result<Summaries> {
+    ) -> Result<StateSummaries> {
         let (paths, truncated) = page_of(self.list(prefix).await?, page, visible);
         let mut states = Vec::with_capacity(paths.len());
         for path in paths {
-            states.push(Summary {
+            states.push(StateSummary {
                 current: self.live(&path).await.map(|l| l.map(|l| l.record)),
                 lock: self.lock_holder(&path).await,
                 providers: None,
                 path,
             });
         }
-        Ok(Summaries { states, truncated })
+        Ok(StateSummaries { states, truncated })
     }
 
     /// The live version's record, `None` when nothing is stored (or it was deleted).

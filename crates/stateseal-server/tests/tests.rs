@@ -9,7 +9,6 @@ mod concurrency;
 mod console;
 mod counting_proxy;
 mod crash;
-mod domain;
 mod hostile;
 mod http_store;
 mod key_service;

@@ -292,6 +292,21 @@ impl Peers {
         assert_eq!(out, "disabled", "{out}");
     }
 
+    /// A KMS key as `region` sees it (`aws.py kms-describe`): `arn`, `multi_region`, `policy`
+    /// (parsed) and `aliases`.
+    pub fn kms_describe(&self, key: &str, region: &str) -> serde_json::Value {
+        let out = self.python_out(&[
+            "scripts/peers/aws.py",
+            "--endpoint",
+            self.endpoint(),
+            "kms-describe",
+            key,
+            "--region",
+            region,
+        ]);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("kms-describe: {e}: {out}"))
+    }
+
     /// Creates a lock table (`LockID` string hash key).
     pub async fn mktable(&self, name: &str) {
         use aws_sdk_dynamodb::types::{

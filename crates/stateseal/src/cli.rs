@@ -4,7 +4,7 @@
 use clap::{Parser, Subcommand};
 
 use crate::failure::exit;
-use crate::{audit_cmd, bootstrap_cmd, cmd, context, locks_cmd, verify_cmd};
+use crate::{cmd, context};
 
 #[derive(Parser)]
 #[command(
@@ -44,9 +44,9 @@ pub enum Command {
     /// Re-encrypt files, or every state under s3://BUCKET[/PREFIX], with the primary method (reading them with the primary or a fallback).
     Rekey(cmd::rekey::RekeyArgs),
     /// Audit every state under s3://BUCKET[/PREFIX] without a key: plaintext, primary or fallback, SSE, locks, digests, bucket hardening.
-    Audit(audit_cmd::AuditArgs),
+    Audit(cmd::audit::AuditArgs),
     /// List and safely break the held locks of every state under s3://BUCKET[/PREFIX].
-    Locks(locks_cmd::LocksArgs),
+    Locks(cmd::locks::LocksArgs),
     /// Verify every state under s3://BUCKET[/PREFIX]: SSE-KMS on the expected key, client-side key provider, digest, and that denied principals cannot read (exit 8 on a violation).
     ///
     /// Per state: stored with SSE-KMS on the expected key ARN (--kms-key, else the bucket's
@@ -60,9 +60,9 @@ pub enum Command {
     /// that is what the gate is for. moto does not check kms:Decrypt when it serves an SSE-KMS
     /// object, so there a denial can only come from an IAM identity policy: only real AWS
     /// proves that the key itself holds the gate.
-    Verify(verify_cmd::VerifyArgs),
+    Verify(cmd::verify::VerifyArgs),
     /// Create or fix a hardened state backend (s3: KMS key, bucket, lock table) and print the blocks to paste.
-    Bootstrap(bootstrap_cmd::BootstrapArgs),
+    Bootstrap(cmd::bootstrap::BootstrapArgs),
     /// Describe a file without any key: encrypted or plain, state or plan, metadata, serial, lineage, sizes.
     Inspect(cmd::inspect::InspectArgs),
     /// Check the encryption configuration and list its key providers, methods and targets. Contacts no key service.

@@ -409,3 +409,51 @@ impl From<StoreError> for Failure {
         }
     }
 }
+
+impl From<stateseal_fleet::Error> for Failure {
+    fn from(e: stateseal_fleet::Error) -> Failure {
+        use stateseal_fleet::Error;
+        if e.is_unavailable() {
+            return Failure::new(
+                exit::UNAVAILABLE,
+                e.to_string(),
+                "a key service or the state storage is unavailable; nothing was changed; try again",
+            );
+        }
+        // The settings or the account, not a service that failed: the configuration's to fix.
+        let settings = matches!(e, Error::Connect(_)) && e.service_kind().is_none();
+        match e {
+            Error::Store(e) => Failure::from(e),
+            _ if settings => Failure::new(
+                exit::CONFIG,
+                e.to_string(),
+                "correct the AWS settings (backend block, --backend-config or AWS_* environment)",
+            ),
+            other => Failure::plain(exit::FAILURE, other.to_string()),
+        }
+    }
+}
+
+impl From<stateseal_server::StartError> for Failure {
+    fn from(e: stateseal_server::StartError) -> Failure {
+        use stateseal_server::s3::S3StartError;
+        use stateseal_server::StartError;
+        match e {
+            // The bucket or the lock table did not answer: nothing is wrong with the settings.
+            StartError::S3(S3StartError::Store(StoreError::Service { kind, .. }))
+                if kind.is_transient() =>
+            {
+                Failure::new(
+                    exit::UNAVAILABLE,
+                    e.to_string(),
+                    "the state storage is unavailable (unreachable or throttled); start the server again when it answers",
+                )
+            }
+            _ => Failure::new(
+                exit::CONFIG,
+                e.to_string(),
+                "check --data-dir and the encryption and storage blocks of --config",
+            ),
+        }
+    }
+}

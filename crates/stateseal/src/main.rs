@@ -15,17 +15,6 @@ mod io;
 mod page_buffer;
 mod render;
 
-// The fleet-side commands, still flat until the branch that reworks them lands (then they move
-// to `cmd/` and `fleet_cmd`'s rendering to `render/`). The two aliases keep the paths they use.
-mod audit_cmd;
-mod bootstrap_cmd;
-mod fleet_cmd;
-mod fleet_rekey_cmd;
-mod locks_cmd;
-mod verify_cmd;
-use cmd::rekey as rekey_cmd;
-use context as global;
-
 use clap::Parser;
 
 use cli::{Cli, Command};
@@ -52,10 +41,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Decrypt(a) => cmd::crypt::decrypt(&ctx, &a),
         Command::Encrypt(a) => cmd::crypt::encrypt(&ctx, &a),
         Command::Rekey(a) => cmd::rekey::run(&ctx, &a),
-        Command::Audit(a) => audit_cmd::run(&ctx, &a),
-        Command::Locks(a) => locks_cmd::run(&ctx, &a),
-        Command::Verify(a) => verify_cmd::run(&ctx, &a),
-        Command::Bootstrap(a) => bootstrap_cmd::run(&ctx, &a),
+        Command::Audit(a) => cmd::audit::run(&ctx, &a),
+        Command::Locks(a) => cmd::locks::run(&ctx, &a),
+        Command::Verify(a) => cmd::verify::run(&ctx, &a),
+        Command::Bootstrap(a) => cmd::bootstrap::run(&ctx, &a),
         Command::Inspect(a) => cmd::inspect::run(&ctx, &a),
         Command::Validate(a) => cmd::validate::run(&ctx, &a),
         Command::State(a) => cmd::state::run(&ctx, &a),

@@ -464,3 +464,143 @@ fn verify_lists_each_violation_and_proves_the_gate() {
     let moto_gap = verify(&[&good_url, "--denied-profile", "nodecrypt"]);
     assert_eq!(moto_gap.code, 8, "{}{}", moto_gap.text(), moto_gap.stderr);
 }
+
+/// `bootstrap s3 --dr-region`: the key is made multi-Region and replicated into the DR region
+/// with the same key policy and alias; the report prints an encryption block naming the replica
+/// and its region; a second apply changes nothing. moto models the replica, its policy and its
+/// alias, not a cross-Region decrypt (only real AWS proves that; `--help` says so).
+#[test]
+fn bootstrap_dr_region_replicates_the_key_with_its_policy() {
+    let Some(peers) = Peers::aws("bootstrap_dr_region_replicates_the_key_with_its_policy") else {
+        return;
+    };
+    let bucket = unique("boot-dr");
+    let e = peers.endpoint().to_string();
+    let endpoints = format!("endpoints={{s3=\"{e}\", dynamodb=\"{e}\", sts=\"{e}\", kms=\"{e}\"}}");
+    let connection = [
+        endpoints.as_str(),
+        "use_path_style=true",
+        "access_key=testing",
+        "secret_key=testing",
+        "region=us-east-1",
+    ];
+    let work = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| -> Out {
+        let mut all = Vec::new();
+        for c in connection {
+            all.extend(["--backend-config", c]);
+        }
+        all.extend([
+            "bootstrap",
+            "s3",
+            "--bucket",
+            bucket.as_str(),
+            "--lock",
+            "lockfile",
+        ]);
+        all.extend(["--principal", DEPLOY, "--dr-region", "us-west-2"]);
+        all.extend_from_slice(extra);
+        stateseal(work.path(), &all)
+    };
+
+    // The dry run plans the replica and its alias, and its DR block names no key yet.
+    let plan = ok(run(&[]), "dry run").text();
+    assert!(plan.contains("kms replica"), "{plan}");
+    assert!(
+        plan.contains("replica of the new multi-Region key in us-west-2"),
+        "{plan}"
+    );
+    assert!(plan.contains("symmetric multi-Region key"), "{plan}");
+    assert!(plan.contains("(the replica key)"), "{plan}");
+
+    let first = json(&ok(run(&["--apply", "--json"]), "apply").stdout);
+    let primary = first["kms_key_arn"].as_str().unwrap().to_string();
+    assert!(primary.contains(":key/mrk-"), "not multi-Region: {primary}");
+    let replica = primary.replace(":us-east-1:", ":us-west-2:");
+    assert_eq!(first["dr_region"], "us-west-2", "{first:#}");
+    assert_eq!(
+        first["dr_kms_key_arn"].as_str(),
+        Some(replica.as_str()),
+        "{first:#}"
+    );
+    let block = first["dr_encryption_block"].as_str().unwrap();
+    assert!(
+        block.contains(&format!("kms_key_id = \"{replica}\"")),
+        "{block}"
+    );
+    assert!(block.contains("region     = \"us-west-2\""), "{block}");
+    assert!(block.contains("only real AWS proves"), "{block}");
+
+    // The replica as us-west-2 sees it: multi-Region, the runbook's policy, the same alias.
+    let seen = peers.kms_describe(&replica, "us-west-2");
+    assert_eq!(seen["arn"], replica.as_str(), "{seen:#}");
+    assert_eq!(seen["multi_region"], true, "{seen:#}");
+    let policy = seen["policy"].to_string();
+    assert!(
+        stateseal_fleet_policy_is_the_runbooks(&policy),
+        "replica policy: {policy}"
+    );
+    let alias = format!("alias/tfstate-{bucket}");
+    assert_eq!(seen["aliases"], serde_json::json!([alias]), "{seen:#}");
+
+    // Idempotent: a second apply finds everything in place.
+    let again = ok(run(&["--apply"]), "second apply").text();
+    assert!(
+        again.contains("No changes: everything is as it should be."),
+        "{again}"
+    );
+    assert!(!again.contains("DRIFT"), "{again}");
+    assert!(again.contains(&replica), "{again}");
+
+    // The DR block, as printed, is a valid encryption configuration.
+    let enc = tempfile::tempdir().unwrap();
+    std::fs::write(enc.path().join("encryption.tf"), block).unwrap();
+    ok(
+        stateseal(enc.path(), &["validate"]),
+        "validate the DR block",
+    );
+
+    // A single-Region key cannot be replicated: reported as drift, nothing made.
+    let single = peers.mkkey(&unique("single"));
+    let drift = ok(
+        run(&["--kms-key", &single]),
+        "dry run on a single-Region key",
+    )
+    .text();
+    assert!(drift.contains("is a single-Region key"), "{drift}");
+    assert!(drift.contains("DRIFT"), "{drift}");
+
+    // Usage: no key to replicate, or the bucket's own region.
+    for extra in [&["--kms-key", "none"][..], &["--region", "us-west-2"][..]] {
+        let o = run(extra);
+        assert_eq!(o.code, 2, "{extra:?}: {}", o.stderr);
+    }
+    let help = ok(
+        stateseal(work.path(), &["bootstrap", "s3", "--help"]),
+        "bootstrap s3 --help",
+    )
+    .text();
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(help.contains("only on real AWS"), "{help}");
+}
+
+/// The runbook's key policy: the root administers; the deploy principal has exactly the four
+/// key actions.
+fn stateseal_fleet_policy_is_the_runbooks(policy: &str) -> bool {
+    let doc: serde_json::Value = serde_json::from_str(policy).unwrap();
+    let statements = doc["Statement"].as_array().cloned().unwrap_or_default();
+    let root = statements.iter().any(|s| {
+        s["Principal"]["AWS"] == "arn:aws:iam::123456789012:root" && s["Action"] == "kms:*"
+    });
+    let deploy = statements.iter().any(|s| {
+        s["Principal"]["AWS"] == serde_json::json!([DEPLOY])
+            && s["Action"]
+                == serde_json::json!([
+                    "kms:Encrypt",
+                    "kms:Decrypt",
+                    "kms:GenerateDataKey",
+                    "kms:DescribeKey"
+                ])
+    });
+    root && deploy
+}

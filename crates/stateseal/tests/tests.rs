@@ -3,6 +3,7 @@
 //! One integration-test binary for the crate (each module below is one area), so the test
 //! suite links this crate and its dependencies once, not once per file.
 
+mod architecture;
 mod backend;
 mod cli;
 mod fleet_cli;

@@ -79,14 +79,14 @@ impl Metadata {
 }
 
 /// Builds the provider from its configuration. Does no I/O.
-pub fn build(config: &serde_json::Value) -> Result<Box<dyn KeyProvider>, String> {
+pub fn build(config: &serde_json::Value) -> Result<Box<dyn KeyProvider>, crate::ConfigError> {
     if let Some(obj) = config.as_object() {
         if let Some(unknown) = obj.keys().find(|k| {
             !OWN_ATTRIBUTES.contains(&k.as_str()) && !AwsSettings::ATTRIBUTES.contains(&k.as_str())
         }) {
-            return Err(format!(
+            return Err(crate::ConfigError::from(format!(
                 "unknown field `{unknown}`: An argument named {unknown:?} is not expected here"
-            ));
+            )));
         }
     }
     let c: Config = super::decode_config(config)?;
@@ -103,10 +103,10 @@ pub fn build(config: &serde_json::Value) -> Result<Box<dyn KeyProvider>, String>
         return Err("no key_spec provided".into());
     }
     if !KEY_SPECS.contains(&key_spec.as_str()) {
-        return Err(format!(
+        return Err(crate::ConfigError::from(format!(
             "invalid key_spec {key_spec}, expected one of [{}]",
             KEY_SPECS.join(" ")
-        ));
+        )));
     }
     c.aws.validate().map_err(|e| e.to_string())?;
     // As OpenTofu does while building: the region must be known (attribute or environment).
@@ -260,7 +260,7 @@ mod tests {
     use serde_json::json;
 
     fn err(v: serde_json::Value) -> String {
-        build(&v).err().unwrap()
+        build(&v).err().unwrap().to_string()
     }
 
     #[test]
@@ -351,7 +351,12 @@ mod tests {
             "region": "eu-central-1", "max_retries": 1,
             "endpoints": {"kms": "http://127.0.0.1:9"}, "access_key": "a", "secret_key": "b"}))
         .unwrap();
-        let e = p.provide(Purpose::Encrypt).err().unwrap().to_string();
+        let e = p
+            .provide(Purpose::Encrypt)
+            .err()
+            .unwrap()
+            .to_string()
+            .to_string();
         assert!(e.contains("\"alias/state\""), "{e}");
         assert!(e.contains("eu-central-1"), "{e}");
         assert!(e.contains("http://127.0.0.1:9"), "{e}");

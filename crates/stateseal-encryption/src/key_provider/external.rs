@@ -73,7 +73,7 @@ struct ProgramKeys {
 }
 
 /// Builds the provider from its configuration. Runs nothing.
-pub fn build(config: &serde_json::Value) -> Result<Box<dyn KeyProvider>, String> {
+pub fn build(config: &serde_json::Value) -> Result<Box<dyn KeyProvider>, crate::ConfigError> {
     let c: Config = super::decode_config(config)?;
     let command = c
         .command
@@ -147,16 +147,18 @@ mod tests {
     #[test]
     fn configuration_messages() {
         assert_eq!(
-            build(&json!({"command": []})).err().unwrap(),
+            build(&json!({"command": []})).err().unwrap().to_string(),
             "the command option is required"
         );
         assert!(build(&json!({}))
             .err()
             .unwrap()
+            .to_string()
             .contains("\"command\" is required"));
         assert!(build(&json!({"command": ["x"], "args": []}))
             .err()
             .unwrap()
+            .to_string()
             .contains("unknown field"));
     }
 

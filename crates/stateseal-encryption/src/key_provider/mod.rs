@@ -100,8 +100,9 @@ pub trait KeyProvider: Send + Sync {
 
 /// Builds a provider from its evaluated configuration body (a JSON object). Must not contact
 /// any key service: `stateseal validate` calls it.
-pub type KeyProviderFactory =
-    Arc<dyn Fn(&serde_json::Value) -> Result<Box<dyn KeyProvider>, String> + Send + Sync>;
+pub type KeyProviderFactory = Arc<
+    dyn Fn(&serde_json::Value) -> Result<Box<dyn KeyProvider>, crate::ConfigError> + Send + Sync,
+>;
 
 /// A failure while producing keys. The variant is the kind of failure; the message names the
 /// provider's key and the service's answer and never holds key material.
@@ -173,6 +174,6 @@ impl std::error::Error for ProviderError {}
 /// Decodes a provider's configuration into its typed form, rejecting unknown attributes.
 pub fn decode_config<T: serde::de::DeserializeOwned>(
     config: &serde_json::Value,
-) -> Result<T, String> {
-    T::deserialize(config).map_err(|e| e.to_string())
+) -> Result<T, crate::ConfigError> {
+    T::deserialize(config).map_err(|e| crate::ConfigError::new(e.to_string()))
 }

@@ -79,7 +79,7 @@ fn env(name: &str) -> Option<String> {
 
 /// Builds the provider. Reads `BAO_ADDR`, `BAO_TOKEN`, `BAO_NAMESPACE` and the `BAO_CACERT`
 /// file; contacts nothing.
-pub fn build(config: &serde_json::Value) -> Result<Box<dyn KeyProvider>, String> {
+pub fn build(config: &serde_json::Value) -> Result<Box<dyn KeyProvider>, crate::ConfigError> {
     let c: Config = super::decode_config(config)?;
     let key_name = c
         .key_name
@@ -93,9 +93,9 @@ pub fn build(config: &serde_json::Value) -> Result<Box<dyn KeyProvider>, String>
         c.key_length
     };
     if ![16, 32, 64].contains(&key_length) {
-        return Err(format!(
+        return Err(crate::ConfigError::from(format!(
             "invalid key provider configuration: data key length should one of 16, 32 or 64 bytes: got {key_length}"
-        ));
+        )));
     }
     if !c.associated_data.is_empty()
         && base64::engine::general_purpose::STANDARD
@@ -299,7 +299,7 @@ mod tests {
 
     #[test]
     fn configuration_messages() {
-        let err = |v| build(&v).err().unwrap();
+        let err = |v| build(&v).err().unwrap().to_string();
         assert_eq!(err(json!({"key_name": ""})), "no key name found");
         assert!(err(json!({})).contains("\"key_name\" is required"));
         assert_eq!(

@@ -114,7 +114,7 @@ pub struct Metadata {
 }
 
 /// Builds the provider from its configuration.
-pub fn build(config: &serde_json::Value) -> Result<Box<dyn KeyProvider>, String> {
+pub fn build(config: &serde_json::Value) -> Result<Box<dyn KeyProvider>, crate::ConfigError> {
     let c: Config = super::decode_config(config)?;
     // A blank passphrase is no passphrase, as in OpenTofu (`c.Passphrase == ""`).
     let passphrase = c.passphrase.filter(|p| !p.is_empty());
@@ -124,9 +124,9 @@ pub fn build(config: &serde_json::Value) -> Result<Box<dyn KeyProvider>, String>
         (Some(p), None) => {
             let p = Secret::new(p.into_bytes());
             if p.len() < MIN_PASSPHRASE_LENGTH {
-                return Err(format!(
+                return Err(crate::ConfigError::from(format!(
                     "passphrase is too short (minimum {MIN_PASSPHRASE_LENGTH} characters)"
-                ));
+                )));
             }
             Source::Passphrase(p)
         }
@@ -137,9 +137,9 @@ pub fn build(config: &serde_json::Value) -> Result<Box<dyn KeyProvider>, String>
                 ("decryption", &keys.decryption_key),
             ] {
                 if k.as_ref().is_some_and(|k| k.len() < MIN_PASSPHRASE_LENGTH) {
-                    return Err(format!(
+                    return Err(crate::ConfigError::from(format!(
                         "the chained key provider's {what} key is too short (minimum {MIN_PASSPHRASE_LENGTH} characters)"
-                    ));
+                    )));
                 }
             }
             Source::Chain(keys)
@@ -162,9 +162,9 @@ pub fn build(config: &serde_json::Value) -> Result<Box<dyn KeyProvider>, String>
         return Err("the number of iterations must be larger than zero".into());
     }
     if iterations < MIN_ITERATIONS {
-        return Err(format!(
+        return Err(crate::ConfigError::from(format!(
             "the number of iterations is dangerously low (<{MIN_ITERATIONS}), refusing to generate key"
-        ));
+        )));
     }
     let salt_length = c
         .salt_length
@@ -407,7 +407,7 @@ mod tests {
 
     #[test]
     fn configuration_limits_have_opentofu_messages() {
-        let err = |v| build(&v).err().unwrap();
+        let err = |v| build(&v).err().unwrap().to_string();
         assert_eq!(
             err(json!({"passphrase": "short"})),
             "passphrase is too short (minimum 16 characters)"
@@ -511,7 +511,8 @@ mod tests {
         assert_eq!(enc.keys.encryption_key, dec.keys.decryption_key);
         let short = build(&json!({"chain": {"encryption_key": [1, 2, 3], "decryption_key": null}}))
             .err()
-            .unwrap();
+            .unwrap()
+            .to_string();
         assert!(short.contains("too short"), "{short}");
     }
 }

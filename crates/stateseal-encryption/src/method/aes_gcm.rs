@@ -56,7 +56,7 @@ impl Cipher {
     }
 }
 
-pub fn build(config: &serde_json::Value) -> Result<Box<dyn Method>, String> {
+pub fn build(config: &serde_json::Value) -> Result<Box<dyn Method>, crate::ConfigError> {
     let c: Config = crate::key_provider::decode_config(config)?;
     let keys = keys_from_value(&c.keys.ok_or("the keys attribute is required")?)
         .map_err(|e| e.to_string())?;
@@ -262,12 +262,14 @@ mod tests {
     fn key_length_and_missing_keys() {
         let e = build(&json!({"keys": {"encryption_key": vec![1u8; 12]}}))
             .err()
-            .unwrap();
+            .unwrap()
+            .to_string();
         assert_eq!(e, "invalid method configuration: AES-GCM requires the key length to be one of: 16, 24, 32, received 12 bytes in the encryption key");
         assert_eq!(
             build(&json!({"keys": {"decryption_key": vec![1u8; 16]}}))
                 .err()
-                .unwrap(),
+                .unwrap()
+                .to_string(),
             "Missing encryption_key value"
         );
         let m = build(&json!({"keys": {"encryption_key": vec![1u8; 16]}})).unwrap();

@@ -44,7 +44,7 @@ struct ProgramOutput {
     payload: Option<Vec<u8>>,
 }
 
-pub fn build(config: &serde_json::Value) -> Result<Box<dyn Method>, String> {
+pub fn build(config: &serde_json::Value) -> Result<Box<dyn Method>, crate::ConfigError> {
     let c: Config = crate::key_provider::decode_config(config)?;
     let required = |v: Option<Vec<String>>, name: &str| {
         let v = v.ok_or_else(|| {
@@ -131,7 +131,7 @@ mod tests {
 
     #[test]
     fn configuration_messages() {
-        let err = |v| build(&v).err().unwrap();
+        let err = |v| build(&v).err().unwrap().to_string();
         assert_eq!(
             err(json!({"encrypt_command": [], "decrypt_command": ["x"]})),
             "invalid method configuration: the encrypt_command option is required"

@@ -35,7 +35,7 @@ pub trait Method: Send + Sync {
 /// Builds a method from its evaluated configuration body (a JSON object in which `keys`, if
 /// present, already holds the key provider's output).
 pub type MethodFactory =
-    Arc<dyn Fn(&serde_json::Value) -> Result<Box<dyn Method>, String> + Send + Sync>;
+    Arc<dyn Fn(&serde_json::Value) -> Result<Box<dyn Method>, crate::ConfigError> + Send + Sync>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MethodError {

@@ -150,7 +150,7 @@ pub(super) fn build_from_body<T>(
     body: &crate::config::syntax::Body,
     blocks: &[&str],
     key_providers: &Value,
-    factory: impl FnOnce(&serde_json::Value) -> Result<T, String>,
+    factory: impl FnOnce(&serde_json::Value) -> Result<T, crate::ConfigError>,
     failed: impl FnOnce(String) -> Diagnostic,
 ) -> Result<T, Diagnostic> {
     if let Some(b) = body
@@ -170,7 +170,7 @@ pub(super) fn build_from_body<T>(
     let mut cfg = ev.eval_body(body, key_providers)?;
     let built = factory(&cfg);
     scrub_json(&mut cfg);
-    built.map_err(failed)
+    built.map_err(|e| failed(e.to_string()))
 }
 
 pub(super) fn storage_key(

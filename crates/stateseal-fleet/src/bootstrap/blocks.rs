@@ -45,6 +45,16 @@ pub fn encryption_block(region: &str, key: Option<&str>) -> String {
     )
 }
 
+/// The `encryption` block for disaster recovery: the same configuration with the replica key
+/// in `dr_region`. A replica decrypts what its primary (in `primary_region`) encrypted, so
+/// switching to this block when the primary's region is down reads every existing state.
+pub fn dr_encryption_block(dr_region: &str, replica: &str, primary_region: &str) -> String {
+    format!(
+        "# Disaster recovery: when {primary_region} is down, use this block instead (the replica in {dr_region}\n# shares the primary key's material; only real AWS proves the cross-Region decrypt).\n{}",
+        encryption_block(dr_region, Some(replica))
+    )
+}
+
 /// A least-privilege identity policy for the deploy principal: list the bucket, read and write
 /// state objects (and delete lock files), use the lock table, and use the key.
 pub fn deploy_policy(
@@ -93,6 +103,7 @@ mod tests {
             lockfile: true,
             principals: vec![],
             state_key: "app/terraform.tfstate".into(),
+            dr_region: None,
         };
         let arn = "arn:aws:kms:eu-west-1:111122223333:key/k";
         let block = backend_block("b", "eu-west-1", &spec, Some(arn));

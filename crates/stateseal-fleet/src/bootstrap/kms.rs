@@ -65,11 +65,15 @@ pub(super) async fn create_key(
             "kms key",
             "exists",
             Action::Create,
-            format!("symmetric key, key policy: {who}"),
+            match spec.dr_region {
+                Some(_) => format!("symmetric multi-Region key, key policy: {who}"),
+                None => format!("symmetric key, key policy: {who}"),
+            },
             async {
                 let made = kms
                     .create_key()
                     .description(format!("OpenTofu/Terraform state ({alias})"))
+                    .multi_region(spec.dr_region.is_some())
                     .policy(policy)
                     .send()
                     .await

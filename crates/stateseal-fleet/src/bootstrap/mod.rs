@@ -7,7 +7,8 @@
 //! * the bucket: versioning, default SSE-KMS with that key and the bucket key, all four
 //!   public-access blocks, a TLS-only bucket policy;
 //! * the DynamoDB lock table (`LockID` string hash key, pay-per-request, SSE with the key,
-//!   point-in-time recovery), unless locking is by lock file only.
+//!   point-in-time recovery), unless locking is by lock file only;
+//! * with a DR region, the key as a multi-Region key and its replica there (`replica`).
 //!
 //! Nothing that exists is deleted or loosened: a setting that differs in a way that fixing
 //! would loosen or break (another key, a wider key policy, provisioned capacity) is reported as
@@ -16,16 +17,19 @@
 //! the deploy principal.
 //!
 //! One file per resource: `kms` (the key and its policy), `bucket`, `table` (the lock table),
-//! `blocks` (the blocks and the IAM policy of the report); this file holds the plan, the report
+//! `blocks` (the blocks and the IAM policy of the report), `replica` (the DR region's replica
+//! key); this file holds the plan, the report
 //! and the order of the steps.
 
 mod blocks;
 mod bucket;
 mod kms;
+mod replica;
 mod table;
 
 pub use blocks::{backend_block, deploy_policy, encryption_block};
 pub use kms::{key_policy, key_policy_drift};
+pub use replica::replica_arn;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -71,6 +75,8 @@ pub struct Spec {
     pub principals: Vec<String>,
     /// The state key written into the backend block.
     pub state_key: String,
+    /// A second region for disaster recovery: the key is made multi-Region and replicated there.
+    pub dr_region: Option<String>,
 }
 
 /// The default alias of the key for `bucket` (alias names cannot hold dots).
@@ -151,6 +157,15 @@ pub struct Report {
     pub encryption_block: String,
     /// A least-privilege identity policy for the deploy principal.
     pub iam_policy: Value,
+    /// `--dr-region`: the region of the replica key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dr_region: Option<String>,
+    /// The replica's ARN (null for a replica a dry run would create).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dr_kms_key_arn: Option<String>,
+    /// The `encryption` block for the DR region: the replica by ARN and its region.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dr_encryption_block: Option<String>,
 }
 
 /// The clients a bootstrap needs, from the store's connection settings (region, credentials,
@@ -160,10 +175,12 @@ struct Clients {
     kms: aws_sdk_kms::Client,
     ddb: aws_sdk_dynamodb::Client,
     sts: aws_sdk_sts::Client,
+    /// KMS in the DR region, when there is one.
+    kms_dr: Option<aws_sdk_kms::Client>,
 }
 
 impl Clients {
-    async fn new(store: &S3Store) -> Result<Clients> {
+    async fn new(store: &S3Store, dr_region: Option<&str>) -> Result<Clients> {
         let cfg = store.config();
         let auth = &cfg.auth;
         let sdk = stateseal_aws::sdk_config(auth)
@@ -175,6 +192,7 @@ impl Clients {
             kms: clients::kms(&sdk, auth),
             ddb: clients::dynamodb(&sdk, auth),
             sts: clients::sts(&sdk, auth),
+            kms_dr: dr_region.map(|r| clients::kms_in(&sdk, auth, r)),
         })
     }
 }
@@ -216,9 +234,24 @@ impl Plan {
 /// Compares the bucket of `store` (its name, region and connection) and its key and lock table
 /// with `spec`, and with `apply` creates or tightens what is missing or weaker.
 pub async fn bootstrap(store: &S3Store, spec: &Spec, apply: bool) -> Result<Report> {
-    let c = Clients::new(store).await?;
+    let c = Clients::new(store, spec.dr_region.as_deref()).await?;
     let bucket = store.config().bucket.clone();
     let region = store.config().auth.region().map_err(Error::Connect)?;
+    match (&spec.dr_region, &spec.kms) {
+        (Some(dr), _) if *dr == region => {
+            return Err(StoreError::Unsupported(format!(
+                "the DR region {dr} is the bucket's own region: a replica must be in another region"
+            ))
+            .into())
+        }
+        (Some(_), KmsKey::None) => {
+            return Err(StoreError::Unsupported(
+                "a DR region replicates the KMS key, and --kms-key none has none".into(),
+            )
+            .into())
+        }
+        _ => {}
+    }
     let me = c
         .sts
         .get_caller_identity()
@@ -286,8 +319,29 @@ pub async fn bootstrap(store: &S3Store, spec: &Spec, apply: bool) -> Result<Repo
         .await?;
     }
 
+    let dr_key = match (&spec.dr_region, &c.kms_dr) {
+        (Some(dr_region), Some(dr_kms)) => {
+            let replica = replica::Replica {
+                primary_kms: &c.kms,
+                dr_kms,
+                dr_region,
+                alias: match &spec.kms {
+                    KmsKey::New { alias } => Some(alias),
+                    _ => None,
+                },
+                root: &root,
+            };
+            replica.steps(&mut plan, key_arn.as_deref(), spec).await?
+        }
+        _ => None,
+    };
+
     let summary = Summary::of(&plan.steps);
     let shown_key = key_ref.as_deref();
+    let dr_encryption_block = spec.dr_region.as_ref().map(|dr| {
+        let replica = dr_key.as_deref().unwrap_or("(the replica key)");
+        blocks::dr_encryption_block(dr, replica, &region)
+    });
     Ok(Report {
         backend_block: backend_block(&bucket, &region, spec, shown_key),
         encryption_block: encryption_block(&region, shown_key),
@@ -305,5 +359,8 @@ pub async fn bootstrap(store: &S3Store, spec: &Spec, apply: bool) -> Result<Repo
         use_lockfile: spec.lockfile,
         steps: plan.steps,
         summary,
+        dr_region: spec.dr_region.clone(),
+        dr_kms_key_arn: dr_key,
+        dr_encryption_block,
     })
 }

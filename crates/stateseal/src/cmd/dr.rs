@@ -11,9 +11,12 @@ use stateseal_fleet::drill::{self, Drilled, Report};
 use stateseal_fleet::recovery;
 
 use crate::backend::block_on;
+use crate::cmd::fleet::{connect, EmptySelection};
 use crate::context::Context;
 use crate::failure::{exit, Failure};
-use crate::fleet_cmd::{connect, show, table, EmptySelection, Progress};
+use crate::render::json::show;
+use crate::render::progress::Progress;
+use crate::render::table::table;
 
 #[derive(Args)]
 pub struct DrArgs {

@@ -87,13 +87,7 @@ pub fn run(config_file: Option<&Path>, max_input: u64, args: &ServeArgs) -> Resu
         .map_err(|e| Failure::plain(exit::FAILURE, format!("cannot start the runtime: {e}")))?;
     runtime.block_on(async {
         let example_passphrase = config.example_passphrase;
-        let app = App::connect(&args.data_dir, config).await.map_err(|e| {
-            Failure::new(
-                exit::CONFIG,
-                e.to_string(),
-                "check --data-dir and the encryption and storage blocks of --config",
-            )
-        })?;
+        let app = App::connect(&args.data_dir, config).await?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .map_err(|e| {
@@ -117,7 +111,7 @@ pub fn run(config_file: Option<&Path>, max_input: u64, args: &ServeArgs) -> Resu
 /// What the server says when it is up: where states go, the console, encryption, auth. A
 /// server that encrypts with the example's public passphrase says so loudly.
 fn banner(addr: SocketAddr, app: &App, example_passphrase: bool) -> String {
-    let storage = app.storage.describe();
+    let storage = app.storage.summary();
     let encryption = if app.at_rest.encrypts() {
         let mut line = format!(
             "on: plaintext uploads are encrypted with {} (state target); client envelopes are stored as sent",

@@ -264,7 +264,7 @@ impl Auth {
 
     /// A token for `scope`. `challenge_tenant` is the tenant Key Vault asked for; it must be
     /// the configured one, if one is configured.
-    pub fn token(
+    pub(crate) fn token(
         &self,
         agent: &ureq::Agent,
         scope: &str,

@@ -188,7 +188,7 @@ fn or_env_secret(value: Option<Secret>, envs: &[&str]) -> Option<Secret> {
 
 /// Builds the provider with OpenTofu's checks, in OpenTofu's order. Contacts nothing: the auth
 /// method is chosen, and a `metadata_host` is read, on first use.
-pub fn build(config: &serde_json::Value) -> Result<Box<dyn KeyProvider>, String> {
+pub fn build(config: &serde_json::Value) -> Result<Box<dyn KeyProvider>, crate::ConfigError> {
     let c: Config = super::decode_config(config)?;
     let vault_uri = c.vault_uri.ok_or_else(|| required("vault_uri"))?;
     let key_name = c.vault_key_name.ok_or_else(|| required("vault_key_name"))?;
@@ -593,7 +593,7 @@ mod tests {
     const VAULT: &str = "https://stateseal-kv.vault.azure.net/";
 
     fn err(v: serde_json::Value) -> String {
-        build(&v).err().unwrap()
+        build(&v).err().unwrap().to_string()
     }
 
     #[test]

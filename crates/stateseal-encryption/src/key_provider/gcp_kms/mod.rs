@@ -68,7 +68,7 @@ fn env(name: &str) -> Option<String> {
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// Builds the provider with OpenTofu's checks, in OpenTofu's order.
-pub fn build(config: &serde_json::Value) -> Result<Box<dyn KeyProvider>, String> {
+pub fn build(config: &serde_json::Value) -> Result<Box<dyn KeyProvider>, crate::ConfigError> {
     let c: Config = super::decode_config(config)?;
     let key_name = c
         .kms_encryption_key
@@ -275,7 +275,7 @@ mod tests {
 
     #[test]
     fn configuration_messages_in_opentofu_order() {
-        let err = |v| build(&v).err().unwrap();
+        let err = |v| build(&v).err().unwrap().to_string();
         let key = "projects/p/locations/l/keyRings/r/cryptoKeys/k";
         assert_eq!(
             err(json!({"kms_encryption_key": "", "key_length": 32, "access_token": "t"})),

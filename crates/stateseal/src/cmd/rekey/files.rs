@@ -56,7 +56,7 @@ fn shared_code(failed: &[Failure]) -> i32 {
     }
 }
 
-fn describe(bytes: &[u8]) -> String {
+fn encryption_of(bytes: &[u8]) -> String {
     match Header::parse(bytes) {
         Ok(h) if h.meta.is_empty() => "encrypted (no key-provider metadata)".to_string(),
         Ok(h) => format!(
@@ -120,9 +120,9 @@ fn rekey_one(
         te.name(),
         input.bytes.len(),
         out.len(),
-        describe(&input.bytes),
+        encryption_of(&input.bytes),
         read_with,
-        describe(&out),
+        encryption_of(&out),
         chain[0]
     ))
 }

@@ -2,6 +2,7 @@
 //! every state under one s3://BUCKET[/PREFIX] (the fleet rekey, also SSE-only).
 
 mod files;
+mod fleet;
 
 use std::path::PathBuf;
 
@@ -50,7 +51,7 @@ pub fn run(ctx: &Context, args: &RekeyArgs) -> Result<(), Failure> {
         .filter_map(|f| f.to_str().filter(|s| s.starts_with("s3://")))
         .collect();
     match (urls.as_slice(), args.files.len()) {
-        ([url], 1) => return crate::fleet_rekey_cmd::run(ctx, url, args),
+        ([url], 1) => return fleet::run(ctx, url, args),
         ([], _) if args.apply || args.json || args.sse_only || args.sse_s3 || args.sse_kms.is_some() => {
             return Err(Failure::new(
                 exit::USAGE,

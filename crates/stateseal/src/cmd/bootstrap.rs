@@ -7,9 +7,11 @@ use clap::{Args, Subcommand};
 use stateseal_fleet::bootstrap::{self, Action, KmsKey, Report, Spec};
 
 use crate::backend::block_on;
+use crate::cmd::fleet::connect_with;
+use crate::context::Context;
 use crate::failure::{exit, Failure};
-use crate::fleet_cmd::{connect_with, show, table};
-use crate::global::Context;
+use crate::render::json::show;
+use crate::render::table::table;
 
 #[derive(Args, Debug)]
 pub struct BootstrapArgs {
@@ -33,7 +35,8 @@ pub enum BootstrapCommand {
     ///
     /// Prints the terraform { backend "s3" { … } } block to paste (with the key ARN, not the
     /// alias), OpenTofu's encryption block, and a least-privilege IAM policy for the deploy
-    /// principal. Credentials, endpoints and other connection settings come from the
+    /// principal; with --dr-region, the encryption block for the replica key in that region.
+    /// Credentials, endpoints and other connection settings come from the
     /// directory's backend "s3" block, --backend-config and the AWS_* environment, as for audit.
     S3(S3Args),
 }
@@ -65,6 +68,13 @@ pub struct S3Args {
     /// The state key written into the printed backend block.
     #[arg(long, value_name = "PATH", default_value = "terraform.tfstate")]
     pub key: String,
+    /// Disaster recovery: make the new key multi-Region and replicate it into REGION with the
+    /// same key policy and alias, and print a second encryption block naming the replica's ARN
+    /// and REGION, for when the bucket's region is down. A replica decrypts what its primary
+    /// encrypted only on real AWS (moto models the replica and its policy, not that): prove it
+    /// there. An existing single-Region key cannot become multi-Region (reported as drift).
+    #[arg(long, value_name = "REGION")]
+    pub dr_region: Option<String>,
     /// Make the changes (without it, only the plan is printed).
     #[arg(long)]
     pub apply: bool,
@@ -120,12 +130,27 @@ fn spec(a: &S3Args) -> Result<Spec, Failure> {
             "drop --kms-alias, or use --kms-key new",
         ));
     }
+    if a.dr_region.is_some() && kms == KmsKey::None {
+        return Err(Failure::new(
+            exit::USAGE,
+            "--dr-region replicates the KMS key, and --kms-key none has none",
+            "drop --dr-region, or use --kms-key new",
+        ));
+    }
+    if a.dr_region.is_some() && a.dr_region == a.region {
+        return Err(Failure::new(
+            exit::USAGE,
+            "--dr-region is the bucket's own --region",
+            "name a second region for the replica, e.g. --dr-region us-west-2",
+        ));
+    }
     Ok(Spec {
         kms,
         table,
         lockfile,
         principals: a.principals.clone(),
         state_key: a.key.clone(),
+        dr_region: a.dr_region.clone(),
     })
 }
 
@@ -191,6 +216,9 @@ fn render(r: &Report) -> String {
         r.encryption_block,
         serde_json::to_string_pretty(&r.iam_policy).expect("a policy serializes")
     ));
+    if let Some(block) = &r.dr_encryption_block {
+        out.push_str(&format!("\n{block}"));
+    }
     out
 }
 

@@ -7,9 +7,12 @@ use clap::{Args, ValueEnum};
 use stateseal_fleet::audit::{self, Report, Requirement};
 
 use crate::backend::block_on;
+use crate::cmd::fleet::{connect, EmptySelection};
+use crate::context::Context;
 use crate::failure::{exit, Failure};
-use crate::fleet_cmd::{connect, show, table, EmptySelection, Progress};
-use crate::global::Context;
+use crate::render::json::show;
+use crate::render::progress::Progress;
+use crate::render::table::table;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum Require {

@@ -7,9 +7,11 @@ use clap::{Args, Subcommand};
 use stateseal_fleet::locks::{self, BreakOutcome, HeldLock};
 
 use crate::backend::block_on;
+use crate::cmd::fleet::connect;
+use crate::context::Context;
 use crate::failure::{exit, Failure};
-use crate::fleet_cmd::{connect, print_json, table};
-use crate::global::Context;
+use crate::render::json::print_json;
+use crate::render::table::table;
 
 #[derive(Args, Debug)]
 pub struct LocksArgs {

@@ -7,9 +7,12 @@ use clap::Args;
 use stateseal_fleet::verify::{self, Expect, Report};
 
 use crate::backend::block_on;
+use crate::cmd::fleet::{connect, EmptySelection};
+use crate::context::Context;
 use crate::failure::{exit, Failure};
-use crate::fleet_cmd::{connect, show, table, EmptySelection, Progress};
-use crate::global::Context;
+use crate::render::json::show;
+use crate::render::progress::Progress;
+use crate::render::table::table;
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {

@@ -6,11 +6,14 @@
 use stateseal_fleet::rekey::{self, Outcome, Report};
 use stateseal_fleet::sse;
 
+use super::RekeyArgs;
 use crate::backend::block_on;
+use crate::cmd::fleet::connect_with;
+use crate::context::Context;
 use crate::failure::{exit, Failure};
-use crate::fleet_cmd::{connect_with, show, table, Progress};
-use crate::global::Context;
-use crate::rekey_cmd::RekeyArgs;
+use crate::render::json::show;
+use crate::render::progress::Progress;
+use crate::render::table::table;
 
 /// The `--backend-config` settings that make every write use the SSE asked for.
 fn sse_settings(args: &RekeyArgs) -> Vec<String> {
@@ -117,7 +120,7 @@ fn render_sse(r: &sse::Report) -> String {
         })
         .collect();
     let s = &r.summary;
-    let target = r.target.describe();
+    let target = r.target.to_string();
     results(
         rows,
         if r.apply {
