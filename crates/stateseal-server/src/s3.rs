@@ -16,10 +16,14 @@
 //! * a deletion is an empty version with its record (Terraform and OpenTofu read an empty
 //!   object as no state), and the `-md5` digest item is removed.
 //!
-//! Nothing is cached between requests: several server instances on one bucket are safe. A
-//! write is a `PutObject` with `If-Match` on the ETag of the version it was decided on (or
-//! `If-None-Match: *` when there was none), and the lock holder is always read from DynamoDB
-//! and the lock file. Every S3 call goes through the store crate's [`S3Store`] (one per state,
+//! Nothing a decision rests on is cached between requests: several server instances on one
+//! bucket are safe. A write is a `PutObject` with `If-Match` on the ETag of the version it was
+//! decided on (or `If-None-Match: *` when there was none), and the lock holder is always read
+//! from DynamoDB and the lock file. A listing ([`Storage::listing`]) is one ListObjectsV2, one
+//! Scan of the lock table, and a read only of the objects whose key, ETag and time are not in
+//! a bounded cache of what earlier listings read ([`ReadCache`]): the bucket's listing decides
+//! what is stale, whoever wrote it. A state written by Terraform or OpenTofu directly is listed
+//! with the object's time as its last write. Every S3 call goes through the store crate's [`S3Store`] (one per state,
 //! from [`S3Store::for_key`]), so SSE, ACLs, tags, checksums and the digest item follow the
 //! same settings as `stateseal`'s own `backend "s3"`.
 
