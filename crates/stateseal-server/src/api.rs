@@ -1,8 +1,10 @@
 //! The JSON API over what the server keeps, and rollback:
 //!
-//! * `GET /v1/states[?prefix=P]`: the states under a prefix, each with its newest version and
-//!   its lock holder (`null` when free);
-//! * `GET /v1/locks[?prefix=P]`: only the held locks;
+//! * `GET /v1/states[?prefix=P][&max_keys=N][&continuation_token=T]`: the states under a
+//!   prefix, each with its newest version and its lock holder (`null` when free); with
+//!   `max_keys`, a page of at most N states and, when more follow, `next_continuation_token`
+//!   (pass it as `continuation_token` for the next page), in the style of S3's ListObjectsV2;
+//! * `GET /v1/locks[?prefix=P]` (paged the same way): only the held locks;
 //! * `GET /v1/versions/<path>`: every version of a state, newest first (seq, serial, lineage,
 //!   size, time, who, encrypted, stored);
 //! * `GET /v1/versions/<path>?seq=N`: the bytes of version N, as the client sent them;
@@ -17,6 +19,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
+use base64::Engine as _;
 use serde::Serialize;
 use serde_json::{json, Value};
 use stateseal_store::LockInfo;
@@ -30,8 +33,8 @@ use crate::metrics::Metrics;
 use crate::protocol::answer;
 use crate::reply::Reply;
 use crate::state_path::{query_value, StatePath};
-use crate::states::{StateRow, States};
-use crate::storage::{Storage, Stored, VersionRecord};
+use crate::states::{Listing, States};
+use crate::storage::{Page, Storage, Stored, VersionRecord};
 
 #[derive(Serialize)]
 struct VersionView<'a> {
@@ -77,21 +80,65 @@ fn path_after(uri: &Uri, prefix: &str) -> Result<StatePath, Reply> {
     StatePath::parse(raw).map_err(|e| Reply::text(StatusCode::BAD_REQUEST, e.to_string()))
 }
 
-/// The states under `prefix` that `who` may read (all of them without an `auth` block): what
-/// the JSON API and the console list.
+/// The most states one page may ask for (`max_keys`), as S3's ListObjectsV2.
+pub const MAX_PAGE: usize = 1000;
+
+/// Why a page's query parameters were refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    #[error("max_keys must be a number from 1 to {MAX_PAGE}")]
+    Size,
+    #[error("continuation_token is not one this server gave out (use next_continuation_token from the previous page)")]
+    Token,
+}
+
+/// The continuation token of the page after `last`, the last state of a page: opaque to
+/// clients (base64url of the path).
+pub fn continuation_token(last: &StatePath) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(last.as_str())
+}
+
+/// The page a query asks for: `max_keys` and `continuation_token`, in the style of S3's
+/// ListObjectsV2 (none of them: every state).
+pub fn page_from_query(query: Option<&str>) -> Result<Page, PageError> {
+    let limit = match query_value(query, "max_keys") {
+        None => None,
+        Some(n) => match n.parse::<usize>() {
+            Ok(n @ 1..=MAX_PAGE) => Some(n),
+            _ => return Err(PageError::Size),
+        },
+    };
+    let after = match query_value(query, "continuation_token").filter(|t| !t.is_empty()) {
+        None => None,
+        Some(t) => {
+            let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(t.trim())
+                .map_err(|_| PageError::Token)?;
+            let path = String::from_utf8(bytes).map_err(|_| PageError::Token)?;
+            Some(StatePath::parse(&path).map_err(|_| PageError::Token)?)
+        }
+    };
+    Ok(Page { after, limit })
+}
+
+/// A page of the states under `prefix` that `who` may read (all of them without an `auth`
+/// block): what the JSON API and the console list.
 pub(crate) async fn list_states(
     states: States<'_>,
     auth: Option<&Auth>,
     prefix: String,
+    page: &Page,
     who: Option<&crate::auth::Principal>,
-) -> Result<Vec<StateRow>, ServerError> {
-    states
-        .list(&prefix, |p| match (auth, who) {
-            (Some(auth), Some(who)) => auth.allows(who, p, Permission::Read),
-            _ => true,
-        })
-        .await
+) -> Result<Listing, ServerError> {
+    let visible = |p: &StatePath| match (auth, who) {
+        (Some(auth), Some(who)) => auth.allows(who, p, Permission::Read),
+        _ => true,
+    };
+    states.list(&prefix, page, &visible).await
 }
+
+/// A listing's rows as JSON, and the next page's token.
+type Listed = (Vec<(StatePath, Value)>, Option<String>);
 
 async fn listed(
     states: States<'_>,
@@ -100,13 +147,17 @@ async fn listed(
     client: ClientAddr,
     uri: &Uri,
     headers: &HeaderMap,
-) -> Result<Vec<(StatePath, Value)>, Reply> {
+) -> Result<Listed, Reply> {
     let who = authorize(auth, client, headers, None, Permission::Read).await?;
     let prefix = query_value(uri.query(), "prefix").unwrap_or_default();
-    let rows = list_states(states, auth, prefix, who.as_ref())
+    let page = page_from_query(uri.query())
+        .map_err(|e| Reply::text(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let listing = list_states(states, auth, prefix, &page, who.as_ref())
         .await
         .map_err(|e| answer(metrics, Err(e)))?;
-    Ok(rows
+    let next = listing.next.as_ref().map(continuation_token);
+    let rows = listing
+        .rows
         .into_iter()
         .map(|r| {
             let mut entry = json!({
@@ -121,7 +172,8 @@ async fn listed(
             }
             (r.path, entry)
         })
-        .collect())
+        .collect();
+    Ok((rows, next))
 }
 
 /// `GET /v1/states`.
@@ -139,7 +191,7 @@ pub async fn states(
         at_rest: &at_rest,
     };
     match listed(states, auth.as_deref(), &metrics, client, &uri, &headers).await {
-        Ok(list) => {
+        Ok((list, next)) => {
             let states: Vec<Value> = list
                 .into_iter()
                 .map(|(p, mut v)| {
@@ -147,7 +199,11 @@ pub async fn states(
                     v
                 })
                 .collect();
-            Reply::json(StatusCode::OK, json!({ "states": states }).to_string())
+            let mut body = json!({ "states": states });
+            if let Some(token) = next {
+                body["next_continuation_token"] = Value::from(token);
+            }
+            Reply::json(StatusCode::OK, body.to_string())
         }
         Err(r) => r,
     }
@@ -168,13 +224,17 @@ pub async fn locks(
         at_rest: &at_rest,
     };
     match listed(states, auth.as_deref(), &metrics, client, &uri, &headers).await {
-        Ok(list) => {
+        Ok((list, next)) => {
             let locks: Vec<Value> = list
                 .into_iter()
                 .filter(|(_, v)| !v["lock"].is_null())
                 .map(|(p, v)| json!({ "path": p.as_str(), "lock": v["lock"] }))
                 .collect();
-            Reply::json(StatusCode::OK, json!({ "locks": locks }).to_string())
+            let mut body = json!({ "locks": locks });
+            if let Some(token) = next {
+                body["next_continuation_token"] = Value::from(token);
+            }
+            Reply::json(StatusCode::OK, body.to_string())
         }
         Err(r) => r,
     }

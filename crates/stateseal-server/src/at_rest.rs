@@ -91,6 +91,14 @@ pub enum AtRestError {
     Open(#[source] stateseal_encryption::Error),
 }
 
+/// The key providers an envelope's metadata names (`key_provider.pbkdf2.main`, …); empty for
+/// anything that is not an envelope.
+pub fn key_providers(stored: &[u8]) -> Vec<String> {
+    Header::parse(stored)
+        .map(|h| h.meta.into_keys().collect())
+        .unwrap_or_default()
+}
+
 impl AtRestError {
     /// The encryption error underneath, if any (for the key-service classification).
     pub fn encryption(&self) -> Option<&stateseal_encryption::Error> {

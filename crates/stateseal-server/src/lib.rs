@@ -49,6 +49,8 @@ pub mod password_checks;
 #[doc(hidden)]
 pub mod protocol;
 #[doc(hidden)]
+pub mod read_cache;
+#[doc(hidden)]
 pub mod reply;
 #[doc(hidden)]
 pub mod s3;

@@ -16,24 +16,36 @@
 //! * a deletion is an empty version with its record (Terraform and OpenTofu read an empty
 //!   object as no state), and the `-md5` digest item is removed.
 //!
-//! Nothing is cached between requests: several server instances on one bucket are safe. A
-//! write is a `PutObject` with `If-Match` on the ETag of the version it was decided on (or
-//! `If-None-Match: *` when there was none), and the lock holder is always read from DynamoDB
-//! and the lock file. Every S3 call goes through the store crate's [`S3Store`] (one per state,
+//! Nothing a decision rests on is cached between requests: several server instances on one
+//! bucket are safe. A write is a `PutObject` with `If-Match` on the ETag of the version it was
+//! decided on (or `If-None-Match: *` when there was none), and the lock holder is always read
+//! from DynamoDB and the lock file. A listing ([`Storage::listing`]) is one ListObjectsV2, one
+//! Scan of the lock table, and a read only of the objects whose key, ETag and time are not in
+//! a bounded cache of what earlier listings read ([`ReadCache`]): the bucket's listing decides
+//! what is stale, whoever wrote it. A state written by Terraform or OpenTofu directly is listed
+//! with the object's time as its last write. Every S3 call goes through the store crate's [`S3Store`] (one per state,
 //! from [`S3Store::for_key`]), so SSE, ACLs, tags, checksums and the digest item follow the
 //! same settings as `stateseal`'s own `backend "s3"`.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use stateseal_store::s3::{LockSource, Metadata, S3Config, S3Store, Versioning};
-use stateseal_store::{Error as StoreError, LockInfo, PutMode, Store, Version, DEFAULT_WORKSPACE};
+use stateseal_store::s3::{
+    ListedObject, LockRecord, LockSource, Metadata, S3Config, S3Store, Versioning,
+};
+use stateseal_store::{
+    Error as StoreError, LockInfo, Object, PutMode, Store, Version, DEFAULT_WORKSPACE,
+};
 
-use crate::at_rest::Incoming;
+use crate::at_rest::{key_providers, Incoming};
+use crate::read_cache::ReadCache;
 use crate::state_path::{percent_decode, percent_encode, StatePath};
 use crate::storage::{
-    Error, Live, Released, Result, Storage, Stored, Summary, Taken, VersionRecord,
+    Error, Live, Page, Released, Result, StateSummaries, StateSummary, Storage, Stored, Summary,
+    Taken, VersionRecord, Visible,
 };
 
 /// How often a LOCK is tried again when it was refused but the holder was gone by the time it
@@ -43,12 +55,37 @@ const LOCK_ATTEMPTS: usize = 5;
 /// The prefix of the server's user-metadata names.
 const META: &str = "stateseal-";
 
+/// How many states' reads a listing remembers (see [`ReadCache`]): a fleet of this many
+/// states lists warm with no read.
+const STATES_REMEMBERED: usize = 50_000;
+
+/// How many lock files' contents a listing remembers.
+const LOCK_FILES_REMEMBERED: usize = 10_000;
+
+/// How many objects a listing reads at once when they are not remembered.
+const READS_AT_ONCE: usize = 16;
+
+/// A GetObject's outcome: the object and its user metadata, `None` when absent or empty.
+type ObjectRead = Result<Option<(Object, Metadata)>>;
+
+/// What a listing read from a state's object.
+#[derive(Debug)]
+struct ReadState {
+    record: VersionRecord,
+    /// The key providers its envelope names (empty when it is not one).
+    providers: Arc<[String]>,
+}
+
 /// States in an S3 bucket.
 #[derive(Debug)]
 pub struct S3Storage {
     /// Connected with an empty key: [`S3Store::for_key`] addresses each state.
     store: S3Store,
     details: String,
+    /// What listings read from state objects, by key and ETag.
+    states_read: ReadCache<ReadState>,
+    /// What listings read from lock files, by key and ETag.
+    lock_files_read: ReadCache<Bytes>,
 }
 
 /// Why `storage "s3"` could not be used.
@@ -94,7 +131,107 @@ impl S3Storage {
             details: format!(
                 "/state/<path> is the object <path>; {locks}; every version kept (bucket versioning Enabled)"
             ),
+            states_read: ReadCache::new(STATES_REMEMBERED),
+            lock_files_read: ReadCache::new(LOCK_FILES_REMEMBERED),
         })
+    }
+
+    /// The objects of a listing's page: the states under `prefix` after `page.after` that
+    /// `visible` lets through (at most `page.limit`, and whether more follow), and the lock
+    /// files among the listed keys by state. With a limit, the listing goes on until every
+    /// lock file of the page's states would have been listed (`<key>.tflock` may sort after
+    /// keys that follow `<key>`).
+    async fn listed_page(
+        &self,
+        prefix: &str,
+        page: &Page,
+        visible: Visible<'_>,
+    ) -> Result<(
+        Vec<(StatePath, ListedObject)>,
+        HashMap<String, ListedObject>,
+        bool,
+    )> {
+        let lock_files_used = self.store.locks_with(LockSource::Lockfile);
+        let after = page.after.as_ref().map(|p| p.as_str());
+        let mut states: Vec<(StatePath, ListedObject)> = Vec::new();
+        let mut lock_files = HashMap::new();
+        let mut token: Option<String> = None;
+        loop {
+            let listed = self
+                .store
+                .list_objects(prefix, after, token.as_deref())
+                .await?;
+            let last_key = listed.objects.last().map(|o| o.key.clone());
+            for o in listed.objects {
+                if let Some(state) = o.key.strip_suffix(".tflock") {
+                    lock_files.insert(state.to_string(), o);
+                    continue;
+                }
+                // Only keys that are their state's path exactly (the object a state's
+                // requests address).
+                let Ok(path) = StatePath::parse(&o.key) else {
+                    continue;
+                };
+                if path.as_str() == o.key && path.as_str().starts_with(prefix) && visible(&path) {
+                    states.push((path, o));
+                }
+            }
+            token = listed.next;
+            let Some(limit) = page.limit.filter(|l| states.len() > *l) else {
+                if token.is_none() {
+                    break;
+                }
+                continue;
+            };
+            let last_lock_file = states[..limit]
+                .iter()
+                .map(|(p, _)| format!("{}.tflock", p.as_str()))
+                .max();
+            let past_lock_files = match (lock_files_used, last_lock_file, last_key) {
+                (false, _, _) | (_, None, _) => true,
+                (true, Some(bound), Some(last)) => last >= bound,
+                (true, Some(_), None) => false,
+            };
+            if past_lock_files || token.is_none() {
+                break;
+            }
+        }
+        let truncated = page.limit.is_some_and(|l| states.len() > l);
+        if let Some(limit) = page.limit {
+            states.truncate(limit);
+        }
+        Ok((states, lock_files, truncated))
+    }
+
+    /// GetObject of each key (the current versions), at most [`READS_AT_ONCE`] at a time, in
+    /// the order given.
+    async fn read_all(&self, keys: Vec<String>) -> Vec<ObjectRead> {
+        let gate = Arc::new(tokio::sync::Semaphore::new(READS_AT_ONCE));
+        let mut reads = tokio::task::JoinSet::new();
+        let n = keys.len();
+        for (i, key) in keys.into_iter().enumerate() {
+            let (store, gate) = (self.store.clone(), gate.clone());
+            reads.spawn(async move {
+                let _turn = gate.acquire_owned().await;
+                (i, store.object(&key, None).await.map_err(Error::from))
+            });
+        }
+        let mut out: Vec<Option<ObjectRead>> = std::iter::repeat_with(|| None).take(n).collect();
+        while let Some(done) = reads.join_next().await {
+            match done {
+                Ok((i, r)) => out[i] = Some(r),
+                Err(e) => tracing::error!(error = %e, "listing: a read task failed"),
+            }
+        }
+        out.into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(Error::S3(StoreError::Unsupported(
+                        "the read did not finish".into(),
+                    )))
+                })
+            })
+            .collect()
     }
 
     fn at(&self, path: &StatePath) -> S3Store {
@@ -233,6 +370,115 @@ impl Storage for S3Storage {
             .collect();
         out.sort();
         Ok(out)
+    }
+
+    /// One listing of the bucket (ListObjectsV2, all pages the page needs) and one Scan of
+    /// the lock table; an object is read only when its key, ETag and time are not remembered
+    /// from an earlier listing (by any instance: the bucket's listing decides), at most
+    /// [`READS_AT_ONCE`] at a time. A deletion (an empty object) is not read; digests are not
+    /// checked.
+    async fn listing(
+        &self,
+        prefix: &str,
+        page: &Page,
+        visible: Visible<'_>,
+    ) -> Result<StateSummaries> {
+        let (states, lock_files, truncated) = self.listed_page(prefix, page, visible).await?;
+        let mut items: HashMap<String, LockRecord> = self
+            .store
+            .lock_items(prefix)
+            .await?
+            .into_iter()
+            .map(|r| (r.state.clone(), r))
+            .collect();
+        let identity = |o: &ListedObject| format!("{} {}", o.etag, o.last_modified);
+        // What is remembered, looked up once: the states' objects, and the lock files of
+        // states without a lock item (the item is the holder when there is one, as for a
+        // lone state).
+        let mut remembered_states: HashMap<String, Arc<ReadState>> = HashMap::new();
+        let mut remembered_locks: HashMap<String, Bytes> = HashMap::new();
+        let mut to_read = Vec::new();
+        for (path, o) in &states {
+            if o.size > 0 {
+                match self.states_read.get(&o.key, &identity(o)) {
+                    Some(r) => drop(remembered_states.insert(o.key.clone(), r)),
+                    None => to_read.push(o.clone()),
+                }
+            }
+            if let Some(f) = lock_files.get(path.as_str()) {
+                if !items.contains_key(path.as_str()) {
+                    match self.lock_files_read.get(&f.key, &identity(f)) {
+                        Some(raw) => drop(remembered_locks.insert(f.key.clone(), (*raw).clone())),
+                        None => to_read.push(f.clone()),
+                    }
+                }
+            }
+        }
+        let keys = to_read.iter().map(|o| o.key.clone()).collect();
+        let mut failed: HashMap<String, Error> = HashMap::new();
+        for (o, read) in to_read.iter().zip(self.read_all(keys).await) {
+            let (obj, meta) = match read {
+                Ok(Some(r)) => r,
+                // Removed (or emptied) since it was listed: a deleted state, a released lock.
+                Ok(None) => continue,
+                Err(e) => {
+                    failed.insert(o.key.clone(), e);
+                    continue;
+                }
+            };
+            // Remembered only as listed: an object changed since is read again next time.
+            let unchanged = obj.version.0 == o.etag;
+            if o.key.ends_with(".tflock") {
+                if unchanged {
+                    let raw = Arc::new(obj.bytes.clone());
+                    self.lock_files_read.put(&o.key, &identity(o), raw);
+                }
+                remembered_locks.insert(o.key.clone(), obj.bytes);
+                continue;
+            }
+            let record = S3Storage::record(&obj.bytes, &meta, obj.version_id, &o.last_modified);
+            let providers: Arc<[String]> = match record.stored.is_envelope() {
+                true => key_providers(&obj.bytes).into(),
+                false => Arc::from([]),
+            };
+            let read = Arc::new(ReadState { record, providers });
+            if unchanged {
+                self.states_read.put(&o.key, &identity(o), read.clone());
+            }
+            remembered_states.insert(o.key.clone(), read);
+        }
+        let mut out = Vec::with_capacity(states.len());
+        for (path, o) in states {
+            let (current, providers) = match failed.remove(&o.key) {
+                Some(e) => (Err(e), None),
+                None => match remembered_states.remove(&o.key) {
+                    Some(r) => (Ok(Some(r.record.clone())), Some(r.providers.clone())),
+                    None => (Ok(None), None),
+                },
+            };
+            let lock = match (items.remove(path.as_str()), lock_files.get(path.as_str())) {
+                (Some(item), _) => self.store.holder_of(&item).map(Some).map_err(Error::from),
+                (None, None) => Ok(None),
+                (None, Some(f)) => match (failed.remove(&f.key), remembered_locks.remove(&f.key)) {
+                    (Some(e), _) => Err(e),
+                    (None, Some(raw)) => {
+                        let record = LockRecord::lock_file(path.as_str(), raw.to_vec(), &f.etag);
+                        self.store.holder_of(&record).map(Some).map_err(Error::from)
+                    }
+                    (None, None) => Ok(None),
+                },
+            };
+            out.push(StateSummary {
+                path,
+                current,
+                lock,
+                providers,
+            });
+        }
+        Ok(StateSummaries {
+            states: out,
+            truncated,
+        })
     }
 
     async fn live(&self, path: &StatePath) -> Result<Option<Live>> {

@@ -14,7 +14,7 @@ use stateseal_store::LockInfo;
 use crate::at_rest::{AtRest, Incoming};
 use crate::error::{Missing, Precondition, ServerError};
 use crate::state_path::StatePath;
-use crate::storage::{self, Released, Storage, Stored, Taken, VersionRecord};
+use crate::storage::{self, Page, Released, Storage, Stored, Taken, VersionRecord, Visible};
 
 /// The state operations over one storage and one at-rest policy.
 #[derive(Clone, Copy)]
@@ -60,8 +60,16 @@ pub struct StateRow {
     pub path: StatePath,
     pub current: Option<VersionRecord>,
     pub lock: Option<LockInfo>,
+    /// The key providers of the newest version's envelope, when the listing read them.
+    pub providers: Option<Arc<[String]>>,
     /// Set when the state's records could not be read (the listing goes on without them).
     pub unreadable: bool,
+}
+
+/// A page of a listing: its rows, and where the next page starts (`None`: this is the last).
+pub struct Listing {
+    pub rows: Vec<StateRow>,
+    pub next: Option<StatePath>,
 }
 
 impl StateRow {
@@ -327,37 +335,44 @@ impl States<'_> {
         }
     }
 
-    /// The states under `prefix` that `visible` lets through, each with its newest version and
-    /// lock holder; a state whose records can't be read is listed as unreadable.
+    /// A page of the states under `prefix` that `visible` lets through, each with its newest
+    /// version and lock holder; a state whose records can't be read is listed as unreadable.
     pub async fn list(
         &self,
         prefix: &str,
-        visible: impl Fn(&StatePath) -> bool,
-    ) -> Result<Vec<StateRow>, ServerError> {
-        let paths = self
+        page: &Page,
+        visible: Visible<'_>,
+    ) -> Result<Listing, ServerError> {
+        let listed = self
             .storage
-            .list(prefix)
+            .listing(prefix, page, visible)
             .await
             .map_err(ServerError::storage("listing states failed"))?;
-        let mut out = Vec::with_capacity(paths.len());
-        for p in paths.into_iter().filter(|p| visible(p)) {
-            let current = self.storage.live(&p).await.map(|l| l.map(|l| l.record));
-            let lock = self.storage.lock_holder(&p).await;
-            let unreadable = current.is_err() || lock.is_err();
-            for e in [current.as_ref().err(), lock.as_ref().err()]
-                .into_iter()
-                .flatten()
-            {
-                tracing::error!(path = %p, error = %e, "listing: a state's records could not be read");
-            }
-            out.push(StateRow {
-                path: p,
-                current: current.ok().flatten(),
-                lock: lock.ok().flatten(),
-                unreadable,
-            });
-        }
-        Ok(out)
+        let rows: Vec<StateRow> = listed
+            .states
+            .into_iter()
+            .map(|s| {
+                let unreadable = s.current.is_err() || s.lock.is_err();
+                for e in [s.current.as_ref().err(), s.lock.as_ref().err()]
+                    .into_iter()
+                    .flatten()
+                {
+                    tracing::error!(path = %s.path, error = %e, "listing: a state's records could not be read");
+                }
+                StateRow {
+                    path: s.path,
+                    current: s.current.ok().flatten(),
+                    lock: s.lock.ok().flatten(),
+                    providers: s.providers,
+                    unreadable,
+                }
+            })
+            .collect();
+        let next = match listed.truncated {
+            true => rows.last().map(|r| r.path.clone()),
+            false => None,
+        };
+        Ok(Listing { rows, next })
     }
 
     /// The lock holder unless the state is free or `id` holds it.

@@ -12,6 +12,7 @@
 //! the `.tflock` object are the lock holder).
 
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -48,6 +49,14 @@ impl Stored {
             Stored::DirectEnvelope => "direct_envelope",
             Stored::Deleted => "deleted",
         }
+    }
+
+    /// True when the stored bytes are an envelope (encrypted by the server or a client).
+    pub fn is_envelope(self) -> bool {
+        matches!(
+            self,
+            Stored::ServerEncrypted | Stored::ClientEnvelope | Stored::DirectEnvelope
+        )
     }
 
     pub fn parse(s: &str) -> Option<Stored> {
@@ -187,6 +196,53 @@ impl Summary {
     }
 }
 
+/// Which part of a listing to answer: the states after `after` (by path), at most `limit`
+/// of them (all when `None`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Page {
+    pub after: Option<StatePath>,
+    pub limit: Option<usize>,
+}
+
+/// One state as a listing shows it. A record that could not be read is its error (the listing
+/// goes on without it).
+#[derive(Debug)]
+pub struct StateSummary {
+    pub path: StatePath,
+    /// The live version's record (`None`: deleted).
+    pub current: Result<Option<VersionRecord>>,
+    pub lock: Result<Option<LockInfo>>,
+    /// The key providers the live version's envelope names, when the storage read its bytes
+    /// for the listing (`None`: not read; ask [`Storage::version`]).
+    pub providers: Option<Arc<[String]>>,
+}
+
+/// A page of a listing.
+#[derive(Debug, Default)]
+pub struct StateSummaries {
+    pub states: Vec<StateSummary>,
+    /// More states follow the last one.
+    pub truncated: bool,
+}
+
+/// Decides whether a listing shows a state (the caller's read grants).
+pub type Visible<'a> = &'a (dyn Fn(&StatePath) -> bool + Send + Sync);
+
+/// The paths of a page: those after `page.after` that `visible` lets through, at most
+/// `page.limit`, and whether more follow. `paths` is sorted.
+pub fn page_of(paths: Vec<StatePath>, page: &Page, visible: Visible<'_>) -> (Vec<StatePath>, bool) {
+    let mut shown = paths
+        .into_iter()
+        .filter(|p| page.after.as_ref().is_none_or(|a| p > a))
+        .filter(|p| visible(p));
+    let Some(limit) = page.limit else {
+        return (shown.collect(), false);
+    };
+    let out: Vec<StatePath> = shown.by_ref().take(limit).collect();
+    let more = shown.next().is_some();
+    (out, more)
+}
+
 /// Where states, versions and locks are kept.
 #[async_trait]
 pub trait Storage: Send + Sync + Debug {
@@ -194,6 +250,29 @@ pub trait Storage: Send + Sync + Debug {
 
     /// The states whose path starts with `prefix`, sorted.
     async fn list(&self, prefix: &str) -> Result<Vec<StatePath>>;
+
+    /// A page of the states under `prefix` that `visible` lets through, each with its live
+    /// record and lock holder. By default: [`Storage::list`], then [`Storage::live`] and
+    /// [`Storage::lock_holder`] of each state of the page; a storage where that costs a request
+    /// per state answers it in bulk.
+    async fn listing(
+        &self,
+        prefix: &str,
+        page: &Page,
+        visible: Visible<'_>,
+    ) -> Result<StateSummaries> {
+        let (paths, truncated) = page_of(self.list(prefix).await?, page, visible);
+        let mut states = Vec::with_capacity(paths.len());
+        for path in paths {
+            states.push(StateSummary {
+                current: self.live(&path).await.map(|l| l.map(|l| l.record)),
+                lock: self.lock_holder(&path).await,
+                providers: None,
+                path,
+            });
+        }
+        Ok(StateSummaries { states, truncated })
+    }
 
     /// The live version's record, `None` when nothing is stored (or it was deleted).
     async fn live(&self, path: &StatePath) -> Result<Option<Live>>;

@@ -25,13 +25,7 @@ pub enum Opened {
     },
 }
 
-/// The key providers an envelope's metadata names (`key_provider.pbkdf2.main`, …); empty for
-/// anything that is not an envelope.
-pub fn key_providers(stored: &[u8]) -> Vec<String> {
-    Header::parse(stored)
-        .map(|h| h.meta.into_keys().collect())
-        .unwrap_or_default()
-}
+pub use crate::at_rest::key_providers;
 
 /// True when a version's stored bytes are an envelope.
 pub fn is_encrypted(r: &VersionRecord) -> bool {

@@ -16,7 +16,8 @@ use aws_sdk_s3::types::{MetadataDirective, ServerSideEncryption};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::client::{code, describe, status, Head, Metadata};
+use super::client::{code, describe, status, Head, Metadata, ObjectPage};
+use super::lockfile::LockFile;
 use super::S3Store;
 use crate::error::{Error, Result};
 use crate::lock_info::LockInfo;
@@ -187,6 +188,18 @@ pub struct LockRecord {
     pub raw: Vec<u8>,
     /// The item's raw `Info`, or the lock file's ETag.
     token: String,
+}
+
+impl LockRecord {
+    /// The record of the lock file of `state` whose content is `raw` and ETag `etag`.
+    pub fn lock_file(state: &str, raw: Vec<u8>, etag: &str) -> LockRecord {
+        LockRecord {
+            state: state.to_string(),
+            source: LockSource::Lockfile,
+            raw,
+            token: etag.to_string(),
+        }
+    }
 }
 
 /// A read with other credentials: did S3 refuse it?
@@ -442,16 +455,23 @@ impl S3Store {
                 continue;
             };
             if let Some(obj) = self.objects.get(key, None).await? {
-                out.push(LockRecord {
-                    state: state.to_string(),
-                    source: LockSource::Lockfile,
-                    raw: obj.bytes.to_vec(),
-                    token: obj.version.0,
-                });
+                out.push(LockRecord::lock_file(
+                    state,
+                    obj.bytes.to_vec(),
+                    &obj.version.0,
+                ));
             }
         }
+        out.extend(self.lock_items("").await?);
+        Ok(out)
+    }
+
+    /// Every DynamoDB lock item of this bucket whose state key starts with `prefix`, sorted by
+    /// state: one Scan of the lock table (all its pages), filtered by the table to this
+    /// bucket's lock items (digest items have no `Info`). Nothing without a lock table.
+    pub async fn lock_items(&self, prefix: &str) -> Result<Vec<LockRecord>> {
         let Some(table) = &self.table else {
-            return Ok(out);
+            return Ok(Vec::new());
         };
         let bucket_prefix = format!("{}/", self.cfg.bucket);
         let mut items = Vec::new();
@@ -462,6 +482,13 @@ impl S3Store {
                 .scan()
                 .table_name(&table.table)
                 .consistent_read(true)
+                .filter_expression("begins_with(#id, :prefix) AND attribute_exists(#info)")
+                .expression_attribute_names("#id", "LockID")
+                .expression_attribute_names("#info", "Info")
+                .expression_attribute_values(
+                    ":prefix",
+                    AttributeValue::S(format!("{bucket_prefix}{prefix}")),
+                )
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
@@ -493,8 +520,36 @@ impl S3Store {
             }
         }
         items.sort_by(|a, b| a.state.cmp(&b.state));
-        out.extend(items);
-        Ok(out)
+        Ok(items)
+    }
+
+    /// The holder `record` names, or why it is unreadable: the same answer as
+    /// [`S3Store::lock_holder_in`] gives for that record alone.
+    pub fn holder_of(&self, record: &LockRecord) -> Result<LockInfo> {
+        match record.source {
+            LockSource::Dynamodb => match &self.table {
+                Some(t) => t.parse(
+                    &format!("{}/{}", self.cfg.bucket, record.state),
+                    &String::from_utf8_lossy(&record.raw),
+                ),
+                None => Err(Error::Unsupported("no lock table is configured".into())),
+            },
+            LockSource::Lockfile => LockFile {
+                objects: self.objects.clone(),
+            }
+            .parse(&format!("{}.tflock", record.state), &record.raw),
+        }
+    }
+
+    /// One page of the objects under `prefix`, with their ETags, sizes and times: the first
+    /// after `start_after`, or the one `token` continues (see [`ObjectPage`]).
+    pub async fn list_objects(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        token: Option<&str>,
+    ) -> Result<ObjectPage> {
+        self.objects.list_page(prefix, start_after, token).await
     }
 
     /// Deletes the lock record exactly as listed: the DynamoDB item on `Info = <listed>`, the

@@ -26,6 +26,30 @@ pub struct Head {
     pub metadata: Metadata,
 }
 
+/// One object as ListObjectsV2 lists it: its current version's ETag, size and time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedObject {
+    pub key: String,
+    /// As S3 sends it (quoted).
+    pub etag: String,
+    pub size: u64,
+    /// RFC 3339, UTC.
+    pub last_modified: String,
+}
+
+/// One page of a listing, and the token of the next one (`None`: this was the last).
+#[derive(Clone, Debug, Default)]
+pub struct ObjectPage {
+    pub objects: Vec<ListedObject>,
+    pub next: Option<String>,
+}
+
+/// An S3 time as RFC 3339 (empty when absent).
+fn rfc3339(t: Option<&aws_sdk_s3::primitives::DateTime>) -> String {
+    t.and_then(|t| t.fmt(aws_sdk_s3::primitives::DateTimeFormat::DateTime).ok())
+        .unwrap_or_default()
+}
+
 /// The HTTP status of a failed call.
 pub(super) fn status<E>(e: &SdkError<E>) -> Option<u16> {
     e.raw_response().map(|r| r.status().as_u16())
@@ -386,33 +410,61 @@ impl ObjectClient {
         let mut keys = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let mut req = self
-                .s3
-                .list_objects_v2()
-                .bucket(&self.cfg.bucket)
-                .max_keys(1000);
-            if !prefix.is_empty() {
-                req = req.prefix(prefix);
-            }
-            if let Some(t) = &token {
-                req = req.continuation_token(t);
-            }
-            let out = match req.send().await {
-                Ok(o) => o,
-                Err(e) => {
-                    return match code(&e) {
-                        Some("NoSuchBucket") => Err(self.bucket_missing()),
-                        Some("AccessDenied") => Ok(keys),
-                        _ => Err(self.service("ListObjectsV2", prefix, e)),
-                    }
-                }
+            let page = match self.list_page(prefix, None, token.as_deref()).await {
+                Ok(p) => p,
+                Err(Error::Service {
+                    kind: stateseal_core::ServiceErrorKind::AccessDenied,
+                    ..
+                }) => return Ok(keys),
+                Err(e) => return Err(e),
             };
-            keys.extend(out.contents().iter().filter_map(|o| o.key.clone()));
-            match out.next_continuation_token {
-                Some(t) if out.is_truncated == Some(true) => token = Some(t),
-                _ => return Ok(keys),
+            keys.extend(page.objects.into_iter().map(|o| o.key));
+            match page.next {
+                Some(t) => token = Some(t),
+                None => return Ok(keys),
             }
         }
+    }
+
+    /// One page (up to 1,000 keys) of ListObjectsV2 under `prefix`: the first one after
+    /// `start_after`, or the one `token` (a previous page's [`ObjectPage::next`]) continues.
+    pub async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        token: Option<&str>,
+    ) -> Result<ObjectPage> {
+        let out = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.cfg.bucket)
+            .max_keys(1000)
+            .set_prefix((!prefix.is_empty()).then(|| prefix.to_string()))
+            .set_start_after(start_after.map(String::from))
+            .set_continuation_token(token.map(String::from))
+            .send()
+            .await
+            .map_err(|e| match code(&e) {
+                Some("NoSuchBucket") => self.bucket_missing(),
+                _ => self.service("ListObjectsV2", prefix, e),
+            })?;
+        let objects = out
+            .contents()
+            .iter()
+            .filter_map(|o| {
+                Some(ListedObject {
+                    key: o.key.clone()?,
+                    etag: o.e_tag.clone().unwrap_or_default(),
+                    size: o.size.unwrap_or(0).max(0) as u64,
+                    last_modified: rfc3339(o.last_modified()),
+                })
+            })
+            .collect();
+        let next = match out.next_continuation_token {
+            Some(t) if out.is_truncated == Some(true) => Some(t),
+            _ => None,
+        };
+        Ok(ObjectPage { objects, next })
     }
 
     /// Versions and delete markers of exactly `key` (not `key.tflock`), newest first.
@@ -436,15 +488,11 @@ impl ObjectClient {
                 Err(e) if code(&e) == Some("NoSuchBucket") => return Err(self.bucket_missing()),
                 Err(e) => return Err(self.service("ListObjectVersions", key, e)),
             };
-            let fmt = |t: Option<&aws_sdk_s3::primitives::DateTime>| {
-                t.and_then(|t| t.fmt(aws_sdk_s3::primitives::DateTimeFormat::DateTime).ok())
-                    .unwrap_or_default()
-            };
             for v in out.versions() {
                 if v.key() == Some(key) {
                     out_list.push(VersionInfo {
                         id: v.version_id().unwrap_or("null").to_string(),
-                        last_modified: fmt(v.last_modified()),
+                        last_modified: rfc3339(v.last_modified()),
                         size: v.size().unwrap_or(0) as u64,
                         is_latest: v.is_latest() == Some(true),
                         is_delete_marker: false,
@@ -455,7 +503,7 @@ impl ObjectClient {
                 if m.key() == Some(key) {
                     out_list.push(VersionInfo {
                         id: m.version_id().unwrap_or("null").to_string(),
-                        last_modified: fmt(m.last_modified()),
+                        last_modified: rfc3339(m.last_modified()),
                         size: 0,
                         is_latest: m.is_latest() == Some(true),
                         is_delete_marker: true,

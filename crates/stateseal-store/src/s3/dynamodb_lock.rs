@@ -74,13 +74,18 @@ impl LockTable {
             Some(AttributeValue::S(raw)) => raw.clone(),
             _ => String::new(),
         };
-        let info = LockInfo::parse(raw.as_bytes()).map_err(|e| Error::LockFailed {
+        let info = self.parse(lock_id, &raw)?;
+        Ok(Some((info, raw)))
+    }
+
+    /// The holder in the `Info` of item `lock_id`, or why it is unreadable.
+    pub fn parse(&self, lock_id: &str, raw: &str) -> Result<LockInfo> {
+        LockInfo::parse(raw.as_bytes()).map_err(|e| Error::LockFailed {
             message: format!(
                 "the lock item {lock_id:?} in DynamoDB table {} has unreadable Info: {e}\nShow and remove it with: stateseal force-unlock --unreadable",
                 self.table
             ),
-        })?;
-        Ok(Some((info, raw)))
+        })
     }
 
     /// The lock item, if there is one and its `Info` does not parse.

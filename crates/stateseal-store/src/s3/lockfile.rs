@@ -21,14 +21,18 @@ impl LockFile {
         let Some(obj) = self.objects.get(key, None).await? else {
             return Ok(None);
         };
-        LockInfo::parse(&obj.bytes)
-            .map(Some)
-            .map_err(|e| Error::LockFailed {
-                message: format!(
-                    "the lock file {} is unreadable: {e}\nShow and remove it with: stateseal force-unlock --unreadable",
-                    self.url(key)
-                ),
-            })
+        self.parse(key, &obj.bytes).map(Some)
+    }
+
+    /// The holder recorded in `bytes`, the content of the lock file `key`, or why it is
+    /// unreadable.
+    pub fn parse(&self, key: &str, bytes: &[u8]) -> Result<LockInfo> {
+        LockInfo::parse(bytes).map_err(|e| Error::LockFailed {
+            message: format!(
+                "the lock file {} is unreadable: {e}\nShow and remove it with: stateseal force-unlock --unreadable",
+                self.url(key)
+            ),
+        })
     }
 
     /// The lock file, if there is one and it does not parse.

@@ -39,7 +39,7 @@ pub use bucket::{
     Versioning,
 };
 pub use builder::{S3Builder, S3Config};
-pub use client::{Head, Metadata};
+pub use client::{Head, ListedObject, Metadata, ObjectPage};
 use client::{ObjectClient, Purpose};
 use dynamodb_lock::LockTable;
 use layout::Layout;

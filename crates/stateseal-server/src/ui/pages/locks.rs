@@ -7,12 +7,21 @@ use super::*;
 pub async fn locks(State(app): AppState, uri: Uri, headers: HeaderMap) -> Response {
     let v = or_return!(viewer(&app, &headers));
     let prefix = query_value(uri.query(), "prefix").unwrap_or_default();
-    let listed = match list_states(app.states(), app.auth.as_deref(), prefix, v.who.as_ref()).await
+    let every = Page::default();
+    let listed = match list_states(
+        app.states(),
+        app.auth.as_deref(),
+        prefix,
+        &every,
+        v.who.as_ref(),
+    )
+    .await
     {
         Ok(r) => r,
         Err(e) => return failure_page(&v, &e),
     };
     let held: Vec<_> = listed
+        .rows
         .into_iter()
         .filter_map(|s| s.lock.map(|l| (s.path, l)))
         .collect();

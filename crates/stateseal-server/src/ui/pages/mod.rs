@@ -20,12 +20,13 @@ use super::{
     check_csrf, encode, error_page, failure_page, html_response, layout, page, see_other,
     set_cookie, set_form_cookie, signed_in, state_url, viewer, Viewer,
 };
-use crate::api::list_states;
+use crate::api::{continuation_token, list_states, page_from_query};
 use crate::auth::{check_password, Permission, Principal};
 use crate::connections::ClientAddr;
 use crate::data_dir::{Stored, VersionRecord};
 use crate::error::{Missing, ServerError};
 use crate::state_path::{query_value, StatePath};
+use crate::storage::Page;
 use crate::App;
 
 type AppState = State<Arc<App>>;

@@ -49,17 +49,30 @@ fn sort_rows(rows: &mut [Row], by: &str, desc: bool) {
     }
 }
 
-/// `GET /ui/states[?prefix=P&sort=COLUMN&dir=asc|desc]`.
+/// How many states a page of the console shows unless `max_keys` says otherwise.
+const PAGE_SIZE: usize = 500;
+
+/// `GET /ui/states[?prefix=P&sort=COLUMN&dir=asc|desc&max_keys=N&continuation_token=T]`: a page
+/// of states (500 unless `max_keys` says otherwise) in path order, sorted by a column within
+/// the page.
 pub async fn states(State(app): AppState, uri: Uri, headers: HeaderMap) -> Response {
     let v = or_return!(viewer(&app, &headers));
     let q = uri.query();
     let prefix = query_value(q, "prefix").unwrap_or_default();
     let sort = query_value(q, "sort").unwrap_or_else(|| "path".into());
     let desc = query_value(q, "dir").as_deref() == Some("desc");
+    let wanted = match page_from_query(q) {
+        Ok(p) => Page {
+            limit: p.limit.or(Some(PAGE_SIZE)),
+            ..p
+        },
+        Err(e) => return error_page(&v, StatusCode::BAD_REQUEST, &e.to_string()),
+    };
     let listed = match list_states(
         app.states(),
         app.auth.as_deref(),
         prefix.clone(),
+        &wanted,
         v.who.as_ref(),
     )
     .await
@@ -67,11 +80,12 @@ pub async fn states(State(app): AppState, uri: Uri, headers: HeaderMap) -> Respo
         Ok(r) => r,
         Err(e) => return failure_page(&v, &e),
     };
-    let mut rows = Vec::with_capacity(listed.len());
-    for s in listed {
-        let providers = match &s.current {
-            Some(c) => providers(&app, &s.path, c).await,
-            None => Arc::from([]),
+    let mut rows = Vec::with_capacity(listed.rows.len());
+    for s in listed.rows {
+        let providers = match (&s.current, s.providers) {
+            (Some(_), Some(read)) => read,
+            (Some(c), None) => providers(&app, &s.path, c).await,
+            (None, _) => Arc::from([]),
         };
         let lock_age = s
             .lock
@@ -86,10 +100,35 @@ pub async fn states(State(app): AppState, uri: Uri, headers: HeaderMap) -> Respo
         });
     }
     sort_rows(&mut rows, &sort, desc);
+    let size_param = match wanted.limit {
+        Some(n) if n != PAGE_SIZE => format!("&max_keys={n}"),
+        _ => String::new(),
+    };
+    let this_page = match &wanted.after {
+        Some(a) => format!("{size_param}&continuation_token={}", continuation_token(a)),
+        None => size_param.clone(),
+    };
     let header_link = |col: &str| {
         let dir = if col == sort && !desc { "desc" } else { "asc" };
-        format!("/ui/states?prefix={}&sort={col}&dir={dir}", encode(&prefix))
+        format!(
+            "/ui/states?prefix={}&sort={col}&dir={dir}{this_page}",
+            encode(&prefix)
+        )
     };
+    let dir = if desc { "desc" } else { "asc" };
+    let next_link = listed.next.as_ref().map(|last| {
+        format!(
+            "/ui/states?prefix={}&sort={sort}&dir={dir}{size_param}&continuation_token={}",
+            encode(&prefix),
+            continuation_token(last)
+        )
+    });
+    let first_link = wanted.after.as_ref().map(|_| {
+        format!(
+            "/ui/states?prefix={}&sort={sort}&dir={dir}{size_param}",
+            encode(&prefix)
+        )
+    });
     let body = html! {
         form.filter method="get" action="/ui/states" {
             label { "Path prefix " input name="prefix" value=(prefix); }
@@ -97,7 +136,10 @@ pub async fn states(State(app): AppState, uri: Uri, headers: HeaderMap) -> Respo
             input type="hidden" name="dir" value=(if desc { "desc" } else { "asc" });
             button type="submit" { "Filter" }
         }
-        p.count { (rows.len()) (if rows.len() == 1 { " state" } else { " states" }) }
+        p.count {
+            (rows.len()) (if rows.len() == 1 { " state" } else { " states" })
+            @if first_link.is_some() || next_link.is_some() { " on this page (sorted within it)" }
+        }
         div.scroll {
             table.states {
                 thead { tr {
@@ -116,17 +158,23 @@ pub async fn states(State(app): AppState, uri: Uri, headers: HeaderMap) -> Respo
                                     td.num { (c.serial) }
                                     td.num { (size(c.size)) }
                                     td { (c.who) }
-                                    td { (when(&c.time)) }
+                                    td.when { (when(&c.time)) }
                                     td { (encryption(c)) }
                                 }
                                 None => { td.muted colspan="5" { "deleted" } }
                             }
                             td { (r.providers.join(", ")) }
                             td { @if let Some(l) = &r.lock { (l.who) } }
-                            td { @if let Some(a) = r.lock_age { (age(a)) } }
+                            td.age { @if let Some(a) = r.lock_age { (age(a)) } }
                         }
                     }
                 }
+            }
+        }
+        @if first_link.is_some() || next_link.is_some() {
+            nav.pages {
+                @if let Some(l) = &first_link { a href=(l) { "← First page" } }
+                @if let Some(l) = &next_link { a rel="next" href=(l) { "Next page →" } }
             }
         }
     };
