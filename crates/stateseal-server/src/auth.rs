@@ -296,11 +296,15 @@ impl Auth {
                         (None, _) => list(b, "to", &mut diags),
                     };
                     let claims = grant_claims(b, ev, oidc.is_some(), &mut diags);
+                    let paths = match oidc {
+                        Some(_) => claim_paths(b, &mut diags),
+                        None => list(b, "paths", &mut diags),
+                    };
                     auth.grants.push(Grant {
                         to,
                         oidc,
                         claims,
-                        paths: list(b, "paths", &mut diags),
+                        paths,
                         allow,
                     });
                 }
@@ -475,6 +479,55 @@ fn grant_claims(
     }
 }
 
+/// Reads the `paths` of an OIDC grant as written: `${claim}` is the token's claim, substituted
+/// per request ([`crate::oidc::substitute`]), not an HCL interpolation.
+fn claim_paths(b: &Block, diags: &mut Diagnostics) -> Vec<String> {
+    use hcl::expr::{Expression, TemplateExpr};
+    let Some(a) = b.body.attribute("paths") else {
+        diags.push(Diagnostic::error(
+            "Missing required argument",
+            "A grant block needs paths.",
+            Some(&b.location),
+        ));
+        return Vec::new();
+    };
+    let raw: Option<Vec<String>> = match &a.expr {
+        Expression::Array(items) => items
+            .iter()
+            .map(|i| match i {
+                Expression::String(s) => Some(s.clone()),
+                Expression::TemplateExpr(t) => match &**t {
+                    TemplateExpr::QuotedString(s) => Some(s.clone()),
+                    TemplateExpr::Heredoc(_) => None,
+                },
+                _ => None,
+            })
+            .collect(),
+        _ => None,
+    };
+    let well_formed = |p: &str| {
+        p.split("${").skip(1).all(|rest| {
+            rest.split_once('}').is_some_and(|(name, _)| {
+                !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            })
+        })
+    };
+    match raw {
+        Some(paths) if paths.iter().all(|p| well_formed(p)) => paths,
+        _ => {
+            diags.push(Diagnostic::error(
+                "Invalid value",
+                "paths must be a list of quoted strings; ${NAME} is the token's claim NAME, such as \"${repository_id}/*\".",
+                Some(&a.location),
+            ));
+            Vec::new()
+        }
+    }
+}
+
 /// Reads an `oidc "NAME" { … }` block.
 fn oidc_block(
     b: &Block,
@@ -528,6 +581,10 @@ fn oidc_block(
                 Some(n) if n <= crate::oidc::MAX_LEEWAY_SECS => fields.leeway = n,
                 _ => wrong("a number of seconds, at most 300"),
             },
+            "key_refetch_interval" => match value.as_u64() {
+                Some(n) if n >= 1 => fields.refetch_interval = std::time::Duration::from_secs(n),
+                _ => wrong("a number of seconds, at least 1"),
+            },
             "lock_grace" => match value.as_u64() {
                 Some(n) => fields.lock_grace = n,
                 None => wrong("a number of seconds"),
@@ -542,7 +599,7 @@ fn oidc_block(
             }
             other => diags.push(Diagnostic::error(
                 "Unsupported argument",
-                format!("{other:?} is not expected in oidc; use issuer, audiences, jwks_url, leeway, algorithms and lock_grace."),
+                format!("{other:?} is not expected in oidc; use issuer, audiences, jwks_url, leeway, algorithms, lock_grace and key_refetch_interval."),
                 Some(&a.location),
             )),
         }

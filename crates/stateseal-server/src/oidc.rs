@@ -10,13 +10,14 @@
 //!   leeway     = 30             # seconds of clock skew allowed on exp, nbf and iat (≤ 300)
 //!   algorithms = ["RS256", "ES256"]   # the default; never none or HS*
 //!   lock_grace = 3600           # seconds after exp a lock's holder may still finish its apply
+//!   key_refetch_interval = 60   # least seconds between fetches of the keys (≥ 1)
 //! }
 //! ```
 //!
 //! A token is checked, in order: size (at most [`MAX_TOKEN_BYTES`], refused unparsed), form,
 //! `iss` (exactly a configured issuer), `alg` (one of the issuer's algorithms), `kid` (a key of
 //! the issuer's JWKS; on an unknown `kid` the keys are fetched again at most once per
-//! [`REFETCH_INTERVAL`]), the signature (with `ring`), `aud` (one of `audiences`; there is no
+//! `key_refetch_interval`, [`REFETCH_INTERVAL`] by default), the signature (with `ring`), `aud` (one of `audiences`; there is no
 //! audience-free mode), then `exp`/`nbf`/`iat` with the leeway. A verified token is remembered
 //! by its SHA-256 until it expires (at most [`MAX_CACHED`] of them), so the signature is checked
 //! once per token. The token itself is never kept, logged or shown.
@@ -31,7 +32,8 @@ use serde_json::Value;
 
 /// Largest token accepted; longer ones are refused before any parsing.
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
-/// On an unknown `kid`, the issuer's keys are fetched again at most this often.
+/// On an unknown `kid`, the issuer's keys are fetched again at most this often (the default of
+/// `key_refetch_interval`).
 pub const REFETCH_INTERVAL: Duration = Duration::from_secs(60);
 /// After a failed fetch with no keys at all, the next try waits this long.
 const RETRY_WITHOUT_KEYS: Duration = Duration::from_secs(5);
@@ -279,6 +281,8 @@ pub struct Issuer {
     pub leeway: u64,
     pub algorithms: Vec<Algorithm>,
     pub lock_grace: u64,
+    /// Least time between two fetches of the keys.
+    pub refetch_interval: Duration,
     keys: Mutex<KeySet>,
     /// One fetch at a time per issuer.
     fetching: tokio::sync::Mutex<()>,
@@ -313,6 +317,7 @@ impl Issuer {
             leeway: DEFAULT_LEEWAY_SECS,
             algorithms: vec![Algorithm::Rs256, Algorithm::Es256],
             lock_grace: DEFAULT_LOCK_GRACE_SECS,
+            refetch_interval: REFETCH_INTERVAL,
             keys: Mutex::default(),
             fetching: tokio::sync::Mutex::const_new(()),
         }
@@ -346,7 +351,7 @@ impl Issuer {
     }
 
     /// Fetches the keys again when allowed: never fetched, or the last try is older than
-    /// [`REFETCH_INTERVAL`] ([`RETRY_WITHOUT_KEYS`] while there are no keys at all).
+    /// `refetch_interval` ([`RETRY_WITHOUT_KEYS`] while there are no keys at all).
     async fn refresh(&self) -> Result<(), TokenError> {
         let _one = self.fetching.lock().await;
         {
@@ -354,7 +359,7 @@ impl Issuer {
             let wait = if set.keys.is_empty() {
                 RETRY_WITHOUT_KEYS
             } else {
-                REFETCH_INTERVAL
+                self.refetch_interval
             };
             if set.last_try.is_some_and(|t| t.elapsed() < wait) {
                 return if set.keys.is_empty() {
@@ -470,13 +475,16 @@ pub enum Freshness {
     Grace,
 }
 
+/// A lock: (state path, lock ID).
+type LockKey = (String, String);
+
 /// The configured issuers, the verified-token cache, lock bindings and refusal counters.
 #[derive(Default)]
 pub struct Oidc {
     issuers: Vec<Issuer>,
     verified: Mutex<HashMap<[u8; 32], Arc<Identity>>>,
     /// (state path, lock ID) → the digest of the token that took the lock.
-    bindings: Mutex<HashMap<(String, String), ([u8; 32], u64)>>,
+    bindings: Mutex<HashMap<LockKey, ([u8; 32], u64)>>,
     refusals: [AtomicU64; 7],
 }
 

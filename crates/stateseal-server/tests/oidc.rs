@@ -1,0 +1,604 @@
+//! OIDC tokens of CI jobs (issue 22), against a real OpenID provider: `oidc-provider` (npm,
+//! pinned in scripts/peers/oidc/package-lock.json) started by PID on 127.0.0.1 through
+//! scripts/peers/oidc/peer.mjs. It mints client-credentials JWTs with GitHub-style claims; the
+//! attack tokens are crafted here from its real tokens.
+
+use std::io::BufRead as _;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+use stateseal_testkit::peers::repo_root;
+
+use crate::support::{lock_info, state, Answer, Harness};
+
+/// A running `oidc-provider`; stopped by PID on drop.
+pub struct OidcPeer {
+    child: Child,
+    pub issuer: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for OidcPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const SECRET: &str = "client-secret-0123456789abcdef";
+
+fn client(id: &str, extra: Value) -> Value {
+    let mut c = json!({
+        "client_id": id,
+        "client_secret": SECRET,
+        "ttl": 300,
+        "sub": "repo:acme/infra:ref:refs/heads/main",
+        "claims": {
+            "repository": "acme/infra",
+            "repository_id": "4242",
+            "repository_owner": "acme",
+            "ref": "refs/heads/main",
+            "environment": "prod"
+        }
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        if k == "claims" {
+            for (ck, cv) in v.as_object().unwrap() {
+                c["claims"][ck] = cv.clone();
+            }
+        } else {
+            c[k] = v.clone();
+        }
+    }
+    c
+}
+
+/// The simulated CI jobs.
+fn clients() -> Value {
+    json!([
+        client("apply-main", json!({})),
+        client("ec-main", json!({ "alg": "ES256" })),
+        client("short-main", json!({ "ttl": 2 })),
+        client(
+            "plan-feature",
+            json!({
+                "sub": "repo:acme/infra:ref:refs/heads/feature",
+                "claims": { "ref": "refs/heads/feature", "environment": "dev" }
+            })
+        ),
+        client(
+            "other-repo",
+            json!({
+                "sub": "repo:acme/web:ref:refs/heads/main",
+                "claims": { "repository": "acme/web", "repository_id": "999" }
+            })
+        ),
+        client("future-nbf", json!({ "nbf_offset": 3600 })),
+        client("future-iat", json!({ "iat_offset": 3600 })),
+    ])
+}
+
+impl OidcPeer {
+    /// Starts the provider, or `None` (skipped, or failed under STATESEAL_TEST_REQUIRE_PEERS)
+    /// without node or the npm packages (`npm ci` in scripts/peers/oidc; scripts/test.sh runs it).
+    pub fn start(test: &str) -> Option<OidcPeer> {
+        let dir_of_peer: PathBuf = repo_root().join("scripts/peers/oidc");
+        if !dir_of_peer.join("node_modules/oidc-provider").is_dir() {
+            stateseal_testkit::skip(
+                test,
+                "oidc-provider is not installed (npm ci in scripts/peers/oidc)",
+            );
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("peer.json");
+        std::fs::write(&cfg, json!({ "clients": clients() }).to_string()).unwrap();
+        let mut child = match Command::new("node")
+            .arg(dir_of_peer.join("peer.mjs"))
+            .arg(&cfg)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                stateseal_testkit::skip(test, &format!("node cannot start: {e}"));
+                return None;
+            }
+        };
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let issuer = line
+            .strip_prefix("READY ")
+            .unwrap_or_else(|| panic!("the OIDC peer did not start: {line:?}"))
+            .trim()
+            .to_string();
+        Some(OidcPeer {
+            child,
+            issuer,
+            _dir: dir,
+        })
+    }
+
+    fn agent() -> ureq::Agent {
+        crate::support::http_agent()
+    }
+
+    /// A fresh access token of `client` for `audience`.
+    pub fn token_for(&self, client: &str, audience: &str) -> String {
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{client}:{SECRET}"));
+        let mut resp = Self::agent()
+            .post(format!("{}/token", self.issuer))
+            .header("authorization", format!("Basic {basic}"))
+            .send_form([
+                ("grant_type", "client_credentials"),
+                ("resource", &format!("urn:stateseal:{audience}")),
+                ("scope", "state"),
+            ])
+            .unwrap();
+        let body: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+        body["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no token for {client}: {body}"))
+            .to_string()
+    }
+
+    pub fn token(&self, client: &str) -> String {
+        self.token_for(client, "stateseal")
+    }
+
+    /// New signing keys, same issuer.
+    pub fn rotate(&self) {
+        let resp = Self::agent()
+            .post(format!("{}/admin/rotate", self.issuer))
+            .send_empty()
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+
+    /// Requests the provider has served for its keys.
+    pub fn jwks_requests(&self) -> u64 {
+        let mut resp = Self::agent()
+            .get(format!("{}/admin/stats", self.issuer))
+            .call()
+            .unwrap();
+        let v: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+        v["jwks"].as_u64().unwrap()
+    }
+
+    /// The provider's current keys (public).
+    pub fn jwks(&self) -> Value {
+        let mut resp = Self::agent()
+            .get(format!("{}/jwks", self.issuer))
+            .call()
+            .unwrap();
+        serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap()
+    }
+}
+
+pub fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The header and claims of a token, as JSON.
+pub fn parts(token: &str) -> (Value, Value, String) {
+    let mut it = token.split('.');
+    let dec = |s: &str| -> Value {
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(s)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let h = dec(it.next().unwrap());
+    let p = dec(it.next().unwrap());
+    (h, p, it.next().unwrap().to_string())
+}
+
+/// A token with this header and claims and signature.
+pub fn assemble(header: &Value, claims: &Value, sig: &str) -> String {
+    format!(
+        "{}.{}.{sig}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    )
+}
+
+/// The server configuration: issuer `ci` (no leeway), an apply grant for the protected
+/// branch of repository 4242 and a plan grant (read, lock) for any branch of it.
+pub fn config(peer: &OidcPeer, extra: &str) -> String {
+    format!(
+        r#"
+auth {{
+  oidc "ci" {{
+    issuer    = "{issuer}"
+    audiences = ["stateseal"]
+    leeway    = 0
+    {extra}
+  }}
+  grant {{
+    oidc   = "ci"
+    claims = {{ repository_id = "4242", ref = "refs/heads/main", environment = "prod" }}
+    paths  = ["${{repository_id}}/*"]
+    allow  = ["read", "write", "lock"]
+  }}
+  grant {{
+    oidc   = "ci"
+    claims = {{ repository_id = "4242", ref = "refs/heads/*" }}
+    paths  = ["${{repository_id}}/*"]
+    allow  = ["read", "lock"]
+  }}
+}}
+"#,
+        issuer = peer.issuer
+    )
+}
+
+pub fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+async fn put(h: &Harness, path: &str, token: &str, serial: u64, id: Option<&str>) -> Answer {
+    let uri = match id {
+        Some(id) => format!("/state/{path}?ID={id}"),
+        None => format!("/state/{path}"),
+    };
+    h.send_with(
+        "POST",
+        &uri,
+        Some(&state(serial, "L", "hello")),
+        &[("authorization", &bearer(token))],
+    )
+    .await
+}
+
+async fn lock(h: &Harness, path: &str, token: &str, id: &str) -> Answer {
+    h.send_with(
+        "LOCK",
+        &format!("/state/{path}"),
+        Some(lock_info(id, "ci@runner").as_bytes()),
+        &[("authorization", &bearer(token))],
+    )
+    .await
+}
+
+async fn unlock(h: &Harness, path: &str, token: &str, id: &str) -> Answer {
+    h.send_with(
+        "UNLOCK",
+        &format!("/state/{path}"),
+        Some(lock_info(id, "ci@runner").as_bytes()),
+        &[("authorization", &bearer(token))],
+    )
+    .await
+}
+
+async fn metric(h: &Harness, reason: &str) -> u64 {
+    let text = h.send("GET", "/metrics", None).await.text();
+    let key = format!("stateseal_oidc_refusals_total{{reason=\"{reason}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&key))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in /metrics"))
+}
+
+const ID: &str = "11111111-2222-3333-4444-555555555555";
+const ID2: &str = "66666666-2222-3333-4444-555555555555";
+
+#[tokio::test]
+async fn a_job_token_writes_where_its_claims_are_granted() {
+    let Some(peer) = OidcPeer::start("a_job_token_writes_where_its_claims_are_granted") else {
+        return;
+    };
+    let h = Harness::with_config(&config(&peer, ""));
+    let apply = peer.token("apply-main");
+    // Bearer, RS256.
+    assert_eq!(put(&h, "4242/app", &apply, 1, None).await.status, 200);
+    // Basic with user oidc (TF_HTTP_USERNAME/TF_HTTP_PASSWORD), ES256.
+    let ec = peer.token("ec-main");
+    assert_eq!(parts(&ec).0["alg"], "ES256");
+    let basic = crate::auth::basic("oidc", &ec);
+    let a = h
+        .send_with(
+            "POST",
+            "/state/4242/app",
+            Some(&state(2, "L", "x")),
+            &[("authorization", &basic)],
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    // The versions name the writer by identity.
+    let v = h
+        .send_with(
+            "GET",
+            "/v1/versions/4242/app",
+            None,
+            &[("authorization", &bearer(&apply))],
+        )
+        .await;
+    let v: Value = serde_json::from_slice(&v.body).unwrap();
+    assert_eq!(
+        v["versions"][0]["who"],
+        "ci: acme/infra@refs/heads/main (prod)"
+    );
+    // Another path: no grant (403), nothing written.
+    let before = h.snapshot().await;
+    assert_eq!(put(&h, "999/app", &apply, 1, None).await.status, 403);
+    // A feature branch's (plan) token may read and lock, not write.
+    let plan = peer.token("plan-feature");
+    assert_eq!(
+        h.send_with(
+            "GET",
+            "/state/4242/app",
+            None,
+            &[("authorization", &bearer(&plan))]
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(put(&h, "4242/app", &plan, 3, None).await.status, 403);
+    // Another repository's token: no grant at all.
+    assert_eq!(
+        put(&h, "4242/app", &peer.token("other-repo"), 3, None)
+            .await
+            .status,
+        403
+    );
+    assert_eq!(h.snapshot().await, before);
+    assert_eq!(lock(&h, "4242/app", &plan, ID).await.status, 200);
+    // The lock holder is named by identity.
+    let l = h
+        .send_with(
+            "GET",
+            "/state/4242/app/lock",
+            None,
+            &[("authorization", &bearer(&plan))],
+        )
+        .await;
+    let l: Value = serde_json::from_slice(&l.body).unwrap();
+    assert_eq!(l["Who"], "ci: acme/infra@refs/heads/feature (dev)");
+    assert_eq!(unlock(&h, "4242/app", &plan, ID).await.status, 200);
+    assert_eq!(metric(&h, "no_grant").await, 3);
+}
+
+#[tokio::test]
+async fn attack_tokens_are_refused_and_nothing_is_written() {
+    let Some(peer) = OidcPeer::start("attack_tokens_are_refused_and_nothing_is_written") else {
+        return;
+    };
+    let Some(second) = OidcPeer::start("attack_tokens_are_refused_and_nothing_is_written") else {
+        return;
+    };
+    let h = Harness::with_config(&config(&peer, "lock_grace = 0"));
+    let good = peer.token("apply-main");
+    assert_eq!(put(&h, "4242/app", &good, 1, None).await.status, 200);
+    let before = h.snapshot().await;
+
+    let (header, claims, sig) = parts(&good);
+    let mut attacks: Vec<(&str, String, &str)> = Vec::new();
+    attacks.push(("not yet valid (nbf)", peer.token("future-nbf"), "expired"));
+    attacks.push((
+        "issued in the future (iat)",
+        peer.token("future-iat"),
+        "expired",
+    ));
+    attacks.push((
+        "wrong audience",
+        peer.token_for("apply-main", "other"),
+        "audience",
+    ));
+    // The second provider's token: another issuer, its own key.
+    let foreign = second.token("apply-main");
+    attacks.push(("second issuer", foreign.clone(), "issuer"));
+    let (fh, mut fc, fsig) = parts(&foreign);
+    fc["iss"] = Value::from(peer.issuer.clone());
+    attacks.push((
+        "second issuer's key, our iss",
+        assemble(&fh, &fc, &fsig),
+        "signature",
+    ));
+    let mut none = header.clone();
+    none["alg"] = Value::from("none");
+    attacks.push(("alg none", assemble(&none, &claims, ""), "algorithm"));
+    // Algorithm confusion: HS256 keyed with the issuer's public key.
+    let public = peer.jwks()["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == header["kid"])
+        .unwrap()
+        .clone();
+    let mut hs = header.clone();
+    hs["alg"] = Value::from("HS256");
+    let unsigned = format!(
+        "{}.{}",
+        b64(hs.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
+    for secret in [
+        public.to_string().into_bytes(),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(public["n"].as_str().unwrap())
+            .unwrap(),
+    ] {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret);
+        let mac = ring::hmac::sign(&key, unsigned.as_bytes());
+        attacks.push((
+            "HS256 with the public key",
+            format!("{unsigned}.{}", b64(mac.as_ref())),
+            "algorithm",
+        ));
+    }
+    let mut tampered = claims.clone();
+    tampered["repository_id"] = Value::from("4243");
+    attacks.push((
+        "tampered claims",
+        assemble(&header, &tampered, &sig),
+        "signature",
+    ));
+    let mut unknown = header.clone();
+    unknown["kid"] = Value::from("no-such-key");
+    attacks.push((
+        "unknown kid",
+        assemble(&unknown, &claims, &sig),
+        "signature",
+    ));
+    let mut huge = claims.clone();
+    huge["pad"] = Value::from("x".repeat(64 * 1024));
+    attacks.push(("64 KiB token", assemble(&header, &huge, &sig), "malformed"));
+    // Expired: a two-second token, past its exp (no leeway, no lock grace here).
+    let short = peer.token("short-main");
+    let exp = parts(&short).1["exp"].as_u64().unwrap();
+    while std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        <= exp
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    attacks.push(("expired", short, "expired"));
+
+    for (what, token, reason) in &attacks {
+        let was = metric(&h, reason).await;
+        let a = put(&h, "4242/app", token, 2, None).await;
+        assert_eq!(a.status, 401, "{what}: {}", a.text());
+        assert!(
+            !a.text().contains(&token[..20]),
+            "{what}: the answer repeats the token"
+        );
+        let a = lock(&h, "4242/app", token, ID).await;
+        assert_eq!(a.status, 401, "{what}: {}", a.text());
+        let basic = crate::auth::basic("oidc", token);
+        let a = h
+            .send_with("GET", "/state/4242/app", None, &[("authorization", &basic)])
+            .await;
+        assert_eq!(a.status, 401, "{what}: {}", a.text());
+        assert_eq!(
+            metric(&h, reason).await,
+            was + 3,
+            "{what}: counted as {reason}"
+        );
+    }
+    assert_eq!(h.snapshot().await, before, "an attack wrote something");
+    // The genuine token still works.
+    assert_eq!(put(&h, "4242/app", &good, 2, None).await.status, 200);
+}
+
+#[tokio::test]
+async fn random_kids_fetch_the_keys_at_most_once_a_minute() {
+    let Some(peer) = OidcPeer::start("random_kids_fetch_the_keys_at_most_once_a_minute") else {
+        return;
+    };
+    let h = Harness::with_config(&config(&peer, ""));
+    let good = peer.token("apply-main");
+    assert_eq!(
+        h.send_with(
+            "GET",
+            "/state/4242/none",
+            None,
+            &[("authorization", &bearer(&good))]
+        )
+        .await
+        .status,
+        404
+    );
+    let fetched_first = peer.jwks_requests();
+    assert_eq!(fetched_first, 1);
+    let (header, claims, sig) = parts(&good);
+    let rng = ring::rand::SystemRandom::new();
+    for _ in 0..10_000 {
+        let mut kid = [0u8; 12];
+        ring::rand::SecureRandom::fill(&rng, &mut kid).unwrap();
+        let mut h2 = header.clone();
+        h2["kid"] = Value::from(b64(&kid));
+        let a = h
+            .send_with(
+                "GET",
+                "/state/4242/none",
+                None,
+                &[("authorization", &bearer(&assemble(&h2, &claims, &sig)))],
+            )
+            .await;
+        assert_eq!(a.status, 401);
+    }
+    // The first unknown kid came within a minute of the first fetch: no fetch at all.
+    assert!(
+        peer.jwks_requests() - fetched_first <= 1,
+        "{} fetches",
+        peer.jwks_requests()
+    );
+    assert_eq!(metric(&h, "signature").await, 10_000);
+}
+
+#[tokio::test]
+async fn the_server_follows_a_key_rotation() {
+    let Some(peer) = OidcPeer::start("the_server_follows_a_key_rotation") else {
+        return;
+    };
+    let h = Harness::with_config(&config(&peer, "key_refetch_interval = 1"));
+    let old = peer.token("apply-main");
+    assert_eq!(put(&h, "4242/app", &old, 1, None).await.status, 200);
+    peer.rotate();
+    let new = peer.token("apply-main");
+    assert_ne!(
+        parts(&new).0["kid"],
+        parts(&old).0["kid"],
+        "the provider rotated its key"
+    );
+    // Past the refetch interval, the new key is fetched on its first unknown kid.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let a = put(&h, "4242/app", &new, 2, None).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(peer.jwks_requests(), 2);
+}
+
+#[tokio::test]
+async fn a_token_expiring_during_an_apply_finishes_it_but_takes_no_new_lock() {
+    let Some(peer) =
+        OidcPeer::start("a_token_expiring_during_an_apply_finishes_it_but_takes_no_new_lock")
+    else {
+        return;
+    };
+    let h = Harness::with_config(&config(&peer, "lock_grace = 600"));
+    let short = peer.token("short-main");
+    let exp = parts(&short).1["exp"].as_u64().unwrap();
+    assert_eq!(put(&h, "4242/app", &short, 1, None).await.status, 200);
+    assert_eq!(lock(&h, "4242/app", &short, ID).await.status, 200);
+    while std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        <= exp
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // Expired: no new lock anywhere, no write without the lock's ID.
+    let was = metric(&h, "expired").await;
+    assert_eq!(lock(&h, "4242/other", &short, ID2).await.status, 401);
+    assert_eq!(put(&h, "4242/app", &short, 2, None).await.status, 401);
+    assert_eq!(put(&h, "4242/app", &short, 2, Some(ID2)).await.status, 401);
+    assert_eq!(metric(&h, "expired").await, was + 3);
+    // Under its lock: the upload and the unlock complete.
+    let a = put(&h, "4242/app", &short, 2, Some(ID)).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(unlock(&h, "4242/app", &short, ID).await.status, 200);
+    // Released: the token can neither lock again nor write.
+    assert_eq!(lock(&h, "4242/app", &short, ID).await.status, 401);
+    assert_eq!(put(&h, "4242/app", &short, 3, Some(ID)).await.status, 401);
+    let fresh = peer.token("apply-main");
+    let v = h
+        .send_with(
+            "GET",
+            "/v1/versions/4242/app",
+            None,
+            &[("authorization", &bearer(&fresh))],
+        )
+        .await;
+    assert_eq!(crate::support::version_serials(&v), vec![2, 1]);
+}
