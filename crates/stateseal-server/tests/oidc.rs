@@ -602,3 +602,133 @@ async fn a_token_expiring_during_an_apply_finishes_it_but_takes_no_new_lock() {
         .await;
     assert_eq!(crate::support::version_serials(&v), vec![2, 1]);
 }
+
+/// Runs Terraform in `dir` with the token as `TF_HTTP_PASSWORD` (user `oidc`).
+fn tf_with_token(
+    peers: &stateseal_testkit::Peers,
+    dir: &std::path::Path,
+    token: &str,
+    args: &[&str],
+) -> (bool, String) {
+    let out = peers
+        .tf_command(dir, args)
+        .env("TF_HTTP_USERNAME", "oidc")
+        .env("TF_HTTP_PASSWORD", token)
+        .output()
+        .expect("run tf.py");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+const TF_MAIN: &str = r#"
+resource "terraform_data" "app" {
+  input = var.v
+}
+variable "v" {
+  default = "one"
+}
+output "v" {
+  value = terraform_data.app.output
+}
+"#;
+
+#[test]
+fn terraform_applies_with_the_job_token_only_where_granted() {
+    let test = "terraform_applies_with_the_job_token_only_where_granted";
+    let Some(peers) = stateseal_testkit::Peers::terraform_local(test) else {
+        return;
+    };
+    let Some(peer) = OidcPeer::start(test) else {
+        return;
+    };
+    let live = crate::support::Live::start(&config(&peer, ""));
+    let workdir = |name: &str| {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("main.tf"), TF_MAIN).unwrap();
+        std::fs::write(d.path().join("backend.tf"), live.backend_block(name)).unwrap();
+        d
+    };
+    let apply = peer.token("apply-main");
+    let plan = peer.token("plan-feature");
+    let read_as = |token: &str, name: &str| {
+        live.send_with(
+            "GET",
+            &format!("/v1/versions/{name}"),
+            None,
+            &[("authorization", &bearer(token))],
+        )
+    };
+
+    // The protected branch's apply job: init and apply on its granted path.
+    let granted = workdir("4242/app");
+    let (ok, out) = tf_with_token(&peers, granted.path(), &apply, &["init", "-no-color"]);
+    assert!(ok, "{out}");
+    let (ok, out) = tf_with_token(
+        &peers,
+        granted.path(),
+        &apply,
+        &["apply", "-auto-approve", "-no-color"],
+    );
+    assert!(ok, "{out}");
+    let v: Value = serde_json::from_slice(&read_as(&apply, "4242/app").body).unwrap();
+    assert_eq!(
+        v["versions"][0]["who"],
+        "ci: acme/infra@refs/heads/main (prod)"
+    );
+    let serials = crate::support::version_serials(&read_as(&apply, "4242/app"));
+
+    // The same token on another path: 403, nothing there.
+    let other = workdir("999/app");
+    let (ok, out) = tf_with_token(&peers, other.path(), &apply, &["init", "-no-color"]);
+    let (ok2, out2) = if ok {
+        tf_with_token(
+            &peers,
+            other.path(),
+            &apply,
+            &["apply", "-auto-approve", "-no-color"],
+        )
+    } else {
+        (ok, out)
+    };
+    assert!(!ok2, "{out2}");
+    // Terraform's words for a 403 on GET (a 401 is "requires auth").
+    assert!(out2.contains("invalid auth"), "{out2}");
+    assert_eq!(read_as(&apply, "999/app").status, 403);
+
+    // The feature branch's plan job: plan works (read, lock), apply is refused, nothing written.
+    let (ok, out) = tf_with_token(
+        &peers,
+        granted.path(),
+        &plan,
+        &["plan", "-no-color", "-var", "v=two"],
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("terraform_data.app"), "{out}");
+    let (ok, out) = tf_with_token(
+        &peers,
+        granted.path(),
+        &plan,
+        &["apply", "-auto-approve", "-no-color", "-var", "v=two"],
+    );
+    assert!(!ok, "{out}");
+    assert!(out.contains("403"), "{out}");
+    assert_eq!(
+        crate::support::version_serials(&read_as(&apply, "4242/app")),
+        serials
+    );
+    // Its lock was released.
+    assert_eq!(
+        live.send_with(
+            "GET",
+            "/state/4242/app/lock",
+            None,
+            &[("authorization", &bearer(&apply))]
+        )
+        .status,
+        404
+    );
+}
