@@ -4,6 +4,7 @@
 //! auth {
 //!   user "ci"   { password_hash = "$argon2id$…" }  # `stateseal serve hash-password` prints one
 //!   token "bot" { sha256 = "<hex sha256 of the token>" }  # Authorization: Bearer (OpenTofu `headers`)
+//!   oidc "github" { issuer = "https://token.actions.githubusercontent.com", audiences = ["stateseal"] }
 //!   grant {
 //!     to    = ["ci", "bot"]
 //!     paths = ["team-a/*"]                 # a trailing * matches any rest, / included
@@ -11,6 +12,11 @@
 //!   }
 //! }
 //! ```
+//!
+//! OIDC tokens of CI jobs ([`crate::oidc`]) come as the Basic password of the user `oidc` or as a
+//! Bearer token, and are granted on their claims:
+//! `grant { oidc = "github", claims = { repository_id = "1", ref = "refs/heads/main" },
+//! paths = ["${repository_id}/*"], allow = [...] }`; a bad token gets 401, no grant 403.
 //!
 //! No credentials: 401 (with `WWW-Authenticate`); wrong credentials, or no grant: 403; too many
 //! failures from the address or for the name: 429 with `Retry-After` ([`crate::throttle`]);

@@ -289,6 +289,25 @@ async fn metric(h: &Harness, reason: &str) -> u64 {
 const ID: &str = "11111111-2222-3333-4444-555555555555";
 const ID2: &str = "66666666-2222-3333-4444-555555555555";
 
+#[test]
+fn fail_bad_oidc_blocks_name_the_problem() {
+    let issuer = "issuer = \"https://issuer.example\"";
+    for (src, want) in [
+        (format!("oidc \"a\" {{ {issuer} }}"), "audiences"),
+        (format!("oidc \"a\" {{\n {issuer}\n audiences = []\n }}"), "audience-free"),
+        (format!("oidc \"a\" {{\n {issuer}\n audiences = [\"x\"]\n algorithms = [\"HS256\"]\n }}"), "never none or HS"),
+        (format!("oidc \"a\" {{\n {issuer}\n audiences = [\"x\"]\n algorithms = [\"none\"]\n }}"), "never none or HS"),
+        (format!("oidc \"a\" {{\n {issuer}\n audiences = [\"x\"]\n leeway = 3600\n }}"), "at most 300"),
+        ("grant {\n oidc = \"nope\"\n paths = [\"*\"]\n allow = [\"read\"]\n }".to_string(), "no oidc \"nope\" block"),
+        (format!("oidc \"a\" {{\n {issuer}\n audiences = [\"x\"]\n }}\n grant {{\n oidc = \"a\"\n to = [\"u\"]\n paths = [\"*\"]\n allow = [\"read\"]\n }}"), "not both"),
+        (format!("oidc \"a\" {{\n {issuer}\n audiences = [\"x\"]\n }}\n grant {{\n oidc = \"a\"\n paths = [\"${{a.b}}/*\"]\n allow = [\"read\"]\n }}"), "claim NAME"),
+    ] {
+        let src = format!("auth {{\n{src}\n}}");
+        let e = stateseal_server::ServerConfig::parse("server.hcl", &src, None).unwrap_err();
+        assert!(e.to_string().contains(want), "{src}: {e}");
+    }
+}
+
 #[tokio::test]
 async fn a_job_token_writes_where_its_claims_are_granted() {
     let Some(peer) = OidcPeer::start("a_job_token_writes_where_its_claims_are_granted") else {
@@ -730,5 +749,48 @@ fn terraform_applies_with_the_job_token_only_where_granted() {
         )
         .status,
         404
+    );
+}
+
+#[tokio::test]
+async fn the_console_names_lock_holders_and_writers_by_identity() {
+    let Some(peer) = OidcPeer::start("the_console_names_lock_holders_and_writers_by_identity")
+    else {
+        return;
+    };
+    let root = format!(
+        "auth {{\n user \"root\" {{ password_hash = \"{}\" }}\n grant {{\n to = [\"root\"]\n paths = [\"*\"]\n allow = [\"read\", \"admin\"]\n }}\n",
+        stateseal_server::auth::hash_password("root-pw").unwrap()
+    );
+    let src = config(&peer, "").replacen("auth {\n", &root, 1);
+    let h = Harness::with_config(&src);
+    assert_eq!(
+        put(&h, "4242/app", &peer.token("apply-main"), 1, None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        lock(&h, "4242/app", &peer.token("plan-feature"), ID)
+            .await
+            .status,
+        200
+    );
+    let (session, _) = crate::console::sign_in(&h, "root", "root-pw").await;
+    let states = crate::console::request(&h, "GET", "/ui/states", &session, "").await;
+    assert_eq!(states.status, 200);
+    assert!(
+        states
+            .body
+            .contains("ci: acme/infra@refs/heads/feature (dev)"),
+        "{}",
+        states.body
+    );
+    let page = crate::console::request(&h, "GET", "/ui/state/4242/app", &session, "").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("ci: acme/infra@refs/heads/main (prod)"),
+        "{}",
+        page.body
     );
 }
