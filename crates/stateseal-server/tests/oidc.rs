@@ -170,6 +170,16 @@ impl OidcPeer {
         v["jwks"].as_u64().unwrap()
     }
 
+    /// Requests the provider has served for its discovery document.
+    pub fn discovery_requests(&self) -> u64 {
+        let mut resp = Self::agent()
+            .get(format!("{}/admin/stats", self.issuer))
+            .call()
+            .unwrap();
+        let v: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+        v["discovery"].as_u64().unwrap()
+    }
+
     /// The provider's current keys (public).
     pub fn jwks(&self) -> Value {
         let mut resp = Self::agent()
@@ -793,4 +803,31 @@ async fn the_console_names_lock_holders_and_writers_by_identity() {
         "{}",
         page.body
     );
+}
+
+#[tokio::test]
+async fn a_pinned_jwks_url_is_used_and_an_unreachable_one_is_503() {
+    let Some(peer) = OidcPeer::start("a_pinned_jwks_url_is_used_and_an_unreachable_one_is_503")
+    else {
+        return;
+    };
+    let token = peer.token("apply-main");
+    // Pinned: the keys come from jwks_url, discovery is never asked.
+    let pinned = Harness::with_config(&config(
+        &peer,
+        &format!("jwks_url = \"{}/jwks\"", peer.issuer),
+    ));
+    assert_eq!(put(&pinned, "4242/app", &token, 1, None).await.status, 200);
+    assert_eq!(peer.discovery_requests(), 0);
+    assert_eq!(peer.jwks_requests(), 1);
+    // The keys can't be fetched: the issuer is down, not the token bad (503, retry later).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}/jwks", closed.local_addr().unwrap());
+    drop(closed);
+    let down = Harness::with_config(&config(&peer, &format!("jwks_url = \"{dead}\"")));
+    let before = down.snapshot().await;
+    let a = put(&down, "4242/app", &token, 1, None).await;
+    assert_eq!(a.status, 503, "{}", a.text());
+    assert!(!a.retry_after.is_empty());
+    assert_eq!(down.snapshot().await, before);
 }
