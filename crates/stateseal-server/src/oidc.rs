@@ -749,12 +749,12 @@ impl Oidc {
         );
     }
 
-    /// Forgets the lock `id` on `path`.
-    pub fn unbind_lock(&self, path: &str, id: &str) {
+    /// Forgets the lock `id` on `path` (every lock on `path` for a force-unlock, `None`).
+    pub fn unbind_lock(&self, path: &str, id: Option<&str>) {
         self.bindings
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&(path.to_string(), id.to_string()));
+            .retain(|(p, i), _| p != path || id.is_some_and(|id| id != i));
     }
 
     /// True when `identity`'s token took the lock `id` on `path` (any lock on `path` when `id`

@@ -112,8 +112,11 @@ pub async fn handle(
     };
     if let (Some(identity), Some(oidc)) = (&in_grace, oidc) {
         let bound = match (&resource, m) {
+            // Its binding, and the lock still held under that ID (not force-unlocked since).
             (Resource::State(p), "POST" | "PUT") => {
-                oidc.holds_lock(identity, p.as_str(), id.as_deref()) && id.is_some()
+                oidc.holds_lock(identity, p.as_str(), id.as_deref())
+                    && id.is_some()
+                    && matches!(states.lock_holder(p).await, Ok(Some(h)) if Some(&h.id) == id.as_ref())
             }
             (Resource::State(p) | Resource::Lock(p), "GET" | "HEAD") => {
                 oidc.holds_lock(identity, p.as_str(), None)
@@ -206,10 +209,8 @@ pub async fn handle(
                                 &metrics,
                                 states.unlock(p, info).await.map(|()| Reply::ok()),
                             );
-                            if let (Some(oidc), Some(id), true) =
-                                (oidc, &lock_id, r.status == StatusCode::OK)
-                            {
-                                oidc.unbind_lock(p.as_str(), id);
+                            if let (Some(oidc), true) = (oidc, r.status == StatusCode::OK) {
+                                oidc.unbind_lock(p.as_str(), lock_id.as_deref());
                             }
                             r
                         } else {

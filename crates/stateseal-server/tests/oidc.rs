@@ -596,9 +596,11 @@ async fn a_token_expiring_during_an_apply_finishes_it_but_takes_no_new_lock() {
     };
     let h = Harness::with_config(&config(&peer, "lock_grace = 600"));
     let short = peer.token("short-main");
+    let other_job = peer.token("short-main");
     let exp = parts(&short).1["exp"].as_u64().unwrap();
     assert_eq!(put(&h, "4242/app", &short, 1, None).await.status, 200);
     assert_eq!(lock(&h, "4242/app", &short, ID).await.status, 200);
+    assert_eq!(lock(&h, "4242/forced", &other_job, ID2).await.status, 200);
     while std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -621,6 +623,22 @@ async fn a_token_expiring_during_an_apply_finishes_it_but_takes_no_new_lock() {
     assert_eq!(lock(&h, "4242/app", &short, ID).await.status, 401);
     assert_eq!(put(&h, "4242/app", &short, 3, Some(ID)).await.status, 401);
     let fresh = peer.token("apply-main");
+    // A lock force-unlocked by someone else no longer lets its expired holder write under it.
+    let forced = h
+        .send_with(
+            "UNLOCK",
+            "/state/4242/forced",
+            None,
+            &[("authorization", &bearer(&fresh))],
+        )
+        .await;
+    assert_eq!(forced.status, 200, "{}", forced.text());
+    assert_eq!(
+        put(&h, "4242/forced", &other_job, 1, Some(ID2))
+            .await
+            .status,
+        401
+    );
     let v = h
         .send_with(
             "GET",
