@@ -32,6 +32,9 @@ STATESEAL_TEST_TOFU="$(bash scripts/peers/tofu.sh | tr ' ' '=' | paste -sd, -)"
 export STATESEAL_TEST_TOFU
 echo "   tofu: $STATESEAL_TEST_TOFU" >&2
 
+echo "== test peers: oidc-provider (npm ci; the OIDC tests start it by PID)" >&2
+(cd scripts/peers/oidc && npm ci --no-audit --no-fund --silent)   # exactly the lock file
+
 echo "== test peers: self-test (moto + Terraform)" >&2
 bash scripts/peers/selftest.sh
 

@@ -4,6 +4,7 @@
 //! auth {
 //!   user "ci"   { password_hash = "$argon2id$…" }  # `stateseal serve hash-password` prints one
 //!   token "bot" { sha256 = "<hex sha256 of the token>" }  # Authorization: Bearer (OpenTofu `headers`)
+//!   oidc "github" { issuer = "https://token.actions.githubusercontent.com", audiences = ["stateseal"] }
 //!   grant {
 //!     to    = ["ci", "bot"]
 //!     paths = ["team-a/*"]                 # a trailing * matches any rest, / included
@@ -11,6 +12,11 @@
 //!   }
 //! }
 //! ```
+//!
+//! OIDC tokens of CI jobs ([`crate::oidc`]) come as the Basic password of the user `oidc` or as a
+//! Bearer token, and are granted on their claims:
+//! `grant { oidc = "github", claims = { repository_id = "1", ref = "refs/heads/main" },
+//! paths = ["${repository_id}/*"], allow = [...] }`; a bad token gets 401, no grant 403.
 //!
 //! No credentials: 401 (with `WWW-Authenticate`); wrong credentials, or no grant: 403; too many
 //! failures from the address or for the name: 429 with `Retry-After` ([`crate::throttle`]);
@@ -27,7 +33,7 @@
 //! control.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use argon2::{Argon2, PasswordHash, PasswordHasher as _};
@@ -38,6 +44,7 @@ use stateseal_encryption::config::syntax::Block;
 use stateseal_encryption::{Diagnostic, Diagnostics};
 
 use crate::connections::ClientAddr;
+use crate::oidc::{Freshness, Identity, Oidc, RefusalReason, TokenError};
 use crate::password_checks::{Busy, PasswordChecks};
 use crate::state_path::StatePath;
 use crate::throttle::Throttle;
@@ -72,6 +79,10 @@ impl Permission {
 
 struct Grant {
     to: Vec<String>,
+    /// `oidc = "NAME"`: the grant is for tokens of that issuer whose claims match `claims`.
+    oidc: Option<String>,
+    /// Claim name → exact value, or a prefix with a trailing `*`.
+    claims: Vec<(String, String)>,
     paths: Vec<String>,
     allow: Vec<Permission>,
 }
@@ -82,6 +93,8 @@ pub struct Auth {
     /// (name, sha256 of the token)
     tokens: Vec<(String, [u8; 32])>,
     grants: Vec<Grant>,
+    /// The `oidc "NAME"` issuers.
+    oidc: Oidc,
     /// SHA-256(user, password) of recently verified passwords, with their expiry.
     verified: Mutex<HashMap<[u8; 32], (String, Instant)>>,
     /// Failed checks per address and name (brute-force back-off).
@@ -99,13 +112,29 @@ impl std::fmt::Debug for Auth {
                 &self.tokens.iter().map(|(n, _)| n).collect::<Vec<_>>(),
             )
             .field("grants", &self.grants.len())
+            .field("oidc", &self.oidc)
             .finish()
     }
 }
 
-/// Who made a request.
+/// Who made a request: a name (a user, a token's name, or an OIDC identity's
+/// [`Identity::display`]) and, for an OIDC token, its identity.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Principal(pub String);
+pub struct Principal(pub String, pub Option<OidcSession>);
+
+impl Principal {
+    /// A user or token name.
+    pub fn named(name: String) -> Principal {
+        Principal(name, None)
+    }
+}
+
+/// A verified OIDC token behind a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OidcSession {
+    pub identity: Arc<Identity>,
+    pub freshness: Freshness,
+}
 
 /// A refused request: 401 or 403 with a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,6 +173,7 @@ impl Auth {
             users: HashMap::new(),
             tokens: Vec::new(),
             grants: Vec::new(),
+            oidc: Oidc::default(),
             verified: Mutex::default(),
             throttle: Throttle::default(),
             checks: PasswordChecks::default(),
@@ -255,11 +285,46 @@ impl Auth {
                             )),
                         }
                     }
+                    let oidc = match b.body.attribute("oidc") {
+                        Some(_) => string(b, "oidc", &mut diags),
+                        None => None,
+                    };
+                    let to = match (&oidc, b.body.attribute("to")) {
+                        (Some(_), None) => Vec::new(),
+                        (Some(_), Some(a)) => {
+                            diags.push(Diagnostic::error(
+                                "Invalid grant",
+                                "A grant is either for users and tokens (to) or for OIDC tokens (oidc), not both.",
+                                Some(&a.location),
+                            ));
+                            Vec::new()
+                        }
+                        (None, _) => list(b, "to", &mut diags),
+                    };
+                    let claims = grant_claims(b, ev, oidc.is_some(), &mut diags);
+                    let paths = match oidc {
+                        Some(_) => claim_paths(b, &mut diags),
+                        None => list(b, "paths", &mut diags),
+                    };
                     auth.grants.push(Grant {
-                        to: list(b, "to", &mut diags),
-                        paths: list(b, "paths", &mut diags),
+                        to,
+                        oidc,
+                        claims,
+                        paths,
                         allow,
                     });
+                }
+                ("oidc", 1) => {
+                    if let Some(issuer) = oidc_block(b, ev, &mut diags) {
+                        if auth.oidc.has(&issuer.name) {
+                            diags.push(Diagnostic::error(
+                                "Duplicate oidc block",
+                                format!("oidc {:?} is defined twice.", issuer.name),
+                                Some(&b.location),
+                            ));
+                        }
+                        auth.oidc.add(issuer);
+                    }
                 }
                 (kind, _) => diags.push(Diagnostic::error(
                     "Unsupported block",
@@ -268,10 +333,28 @@ impl Auth {
                 )),
             }
         }
+        for g in &auth.grants {
+            if let Some(name) = &g.oidc {
+                if !auth.oidc.has(name) {
+                    diags.push(Diagnostic::error(
+                        "Unknown OIDC issuer",
+                        format!(
+                            "a grant names oidc {name:?}, but no oidc {name:?} block is defined."
+                        ),
+                        Some(&block.location),
+                    ));
+                }
+            }
+        }
         if diags.has_errors() {
             return Err(diags);
         }
         Ok(auth)
+    }
+
+    /// The OIDC issuers, their caches and counters.
+    pub fn oidc(&self) -> &Oidc {
+        &self.oidc
     }
 
     /// The name of the token whose SHA-256 is `token`'s, compared in constant time.
@@ -286,7 +369,7 @@ impl Auth {
                 found = Some(name.clone());
             }
         }
-        found.map(Principal)
+        found.map(Principal::named)
     }
 
     /// The user, when this user and password were verified less than [`CACHE_TTL`] ago.
@@ -294,7 +377,9 @@ impl Auth {
         let mut cache = self.verified.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         cache.retain(|_, (_, until)| *until > now);
-        cache.get(key).map(|(name, _)| Principal(name.clone()))
+        cache
+            .get(key)
+            .map(|(name, _)| Principal::named(name.clone()))
     }
 
     /// The failure records of password checks (brute-force back-off).
@@ -310,13 +395,234 @@ impl Auth {
     /// True when a grant gives `who` the permission on `path`.
     pub fn allows(&self, who: &Principal, path: &StatePath, p: Permission) -> bool {
         self.grants.iter().any(|g| {
-            g.allow.contains(&p)
-                && g.to.contains(&who.0)
-                && g.paths
-                    .iter()
-                    .any(|pat| pattern_matches(pat, path.as_str()))
+            if !g.allow.contains(&p) {
+                return false;
+            }
+            match (&g.oidc, &who.1) {
+                (None, None) => {
+                    g.to.contains(&who.0)
+                        && g.paths
+                            .iter()
+                            .any(|pat| pattern_matches(pat, path.as_str()))
+                }
+                (Some(issuer), Some(session)) => {
+                    let id = &session.identity;
+                    id.issuer == *issuer
+                        && g.claims.iter().all(|(k, want)| {
+                            id.claims
+                                .get(k)
+                                .is_some_and(|v| crate::oidc::claim_matches(want, v))
+                        })
+                        && g.paths.iter().any(|pat| {
+                            crate::oidc::substitute(pat, id)
+                                .is_some_and(|pat| pattern_matches(&pat, path.as_str()))
+                        })
+                }
+                _ => false,
+            }
         })
     }
+
+    /// The claims the grants of `issuer` look at (what a request's log shows of an identity).
+    fn mapped_claims(&self, identity: &Identity) -> Vec<(String, String)> {
+        let mut names: Vec<&str> = self
+            .grants
+            .iter()
+            .filter(|g| g.oidc.as_deref() == Some(identity.issuer.as_str()))
+            .flat_map(|g| {
+                g.claims.iter().map(|(k, _)| k.as_str()).chain(
+                    g.paths
+                        .iter()
+                        .flat_map(|p| p.split("${").skip(1))
+                        .filter_map(|rest| rest.split_once('}').map(|(k, _)| k)),
+                )
+            })
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+            .into_iter()
+            .filter_map(|k| identity.claims.get(k).map(|v| (k.to_string(), v.clone())))
+            .collect()
+    }
+}
+
+/// Reads the `claims = { NAME = "value" }` of a grant (only with `oidc`).
+fn grant_claims(
+    b: &Block,
+    ev: &StaticEvaluator,
+    is_oidc: bool,
+    diags: &mut Diagnostics,
+) -> Vec<(String, String)> {
+    let Some(a) = b.body.attribute("claims") else {
+        return Vec::new();
+    };
+    if !is_oidc {
+        diags.push(Diagnostic::error(
+            "Invalid grant",
+            "claims is only for grants with oidc = \"NAME\".",
+            Some(&a.location),
+        ));
+        return Vec::new();
+    }
+    match ev.eval(&a.expr, &a.location, &hcl::Value::Null) {
+        Ok(hcl::Value::Object(map)) if map.values().all(hcl::Value::is_string) => map
+            .into_iter()
+            .filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_string())))
+            .collect(),
+        Ok(_) => {
+            diags.push(Diagnostic::error(
+                "Invalid value",
+                "claims must be an object of strings, such as { repository_id = \"123\", ref = \"refs/heads/main\" }.",
+                Some(&a.location),
+            ));
+            Vec::new()
+        }
+        Err(d) => {
+            diags.push(d);
+            Vec::new()
+        }
+    }
+}
+
+/// Reads the `paths` of an OIDC grant as written: `${claim}` is the token's claim, substituted
+/// per request ([`crate::oidc::substitute`]), not an HCL interpolation.
+fn claim_paths(b: &Block, diags: &mut Diagnostics) -> Vec<String> {
+    use hcl::expr::{Expression, TemplateExpr};
+    let Some(a) = b.body.attribute("paths") else {
+        diags.push(Diagnostic::error(
+            "Missing required argument",
+            "A grant block needs paths.",
+            Some(&b.location),
+        ));
+        return Vec::new();
+    };
+    let raw: Option<Vec<String>> = match &a.expr {
+        Expression::Array(items) => items
+            .iter()
+            .map(|i| match i {
+                Expression::String(s) => Some(s.clone()),
+                Expression::TemplateExpr(t) => match &**t {
+                    TemplateExpr::QuotedString(s) => Some(s.clone()),
+                    TemplateExpr::Heredoc(_) => None,
+                },
+                _ => None,
+            })
+            .collect(),
+        _ => None,
+    };
+    let well_formed = |p: &str| {
+        p.split("${").skip(1).all(|rest| {
+            rest.split_once('}').is_some_and(|(name, _)| {
+                !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            })
+        })
+    };
+    match raw {
+        Some(paths) if paths.iter().all(|p| well_formed(p)) => paths,
+        _ => {
+            diags.push(Diagnostic::error(
+                "Invalid value",
+                "paths must be a list of quoted strings; ${NAME} is the token's claim NAME, such as \"${repository_id}/*\".",
+                Some(&a.location),
+            ));
+            Vec::new()
+        }
+    }
+}
+
+/// Reads an `oidc "NAME" { … }` block.
+fn oidc_block(
+    b: &Block,
+    ev: &StaticEvaluator,
+    diags: &mut Diagnostics,
+) -> Option<crate::oidc::Issuer> {
+    let name = b.labels.first().cloned().unwrap_or_default();
+    let mut issuer = None;
+    let mut audiences = Vec::new();
+    let mut fields = crate::oidc::Issuer::new(name.clone(), String::new(), Vec::new());
+    let before = diags.0.len();
+    for a in &b.body.attributes {
+        let value = match ev.eval(&a.expr, &a.location, &hcl::Value::Null) {
+            Ok(v) => v,
+            Err(d) => {
+                diags.push(d);
+                continue;
+            }
+        };
+        let mut wrong = |expected: &str| {
+            diags.push(Diagnostic::error(
+                "Invalid value",
+                format!("oidc {name:?}: {} must be {expected}.", a.name),
+                Some(&a.location),
+            ))
+        };
+        let strings = |v: &hcl::Value| -> Option<Vec<String>> {
+            v.as_array()?
+                .iter()
+                .map(|i| i.as_str().map(str::to_string))
+                .collect()
+        };
+        match a.name.as_str() {
+            "issuer" => match value.as_str() {
+                Some(s) if s.starts_with("https://") || s.starts_with("http://") => {
+                    issuer = Some(s.to_string())
+                }
+                _ => wrong("the issuer's URL, exactly as its tokens' iss claim says"),
+            },
+            "audiences" => match strings(&value) {
+                Some(l) if !l.is_empty() && l.iter().all(|x| !x.is_empty()) => audiences = l,
+                _ => wrong("a non-empty list of audiences (there is no audience-free mode)"),
+            },
+            "jwks_url" => match value.as_str() {
+                Some(s) if s.starts_with("https://") || s.starts_with("http://") => {
+                    fields.jwks_url = Some(s.to_string())
+                }
+                _ => wrong("a URL"),
+            },
+            "leeway" => match value.as_u64() {
+                Some(n) if n <= crate::oidc::MAX_LEEWAY_SECS => fields.leeway = n,
+                _ => wrong("a number of seconds, at most 300"),
+            },
+            "key_refetch_interval" => match value.as_u64() {
+                Some(n) if n >= 1 => fields.refetch_interval = std::time::Duration::from_secs(n),
+                _ => wrong("a number of seconds, at least 1"),
+            },
+            "lock_grace" => match value.as_u64() {
+                Some(n) => fields.lock_grace = n,
+                None => wrong("a number of seconds"),
+            },
+            "algorithms" => {
+                let parsed: Option<Vec<crate::oidc::Algorithm>> = strings(&value)
+                    .and_then(|l| l.iter().map(|a| crate::oidc::Algorithm::parse(a)).collect());
+                match parsed {
+                    Some(l) if !l.is_empty() => fields.algorithms = l,
+                    _ => wrong("a non-empty list of RS256, RS384, RS512, PS256, ES256, ES384 (never none or HS*)"),
+                }
+            }
+            other => diags.push(Diagnostic::error(
+                "Unsupported argument",
+                format!("{other:?} is not expected in oidc; use issuer, audiences, jwks_url, leeway, algorithms, lock_grace and key_refetch_interval."),
+                Some(&a.location),
+            )),
+        }
+    }
+    if issuer.is_none() || audiences.is_empty() {
+        diags.push(Diagnostic::error(
+            "Missing required argument",
+            format!("oidc {name:?} needs issuer and audiences."),
+            Some(&b.location),
+        ));
+    }
+    if diags.0.len() > before {
+        return None;
+    }
+    fields.issuer = issuer?;
+    fields.audiences = audiences;
+    Some(fields)
 }
 
 /// A user name as logs show it: at most 64 characters, escaped (it is whatever the client sent).
@@ -384,7 +690,7 @@ pub(crate) async fn check_password(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .insert(key, (user.to_string(), Instant::now() + CACHE_TTL));
-    Ok(Principal(user.to_string()))
+    Ok(Principal::named(user.to_string()))
 }
 
 /// The credentials a request carries.
@@ -446,17 +752,87 @@ pub(crate) async fn authenticate(
 ) -> Result<Principal, Denied> {
     let auth = auth.ok_or_else(|| Denied::forbidden("invalid credentials"))?;
     match parse_credentials(headers)? {
-        Credentials::Bearer(token) => auth.token_owner(&token).ok_or_else(|| {
+        Credentials::Bearer(token) => {
+            if let Some(p) = auth.token_owner(&token) {
+                return Ok(p);
+            }
+            if !auth.oidc.is_empty()
+                && (token.contains('.') || token.len() > crate::oidc::MAX_TOKEN_BYTES)
+            {
+                return oidc_principal(auth, client, &token).await;
+            }
             tracing::warn!(client = %client, "refused: invalid bearer token");
-            Denied::forbidden("invalid credentials")
-        }),
+            Err(Denied::forbidden("invalid credentials"))
+        }
+        Credentials::Basic { user, password } if user == OIDC_USER && !auth.oidc.is_empty() => {
+            oidc_principal(auth, client, &password).await
+        }
         Credentials::Basic { user, password } => {
             check_password(Some(auth), client, &user, &password).await
         }
     }
 }
 
+/// The Basic user name under which the password is an OIDC token (Terraform's and OpenTofu's
+/// `TF_HTTP_USERNAME=oidc`, `TF_HTTP_PASSWORD=<jwt>`).
+pub const OIDC_USER: &str = "oidc";
+
+/// The identity of an OIDC token: 401 when it is refused, 503 when the issuer's keys can't be
+/// fetched. Logs the issuer, `sub` and the claims the grants use, never the token.
+async fn oidc_principal(auth: &Auth, client: ClientAddr, token: &str) -> Result<Principal, Denied> {
+    match auth.oidc.verify(token).await {
+        Ok((identity, freshness)) => {
+            tracing::info!(
+                client = %client,
+                issuer = %identity.issuer,
+                sub = ?identity.sub,
+                claims = ?auth.mapped_claims(&identity),
+                ?freshness,
+                "OIDC identity"
+            );
+            Ok(Principal(
+                identity.display(),
+                Some(OidcSession {
+                    identity,
+                    freshness,
+                }),
+            ))
+        }
+        Err(TokenError::Refused { reason, message }) => {
+            tracing::warn!(client = %client, reason = ?reason, "refused: {message}");
+            Err(Denied::unauthorized(&format!(
+                "invalid OIDC token: {message}"
+            )))
+        }
+        Err(e @ TokenError::KeysUnavailable(_)) => {
+            tracing::warn!(client = %client, "refused: {e}");
+            Err(Denied {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: e.to_string(),
+                retry_after: Some(5),
+            })
+        }
+    }
+}
+
 impl Denied {
+    fn unauthorized(message: &str) -> Denied {
+        Denied {
+            status: StatusCode::UNAUTHORIZED,
+            message: message.to_string(),
+            retry_after: None,
+        }
+    }
+
+    /// An expired OIDC token used for anything but finishing the apply under its lock: 401,
+    /// counted as `expired`.
+    pub(crate) fn expired(auth: &Auth, what: &str) -> Denied {
+        auth.oidc.count(RefusalReason::Expired);
+        Denied::unauthorized(&format!(
+            "invalid OIDC token: the token has expired; {what}"
+        ))
+    }
+
     fn forbidden(message: &str) -> Denied {
         Denied {
             status: StatusCode::FORBIDDEN,
@@ -466,8 +842,28 @@ impl Denied {
     }
 }
 
-/// Authenticates and checks the grant. `Ok(None)` when the server has no `auth` block.
+/// Authenticates and checks the grant. `Ok(None)` when the server has no `auth` block. An OIDC
+/// token past its `exp` is refused (401); only the state protocol lets it finish an apply
+/// ([`authorize_in_grace`]).
 pub(crate) async fn authorize(
+    auth: Option<&Auth>,
+    client: ClientAddr,
+    headers: &HeaderMap,
+    path: Option<&StatePath>,
+    permission: Permission,
+) -> Result<Option<Principal>, Denied> {
+    let who = authorize_in_grace(auth, client, headers, path, permission).await?;
+    match (auth, &who) {
+        (Some(auth), Some(Principal(_, Some(s)))) if s.freshness == Freshness::Grace => {
+            Err(Denied::expired(auth, "refused"))
+        }
+        _ => Ok(who),
+    }
+}
+
+/// [`authorize`], but an OIDC token in its lock grace passes: the caller must check that it
+/// only finishes the apply under the lock it took.
+pub(crate) async fn authorize_in_grace(
     auth: Option<&Auth>,
     client: ClientAddr,
     headers: &HeaderMap,
@@ -480,6 +876,9 @@ pub(crate) async fn authorize(
     let who = authenticate(Some(auth), client, headers).await?;
     if let Some(path) = path {
         if !auth.allows(&who, path, permission) {
+            if who.1.is_some() {
+                auth.oidc.count(RefusalReason::NoGrant);
+            }
             tracing::info!(user = %who.0, path = %path, ?permission, "denied: no grant");
             return Err(Denied {
                 status: StatusCode::FORBIDDEN,

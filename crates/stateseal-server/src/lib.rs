@@ -44,6 +44,7 @@ pub mod error;
 pub mod fuzzing;
 #[doc(hidden)]
 pub mod metrics;
+pub mod oidc;
 #[doc(hidden)]
 pub mod password_checks;
 #[doc(hidden)]

@@ -11,6 +11,8 @@
 //! * `stateseal_write_conflicts_total{reason}`: uploads refused with 409 or 423
 //! * `stateseal_encryption_failures_total`: encrypting or decrypting at rest failed
 //! * `stateseal_states`: states stored
+//! * `stateseal_oidc_refusals_total{reason}`, `stateseal_oidc_key_fetches_total{issuer}`: with
+//!   `oidc` issuers configured ([`crate::oidc`])
 //! * `stateseal_storage_info{kind,location}`: where (`data_dir`, its directory not shown: no auth here; or `s3` and
 //!   `s3://bucket`)
 
@@ -200,7 +202,14 @@ pub async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
 pub async fn metrics(
     State(storage): State<Arc<dyn crate::storage::Storage>>,
     State(metrics): State<Arc<Metrics>>,
+    State(auth): State<Option<Arc<crate::auth::Auth>>>,
 ) -> String {
     let states = storage.list("").await.map_or(0, |l| l.len());
-    metrics.render(&storage.summary().public(), states, storage.waits())
+    let mut out = metrics.render(&storage.summary().public(), states, storage.waits());
+    if let Some(oidc) = auth.as_deref().map(crate::auth::Auth::oidc) {
+        if !oidc.is_empty() {
+            out.push_str(&oidc.render_metrics());
+        }
+    }
+    out
 }

@@ -32,10 +32,11 @@ use stateseal_store::LockInfo;
 use crate::app::BodyLimit;
 use crate::at_rest::AtRest;
 use crate::auth::Auth;
-use crate::auth::{authorize, Permission};
+use crate::auth::{authorize_in_grace, Denied, Permission};
 use crate::connections::{BodyTooSlow, ClientAddr};
 use crate::error::{Missing, ServerError};
 use crate::metrics::Metrics;
+use crate::oidc::Freshness;
 use crate::reply::Reply;
 use crate::state_path::{query_value, Resource, StatePath};
 use crate::states::{Expected, States};
@@ -81,10 +82,53 @@ pub async fn handle(
         storage: &*storage,
         at_rest: &at_rest,
     };
-    let who = match authorize(auth.as_deref(), client, &headers, Some(path), permission).await {
-        Ok(w) => w.map(|p| p.0),
-        Err(denied) => {
-            let r = Reply::from(denied);
+    let principal =
+        match authorize_in_grace(auth.as_deref(), client, &headers, Some(path), permission).await {
+            Ok(w) => w,
+            Err(denied) => {
+                let r = Reply::from(denied);
+                tracing::info!(
+                    method = m,
+                    path = path.as_str(),
+                    status = r.status.as_u16(),
+                    "request"
+                );
+                return r;
+            }
+        };
+    // The OIDC token behind the request, and whether it is past its `exp` (then it may only
+    // finish the apply under the lock it took: upload and UNLOCK with that lock ID).
+    let session = principal.as_ref().and_then(|p| p.1.clone());
+    let oidc = auth.as_deref().map(Auth::oidc);
+    let in_grace = session
+        .as_ref()
+        .filter(|s| s.freshness == Freshness::Grace)
+        .map(|s| s.identity.clone());
+    let grace_refusal = |what: &str| -> Reply {
+        match auth.as_deref() {
+            Some(a) => Denied::expired(a, what).into(),
+            None => Reply::text(StatusCode::UNAUTHORIZED, what.to_string()),
+        }
+    };
+    if let (Some(identity), Some(oidc)) = (&in_grace, oidc) {
+        let bound = match (&resource, m) {
+            // Its binding, and the lock still held under that ID (not force-unlocked since).
+            (Resource::State(p), "POST" | "PUT") => {
+                oidc.holds_lock(identity, p.as_str(), id.as_deref())
+                    && id.is_some()
+                    && matches!(states.lock_holder(p).await, Ok(Some(h)) if Some(&h.id) == id.as_ref())
+            }
+            (Resource::State(p) | Resource::Lock(p), "GET" | "HEAD") => {
+                oidc.holds_lock(identity, p.as_str(), None)
+            }
+            // Checked below, with the lock ID of the body.
+            (Resource::State(_), "UNLOCK") | (Resource::Lock(_), "UNLOCK" | "DELETE") => true,
+            _ => false,
+        };
+        if !bound {
+            let r = grace_refusal(
+                "after exp, it may only finish the apply under the lock it took (no new lock)",
+            );
             tracing::info!(
                 method = m,
                 path = path.as_str(),
@@ -93,7 +137,8 @@ pub async fn handle(
             );
             return r;
         }
-    };
+    }
+    let who = principal.map(|p| p.0);
     let reply = match (&resource, m) {
         (Resource::State(p), "GET" | "HEAD") => get(states, &metrics, p).await,
         (Resource::State(p), "POST" | "PUT") => {
@@ -118,13 +163,26 @@ pub async fn handle(
         (Resource::State(p), "LOCK") | (Resource::Lock(p), "LOCK" | "POST") => {
             match read_body(&headers, body, MAX_LOCK_BODY_BYTES, "the lock-info limit").await {
                 Ok(b) => match parse_lock_info(&b) {
-                    Ok(Some(info)) => answer(
-                        &metrics,
-                        states
-                            .lock(p, info)
-                            .await
-                            .map(|stored| Reply::json(StatusCode::OK, stored.to_json())),
-                    ),
+                    Ok(Some(mut info)) => {
+                        let lock_id = info.id.clone();
+                        if session.is_some() {
+                            // The console and every 423 name the holder by its verified identity.
+                            info.who = who.clone().unwrap_or_default();
+                        }
+                        let r = answer(
+                            &metrics,
+                            states
+                                .lock(p, info)
+                                .await
+                                .map(|stored| Reply::json(StatusCode::OK, stored.to_json())),
+                        );
+                        if let (Some(s), Some(oidc), true) =
+                            (&session, oidc, r.status == StatusCode::OK)
+                        {
+                            oidc.bind_lock(&s.identity, p.as_str(), &lock_id);
+                        }
+                        r
+                    }
                     Ok(None) => Reply::text(
                         StatusCode::BAD_REQUEST,
                         "LOCK needs the lock info (LockInfo JSON with a non-empty ID) as its body",
@@ -138,7 +196,26 @@ pub async fn handle(
             match read_body(&headers, body, MAX_LOCK_BODY_BYTES, "the lock-info limit").await {
                 Ok(b) => match parse_lock_info(&b) {
                     Ok(info) => {
-                        answer(&metrics, states.unlock(p, info).await.map(|()| Reply::ok()))
+                        let lock_id = info.as_ref().map(|i| i.id.clone());
+                        let bound = match (&in_grace, oidc) {
+                            (Some(identity), Some(oidc)) => {
+                                oidc.holds_lock(identity, p.as_str(), lock_id.as_deref())
+                                    && lock_id.is_some()
+                            }
+                            _ => true,
+                        };
+                        if bound {
+                            let r = answer(
+                                &metrics,
+                                states.unlock(p, info).await.map(|()| Reply::ok()),
+                            );
+                            if let (Some(oidc), true) = (oidc, r.status == StatusCode::OK) {
+                                oidc.unbind_lock(p.as_str(), lock_id.as_deref());
+                            }
+                            r
+                        } else {
+                            grace_refusal("after exp, it may only release the lock it took")
+                        }
                     }
                     Err(r) => r,
                 },

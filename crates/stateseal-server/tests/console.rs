@@ -14,13 +14,19 @@ use crate::auth::config;
 use crate::support::{lock_info, Harness};
 
 /// An answer with the headers the console sets.
-struct Page {
-    status: u16,
+pub(crate) struct Page {
+    pub status: u16,
     headers: HashMap<String, String>,
-    body: String,
+    pub body: String,
 }
 
-async fn request(h: &Harness, method: &str, uri: &str, cookie: &str, form: &str) -> Page {
+pub(crate) async fn request(
+    h: &Harness,
+    method: &str,
+    uri: &str,
+    cookie: &str,
+    form: &str,
+) -> Page {
     let mut req = Request::builder().method(method).uri(uri);
     if cookie.contains('=') {
         req = req.header("cookie", cookie);
@@ -81,7 +87,7 @@ impl Page {
 }
 
 /// Signs in; returns the session id and its CSRF token.
-async fn sign_in(h: &Harness, user: &str, password: &str) -> (String, String) {
+pub(crate) async fn sign_in(h: &Harness, user: &str, password: &str) -> (String, String) {
     let form = request(h, "GET", "/ui/login", "", "").await;
     assert_eq!(form.status, 200, "{}", form.body);
     let anon = form.cookie();

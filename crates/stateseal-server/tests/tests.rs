@@ -13,6 +13,7 @@ mod hostile;
 mod http_store;
 mod key_service;
 mod metrics;
+mod oidc;
 mod protocol;
 mod s3_config;
 mod s3_listing;

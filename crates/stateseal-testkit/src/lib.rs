@@ -9,6 +9,7 @@
 pub mod certs;
 pub mod heavy;
 pub mod moto;
+pub mod oidc;
 pub mod peers;
 pub mod snapshot;
 pub mod tofu;

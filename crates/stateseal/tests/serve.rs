@@ -149,11 +149,16 @@ fn serves_with_a_banner_and_stops_gracefully_on_sigterm() {
 
 /// One HTTP/1.1 request over a plain socket; returns the status code.
 fn http(addr: &str, method: &str, path: &str, body: &[u8]) -> u16 {
+    http_with(addr, method, path, body, "")
+}
+
+/// [`http`] with extra header lines (each ending in `\r\n`).
+fn http_with(addr: &str, method: &str, path: &str, body: &[u8], headers: &str) -> u16 {
     use std::io::Read as _;
     let mut c = std::net::TcpStream::connect(addr).unwrap();
     write!(
         c,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{headers}Connection: close\r\n\r\n",
         body.len()
     )
     .unwrap();
@@ -285,4 +290,71 @@ fn serve_encrypts_at_rest_through_the_recovery_keyprovider() {
     let report: serde_json::Value = serde_json::from_slice(&drill.stdout).unwrap();
     assert_eq!(report["states"][0]["outcome"], "recovered", "{report:#}");
     assert_eq!(report["states"][0]["serial"], 7);
+}
+
+/// Each request with an OIDC token logs its issuer, `sub` and the claims the grants use, and
+/// never the token (issue 22); a refused token is logged with its reason, not its text.
+#[test]
+fn oidc_requests_log_the_identity_and_never_the_token() {
+    let test = "oidc_requests_log_the_identity_and_never_the_token";
+    let Some(peer) = stateseal_testkit::oidc::OidcPeer::start(test) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("server.hcl");
+    std::fs::write(
+        &config,
+        format!(
+            r#"auth {{
+  oidc "ci" {{
+    issuer    = "{}"
+    audiences = ["stateseal"]
+  }}
+  grant {{
+    oidc   = "ci"
+    claims = {{ repository_id = "4242", ref = "refs/heads/main" }}
+    paths  = ["${{repository_id}}/*"]
+    allow  = ["read", "write", "lock"]
+  }}
+}}
+"#,
+            peer.issuer
+        ),
+    )
+    .unwrap();
+    let config = config.to_string_lossy().into_owned();
+    let s = start(&["--config", &config], &dir.path().join("data"), &[]);
+    let token = peer.token("apply-main");
+    let state = br#"{"version":4,"terraform_version":"1.9.0","serial":1,"lineage":"oidc","outputs":{},"resources":[]}"#;
+    let auth = format!("Authorization: Bearer {token}\r\n");
+    assert_eq!(
+        http_with(&s.addr, "POST", "/state/4242/app", state, &auth),
+        200
+    );
+    // The same token with the first character of its signature changed.
+    let (signed, sig) = token.rsplit_once('.').unwrap();
+    let flipped = if sig.starts_with('A') { "B" } else { "A" };
+    let tampered = format!("Authorization: Bearer {signed}.{flipped}{}\r\n", &sig[1..]);
+    assert_eq!(
+        http_with(&s.addr, "GET", "/state/4242/app", b"", &tampered),
+        401
+    );
+    let lines = s.stop().join("\n");
+    assert!(lines.contains("OIDC identity"), "{lines}");
+    assert!(lines.contains("issuer=ci"), "{lines}");
+    assert!(
+        lines.contains("repo:acme/infra:ref:refs/heads/main"),
+        "{lines}"
+    );
+    assert!(lines.contains("repository_id"), "{lines}");
+    assert!(
+        lines.contains("reason=Signature"),
+        "the refusal's reason: {lines}"
+    );
+    let signature = token.rsplit('.').next().unwrap();
+    let claims = token.split('.').nth(1).unwrap();
+    assert!(
+        !lines.contains(signature) && !lines.contains(claims),
+        "the token is in the log: {lines}"
+    );
 }

@@ -186,7 +186,7 @@ fn signed_in(app: &App, headers: &HeaderMap) -> Option<(String, session::Session
 fn viewer(app: &App, headers: &HeaderMap) -> Result<Viewer, Response> {
     if let Some((id, s)) = signed_in(app, headers) {
         return Ok(Viewer {
-            who: s.user.map(Principal),
+            who: s.user.map(Principal::named),
             accepted_csrf: Some(s.csrf.clone()),
             csrf: s.csrf,
             new_form_cookie: None,

@@ -72,7 +72,7 @@ pub async fn login(
     let user = query_value(Some(&form), "user").unwrap_or_default();
     let password = query_value(Some(&form), "password").unwrap_or_default();
     match check_password(app.auth.as_deref(), client, &user, &password).await {
-        Ok(Principal(name)) => {
+        Ok(Principal(name, _)) => {
             tracing::info!(user = %name, client = %client, "console: signed in");
             if let Some(old) = crate::ui::session::cookie_id(&headers) {
                 app.console.sessions.end(&old);
