@@ -146,6 +146,10 @@ impl Tofu {
     /// - while releasing the state lock, after the command's work is done: the lock tofu
     ///   left behind is force-unlocked by its ID, then the command runs again (a repeated
     ///   apply or plan finds nothing new to do, and answers as the first run would have).
+    ///   The SDK's own retry of that release can instead meet the item its first attempt
+    ///   already deleted ("ConditionalCheckFailedException" on DeleteItem): nothing is left
+    ///   to unlock, and the command runs again. Were the lock really someone else's, the
+    ///   rerun fails to acquire it and that failure is returned.
     pub fn output(&self, dir: &Path, args: &[&str], configure: impl Fn(&mut Command)) -> Output {
         let mut attempt = 1;
         loop {
@@ -159,7 +163,7 @@ impl Tofu {
                 Some(blip) if !out.status.success() && attempt < 3 => blip,
                 _ => return out,
             };
-            if let Blip::ReleasingLock(id) = &blip {
+            if let Blip::ReleasingLock(Some(id)) = &blip {
                 let mut unlock = self.command(dir, &["force-unlock", "-force", id]);
                 configure(&mut unlock);
                 let done = unlock
@@ -209,15 +213,17 @@ impl Tofu {
 enum Blip {
     /// While building the encryption keys: nothing was read or written yet.
     BuildingKeys,
-    /// While releasing the state lock with this ID: the work is done, the lock is left.
-    ReleasingLock(String),
+    /// While releasing the state lock: the work is done, and the lock with this ID is left
+    /// (none: the SDK's retry found it already deleted by its first attempt).
+    ReleasingLock(Option<String>),
 }
 
 impl Blip {
     fn when(&self) -> &'static str {
         match self {
             Blip::BuildingKeys => "while building keys",
-            Blip::ReleasingLock(_) => "while releasing the lock (force-unlocked it)",
+            Blip::ReleasingLock(Some(_)) => "while releasing the lock (force-unlocked it)",
+            Blip::ReleasingLock(None) => "while releasing the lock (its retry found it gone)",
         }
     }
 }
@@ -231,16 +237,19 @@ fn peer_transport_blip(stderr: &str) -> Option<Blip> {
     ]
     .iter()
     .any(|t| text.contains(t));
-    if !transport {
-        return None;
-    }
-    if text.contains("Unable to build encryption key data") {
+    if transport && text.contains("Unable to build encryption key data") {
         return Some(Blip::BuildingKeys);
     }
     let (_, after) = text.split_once("Error releasing the state lock")?;
+    if after.contains("DeleteItem") && after.contains("ConditionalCheckFailedException") {
+        return Some(Blip::ReleasingLock(None));
+    }
+    if !transport {
+        return None;
+    }
     let (_, info) = after.split_once("Lock Info: ID: ")?;
     let id = info.split(' ').next()?;
-    Some(Blip::ReleasingLock(id.to_string()))
+    Some(Blip::ReleasingLock(Some(id.to_string())))
 }
 
 /// An offline CLI configuration, written once per process: no checkpoint, and providers only
@@ -273,9 +282,14 @@ mod tests {
         let release = "Error: Error releasing the state lock\n\nError message: operation error DynamoDB: DeleteItem, https response error\nStatusCode: 200, decomposing response:\nread tcp 127.0.0.1:1->127.0.0.1:2: use of closed network connection\nLock Info:\n  ID:        f4045d6c-8e96-4f26-b2b4-249b638bf00e\n  Path:      b/k\n";
         assert_eq!(
             peer_transport_blip(release),
-            Some(Blip::ReleasingLock(
+            Some(Blip::ReleasingLock(Some(
                 "f4045d6c-8e96-4f26-b2b4-249b638bf00e".into()
-            ))
+            )))
+        );
+        let retried = "Error: Error releasing the state lock\n\nError message: operation error DynamoDB: DeleteItem, https response error\nStatusCode: 400, RequestID:\nc9Go, ConditionalCheckFailedException: The conditional request failed\nLock Info:\n  ID:        b81590f1\n";
+        assert_eq!(
+            peer_transport_blip(retried),
+            Some(Blip::ReleasingLock(None))
         );
         let keys = "Error: Unable to build encryption key data\n read tcp: use of closed\n network connection";
         assert_eq!(peer_transport_blip(keys), Some(Blip::BuildingKeys));
