@@ -1,8 +1,9 @@
 //! Bulk rekey (docs/FLEET.md §2): every state not on the primary method is rewritten with it,
-//! each in one locked transaction: take the lock as OpenTofu and Terraform do, read, decrypt
-//! (primary or fallback), encrypt with the primary and prove the round trip, write on the
-//! condition that the object is still the version read (with the configured SSE and the
-//! DynamoDB digest), release. States already on the primary are skipped, so a re-run after a
+//! each in one locked transaction: take the lock as OpenTofu and Terraform do, decrypt
+//! (primary or fallback) the bytes discovery read, encrypt with the primary and prove the round
+//! trip, write on the condition that the object is still the version discovery read (with the
+//! configured SSE and the DynamoDB digest), release. Only a state that changed between
+//! discovery and the lock is read again, under the lock, and that read is the one rewritten. States already on the primary are skipped, so a re-run after a
 //! crash finishes the job; a locked state is skipped and reported, never forced. The bytes
 //! written are the exact plaintext read, so serial and lineage are unchanged, and the envelope
 //! carries only what the primary method's providers write (no new metadata fields).
@@ -15,7 +16,7 @@ use serde::Serialize;
 use serde_json::Value;
 use stateseal_encryption::{Encryption, Status, Target};
 use stateseal_store::lock_info::LockInfo;
-use stateseal_store::{Error, Sealed, Store, DEFAULT_WORKSPACE};
+use stateseal_store::{Error, Object, Sealed, Store, DEFAULT_WORKSPACE};
 
 use crate::error::Result;
 
@@ -145,7 +146,7 @@ pub async fn rekey(
                 let outcome = match (was, apply) {
                     (Class::Primary, _) => Outcome::AlreadyPrimary,
                     (_, false) => Outcome::Planned,
-                    (_, true) => match rekey_one(&fleet, encryption, &found.key).await {
+                    (_, true) => match rekey_one(&fleet, encryption, &found).await {
                         Ok(o) => o,
                         Err(Error::Locked { holder, .. }) => Outcome::SkippedLocked(holder),
                         Err(e) => Outcome::Failed(Arc::new(e)),
@@ -187,25 +188,36 @@ fn result(found: FoundState, was: Class, outcome: Outcome) -> StateResult {
 async fn rekey_one(
     fleet: &Fleet,
     encryption: Arc<Encryption>,
-    key: &str,
+    found: &FoundState,
 ) -> stateseal_store::Result<Outcome> {
-    let store: Arc<dyn Store> = Arc::new(fleet.store.for_key(key));
+    let store: Arc<dyn Store> = Arc::new(fleet.store.for_key(&found.key));
     let sealed = Sealed::new(store.clone(), encryption);
     let what = store.location(DEFAULT_WORKSPACE);
     sealed
         .locked(DEFAULT_WORKSPACE, OPERATION, Duration::ZERO, async {
-            let read = store.get(DEFAULT_WORKSPACE).await?;
-            let (plaintext, status, _) = sealed
-                .unseal(Target::State, read.bytes.clone(), what.clone())
-                .await?;
-            if status == Status::Satisfied {
-                return Ok(Outcome::AlreadyPrimary);
+            match rewrite(&sealed, found.object.clone(), what.clone()).await {
+                Err(Error::Precondition { .. }) => {
+                    let read = store.get(DEFAULT_WORKSPACE).await?;
+                    rewrite(&sealed, read, what).await
+                }
+                done => done,
             }
-            let sealed_bytes = sealed.seal_verified(Bytes::from(plaintext), what).await?;
-            sealed
-                .write(DEFAULT_WORKSPACE, sealed_bytes, Some(&read.version))
-                .await?;
-            Ok(Outcome::Rekeyed)
         })
         .await
+}
+
+/// Rewrites `read` with the primary method, on the condition that it is still what is stored
+/// ([`Error::Precondition`] if not, and nothing is written).
+async fn rewrite(sealed: &Sealed, read: Object, what: String) -> stateseal_store::Result<Outcome> {
+    let (plaintext, status, _) = sealed
+        .unseal(Target::State, read.bytes.clone(), what.clone())
+        .await?;
+    if status == Status::Satisfied {
+        return Ok(Outcome::AlreadyPrimary);
+    }
+    let sealed_bytes = sealed.seal_verified(Bytes::from(plaintext), what).await?;
+    sealed
+        .write(DEFAULT_WORKSPACE, sealed_bytes, Some(&read.version))
+        .await?;
+    Ok(Outcome::Rekeyed)
 }

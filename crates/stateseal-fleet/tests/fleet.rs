@@ -352,6 +352,76 @@ async fn audit_then_rekey_300_states_across_two_workspaces() {
     assert!(last.violations(&[Requirement::Primary]).is_empty());
 }
 
+/// Rekey writes the bytes discovery read only if they are still what is stored: a state
+/// rewritten between discovery and the lock is read again under the lock, and its new content
+/// is what gets rekeyed (the older read is never written over it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_changed_after_discovery_is_read_again_and_nothing_is_lost() {
+    let Some(peers) =
+        Peers::aws("a_state_changed_after_discovery_is_read_again_and_nothing_is_lost")
+    else {
+        return;
+    };
+    let (bucket, table) = (unique("fleet-race"), unique("fleet-race-locks"));
+    peers.mkbucket(&bucket, true).await;
+    peers.mktable(&table).await;
+    let store = s3(&peers, &bucket, &table, false).await;
+    let old = old_config();
+    let keys: Vec<String> = (0..3)
+        .map(|i| format!("race/s{i}/terraform.tfstate"))
+        .collect();
+    for (i, key) in keys.iter().enumerate() {
+        let bytes = old.state().encrypt_state(&plain_state(i)).unwrap();
+        store
+            .for_key(key)
+            .put(DEFAULT_WORKSPACE, Bytes::from(bytes), PutMode::Overwrite)
+            .await
+            .unwrap();
+    }
+    let fleet = Fleet::new(store.clone(), "race/");
+    let changed = store.for_key(&keys[1]);
+    let newer = plain_state(100);
+    let rewrite = old.state().encrypt_state(&newer).unwrap();
+    let apply = rekey::Options {
+        apply: true,
+        concurrency: 2,
+    };
+    // `Started` comes after discovery has read every state and before any is locked.
+    let run = rekey::rekey(&fleet, new_config(), &apply, &mut |e| {
+        if matches!(e, stateseal_fleet::Event::Started { .. }) {
+            let (changed, bytes) = (changed.clone(), Bytes::from(rewrite.clone()));
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(async move {
+                    changed
+                        .put(DEFAULT_WORKSPACE, bytes, PutMode::Overwrite)
+                        .await
+                        .unwrap()
+                })
+            });
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        (run.summary.rekeyed, run.summary.failed),
+        (3, 0),
+        "{:#?}",
+        run.states
+    );
+    let check = new_config();
+    for (i, key) in keys.iter().enumerate() {
+        let obj = store.for_key(key).get(DEFAULT_WORKSPACE).await.unwrap();
+        let (plain, status) = check.state().decrypt_state(&obj.bytes).unwrap();
+        let want = if i == 1 {
+            newer.clone()
+        } else {
+            plain_state(i)
+        };
+        assert_eq!(plain, want, "{key}");
+        assert_eq!(status, Status::Satisfied, "{key}");
+    }
+}
+
 fn aged(operation: &str, secs_ago: i64) -> LockInfo {
     let mut info = LockInfo::new(operation);
     info.created = GoTime {
