@@ -1,19 +1,31 @@
 #!/usr/bin/env bash
-# Benchmark of `stateseal serve` (issue 10): 1 MiB states, encryption on (pbkdf2 + aes_gcm),
-# the embedded data directory, GETs at concurrency 1, 8 and 32, and lock + write + unlock
-# cycles at concurrency 8; against nginx (Debian's package) serving the same 1 MiB file with
-# the same client in the same run. The ratio to nginx is the figure that holds across machines.
+# Benchmark of `stateseal serve` (issues 10 and 20) against nginx serving the same bytes in the
+# same run, with the same load generator (wrk, C; scripts/bench/serve_wrk.lua), on the embedded
+# data directory with encryption on (pbkdf2 + aes_gcm). Two kinds of 1 MiB state:
 #
-#   bash scripts/bench/serve.sh            # builds the release binary first
+#   server-encrypted  a plaintext state the server encrypts at rest (decrypted on every GET);
+#                     nginx serves the plaintext
+#   client envelope   an OpenTofu envelope the client encrypted, stored as sent (1.4 MB);
+#                     nginx serves the envelope
+#
+# For both kinds and concurrency 1, 8 and 32: GET req/s, p50 and p99 and the ratio to nginx's
+# req/s; lock + write + unlock cycles (LOCK, POST ?ID= with Content-MD5, UNLOCK on one
+# connection, as OpenTofu does) per second, p50 and p99; then the server's peak RSS over the
+# whole run and the targets of issue 20. The ratios are the figures that hold across machines.
+#
+#   bash scripts/bench/serve.sh                       # builds the release binary first
 #   STATESEAL_BIN=path/to/stateseal bash scripts/bench/serve.sh
+#   DURATION=5 bash scripts/bench/serve.sh            # seconds per measurement (default 5)
 #
-# Prints one line per measurement and the server's peak RSS. Targets (issue 10): >= 300 GET/s
-# at concurrency 8; cycle p99 <= 50 ms at concurrency 8; peak RSS <= 200 MiB.
+# Needs wrk and nginx (Debian's packages; installed when missing) and python3 (setup only).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PY=${PYTHON:-python3}
-GETS=${GETS:-400}
-CYCLES=${CYCLES:-160}
+DURATION=${DURATION:-5}
+LUA="$ROOT/scripts/bench/serve_wrk.lua"
+if ! command -v wrk >/dev/null; then
+  apt-get install -y wrk >/dev/null
+fi
 if ! command -v nginx >/dev/null; then
   apt-get install -y nginx-light >/dev/null 2>&1 || apt-get install -y nginx >/dev/null
 fi
@@ -39,6 +51,13 @@ s = {"version": 4, "terraform_version": "1.15.5", "serial": 1, "lineage": "bench
      "outputs": {"blob": {"value": pad, "type": "string"}}, "resources": [], "check_results": None}
 open(sys.argv[1], "w").write(json.dumps(s, separators=(",", ":")) + "\n")
 PYEOF
+# The same state as a client's envelope (a key the server does not have).
+cat > "$WORK/client.hcl" <<'HCL'
+key_provider "pbkdf2" "client" { passphrase = "the client's benchmark passphrase" }
+method "aes_gcm" "client" { keys = key_provider.pbkdf2.client }
+state { method = method.aes_gcm.client }
+HCL
+"$BIN" --config "$WORK/client.hcl" encrypt "$WORK/state.json" -o "$WORK/envelope.json"
 
 cat > "$WORK/server.hcl" <<'HCL'
 encryption {
@@ -52,10 +71,18 @@ SP=$(port)
 SERVER_PID=$!
 for _ in $(seq 1 300); do grep -q "body limit" "$WORK/server.log" 2>/dev/null && break; sleep 0.1; done
 grep -q "encryption  on" "$WORK/server.log" || { cat "$WORK/server.log"; exit 1; }
-curl -sf -X POST --data-binary @"$WORK/state.json" "http://127.0.0.1:$SP/state/bench/one" >/dev/null
+curl -sf -X POST --data-binary @"$WORK/state.json" "http://127.0.0.1:$SP/state/bench/server-encrypted" >/dev/null
+curl -sf -X POST --data-binary @"$WORK/envelope.json" "http://127.0.0.1:$SP/state/bench/client-envelope" >/dev/null
+for kind in server-encrypted client-envelope; do
+  want="$WORK/state.json"
+  [ "$kind" = client-envelope ] && want="$WORK/envelope.json"
+  curl -sf "http://127.0.0.1:$SP/state/bench/$kind" | cmp -s - "$want" \
+    || { echo "GET /state/bench/$kind does not answer the bytes stored" >&2; exit 1; }
+done
 
 mkdir -p "$WORK/www"
-cp "$WORK/state.json" "$WORK/www/one"
+cp "$WORK/state.json" "$WORK/www/server-encrypted"
+cp "$WORK/envelope.json" "$WORK/www/client-envelope"
 NP=$(port)
 cat > "$WORK/nginx.conf" <<NGX
 worker_processes auto;
@@ -65,28 +92,60 @@ error_log $WORK/nginx-error.log;
 events { worker_connections 1024; }
 http {
   access_log off;
+  sendfile on;
   server { listen 127.0.0.1:$NP; root $WORK/www; location / { default_type application/json; } }
 }
 NGX
 nginx -c "$WORK/nginx.conf" -p "$WORK"
-for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$NP/one" >/dev/null && break; sleep 0.1; done
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$NP/server-encrypted" >/dev/null && break; sleep 0.1; done
 
-echo "stateseal serve benchmark: 1 MiB states, encryption on, data directory; $(nproc) cores"
-for c in 1 8 32; do
-  S=$("$PY" "$ROOT/scripts/bench/loadgen.py" get "http://127.0.0.1:$SP/state/bench/one" "$c" "$GETS")
-  N=$("$PY" "$ROOT/scripts/bench/loadgen.py" get "http://127.0.0.1:$NP/one" "$c" "$GETS")
-  "$PY" - "$c" "$S" "$N" <<'PYEOF'
-import json, sys
-c, s, n = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
-print(f"GET c={c:>2}: stateseal {s['rps']:>7} req/s p50 {s['p50_ms']:>7} ms p99 {s['p99_ms']:>7} ms | "
-      f"nginx {n['rps']:>7} req/s p50 {n['p50_ms']:>7} ms p99 {n['p99_ms']:>7} ms | "
-      f"throughput ratio {s['rps'] / n['rps']:.2f}")
-PYEOF
+# wrk THREADS CONNECTIONS URL ARGS…: "per-second p50-ms p99-ms" (fails on any failure).
+measure() {
+  local t=$1 c=$2 url=$3
+  shift 3
+  local out
+  out=$(wrk -t"$t" -c"$c" -d"${DURATION}s" --timeout 30s -s "$LUA" "$url" -- "$@" | awk '/^RESULT/ {print $2, $3, $4, $5}')
+  [ -n "$out" ] || { echo "wrk printed no result for $url" >&2; exit 1; }
+  set -- $out
+  [ "$4" = 0 ] || { echo "$4 failed requests to $url" >&2; exit 1; }
+  echo "$1 $2 $3"
+}
+
+echo "stateseal serve benchmark: 1 MiB states, encryption on, data directory, wrk ${DURATION}s per line; $(nproc) cores"
+# Warm-up (not reported).
+DURATION=1 measure 2 8 "http://127.0.0.1:$SP/state/bench/server-encrypted" get >/dev/null
+declare -A RATIO
+for kind in server-encrypted client-envelope; do
+  for c in 1 8 32; do
+    t=$((c < 2 ? c : 2))
+    read -r s_rps s_p50 s_p99 < <(measure "$t" "$c" "http://127.0.0.1:$SP/state/bench/$kind" get)
+    read -r n_rps n_p50 n_p99 < <(measure "$t" "$c" "http://127.0.0.1:$NP/$kind" get)
+    RATIO[$kind-$c]=$(awk -v s="$s_rps" -v n="$n_rps" 'BEGIN {printf "%.2f", s / n}')
+    printf "GET %-16s c=%-2s: stateseal %7.0f req/s p50 %6.2f ms p99 %6.2f ms | nginx %7.0f req/s p50 %6.2f ms p99 %6.2f ms | ratio %s\n" \
+      "$kind" "$c" "$s_rps" "$s_p50" "$s_p99" "$n_rps" "$n_p50" "$n_p99" "${RATIO[$kind-$c]}"
+  done
 done
-C=$("$PY" "$ROOT/scripts/bench/loadgen.py" cycle "http://127.0.0.1:$SP/state/bench/cycle" 8 "$CYCLES" "$WORK/state.json")
-"$PY" - "$C" <<'PYEOF'
-import json, sys
-c = json.loads(sys.argv[1])
-print(f"lock+write+unlock c= 8: {c['rps']} cycles/s p50 {c['p50_ms']} ms p99 {c['p99_ms']} ms")
-PYEOF
-echo "server peak RSS: $(awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' "/proc/$SERVER_PID/status")"
+declare -A CYCLE_P99
+for kind in server-encrypted client-envelope; do
+  body="$WORK/state.json"
+  [ "$kind" = client-envelope ] && body="$WORK/envelope.json"
+  for c in 1 8 32; do
+    read -r rps p50 p99 < <(measure "$c" "$c" "http://127.0.0.1:$SP" cycle "$body" "/state/bench/cycle-$kind-c$c-")
+    CYCLE_P99[$kind-$c]=$p99
+    printf "lock+write+unlock %-16s c=%-2s: %6.1f cycles/s p50 %6.2f ms p99 %6.2f ms\n" "$kind" "$c" "$rps" "$p50" "$p99"
+  done
+done
+RSS=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$SERVER_PID/status")
+echo "server peak RSS: $RSS MiB"
+
+echo "targets (issue 20):"
+target() { # description value comparison limit
+  local verdict
+  verdict=$(awk -v v="$2" -v l="$4" -v op="$3" 'BEGIN {ok = (op == ">=") ? (v >= l) : (v <= l); print ok ? "met" : "MISSED"}')
+  printf "  %-52s %8s %s %-6s %s\n" "$1" "$2" "$3" "$4" "$verdict"
+}
+target "GET c=8 server-encrypted, ratio to nginx" "${RATIO[server-encrypted-8]}" ">=" 0.35
+target "GET c=8 client envelope, ratio to nginx" "${RATIO[client-envelope-8]}" ">=" 0.85
+target "GET c=1 server-encrypted, ratio to nginx" "${RATIO[server-encrypted-1]}" ">=" 0.35
+target "lock+write+unlock c=8 server-encrypted, p99 ms" "${CYCLE_P99[server-encrypted-8]}" "<=" 25
+target "server peak RSS, MiB" "$RSS" "<=" 200

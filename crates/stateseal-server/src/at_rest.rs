@@ -180,9 +180,22 @@ impl AtRest {
         Ok((Bytes::from(sealed), Stored::ServerEncrypted))
     }
 
+    /// True when answering stored bytes of this kind takes a key (a decryption): only then is
+    /// [`AtRest::open`] more than handing the bytes back.
+    pub fn opens_with_key(&self, how: Stored) -> bool {
+        match how {
+            Stored::ServerEncrypted => true,
+            Stored::DirectEnvelope => self.encrypts(),
+            _ => false,
+        }
+    }
+
     /// What to answer on GET for stored bytes (decrypted without copying them first when the
     /// server encrypted them).
     pub fn open(&self, stored: Bytes, how: Stored) -> Result<Bytes, AtRestError> {
+        if !self.opens_with_key(how) {
+            return Ok(stored);
+        }
         match how {
             Stored::ServerEncrypted => self.decrypt(stored),
             // Written past the server: ours if our configuration opens it, else a client's.

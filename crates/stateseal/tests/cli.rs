@@ -240,15 +240,64 @@ fn plaintext_without_unencrypted_method_and_double_encryption_are_refused() {
     );
 }
 
-#[test]
-fn rekey_moves_a_file_from_the_fallback_to_the_primary() {
-    let d = tempfile::tempdir().unwrap();
+/// Writes old.hcl (pbkdf2 `main`), new.hcl (only `next`) and rot.hcl (`next`, falling back to
+/// `main`) into `dir`: a key rotation for the rekey tests.
+fn write_rotation_configs(dir: &std::path::Path) {
     let old = format!("{PBKDF2_MAIN}state {{ method = method.aes_gcm.main }}\n");
     let new_only = "key_provider \"pbkdf2\" \"next\" { passphrase = \"the next passphrase, rotated\" }\nmethod \"aes_gcm\" \"next\" { keys = key_provider.pbkdf2.next }\nstate { method = method.aes_gcm.next }\n";
     let rotation = format!("{PBKDF2_MAIN}key_provider \"pbkdf2\" \"next\" {{ passphrase = \"the next passphrase, rotated\" }}\nmethod \"aes_gcm\" \"next\" {{ keys = key_provider.pbkdf2.next }}\nstate {{\n  method = method.aes_gcm.next\n  fallback {{ method = method.aes_gcm.main }}\n}}\n");
-    std::fs::write(d.path().join("old.hcl"), old).unwrap();
-    std::fs::write(d.path().join("new.hcl"), new_only).unwrap();
-    std::fs::write(d.path().join("rot.hcl"), rotation).unwrap();
+    std::fs::write(dir.join("old.hcl"), old).unwrap();
+    std::fs::write(dir.join("new.hcl"), new_only).unwrap();
+    std::fs::write(dir.join("rot.hcl"), rotation).unwrap();
+}
+
+/// A file of 8 MiB or more is read into huge-page memory and rekeyed there, decrypted in place:
+/// the report still names what the file was (its size and metadata, taken before decrypting
+/// over them), and the new key opens exactly the old plaintext.
+#[test]
+fn rekey_of_a_large_file_decrypts_in_place_and_reports_what_it_was() {
+    let d = tempfile::tempdir().unwrap();
+    write_rotation_configs(d.path());
+    let plain = format!(
+        "{{\"version\":4,\"terraform_version\":\"1.9.0\",\"serial\":3,\"lineage\":\"big\",\"outputs\":{{\"blob\":{{\"value\":\"{}\",\"type\":\"string\"}}}},\"resources\":[]}}\n",
+        "x".repeat(9 << 20)
+    );
+    std::fs::write(d.path().join("plain.json"), &plain).unwrap();
+    let o = run(stateseal(d.path()).args([
+        "--config",
+        "old.hcl",
+        "encrypt",
+        "plain.json",
+        "-o",
+        "big.tfstate",
+    ]));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let size = std::fs::metadata(d.path().join("big.tfstate"))
+        .unwrap()
+        .len();
+    assert!(size >= 8 << 20, "{size}");
+
+    let o = run(stateseal(d.path()).args(["--config", "rot.hcl", "rekey", "big.tfstate"]));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let report = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        report.contains(&format!("({size} bytes → "))
+            && report.contains("was encrypted with metadata key_provider.pbkdf2.main")
+            && report.contains("read with a fallback method"),
+        "{report}"
+    );
+    let o = run(stateseal(d.path()).args(["--config", "new.hcl", "decrypt", "big.tfstate"]));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stdout == plain.as_bytes(),
+        "the rekeyed file decrypts to the original"
+    );
+}
+
+#[test]
+fn rekey_moves_a_file_from_the_fallback_to_the_primary() {
+    let d = tempfile::tempdir().unwrap();
+    write_rotation_configs(d.path());
     std::fs::copy(
         testdata("vectors/state_pbkdf2_aesgcm.enc.json"),
         d.path().join("a.tfstate"),

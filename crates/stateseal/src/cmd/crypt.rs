@@ -8,7 +8,7 @@ use stateseal_encryption::{PayloadKind, Status, Target, TargetEncryption};
 
 use crate::context::Context;
 use crate::failure::{exit, Failure};
-use crate::io::{read_input, read_input_in_place, write_output, Input};
+use crate::io::{read_input, read_input_in_place, write_output};
 
 #[derive(Args, Debug)]
 pub struct CryptArgs {
@@ -24,14 +24,16 @@ pub struct CryptArgs {
     pub output: Option<PathBuf>,
 }
 
-/// Decrypts with the target's chain; prints the migration warning.
-pub fn decrypt_bytes(
+/// Decrypts `buf` (the input `name`) with the target's chain, in place: the plaintext ends up
+/// at `buf[..len]`. On an error the buffer's contents are unspecified.
+pub fn decrypt_in_place(
     te: &TargetEncryption,
     target: &Target,
-    input: &Input,
-) -> Result<(Vec<u8>, Status), Failure> {
-    te.decrypt_owned(input.bytes.clone(), target.payload_kind())
-        .map_err(|e| Failure::from(e).context(&input.name))
+    name: &str,
+    buf: &mut [u8],
+) -> Result<(usize, Status), Failure> {
+    te.decrypt_in_place(buf, target.payload_kind())
+        .map_err(|e| Failure::from(e).context(name))
 }
 
 /// Encrypts with the target's primary method and proves the result decrypts back to `plain`.
@@ -61,11 +63,7 @@ pub fn decrypt(ctx: &Context, args: &CryptArgs) -> Result<(), Failure> {
     let buf: &mut [u8] = &mut input.bytes;
     let (target, len, status) = match &args.target {
         Some(t) => {
-            let (len, status) = loaded
-                .encryption
-                .target(t)
-                .decrypt_in_place(buf, t.payload_kind())
-                .map_err(|e| Failure::from(e).context(&name))?;
+            let (len, status) = decrypt_in_place(loaded.encryption.target(t), t, &name, buf)?;
             (t.clone(), len, status)
         }
         None => loaded

@@ -8,7 +8,7 @@ use stateseal_encryption::describe::describe;
 
 use crate::context::Context;
 use crate::failure::Failure;
-use crate::io::read_input;
+use crate::io::read_input_in_place;
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
@@ -21,7 +21,8 @@ pub struct InspectArgs {
 }
 
 pub fn run(ctx: &Context, args: &InspectArgs) -> Result<(), Failure> {
-    let input = read_input(Some(&args.file), ctx.max_input_size())?;
+    // Read as `decrypt` reads (huge pages for a large file); only the header is parsed.
+    let input = read_input_in_place(Some(&args.file), ctx.max_input_size())?;
     let report = serde_json::to_value(describe(&input.bytes)).expect("a description serializes");
     if args.json {
         outln!(

@@ -11,7 +11,7 @@ use stateseal_store::{PushOptions, Sealed, Written};
 use crate::backend::{block_on, open};
 use crate::context::Context;
 use crate::failure::{exit, Failure};
-use crate::io::{read_input, write_output};
+use crate::io::{read_input_in_place, write_output};
 
 #[derive(Args)]
 pub struct StateArgs {
@@ -112,7 +112,8 @@ async fn pull(sealed: &Sealed, ws: &str, a: &PullArgs) -> Result<(), Failure> {
 }
 
 async fn push(sealed: &Sealed, ws: &str, a: &PushArgs, max: u64) -> Result<(), Failure> {
-    let input = read_input(Some(&a.file), max)?;
+    // Read as `decrypt` reads (huge pages for a large file), and handed on without a copy.
+    let input = read_input_in_place(Some(&a.file), max)?;
     input.require_content()?;
     let opts = PushOptions {
         force: a.force,

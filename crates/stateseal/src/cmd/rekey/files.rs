@@ -6,10 +6,10 @@ use stateseal_encryption::envelope::Header;
 use stateseal_encryption::{Status, Target};
 
 use super::RekeyArgs;
-use crate::cmd::crypt::{decrypt_bytes, encrypt_verified};
+use crate::cmd::crypt::{decrypt_in_place, encrypt_verified};
 use crate::context::Context;
 use crate::failure::{exit, Failure};
-use crate::io::{read_input, replace_file, write_target};
+use crate::io::{read_input_in_place, replace_file, write_target};
 
 /// Rekeys each file in place; the ones that fail are left unchanged and listed.
 pub(super) fn run(ctx: &Context, args: &RekeyArgs) -> Result<(), Failure> {
@@ -75,7 +75,8 @@ fn rekey_one(
 ) -> Result<String, Failure> {
     // Read and rewrite the file itself: through a symbolic link, its target.
     let real = write_target(path)?;
-    let mut input = read_input(Some(&real), max)?;
+    // Read into memory that is decoded and decrypted in place (no copy of the file's bytes).
+    let mut input = read_input_in_place(Some(&real), max)?;
     input.name = path.display().to_string();
     input.require_content()?;
     let target = target
@@ -93,15 +94,23 @@ fn rekey_one(
             "add the target block with the new method as primary and the old one as fallback",
         ));
     }
-    let (plain, status) = decrypt_bytes(te, &target, &input)?;
+    // What the file was, told before decrypting overwrites its bytes.
+    let (size, was, was_envelope) = (
+        input.bytes.len(),
+        encryption_of(&input.bytes),
+        Header::parse(&input.bytes).is_ok(),
+    );
+    let (len, status) = decrypt_in_place(te, &target, &input.name, &mut input.bytes)?;
+    let plain = &input.bytes[..len];
+    // Never written unless it decrypts back to `plain` (encrypt_verified round-trips it).
     let out = if te.primary_is_unencrypted() {
-        plain.clone()
+        std::borrow::Cow::Borrowed(plain)
     } else {
-        encrypt_verified(te, &target, &plain, &input.name)?
+        std::borrow::Cow::Owned(encrypt_verified(te, &target, plain, &input.name)?)
     };
     replace_file(&real, &out)?;
     let chain = te.method_chain();
-    let read_with = match (status, Header::parse(&input.bytes).is_ok()) {
+    let read_with = match (status, was_envelope) {
         (Status::Satisfied, _) => format!("the primary method {}", chain[0]),
         (Status::Migration, true) => "a fallback method".to_string(),
         (Status::Migration, false) => "the unencrypted fallback".to_string(),
@@ -118,9 +127,9 @@ fn rekey_one(
         "{}{link}: rekeyed {} ({} bytes → {} bytes): was {}, read with {}; now {} by {}",
         input.name,
         te.name(),
-        input.bytes.len(),
+        size,
         out.len(),
-        encryption_of(&input.bytes),
+        was,
         read_with,
         encryption_of(&out),
         chain[0]
