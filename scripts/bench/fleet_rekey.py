@@ -56,6 +56,25 @@ method "aes_gcm" "{name}" {{
 """
 
 
+def moto_settings(endpoint, indent):
+    """The S3 settings that point a backend block (or the server's `storage "s3"`) at moto
+    with its test credentials, indented by `indent` spaces."""
+    lines = f"""endpoints = {{
+  s3       = "{endpoint}"
+  dynamodb = "{endpoint}"
+  sts      = "{endpoint}"
+}}
+use_path_style              = true
+skip_credentials_validation = true
+skip_requesting_account_id  = true
+skip_metadata_api_check     = true
+skip_region_validation      = true
+access_key                  = "testing"
+secret_key                  = "testing"
+"""
+    return "".join(" " * indent + line + "\n" for line in lines.splitlines())
+
+
 def backend(bucket, table, endpoint):
     return f"""terraform {{
   backend "s3" {{
@@ -63,19 +82,7 @@ def backend(bucket, table, endpoint):
     key    = "unused"
     region = "us-east-1"
     dynamodb_table = "{table}"
-    endpoints = {{
-      s3       = "{endpoint}"
-      dynamodb = "{endpoint}"
-      sts      = "{endpoint}"
-    }}
-    use_path_style              = true
-    skip_credentials_validation = true
-    skip_requesting_account_id  = true
-    skip_metadata_api_check     = true
-    skip_region_validation      = true
-    access_key                  = "testing"
-    secret_key                  = "testing"
-  }}
+{moto_settings(endpoint, 4)}  }}
 }}
 """
 

@@ -27,7 +27,7 @@ import urllib.request
 import boto3
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleet_rekey import moto_cpu_seconds, moto_requests  # noqa: E402
+from fleet_rekey import moto_cpu_seconds, moto_requests, moto_settings  # noqa: E402
 
 
 def storage_block(bucket, table, endpoint):
@@ -36,19 +36,7 @@ def storage_block(bucket, table, endpoint):
   region         = "us-east-1"
   dynamodb_table = "{table}"
   use_lockfile   = true
-  endpoints = {{
-    s3       = "{endpoint}"
-    dynamodb = "{endpoint}"
-    sts      = "{endpoint}"
-  }}
-  use_path_style              = true
-  skip_credentials_validation = true
-  skip_requesting_account_id  = true
-  skip_metadata_api_check     = true
-  skip_region_validation      = true
-  access_key                  = "testing"
-  secret_key                  = "testing"
-}}
+{moto_settings(endpoint, 2)}}}
 """
 
 
