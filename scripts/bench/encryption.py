@@ -152,7 +152,7 @@ def main():
         print(f"2. decrypt {mib:.0f} MiB state to stdout [{name}]: ours {ours*1000:.0f} ms, Python+cryptography {py*1000:.0f} ms -> {py/ours:.2f}x faster (goal >= 4)")
         print(f"     with -o FILE (atomic, fsync'd; both sides): ours {ours_file*1000:.0f} ms, Python {py_file*1000:.0f} ms -> {py_file/ours_file:.2f}x")
         tput = plain_size / ours
-        print(f"3.   throughput [{name}]: {tput/1e9:.2f} GB/s vs openssl speed aes-256-gcm {ossl_bps/1e9:.2f} GB/s -> {100*tput/ossl_bps:.0f}% (goal >= 25%)")
+        print(f"3.   throughput [{name}]: {tput/1e9:.2f} GB/s vs openssl speed aes-256-gcm {ossl_bps/1e9:.2f} GB/s -> {100*tput/ossl_bps:.0f}% (goal >= 30%, issue 20)")
         print(f"     the aes_gcm stage alone (in process): {ours_gcm_bps/1e9:.2f} GB/s -> {100*ours_gcm_bps/ossl_bps:.0f}% of openssl speed")
         print(f"4.   peak RSS [{name}]: {rss/1048576:.0f} MiB for a {enc_size/1048576:.0f} MiB input -> {rss/enc_size:.2f}x the file size (goal <= 2)")
     print(f"5. encrypt (pbkdf2 600k, whole process): {encrypt_t*1000:.0f} ms = {encrypt_t/ossl_kdf:.2f}x one OpenSSL derivation (one derivation: ~1)")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark of `stateseal serve` (issues 10 and 20) against nginx serving the same bytes in the
-# same run, with the same load generator (wrk, C; scripts/bench/serve_wrk.lua), on the embedded
+# same run, with the same GET load generator (wrk, C; scripts/bench/serve_wrk.lua), on the embedded
 # data directory with encryption on (pbkdf2 + aes_gcm). Two kinds of 1 MiB state:
 #
 #   server-encrypted  a plaintext state the server encrypts at rest (decrypted on every GET);
@@ -10,8 +10,10 @@
 #
 # For both kinds and concurrency 1, 8 and 32: GET req/s, p50 and p99 and the ratio to nginx's
 # req/s; lock + write + unlock cycles (LOCK, POST ?ID= with Content-MD5, UNLOCK on one
-# connection, as OpenTofu does) per second, p50 and p99; then the server's peak RSS over the
-# whole run and the targets of issue 20. The ratios are the figures that hold across machines.
+# connection, as OpenTofu does) per second, p50 and p99, from the Rust load generator
+# crates/stateseal-server/examples/lock_write_unlock.rs (one thread, no copy of the body per
+# request); then the server's peak RSS over the whole run and the targets of issue 20. The
+# ratios are the figures that hold across machines.
 #
 #   bash scripts/bench/serve.sh                       # builds the release binary first
 #   STATESEAL_BIN=path/to/stateseal bash scripts/bench/serve.sh
@@ -23,6 +25,9 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PY=${PYTHON:-python3}
 DURATION=${DURATION:-5}
 LUA="$ROOT/scripts/bench/serve_wrk.lua"
+# The lock + write + unlock load generator (a Rust example on hyper, built once; cached after).
+(cd "$ROOT" && cargo build --release -p stateseal-server --example lock_write_unlock --quiet)
+CYCLES="$ROOT/target/release/examples/lock_write_unlock"
 if ! command -v wrk >/dev/null; then
   apt-get install -y wrk >/dev/null
 fi
@@ -58,6 +63,16 @@ method "aes_gcm" "client" { keys = key_provider.pbkdf2.client }
 state { method = method.aes_gcm.client }
 HCL
 "$BIN" --config "$WORK/client.hcl" encrypt "$WORK/state.json" -o "$WORK/envelope.json"
+# The bodies of the write cycles: the same two with `serial` moved to the end (JSON member order
+# carries no meaning), which lets the load generator hash each new body's Content-MD5 cheaply.
+for f in state envelope; do
+  "$PY" - "$WORK/$f.json" "$WORK/cycle-$f.json" <<'PYEOF'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+doc["serial"] = doc.pop("serial")
+open(sys.argv[2], "w").write(json.dumps(doc, separators=(",", ":")) + "\n")
+PYEOF
+done
 
 cat > "$WORK/server.hcl" <<'HCL'
 encryption {
@@ -99,27 +114,33 @@ NGX
 nginx -c "$WORK/nginx.conf" -p "$WORK"
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$NP/server-encrypted" >/dev/null && break; sleep 0.1; done
 
-# wrk THREADS CONNECTIONS URL ARGS…: "per-second p50-ms p99-ms" (fails on any failure).
-measure() {
-  local t=$1 c=$2 url=$3
-  shift 3
-  local out
-  out=$(wrk -t"$t" -c"$c" -d"${DURATION}s" --timeout 30s -s "$LUA" "$url" -- "$@" | awk '/^RESULT/ {print $2, $3, $4, $5}')
-  [ -n "$out" ] || { echo "wrk printed no result for $url" >&2; exit 1; }
+# Reads a load generator's RESULT line: "per-second p50-ms p99-ms" (fails on any failure).
+result() {
+  local what=$1 out
+  out=$(awk '/^RESULT/ {print $2, $3, $4, $5}')
+  [ -n "$out" ] || { echo "no result for $what" >&2; exit 1; }
   set -- $out
-  [ "$4" = 0 ] || { echo "$4 failed requests to $url" >&2; exit 1; }
+  [ "$4" = 0 ] || { echo "$4 failed requests to $what" >&2; exit 1; }
   echo "$1 $2 $3"
+}
+# wrk THREADS CONNECTIONS URL: GETs.
+measure() {
+  wrk -t"$1" -c"$2" -d"${DURATION}s" --timeout 30s -s "$LUA" "$3" | result "$3"
+}
+# CONNECTIONS BODY PATH_PREFIX: lock + write + unlock cycles, a state per connection.
+cycles() {
+  "$CYCLES" "http://127.0.0.1:$SP" "$2" "$3" "$1" "$DURATION" 2>/dev/null | result "$3"
 }
 
 echo "stateseal serve benchmark: 1 MiB states, encryption on, data directory, wrk ${DURATION}s per line; $(nproc) cores"
 # Warm-up (not reported).
-DURATION=1 measure 2 8 "http://127.0.0.1:$SP/state/bench/server-encrypted" get >/dev/null
+DURATION=1 measure 2 8 "http://127.0.0.1:$SP/state/bench/server-encrypted" >/dev/null
 declare -A RATIO
 for kind in server-encrypted client-envelope; do
   for c in 1 8 32; do
     t=$((c < 2 ? c : 2))
-    read -r s_rps s_p50 s_p99 < <(measure "$t" "$c" "http://127.0.0.1:$SP/state/bench/$kind" get)
-    read -r n_rps n_p50 n_p99 < <(measure "$t" "$c" "http://127.0.0.1:$NP/$kind" get)
+    read -r s_rps s_p50 s_p99 < <(measure "$t" "$c" "http://127.0.0.1:$SP/state/bench/$kind")
+    read -r n_rps n_p50 n_p99 < <(measure "$t" "$c" "http://127.0.0.1:$NP/$kind")
     RATIO[$kind-$c]=$(awk -v s="$s_rps" -v n="$n_rps" 'BEGIN {printf "%.2f", s / n}')
     printf "GET %-16s c=%-2s: stateseal %7.0f req/s p50 %6.2f ms p99 %6.2f ms | nginx %7.0f req/s p50 %6.2f ms p99 %6.2f ms | ratio %s\n" \
       "$kind" "$c" "$s_rps" "$s_p50" "$s_p99" "$n_rps" "$n_p50" "$n_p99" "${RATIO[$kind-$c]}"
@@ -127,10 +148,10 @@ for kind in server-encrypted client-envelope; do
 done
 declare -A CYCLE_P99
 for kind in server-encrypted client-envelope; do
-  body="$WORK/state.json"
-  [ "$kind" = client-envelope ] && body="$WORK/envelope.json"
+  body="$WORK/cycle-state.json"
+  [ "$kind" = client-envelope ] && body="$WORK/cycle-envelope.json"
   for c in 1 8 32; do
-    read -r rps p50 p99 < <(measure "$c" "$c" "http://127.0.0.1:$SP" cycle "$body" "/state/bench/cycle-$kind-c$c-")
+    read -r rps p50 p99 < <(cycles "$c" "$body" "/state/bench/cycle-$kind-c$c-")
     CYCLE_P99[$kind-$c]=$p99
     printf "lock+write+unlock %-16s c=%-2s: %6.1f cycles/s p50 %6.2f ms p99 %6.2f ms\n" "$kind" "$c" "$rps" "$p50" "$p99"
   done

@@ -74,7 +74,17 @@ impl Envelope {
     /// Serializes the envelope byte for byte as OpenTofu writes it.
     pub fn to_bytes(&self) -> Vec<u8> {
         let b64 = base64::engine::general_purpose::STANDARD;
-        let mut out = String::with_capacity(self.encrypted_data.len() * 4 / 3 + 256);
+        // Sized for everything, so the large base64 text is written once and never moved.
+        let encoded = |n: usize| n.div_ceil(3) * 4;
+        let meta: usize = self
+            .meta
+            .iter()
+            .map(|(k, v)| k.len() * 6 + encoded(v.len()) + 8)
+            .sum();
+        let lineage = self.state_fields.as_ref().map_or(0, |f| f.lineage.len() * 6);
+        let mut out = String::with_capacity(
+            encoded(self.encrypted_data.len()) + meta + lineage + self.version.len() * 6 + 128,
+        );
         out.push('{');
         if let Some(sf) = &self.state_fields {
             out.push_str("\"serial\":");
@@ -97,7 +107,7 @@ impl Envelope {
             out.push('"');
         }
         out.push_str("},\"encrypted_data\":\"");
-        out.push_str(&base64_simd::STANDARD.encode_to_string(&self.encrypted_data));
+        base64_simd::STANDARD.encode_append(&self.encrypted_data, &mut out);
         out.push_str("\",\"encryption_version\":");
         gojson::write_string(&mut out, &self.version);
         out.push('}');

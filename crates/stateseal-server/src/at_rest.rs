@@ -113,6 +113,10 @@ impl AtRestError {
 pub struct AtRest {
     encryption: Encryption,
     require_client_encryption: bool,
+    /// One permit per core: how many uploads are encrypted at once. A seal is CPU work that
+    /// holds about five times the state in buffers; running more seals than there are cores
+    /// finishes none of them sooner and only multiplies that memory.
+    pub sealing: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for AtRest {
@@ -130,9 +134,11 @@ impl AtRest {
         encryption: Encryption,
         require_client_encryption: bool,
     ) -> Result<AtRest, stateseal_encryption::Error> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let at_rest = AtRest {
             encryption,
             require_client_encryption,
+            sealing: tokio::sync::Semaphore::new(cores),
         };
         if at_rest.encrypts() {
             let probe = stateseal_store::state::empty_state("startup-check", 0, "0.0.0");
@@ -159,6 +165,12 @@ impl AtRest {
     /// The methods of the `state` target, primary first (for the banner and `/healthz`).
     pub fn methods(&self) -> Vec<String> {
         self.target().method_chain()
+    }
+
+    /// True when storing this upload takes a key (an encryption): only then is
+    /// [`AtRest::seal`] more than a check that hands the body back.
+    pub fn seals_with_key(&self, what: &Incoming) -> bool {
+        !what.encrypted && !self.require_client_encryption && self.encrypts()
     }
 
     /// The bytes to store for an upload and how they were stored: an envelope comes back

@@ -92,8 +92,10 @@ pub struct RolledBack {
 /// What to do, decided from the live version.
 enum Decision<T> {
     /// Store `body` (what the client sent, or a rollback's rewrite) as the new version.
+    /// `sha256` is its hex SHA-256, computed once by whoever made the body.
     Write {
         body: Bytes,
+        sha256: String,
         incoming: Incoming,
         then: T,
     },
@@ -202,6 +204,7 @@ impl States<'_> {
             match live.map(|c| successor(c, &offered)) {
                 None | Some(Ok(Successor::Newer)) => Decision::Write {
                     body: body.clone(),
+                    sha256: digest.clone(),
                     incoming: incoming.clone(),
                     then: (),
                 },
@@ -266,6 +269,7 @@ impl States<'_> {
                     }
                 };
                 Decision::Write {
+                    sha256: sha256_hex(&body),
                     body: body.into(),
                     incoming: Incoming {
                         serial,
@@ -430,10 +434,11 @@ impl States<'_> {
                 }
                 Decision::Write {
                     body,
+                    sha256,
                     incoming,
                     then,
                 } => {
-                    let (record, bytes) = self.seal(body, incoming, who).await?;
+                    let (record, bytes) = self.seal(body, sha256, incoming, who).await?;
                     (record, bytes, then)
                 }
             };
@@ -447,10 +452,11 @@ impl States<'_> {
     }
 
     /// The bytes to store for an accepted body (encrypted and verified on the blocking pool
-    /// when the server encrypts plaintext) and their record.
+    /// when the server encrypts plaintext) and their record; `sha256` is the body's digest.
     async fn seal(
         &self,
         body: Bytes,
+        sha256: String,
         incoming: Incoming,
         who: String,
     ) -> Result<(VersionRecord, Bytes), ServerError> {
@@ -462,14 +468,26 @@ impl States<'_> {
             time: GoTime::now().rfc3339_nano(),
             who,
             stored: Stored::Plaintext,
-            sha256: sha256_hex(&body),
+            sha256,
             version_id: None,
         };
-        let at_rest = self.at_rest.clone();
-        let (sealed, how) = tokio::task::spawn_blocking(move || at_rest.seal(body, &incoming))
-            .await
-            .map_err(ServerError::join("storing the state failed"))?
-            .map_err(|e| ServerError::at_rest("storing the state failed", e))?;
+        let sealed = if self.at_rest.seals_with_key(&incoming) {
+            let _permit = self.at_rest.sealing.acquire().await.map_err(|e| {
+                ServerError::Internal {
+                    what: "storing the state failed",
+                    message: e.to_string(),
+                }
+            })?;
+            let at_rest = self.at_rest.clone();
+            tokio::task::spawn_blocking(move || at_rest.seal(body, &incoming))
+                .await
+                .map_err(ServerError::join("storing the state failed"))?
+        } else {
+            // Nothing to encrypt: no trip to the blocking pool.
+            self.at_rest.seal(body, &incoming)
+        };
+        let (sealed, how) =
+            sealed.map_err(|e| ServerError::at_rest("storing the state failed", e))?;
         Ok((
             VersionRecord {
                 stored: how,
