@@ -10,7 +10,8 @@
 #
 # For both kinds and concurrency 1, 8 and 32: GET req/s, p50 and p99 and the ratio to nginx's
 # req/s; lock + write + unlock cycles (LOCK, POST ?ID= with Content-MD5, UNLOCK on one
-# connection, as OpenTofu does) per second, p50 and p99, from the Rust load generator
+# connection, as OpenTofu does) per second, p50, p99 and the CPU time the server and the load
+# generator spent per cycle, from the Rust load generator
 # crates/stateseal-server/examples/lock_write_unlock.rs (one thread, no copy of the body per
 # request); then the server's peak RSS over the whole run and the targets of issue 20. The
 # ratios are the figures that hold across machines.
@@ -127,9 +128,20 @@ result() {
 measure() {
   wrk -t"$1" -c"$2" -d"${DURATION}s" --timeout 30s -s "$LUA" "$3" | result "$3"
 }
-# CONNECTIONS BODY PATH_PREFIX: lock + write + unlock cycles, a state per connection.
+# The server's CPU time so far (user + system), in clock ticks.
+server_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
+TICK=$(getconf CLK_TCK)
+# CONNECTIONS BODY PATH_PREFIX: lock + write + unlock cycles, a state per connection; prints
+# "cycles/s p50 p99 server-cpu-ms-per-cycle generator-cpu-ms-per-cycle".
 cycles() {
-  "$CYCLES" "http://127.0.0.1:$SP" "$2" "$3" "$1" "$DURATION" 2>/dev/null | result "$3"
+  local t0 out
+  t0=$(server_ticks)
+  out=$(/usr/bin/time -f "%U %S" -o "$WORK/generator.time" \
+    "$CYCLES" "http://127.0.0.1:$SP" "$2" "$3" "$1" "$DURATION" 2>/dev/null | result "$3")
+  awk -v out="$out" -v t0="$t0" -v t1="$(server_ticks)" -v tick="$TICK" -v d="$DURATION" \
+    -v gen="$(tail -n 1 "$WORK/generator.time")" 'BEGIN {
+      split(out, r, " "); split(gen, g, " "); n = r[1] * d
+      printf "%s %.2f %.2f\n", out, (t1 - t0) * 1000 / tick / n, (g[1] + g[2]) * 1000 / n }'
 }
 
 echo "stateseal serve benchmark: 1 MiB states, encryption on, data directory, wrk ${DURATION}s per line; $(nproc) cores"
@@ -151,9 +163,10 @@ for kind in server-encrypted client-envelope; do
   body="$WORK/cycle-state.json"
   [ "$kind" = client-envelope ] && body="$WORK/cycle-envelope.json"
   for c in 1 8 32; do
-    read -r rps p50 p99 < <(cycles "$c" "$body" "/state/bench/cycle-$kind-c$c-")
+    read -r rps p50 p99 cpu gen < <(cycles "$c" "$body" "/state/bench/cycle-$kind-c$c-")
     CYCLE_P99[$kind-$c]=$p99
-    printf "lock+write+unlock %-16s c=%-2s: %6.1f cycles/s p50 %6.2f ms p99 %6.2f ms\n" "$kind" "$c" "$rps" "$p50" "$p99"
+    printf "lock+write+unlock %-16s c=%-2s: %6.1f cycles/s p50 %6.2f ms p99 %6.2f ms | CPU per cycle: server %5.2f ms, load generator %4.2f ms\n" \
+      "$kind" "$c" "$rps" "$p50" "$p99" "$cpu" "$gen"
   done
 done
 RSS=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$SERVER_PID/status")

@@ -81,7 +81,10 @@ impl Envelope {
             .iter()
             .map(|(k, v)| k.len() * 6 + encoded(v.len()) + 8)
             .sum();
-        let lineage = self.state_fields.as_ref().map_or(0, |f| f.lineage.len() * 6);
+        let lineage = self
+            .state_fields
+            .as_ref()
+            .map_or(0, |f| f.lineage.len() * 6);
         let mut out = String::with_capacity(
             encoded(self.encrypted_data.len()) + meta + lineage + self.version.len() * 6 + 128,
         );

@@ -194,7 +194,7 @@ impl AtRest {
 
     /// True when answering stored bytes of this kind takes a key (a decryption): only then is
     /// [`AtRest::open`] more than handing the bytes back.
-    pub fn opens_with_key(&self, how: Stored) -> bool {
+    fn opens_with_key(&self, how: Stored) -> bool {
         match how {
             Stored::ServerEncrypted => true,
             Stored::DirectEnvelope => self.encrypts(),
