@@ -61,7 +61,7 @@ impl Body for Chunks {
 /// number (`}` and perhaps a newline); `prefix_md5` is the MD5 state after `prefix`.
 struct Template {
     prefix: Bytes,
-    suffix: &'static [u8],
+    suffix: Vec<u8>,
     prefix_md5: Md5,
 }
 
@@ -79,7 +79,7 @@ impl Template {
                 "{path}: \"serial\":1 must be the body's last member"
             ));
         }
-        let suffix: &'static [u8] = Box::leak(suffix.to_vec().into_boxed_slice());
+        let suffix = suffix.to_vec();
         let prefix = Bytes::from(body[..at + marker.len() - 1].to_vec());
         let mut prefix_md5 = Md5::new();
         prefix_md5.update(&prefix);
@@ -93,7 +93,7 @@ impl Template {
     /// The body with `serial`, and its Content-MD5.
     fn body(&self, serial: u64) -> (Chunks, String) {
         let mut tail = serial.to_string().into_bytes();
-        tail.extend_from_slice(self.suffix);
+        tail.extend_from_slice(&self.suffix);
         let mut md5 = self.prefix_md5.clone();
         md5.update(&tail);
         let md5 = base64::engine::general_purpose::STANDARD.encode(md5.finalize());
@@ -104,10 +104,15 @@ impl Template {
     }
 }
 
-fn lock_info(conn: usize, serial: u64) -> String {
+/// The lock ID of connection `conn`'s cycle for `serial`.
+fn lock_id(conn: usize, serial: u64) -> String {
+    format!("{conn:08x}-{:04x}-0000-0000-000000000000", serial % 65536)
+}
+
+/// The lock info sent with LOCK and UNLOCK, as OpenTofu's HTTP backend sends it.
+fn lock_info(lock_id: &str) -> String {
     format!(
-        r#"{{"ID":"{conn:08x}-{:04x}-0000-0000-000000000000","Operation":"OperationTypeApply","Info":"","Who":"bench@local","Version":"1.15.5","Created":"2026-11-30T00:00:00Z","Path":""}}"#,
-        serial % 65536
+        r#"{{"ID":"{lock_id}","Operation":"OperationTypeApply","Info":"","Who":"bench@local","Version":"1.15.5","Created":"2026-11-30T00:00:00Z","Path":""}}"#
     )
 }
 
@@ -173,8 +178,8 @@ async fn connection(
     let unlock = Method::from_bytes(b"UNLOCK").expect("a method");
     while Instant::now() < until {
         serial += 1;
-        let info = lock_info(id, serial);
-        let lock_id = format!("{id:08x}-{:04x}-0000-0000-000000000000", serial % 65536);
+        let lock_id = lock_id(id, serial);
+        let info = lock_info(&lock_id);
         let (body, md5) = template.body(serial);
         let start = Instant::now();
         let steps = [

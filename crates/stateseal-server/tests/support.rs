@@ -301,6 +301,16 @@ pub fn content_md5(body: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(Md5::digest(body))
 }
 
+/// The `ETag` the server answers for stored bytes: their hex SHA-256, quoted.
+pub fn etag_of(body: &[u8]) -> String {
+    let hex: String = ring::digest::digest(&ring::digest::SHA256, body)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("\"{hex}\"")
+}
+
 /// The serials of `GET /v1/versions/<path>`'s answer, newest first.
 pub fn version_serials(a: &Answer) -> Vec<u64> {
     assert_eq!(a.status, 200, "{}", a.text());

@@ -5,7 +5,7 @@ use stateseal_store::StateMeta;
 use stateseal_testkit::json_snapshot;
 
 use crate::at_rest::server_config;
-use crate::support::{lock_info, state, version_serials, Harness};
+use crate::support::{etag_of, lock_info, state, version_serials, Harness};
 
 const ID: &str = "aaaaaaaa-1111-2222-3333-444444444444";
 
@@ -142,6 +142,8 @@ async fn rollback_is_a_new_write_above_the_current_serial(h: Harness) {
         now.body,
         stateseal_store::state::with_serial(&state(1, "L", "one"), 6).unwrap()
     );
+    // The rewrite's own digest is recorded (not the old version's, nor the request's).
+    assert_eq!(now.etag, etag_of(&now.body));
     assert_eq!(
         version_serials(&h.send("GET", "/v1/versions/app", None).await),
         [6, 5, 2, 1],
