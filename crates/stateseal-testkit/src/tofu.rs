@@ -142,7 +142,9 @@ impl Tofu {
     /// local peer's reply ("use of closed network connection", aws/aws-sdk-go-v2#1825 and
     /// #2737). Two such blips are safe to retry, up to three runs in all; any other failure
     /// is returned as it is:
-    /// - while building the encryption keys, before `tofu` reads or writes any state;
+    /// - while a key provider builds or fetches its key ("Unable to build/fetch encryption key
+    ///   data", e.g. KMS GenerateDataKey): no key came back, so nothing was encrypted or stored
+    ///   with it, and the run is repeated as a user would repeat it;
     /// - while releasing the state lock, after the command's work is done: the lock tofu
     ///   left behind is force-unlocked by its ID, then the command runs again (a repeated
     ///   apply or plan finds nothing new to do, and answers as the first run would have).
@@ -211,8 +213,8 @@ impl Tofu {
 /// A connection blip `tofu` can be run again after (see [`Tofu::output`]).
 #[derive(Debug, PartialEq)]
 enum Blip {
-    /// While building the encryption keys: nothing was read or written yet.
-    BuildingKeys,
+    /// While a key provider built or fetched its key: nothing was encrypted or stored with it.
+    GettingKeys,
     /// While releasing the state lock: the work is done, and the lock with this ID is left
     /// (none: the SDK's retry found it already deleted by its first attempt).
     ReleasingLock(Option<String>),
@@ -221,7 +223,7 @@ enum Blip {
 impl Blip {
     fn when(&self) -> &'static str {
         match self {
-            Blip::BuildingKeys => "while building keys",
+            Blip::GettingKeys => "while getting an encryption key",
             Blip::ReleasingLock(Some(_)) => "while releasing the lock (force-unlocked it)",
             Blip::ReleasingLock(None) => "while releasing the lock (its retry found it gone)",
         }
@@ -237,8 +239,12 @@ fn peer_transport_blip(stderr: &str) -> Option<Blip> {
     ]
     .iter()
     .any(|t| text.contains(t));
-    if transport && text.contains("Unable to build encryption key data") {
-        return Some(Blip::BuildingKeys);
+    let keys = [
+        "Unable to build encryption key data",
+        "Unable to fetch encryption key data",
+    ];
+    if transport && keys.iter().any(|k| text.contains(k)) {
+        return Some(Blip::GettingKeys);
     }
     let (_, after) = text.split_once("Error releasing the state lock")?;
     if after.contains("DeleteItem") && after.contains("ConditionalCheckFailedException") {
@@ -292,7 +298,13 @@ mod tests {
             Some(Blip::ReleasingLock(None))
         );
         let keys = "Error: Unable to build encryption key data\n read tcp: use of closed\n network connection";
-        assert_eq!(peer_transport_blip(keys), Some(Blip::BuildingKeys));
+        assert_eq!(peer_transport_blip(keys), Some(Blip::GettingKeys));
+        let fetch = "Error: Unable to fetch encryption key data\n\nkey_provider.aws_kms.main failed with error: failed to generate key:\noperation error KMS: GenerateDataKey, https response error StatusCode: 200,\nRequestID: P7VM, decomposing\nresponse: read tcp 127.0.0.1:1->127.0.0.1:2: use of closed network\nconnection\n";
+        assert_eq!(peer_transport_blip(fetch), Some(Blip::GettingKeys));
+        // A key provider's real refusal is not a blip.
+        let refused =
+            "Error: Unable to fetch encryption key data\n NotFoundException: Key does not exist";
+        assert_eq!(peer_transport_blip(refused), None);
         let acquire = "Error: Error acquiring the state lock\n use of closed network connection\nLock Info:\n  ID: x";
         assert_eq!(peer_transport_blip(acquire), None);
         assert_eq!(
